@@ -1,0 +1,44 @@
+# vid3d: `make demo` (install + embedded dataset + train + sample + eval + table), `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+ARCH := $(shell uname -m)
+# A torch/torchvision pair known to import together. On x86_64 pip takes 2.14.1/0.29.1 (a CUDA build that
+# also runs on the CPU); on aarch64 2.9.1/0.24.1 (CPU build). Override with TORCH_SPEC="..." to choose.
+ifeq ($(ARCH),aarch64)
+TORCH_SPEC ?= torch==2.9.1 torchvision==0.24.1
+else
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+endif
+# VENV_FLAGS=--system-site-packages reuses a system (CUDA) torch instead of installing one.
+VENV_FLAGS ?=
+
+.PHONY: install demo test lint eval-extras clean-demo
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
+	$(PIP) install -q --upgrade pip
+	@# Keep a torch that already imports together with torchvision (a user's own CUDA build); else install the pair.
+	$(PY) -c "import torch, torchvision" 2>/dev/null || $(PIP) install -q $(TORCH_SPEC)
+	$(PIP) install -q -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(PY) -m vid3d.demo
+
+test: install
+	$(PY) -m ruff check vid3d tests benchmarks train.py sample.py eval.py
+	$(PY) -m pytest -q -m "not slow"
+
+lint: install
+	$(PY) -m ruff check vid3d tests benchmarks train.py sample.py eval.py
+
+eval-extras: install
+	$(PIP) install -q "lpips>=0.1.4" trimesh huggingface_hub beartype
+	$(PIP) install -q --no-deps mini-dust3r romatch
+
+clean-demo:
+	rm -rf outputs/demo data_cache/synthetic_demo
