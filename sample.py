@@ -1,0 +1,17 @@
+"""Sample videos along camera trajectories: `python sample.py ckpt=... trajectory=zoom_in`."""
+
+import hydra
+from omegaconf import DictConfig
+
+import vid3d.config  # noqa: F401  (registers config resolvers)
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="sample")
+def main(cfg: DictConfig) -> None:
+    from vid3d.tasks.sample import sample
+
+    sample(cfg)
+
+
+if __name__ == "__main__":
+    main()

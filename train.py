@@ -1,0 +1,17 @@
+"""Train a camera-controlled video diffusion model: `python train.py model=epipolar data=re10k data.root=...`."""
+
+import hydra
+from omegaconf import DictConfig
+
+import vid3d.config  # noqa: F401  (registers config resolvers)
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> None:
+    from vid3d.tasks.train import train
+
+    train(cfg)
+
+
+if __name__ == "__main__":
+    main()

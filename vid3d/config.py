@@ -1,0 +1,26 @@
+"""Hydra/OmegaConf set-up shared by the entry points, the tasks and the tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+def _run_dir(default: str) -> str:
+    """Hydra's output dir for this job inside a Hydra app; ``default`` under the compose API."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        return HydraConfig.get().runtime.output_dir
+    return default
+
+
+def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("vid3d.run_dir"):
+        OmegaConf.register_new_resolver("vid3d.run_dir", _run_dir)
+
+
+register_resolvers()

@@ -1,0 +1,255 @@
+"""DL3DV / nerfstudio scenes.
+
+Layout::
+
+    {root}/{scene_id}/transforms.json     nerfstudio: w, h, fl_x, fl_y, cx, cy (pixels at w x h), optional
+                                          per-frame overrides of those keys, frames[].file_path (relative,
+                                          e.g. "images/frame_00001.png"), frames[].transform_matrix
+                                          (4x4 OpenGL camera-to-world: x right, y up, z backward)
+    {root}/{scene_id}/images/...          full resolution frames
+    {root}/{scene_id}/images_4/...        optional reduced copies (same file names), images_8/, ...
+
+Poses are converted to OpenCV with ``vid3d.geometry.opengl_to_opencv_c2w``. Intrinsics of reduced images are
+the full-resolution ones scaled by (actual image width / w, actual image height / h), which is exact under
+the pixel-centre convention. Lens distortion coefficients (k1, k2, p1, p2) are ignored. Frames are ordered
+by file name (DL3DV names them frame_00001, ... in capture order).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import cv2
+import numpy as np
+
+from vid3d.data.clips import BadClip, ClipSamplingDataset, OpenedClip, stack_same_size
+from vid3d.data.interval import IntervalSchedule, UniformInterval
+from vid3d.geometry import c2w_to_w2c, opencv_to_opengl_c2w, opengl_to_opencv_c2w
+
+__all__ = [
+    "Dl3dvClipDataset",
+    "Dl3dvScene",
+    "TransformsError",
+    "list_scenes",
+    "read_image",
+    "read_transforms",
+    "resolve_image_path",
+    "write_scene",
+]
+
+_INTR_KEYS = ("fl_x", "fl_y", "cx", "cy", "w", "h")
+
+
+class TransformsError(ValueError):
+    """str(e) = '<path>: <field>: <what is wrong>'."""
+
+
+@dataclass
+class Dl3dvScene:
+    """One scene. K_px are pixel intrinsics at (height, width) = (h, w) of transforms.json."""
+
+    path: Path  # transforms.json
+    width: int
+    height: int
+    K_px: np.ndarray  # (N, 3, 3) float64
+    c2w: np.ndarray  # (N, 4, 4) float64, OpenCV camera-to-world
+    file_paths: list[str]  # as written in transforms.json (relative to the scene folder)
+
+    @property
+    def scene_dir(self) -> Path:
+        return self.path.parent
+
+    def K_norm(self) -> np.ndarray:
+        """(N, 3, 3) intrinsics normalised by (w, h)."""
+        K = self.K_px.copy()
+        K[:, 0] /= self.width
+        K[:, 1] /= self.height
+        return K
+
+
+def _num(value, path: Path, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+        raise TransformsError(f"{path}: {field}: expected a finite number, got {value!r}")
+    return float(value)
+
+
+def read_transforms(path: str | Path) -> Dl3dvScene:
+    """Parse a nerfstudio transforms.json (see module docstring); errors name the file and field."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise TransformsError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from e
+    frames = data.get("frames") if isinstance(data, dict) else None
+    if not isinstance(frames, list) or not frames:
+        raise TransformsError(f"{path}: frames: missing or empty list")
+    order = sorted(
+        range(len(frames)),
+        key=lambda k: str(frames[k].get("file_path", "")) if isinstance(frames[k], dict) else "",
+    )
+    Ks, poses, files = [], [], []
+    W = H = None
+    for k in order:
+        fr = frames[k]
+        where = f"frames[{k}]"
+        if not isinstance(fr, dict) or not isinstance(fr.get("file_path"), str):
+            raise TransformsError(f"{path}: {where}.file_path: missing or not a string")
+        vals = {}
+        for key in _INTR_KEYS:
+            v = fr.get(key, data.get(key))
+            if v is None:
+                raise TransformsError(f"{path}: {key}: missing (neither global nor in {where})")
+            vals[key] = _num(v, path, f"{where}.{key}" if key in fr else key)
+        w, h = int(vals["w"]), int(vals["h"])
+        if W is None:
+            W, H = w, h
+        elif (w, h) != (W, H):
+            raise TransformsError(f"{path}: {where}: size {w}x{h} differs from {W}x{H}")
+        K = np.array(
+            [[vals["fl_x"], 0, vals["cx"]], [0, vals["fl_y"], vals["cy"]], [0, 0, 1]], dtype=np.float64
+        )
+        try:
+            M = np.asarray(fr["transform_matrix"], dtype=np.float64)
+        except (KeyError, TypeError, ValueError) as e:
+            raise TransformsError(f"{path}: {where}.transform_matrix: missing or not numeric") from e
+        if M.shape not in ((4, 4), (3, 4)):
+            raise TransformsError(f"{path}: {where}.transform_matrix: shape {M.shape}, expected 4x4")
+        Ks.append(K)
+        poses.append(M[:3])
+        files.append(fr["file_path"])
+    c2w_gl = np.concatenate([np.stack(poses), np.tile([[[0.0, 0, 0, 1]]], (len(poses), 1, 1))], axis=1)
+    return Dl3dvScene(path, int(W), int(H), np.stack(Ks), opengl_to_opencv_c2w(c2w_gl), files)
+
+
+def resolve_image_path(scene_dir: str | Path, file_path: str, image_dir: str | None = None) -> Path:
+    """scene_dir / file_path, with the leading folder replaced by ``image_dir`` (e.g. images -> images_4)."""
+    rel = PurePosixPath(file_path)
+    if image_dir is not None:
+        rel = PurePosixPath(image_dir) / rel.name
+    return Path(scene_dir) / rel
+
+
+def read_image(path: Path) -> np.ndarray:
+    """uint8 (H, W, 3) RGB; FileNotFoundError if absent, ValueError if undecodable."""
+    if not path.is_file():
+        raise FileNotFoundError(str(path))
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError(f"{path}: cannot decode image")
+    return img[..., ::-1].copy()
+
+
+def write_scene(
+    root: str | Path,
+    scene_id: str,
+    K_px: np.ndarray,
+    c2w: np.ndarray,
+    frames_uint8: np.ndarray,
+    downscales: tuple[int, ...] = (),
+    image_ext: str = "png",
+) -> Path:
+    """Write a scene: frames (N, H, W, 3) RGB to images/frame_{k:05d}.{ext} (k from 1), reduced copies
+    images_{d}/ of size (H // d, W // d) for each d in ``downscales`` (INTER_AREA), and transforms.json
+    with ``K_px`` ((3, 3) shared, or (N, 3, 3) written per frame) at (H, W) and OpenCV ``c2w`` (N, 4, 4)
+    stored as OpenGL transform_matrix. Returns the transforms.json path (written atomically)."""
+    frames_uint8 = np.asarray(frames_uint8)
+    n, H, W = frames_uint8.shape[:3]
+    scene_dir = Path(root) / scene_id
+    K_px = np.asarray(K_px, dtype=np.float64)
+    per_frame = K_px.ndim == 3
+    c2w_gl = np.asarray(opencv_to_opengl_c2w(np.asarray(c2w, dtype=np.float64)))
+    names = [f"frame_{k + 1:05d}.{image_ext}" for k in range(n)]
+    for folder, d in [("images", 1)] + [(f"images_{d}", d) for d in downscales]:
+        (scene_dir / folder).mkdir(parents=True, exist_ok=True)
+        for name, img in zip(names, frames_uint8):
+            if d > 1:
+                img = cv2.resize(img, (W // d, H // d), interpolation=cv2.INTER_AREA)
+            if not cv2.imwrite(str(scene_dir / folder / name), np.ascontiguousarray(img[..., ::-1])):
+                raise OSError(f"{scene_dir / folder / name}: cannot write image")
+
+    def intr(K: np.ndarray) -> dict[str, float]:
+        return {"fl_x": float(K[0, 0]), "fl_y": float(K[1, 1]), "cx": float(K[0, 2]), "cy": float(K[1, 2])}
+
+    data: dict = {"w": int(W), "h": int(H), "camera_model": "PINHOLE"}
+    if not per_frame:
+        data.update(intr(K_px))
+    data["frames"] = [
+        {
+            "file_path": f"images/{name}",
+            "transform_matrix": c2w_gl[k].tolist(),
+            **(intr(K_px[k]) if per_frame else {}),
+        }
+        for k, name in enumerate(names)
+    ]
+    out = scene_dir / "transforms.json"
+    fd, tmp = tempfile.mkstemp(dir=scene_dir, prefix="transforms.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=1)
+    os.replace(tmp, out)
+    return out
+
+
+def list_scenes(root: str | Path) -> list[Path]:
+    """Sorted scene folders under root that contain a transforms.json."""
+    root = Path(root)
+    return sorted(p for p in root.iterdir() if (p / "transforms.json").is_file()) if root.is_dir() else []
+
+
+class Dl3dvClipDataset(ClipSamplingDataset):
+    """DL3DV clips: one item per scene; frames from ``image_dir`` (e.g. "images_4"; None = as in the file).
+
+    Default interval UniformInterval(2, 10). Sample dict as in vid3d.data.clips.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str | None = None,
+        num_frames: int = 8,
+        height: int = 256,
+        width: int = 256,
+        interval: IntervalSchedule | None = None,
+        image_dir: str | None = "images_4",
+        max_interval_shrink: bool = True,
+        seed: int = 0,
+        skip_bad: bool = True,
+        max_tries: int = 50,
+    ) -> None:
+        interval = interval if interval is not None else UniformInterval(2, 10)
+        super().__init__(num_frames, height, width, interval, max_interval_shrink, seed, skip_bad, max_tries)
+        self.root = Path(root) / split if split else Path(root)
+        self.image_dir = image_dir
+        self.scenes = list_scenes(self.root)
+
+    def num_clips(self) -> int:
+        return len(self.scenes)
+
+    def describe_clip(self, i: int) -> str:
+        return str(self.scenes[i] / "transforms.json")
+
+    def open_clip(self, i: int) -> OpenedClip:
+        tpath = self.scenes[i] / "transforms.json"
+        try:
+            scene = read_transforms(tpath)
+        except (TransformsError, OSError, UnicodeDecodeError) as e:
+            raise BadClip("camera_file", str(e)) from e
+        K_norm = scene.K_norm()
+        w2c = np.asarray(c2w_to_w2c(scene.c2w))
+
+        def read(idx: np.ndarray) -> np.ndarray:
+            frames = []
+            for k in idx:
+                p = resolve_image_path(scene.scene_dir, scene.file_paths[int(k)], self.image_dir)
+                try:
+                    frames.append(read_image(p))
+                except FileNotFoundError as e:
+                    raise BadClip("missing_frames", f"{p}: missing frame") from e
+                except ValueError as e:
+                    raise BadClip("unreadable_frames", str(e)) from e
+            return stack_same_size(frames, str(tpath))
+
+        return OpenedClip(self.scenes[i].name, K_norm, w2c, read, str(tpath))

@@ -1,0 +1,92 @@
+"""Image-space transforms that keep pixel intrinsics exact.
+
+Convention (see docs/design.md): pixel (u, v) covers [u, u+1) x [v, v+1), its centre is
+(u + 0.5, v + 0.5), and ``K_px`` maps camera rays to these continuous coordinates.
+
+Under this convention
+- a crop with integer offset (x0, y0) is the translation u' = u - x0, v' = v - y0, so cx -= x0, cy -= y0;
+- a resize from (crop_h, crop_w) to (out_h, out_w) is the pure scaling u' = u * out_w / crop_w,
+  v' = v * out_h / crop_h of continuous coordinates (OpenCV's resize maps the destination pixel centre
+  u'+0.5 to the source position (u'+0.5) * crop_w / out_w), so fx, cx scale by out_w / crop_w and
+  fy, cy by out_h / crop_h. No half-pixel correction term appears.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+__all__ = ["center_crop_box", "center_crop_resize", "crop_resize_intrinsics"]
+
+
+def center_crop_box(height: int, width: int, out_h: int, out_w: int) -> tuple[int, int, int, int]:
+    """Largest centred window of aspect out_w / out_h inside a (height, width) image.
+
+    Returns (x0, y0, crop_w, crop_h) with integer offsets. The dimension that is too long is cut,
+    the other is kept whole; the cut length is rounded to the nearest integer.
+    """
+    if min(height, width, out_h, out_w) <= 0:
+        raise ValueError(f"sizes must be positive, got image {height}x{width}, output {out_h}x{out_w}")
+    if width * out_h > height * out_w:  # too wide: keep the full height
+        crop_h = height
+        crop_w = min(width, max(1, int(round(height * out_w / out_h))))
+    else:  # too tall (or exact): keep the full width
+        crop_w = width
+        crop_h = min(height, max(1, int(round(width * out_h / out_w))))
+    return (width - crop_w) // 2, (height - crop_h) // 2, crop_w, crop_h
+
+
+def crop_resize_intrinsics(K_px, x0: float, y0: float, crop_w: int, crop_h: int, out_w: int, out_h: int):
+    """Pixel intrinsics (..., 3, 3) after a crop at (x0, y0) and a resize (crop_h, crop_w) -> (out_h, out_w).
+
+    K' = S @ T @ K with T the translation by (-x0, -y0) and S = diag(out_w / crop_w, out_h / crop_h, 1).
+    numpy in -> numpy (float64) out, torch in -> torch out (same dtype).
+    """
+    sx, sy = out_w / crop_w, out_h / crop_h
+    M = np.array([[sx, 0.0, -x0 * sx], [0.0, sy, -y0 * sy], [0.0, 0.0, 1.0]])
+    if isinstance(K_px, torch.Tensor):
+        return torch.as_tensor(M, dtype=K_px.dtype, device=K_px.device) @ K_px
+    return M @ np.asarray(K_px, dtype=np.float64)
+
+
+def _resize_stack(frames_hwc: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """Resize (F, h, w, C) with OpenCV: INTER_AREA when shrinking, INTER_LINEAR when enlarging."""
+    _, h, w, _ = frames_hwc.shape
+    if (h, w) == (out_h, out_w):
+        return frames_hwc.copy()
+    interp = cv2.INTER_AREA if out_h * out_w < h * w else cv2.INTER_LINEAR
+    out = [cv2.resize(np.ascontiguousarray(f), (out_w, out_h), interpolation=interp) for f in frames_hwc]
+    return np.stack([o.reshape(out_h, out_w, -1) for o in out])
+
+
+def center_crop_resize(frames, K_px, out_h: int, out_w: int):
+    """Centre-crop to the aspect out_w / out_h, then resize to (out_h, out_w), adjusting intrinsics.
+
+    Args:
+        frames: uint8 numpy (F, H, W, 3) RGB, or a float torch tensor (F, 3, H, W).
+        K_px: pixel intrinsics at (H, W): (3, 3) or (F, 3, 3), numpy or torch.
+        out_h, out_w: output size.
+    Returns:
+        (frames_out, K_px_out): frames of the same kind as the input ((F, out_h, out_w, 3) uint8 numpy
+        or (F, 3, out_h, out_w) tensor with the input's dtype/device) and intrinsics of the same type and
+        shape as ``K_px`` describing the output pixels (see module docstring for the exact formula).
+    """
+    is_torch = isinstance(frames, torch.Tensor)
+    if is_torch:
+        if frames.ndim != 4 or frames.shape[1] not in (1, 3, 4):
+            raise ValueError(f"torch frames must be (F, C, H, W), got {tuple(frames.shape)}")
+        H, W = frames.shape[-2:]
+    else:
+        frames = np.asarray(frames)
+        if frames.ndim != 4 or frames.shape[-1] not in (1, 3, 4):
+            raise ValueError(f"numpy frames must be (F, H, W, C), got {frames.shape}")
+        H, W = frames.shape[1:3]
+    x0, y0, cw, ch = center_crop_box(H, W, out_h, out_w)
+    K_out = crop_resize_intrinsics(K_px, x0, y0, cw, ch, out_w, out_h)
+    if is_torch:
+        arr = frames[:, :, y0 : y0 + ch, x0 : x0 + cw].permute(0, 2, 3, 1).detach().cpu().float().numpy()
+        res = _resize_stack(arr, out_h, out_w)
+        out = torch.from_numpy(res).permute(0, 3, 1, 2).to(dtype=frames.dtype, device=frames.device)
+        return out.contiguous(), K_out
+    return _resize_stack(frames[:, y0 : y0 + ch, x0 : x0 + cw], out_h, out_w), K_out

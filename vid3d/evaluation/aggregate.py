@@ -1,0 +1,241 @@
+"""Aggregate per-sample records into per-method results with bootstrap confidence intervals.
+
+Records are the dicts written by ``vid3d.evaluation.records`` / ``camera_runner``: each has
+``method``, ``clip_id``, ``trial``, ``success`` (bool) and, on success, ``errors`` (the dict returned by
+``camera_errors``: per-video *sums over frames* such as ``rot_err_deg``, and ``*_per_frame`` means).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .records import read_records, record_key, to_jsonable
+
+__all__ = [
+    "DEFAULT_METRICS",
+    "aggregate",
+    "bootstrap_ci",
+    "merge_shards",
+    "write_results",
+]
+
+DEFAULT_METRICS = ("rot_err_deg", "rot_err_rad", "trans_err", "cammc")
+FAILURE_POLICIES = ("exclude", "worst", "raise")
+
+
+def bootstrap_ci(
+    values: Sequence[float] | np.ndarray, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile-bootstrap (1 - alpha) confidence interval of the mean of ``values``.
+
+    Resamples ``values`` with replacement ``n_boot`` times (``numpy.random.default_rng(seed)``) and
+    returns the alpha/2 and 1 - alpha/2 percentiles of the resampled means. (nan, nan) for no values;
+    (v, v) for a single value.
+    """
+    x = np.asarray(values, dtype=np.float64).ravel()
+    if x.size == 0:
+        return (math.nan, math.nan)
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, x.size, size=(n_boot, x.size))
+    means = x[idx].mean(axis=1)
+    low, high = np.percentile(means, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+    return (float(low), float(high))
+
+
+def _metric_stats(values: list[float], per_frame: list[float], n_boot: int, seed: int) -> dict[str, Any]:
+    arr = np.asarray(values, dtype=np.float64)
+    low, high = bootstrap_ci(arr, n_boot=n_boot, seed=seed)
+    return {
+        "mean": float(arr.mean()) if arr.size else math.nan,
+        "ci_low": low,
+        "ci_high": high,
+        "std": float(arr.std(ddof=1)) if arr.size > 1 else math.nan,
+        "per_frame_mean": float(np.mean(per_frame)) if per_frame else math.nan,
+        "n": int(arr.size),
+    }
+
+
+def aggregate(
+    records: Iterable[dict[str, Any]],
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    group_by: str = "method",
+    failure_policy: str = "exclude",
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict[str, dict[str, Any]]:
+    """Per-group summary of the records.
+
+    Args:
+        records: record dicts (each a (method, clip_id, trial) sample; duplicates must be removed first,
+            see ``merge_shards``).
+        metrics: keys of ``record["errors"]`` holding per-video sums over frames (e.g. ``rot_err_deg``).
+            ``<metric>_per_frame`` is averaged too when present.
+        group_by: record field to group on.
+        failure_policy: ``"exclude"``: failed samples are left out of the metric means and reported via
+            ``failures`` / ``failure_rate``; ``"worst"``: each failed sample is scored with the worst
+            (largest) value of that metric over all successful samples of all groups; ``"raise"``:
+            any failure raises ``ValueError``.
+    Returns:
+        {group: {"n": successes, "n_total", "failures", "failure_rate", "success_rate",
+        "metrics": {metric: {"mean" (of per-video sums), "ci_low", "ci_high" (95% percentile bootstrap),
+        "std", "per_frame_mean", "n" (values averaged)}}}}
+    """
+    if failure_policy not in FAILURE_POLICIES:
+        raise ValueError(f"failure_policy must be one of {FAILURE_POLICIES}, got {failure_policy!r}")
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for rec in records:
+        groups.setdefault(str(rec[group_by]), []).append(rec)
+
+    worst: dict[str, float] = {}
+    for recs in groups.values():
+        for r in recs:
+            if r.get("success"):
+                for m in metrics:
+                    worst[m] = max(worst.get(m, -math.inf), float(r["errors"][m]))
+                    pf = f"{m}_per_frame"
+                    if pf in r["errors"]:
+                        worst[pf] = max(worst.get(pf, -math.inf), float(r["errors"][pf]))
+
+    out: dict[str, dict[str, Any]] = {}
+    for group in sorted(groups):
+        recs = sorted(groups[group], key=record_key)
+        failed = [r for r in recs if not r.get("success")]
+        if failed and failure_policy == "raise":
+            r = failed[0]
+            raise ValueError(
+                f"{len(failed)} failed sample(s) in group {group!r}, e.g. {record_key(r)}: {r.get('reason')}"
+            )
+        ok = [r for r in recs if r.get("success")]
+        stats = {}
+        for m in metrics:
+            vals = [float(r["errors"][m]) for r in ok]
+            pfs = [float(r["errors"][f"{m}_per_frame"]) for r in ok if f"{m}_per_frame" in r["errors"]]
+            if failure_policy == "worst" and failed:
+                if m not in worst:
+                    raise ValueError(f"failure_policy='worst' but no successful sample has metric {m!r}")
+                vals += [worst[m]] * len(failed)
+                if f"{m}_per_frame" in worst:
+                    pfs += [worst[f"{m}_per_frame"]] * len(failed)
+            stats[m] = _metric_stats(vals, pfs, n_boot, seed)
+        n_total = len(recs)
+        out[group] = {
+            "n": len(ok),
+            "n_total": n_total,
+            "failures": len(failed),
+            "failure_rate": len(failed) / n_total if n_total else math.nan,
+            "success_rate": len(ok) / n_total if n_total else math.nan,
+            "failure_reasons": sorted({str(r.get("reason")) for r in failed}),
+            "metrics": stats,
+        }
+    return out
+
+
+def merge_shards(dirs: Iterable[str | os.PathLike], pattern: str = "records*.jsonl") -> list[dict[str, Any]]:
+    """All records from the ``pattern`` files of each directory (sorted file order), de-duplicated by
+    (method, clip_id, trial) keeping the first occurrence, sorted by key."""
+    seen: dict[tuple, dict[str, Any]] = {}
+    for d in dirs:
+        for path in sorted(Path(d).glob(pattern)):
+            for rec in read_records(path):
+                seen.setdefault(record_key(rec), rec)
+    return [seen[k] for k in sorted(seen)]
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _fmt(x: float, digits: int = 2) -> str:
+    return "nan" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
+
+
+def _results_markdown(results: dict[str, dict[str, Any]], protocol: dict[str, Any]) -> str:
+    header = (
+        "| method | n | failures | RotErr (deg, Σ frames) [95% CI] | RotErr per frame (deg) "
+        "| TransErr (Σ frames, scale-normalised) [95% CI] | CamMC (Σ frames) [95% CI] | success rate |"
+    )
+    lines = [header, "|" + "---|" * 8]
+    for method, r in results.items():
+        m = r["metrics"]
+
+        def cell(key: str, m=m) -> str:
+            s = m.get(key)
+            if s is None:
+                return "n/a"
+            return f"{_fmt(s['mean'])} [{_fmt(s['ci_low'])}, {_fmt(s['ci_high'])}]"
+
+        rot_pf = _fmt(m["rot_err_deg"]["per_frame_mean"], 3) if "rot_err_deg" in m else "n/a"
+        lines.append(
+            f"| {method} | {r['n']} | {r['failures']} | {cell('rot_err_deg')} | {rot_pf} | "
+            f"{cell('trans_err')} | {cell('cammc')} | {_fmt(100 * r['success_rate'], 1)}% |"
+        )
+    notes = [
+        "",
+        "Σ frames: per-video sum over the frames of the clip, then mean over videos; CI: 95% percentile "
+        "bootstrap of that mean. Means exclude failed pose estimations unless the failure policy says "
+        "otherwise.",
+        "",
+        "Protocol:",
+        "",
+    ]
+    notes += [f"- {k}: {json.dumps(to_jsonable(v), sort_keys=True)}" for k, v in protocol.items()]
+    return "\n".join(lines + notes) + "\n"
+
+
+def _results_csv(results: dict[str, dict[str, Any]]) -> str:
+    metric_names = sorted({m for r in results.values() for m in r["metrics"]})
+    stat_names = ("mean", "ci_low", "ci_high", "std", "per_frame_mean")
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(
+        ["method", "n", "n_total", "failures", "failure_rate"]
+        + [f"{m}_{s}" for m in metric_names for s in stat_names]
+    )
+    for method, r in results.items():
+        row = [method, r["n"], r["n_total"], r["failures"], r["failure_rate"]]
+        for m in metric_names:
+            s = r["metrics"].get(m, {})
+            row += [s.get(k, "") for k in stat_names]
+        writer.writerow(row)
+    return buf.getvalue()
+
+
+def write_results(
+    out_dir: str | os.PathLike, results: dict[str, dict[str, Any]], protocol: dict[str, Any]
+) -> dict[str, Path]:
+    """Write ``results.json`` ({"protocol": ..., "results": ...}), ``results.csv`` and ``results.md``
+    into ``out_dir``, each atomically (temp file + ``os.replace``). Returns their paths.
+
+    ``protocol`` should state the pose estimator and its settings, the normalisation, sum-over-frames
+    vs per-frame means, units and the failure policy; it is copied verbatim into every file.
+    """
+    out = Path(out_dir)
+    paths = {"json": out / "results.json", "csv": out / "results.csv", "md": out / "results.md"}
+    payload = {"protocol": to_jsonable(protocol), "results": to_jsonable(results)}
+    _atomic_write_text(paths["json"], json.dumps(payload, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    _atomic_write_text(paths["csv"], _results_csv(results))
+    _atomic_write_text(paths["md"], _results_markdown(results, protocol))
+    return paths

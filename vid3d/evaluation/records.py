@@ -1,0 +1,142 @@
+"""Append-only JSONL per-sample records, safe against a run being killed at any moment.
+
+One record = one JSON object on one line, identified by its key ``(method, clip_id, trial)``.
+``RecordWriter.append`` writes the complete line (``json + "\\n"``) with a single ``os.write`` on an
+``O_APPEND`` descriptor, then ``fsync``s, so a killed run leaves at most one torn trailing line (bytes
+after the last newline). Readers ignore that torn line; the writer truncates it away before its next
+append, so the file never holds a corrupt line in the middle. A malformed *complete* line is real
+corruption and raises ``RecordFileError`` naming the file and line.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["RecordFileError", "RecordWriter", "read_records", "record_key", "to_jsonable"]
+
+KEY_FIELDS = ("method", "clip_id", "trial")
+RecordKey = tuple[str, str, int]
+
+
+class RecordFileError(ValueError):
+    """A records file is corrupt (str: "<path>:<line>: <what is wrong>")."""
+
+
+def record_key(record: dict[str, Any]) -> RecordKey:
+    """The identity ``(method, clip_id, trial)`` of a record."""
+    missing = [k for k in KEY_FIELDS if k not in record]
+    if missing:
+        raise KeyError(f"record is missing key field(s) {missing}; needs {list(KEY_FIELDS)}")
+    return (str(record["method"]), str(record["clip_id"]), int(record["trial"]))
+
+
+def to_jsonable(obj: Any) -> Any:
+    """numpy arrays/scalars -> lists/Python numbers; non-finite floats -> None (strict JSON)."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if hasattr(obj, "detach"):  # torch tensor
+        obj = obj.detach().cpu().numpy()
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def _complete_length(data: bytes) -> int:
+    """Number of leading bytes that form complete (newline-terminated) lines."""
+    return data.rfind(b"\n") + 1
+
+
+def read_records(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """All complete records of a JSONL file in file order ([] if it does not exist).
+
+    A torn trailing line (no final newline: the writer was killed mid-write) is ignored.
+    """
+    path = Path(path)
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    records = []
+    for lineno, line in enumerate(data[: _complete_length(data)].split(b"\n")[:-1], start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise RecordFileError(f"{path}:{lineno}: not valid JSON ({e.msg})") from e
+        if not isinstance(rec, dict):
+            raise RecordFileError(f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}")
+        records.append(rec)
+    return records
+
+
+class RecordWriter:
+    """Append-only writer of one JSONL records file.
+
+    Args:
+        path: the ``.jsonl`` file (created with its parent directory on first append).
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self._repaired = False
+
+    def records(self) -> list[dict[str, Any]]:
+        """Complete records already in the file (torn trailing line ignored)."""
+        return read_records(self.path)
+
+    def done_keys(self) -> set[RecordKey]:
+        """Keys ``(method, clip_id, trial)`` of the complete records already in the file."""
+        return {record_key(r) for r in self.records()}
+
+    def repair(self) -> int:
+        """Truncate a torn trailing line left by a killed run. Returns the number of bytes removed."""
+        if not self.path.exists():
+            return 0
+        data = self.path.read_bytes()
+        keep = _complete_length(data)
+        if keep == len(data):
+            return 0
+        with open(self.path, "r+b") as f:
+            f.truncate(keep)
+            f.flush()
+            os.fsync(f.fileno())
+        return len(data) - keep
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Append one record as a single complete line (one write, flush, fsync)."""
+        record_key(record)  # validate the identity fields up front
+        line = json.dumps(to_jsonable(record), allow_nan=False, separators=(",", ":")) + "\n"
+        if "\n" in line[:-1]:  # cannot happen with json.dumps, guard the one-line invariant anyway
+            raise ValueError("record serialised to more than one line")
+        if not self._repaired:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.repair()
+            self._repaired = True
+        payload = line.encode("utf-8")
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            written = os.write(fd, payload)
+            while written < len(payload):  # a short write (rare, e.g. signals) is completed
+                written += os.write(fd, payload[written:])
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def extend(self, records: Iterable[dict[str, Any]]) -> None:
+        for r in records:
+            self.append(r)

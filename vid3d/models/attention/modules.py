@@ -1,0 +1,239 @@
+"""Added cross-frame attention modules and their attachment to a diffusers ``UNetSpatioTemporalConditionModel``.
+
+``attach_attention(unet, kind=...)`` finds every ``TransformerSpatioTemporalModel`` at the selected UNet
+levels and registers a forward hook on it: the transformer's output hidden states (B*F, C, h, w) get a
+residual ``+ attn(hidden)`` from a new ``CrossFrameAttention`` block. The blocks' output projections are
+zero-initialised, so right after attaching the UNet computes exactly what it computed before.
+
+Levels: ``down_blocks[i]`` is level i, ``up_blocks[j]`` is level n-1-j and ``mid_block`` is level n-1, with
+n = number of down blocks; level l works on tokens at (about) the latent resolution / 2^l. Camera
+intrinsics are given once at the LATENT resolution (H, W) (read from the UNet's input through a forward
+pre-hook) and rescaled to each level's (h, w) with ``rescale_K``.
+
+Usage (the adapter is an nn.Module the caller stores as ``attention_adapter``; the UNet only holds hooks):
+    adapter = attach_attention(unet, kind="epipolar", band_width=2.0, heads=8)
+    adapter.set_cameras(K_px_latent, c2w, num_frames)   # (B, F, 3, 3), (B, F, 4, 4) OpenCV c2w
+    out = unet(sample, t, ...)
+    adapter.clear()
+A UNet batch that is a multiple k of the camera batch (classifier-free guidance concatenating
+[uncond, cond]) reuses the cameras tiled k times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+import torch.nn.functional as nnf
+from torch import nn
+
+from .epipolar import epipolar_attention, pair_geometry, rescale_K
+
+KINDS = ("epipolar", "full", "none")
+
+
+class CrossFrameAttention(nn.Module):
+    """Multi-head attention across the frames of one UNet level, returning a residual.
+
+    kind "epipolar": each token attends to itself and to the tokens of the other frames inside the epipolar
+    band (see ``epipolar.py``); kind "full": every token attends to all F*h*w tokens (SDPA, memory-efficient
+    kernels). Input/output (B*F, C, h, w); pre-LayerNorm over channels, bias-free q/k/v, zero-initialised
+    output projection.
+    """
+
+    def __init__(self, dim: int, heads: int, kind: str = "epipolar", band_width: float = 2.0,
+                 method: str = "blocked", max_chunk_bytes: int | None = None):
+        super().__init__()
+        if kind not in ("epipolar", "full"):
+            raise ValueError(f"CrossFrameAttention: kind must be 'epipolar' or 'full', got {kind!r}")
+        if heads < 1 or dim % heads:
+            raise ValueError(f"CrossFrameAttention: channels {dim} not divisible by heads={heads}")
+        self.dim, self.heads, self.kind = dim, heads, kind
+        self.band_width, self.method, self.max_chunk_bytes = float(band_width), method, max_chunk_bytes
+        self.norm = nn.LayerNorm(dim)
+        self.to_q = nn.Linear(dim, dim, bias=False)
+        self.to_k = nn.Linear(dim, dim, bias=False)
+        self.to_v = nn.Linear(dim, dim, bias=False)
+        self.to_out = nn.Linear(dim, dim)
+        nn.init.zeros_(self.to_out.weight)
+        nn.init.zeros_(self.to_out.bias)
+
+    def forward(self, hidden: torch.Tensor, num_frames: int,
+                geometry: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """hidden (B*F, C, h, w) -> residual (B*F, C, h, w). ``geometry`` = (F_hat, degenerate) from
+        ``pair_geometry`` at this (h, w), shapes (B, F, F, 3, 3) / (B, F, F); required for "epipolar"."""
+        BF, C, h, w = hidden.shape
+        B, H = BF // num_frames, self.heads
+        x = self.norm(hidden.view(B, num_frames, C, h, w).permute(0, 1, 3, 4, 2).reshape(B, -1, C))
+
+        def split(t: torch.Tensor) -> torch.Tensor:  # (B, T, C) -> (B, H, T, D)
+            return t.view(B, t.shape[1], H, C // H).transpose(1, 2)
+
+        q, k, v = split(self.to_q(x)), split(self.to_k(x)), split(self.to_v(x))
+        if self.kind == "full":
+            o = nnf.scaled_dot_product_attention(q, k, v)
+        else:
+            if geometry is None:
+                raise RuntimeError("epipolar attention needs cameras: call adapter.set_cameras(...) first")
+            o = epipolar_attention(q, k, v, geometry[0], geometry[1], h, w, self.band_width, self.method,
+                                   self.max_chunk_bytes)
+        o = self.to_out(o.transpose(1, 2).reshape(B, -1, C))
+        return o.view(B, num_frames, h, w, C).permute(0, 1, 4, 2, 3).reshape(BF, C, h, w)
+
+
+def transformer_levels(unet: nn.Module) -> list[tuple[str, nn.Module, int]]:
+    """(name, module, level) of every TransformerSpatioTemporalModel in a spatio-temporal UNet."""
+    from diffusers.models.transformers.transformer_temporal import TransformerSpatioTemporalModel
+
+    n = len(unet.down_blocks)
+    found = []
+    for name, module in unet.named_modules():
+        if not isinstance(module, TransformerSpatioTemporalModel):
+            continue
+        part = name.split(".")
+        if part[0] == "down_blocks":
+            level = int(part[1])
+        elif part[0] == "up_blocks":
+            level = n - 1 - int(part[1])
+        elif part[0] == "mid_block":
+            level = n - 1
+        else:
+            raise ValueError(f"transformer_levels: unexpected transformer location {name!r}")
+        found.append((name, module, level))
+    return found
+
+
+class AttentionAdapter(nn.Module):
+    """Holds the added attention blocks (``blocks``: ModuleDict keyed by the transformer's dotted name with
+    '.' -> '_') and the per-forward camera state; owns the hooks it placed on the UNet (``detach()``)."""
+
+    def __init__(self, kind: str, blocks: dict[str, CrossFrameAttention], min_baseline: float = 1e-4):
+        super().__init__()
+        self.kind = kind
+        self.min_baseline = float(min_baseline)
+        self.blocks = nn.ModuleDict(blocks)
+        self._handles: list = []
+        self.clear()
+        self._latent_hw: tuple[int, int] | None = None
+
+    # --- camera state -------------------------------------------------------------------------------
+    def set_cameras(self, K_px_latent: torch.Tensor, c2w: torch.Tensor, num_frames: int) -> None:
+        """K_px_latent (B, F, 3, 3) pixel intrinsics at the latent resolution, c2w (B, F, 4, 4) OpenCV."""
+        if K_px_latent.shape[-2:] != (3, 3) or c2w.shape[-2:] != (4, 4) or K_px_latent.dim() != 4 \
+                or c2w.shape[:2] != K_px_latent.shape[:2] or K_px_latent.shape[1] != num_frames:
+            raise ValueError(f"set_cameras: expected K_px_latent (B, {num_frames}, 3, 3) and c2w (B, "
+                             f"{num_frames}, 4, 4), got {tuple(K_px_latent.shape)} and {tuple(c2w.shape)}")
+        self._K, self._c2w, self._num_frames = K_px_latent.detach(), c2w.detach(), int(num_frames)
+        self._geometry_cache = {}
+
+    def clear(self) -> None:
+        """Forget the cameras (and cached geometry) of the last forward."""
+        self._K = self._c2w = None
+        self._num_frames: int | None = None
+        self._geometry_cache: dict = {}
+
+    def _geometry(self, h: int, w: int, batch: int, device: torch.device):
+        """(F_hat, degenerate) at an (h, w) token grid for a UNet batch of ``batch`` samples (cached)."""
+        key = (h, w, batch)
+        if key not in self._geometry_cache:
+            if self._K is None:
+                raise RuntimeError("epipolar attention needs cameras: call adapter.set_cameras(...) first")
+            B = self._K.shape[0]
+            if batch % B:
+                raise ValueError(f"UNet batch {batch} is not a multiple of the camera batch {B}")
+            src = self._latent_hw if self._latent_hw is not None else (h, w)
+            K = rescale_K(self._K.to(device, torch.float64), src, (h, w)).repeat(batch // B, 1, 1, 1)
+            c2w = self._c2w.to(device, torch.float64).repeat(batch // B, 1, 1, 1)
+            with torch.no_grad():
+                self._geometry_cache[key] = pair_geometry(K, c2w, self.min_baseline)
+        return self._geometry_cache[key]
+
+    # --- hooks --------------------------------------------------------------------------------------
+    def _unet_pre_hook(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        sample = args[0] if args else kwargs.get("sample")
+        if sample is not None and sample.dim() == 5:
+            self._latent_hw = (int(sample.shape[-2]), int(sample.shape[-1]))
+
+    def _transformer_hook(self, key: str, module: nn.Module, args: tuple, kwargs: dict, output):
+        hidden = output[0] if isinstance(output, tuple) else output.sample
+        indicator = kwargs.get("image_only_indicator", args[2] if len(args) > 2 else None)
+        num_frames = int(indicator.shape[-1]) if indicator is not None else self._num_frames
+        if num_frames is None:
+            raise RuntimeError("attention adapter: number of frames unknown; call set_cameras(...) first")
+        if self._num_frames is not None and self._num_frames != num_frames:
+            raise ValueError(f"set_cameras got {self._num_frames} frames but the UNet runs {num_frames}")
+        block = self.blocks[key]
+        geometry = None
+        if block.kind == "epipolar":
+            geometry = self._geometry(hidden.shape[-2], hidden.shape[-1], hidden.shape[0] // num_frames,
+                                      hidden.device)
+        hidden = hidden + block(hidden, num_frames, geometry).to(hidden.dtype)
+        if isinstance(output, tuple):
+            return (hidden, *output[1:])
+        output.sample = hidden
+        return output
+
+    def attach(self, unet: nn.Module, names: Iterable[str]) -> None:
+        modules = dict(unet.named_modules())
+        self._handles.append(unet.register_forward_pre_hook(self._unet_pre_hook, with_kwargs=True))
+        for name in names:
+            key = name.replace(".", "_")
+            hook = _BoundHook(self, key)
+            self._handles.append(modules[name].register_forward_hook(hook, with_kwargs=True))
+
+    def detach(self) -> None:
+        """Remove every hook this adapter placed (the UNet then behaves as if never attached)."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+
+class _BoundHook:
+    """Forward hook calling ``adapter._transformer_hook(key, ...)`` (a class, not a lambda, so it pickles)."""
+
+    def __init__(self, adapter: AttentionAdapter, key: str):
+        self.adapter, self.key = adapter, key
+
+    def __call__(self, module, args, kwargs, output):
+        return self.adapter._transformer_hook(self.key, module, args, kwargs, output)
+
+
+def attach_attention(unet: nn.Module, kind: str = "epipolar", band_width: float = 2.0, heads: int = 8,
+                     levels: Iterable[int] | None = None, min_baseline: float = 1e-4, method: str = "blocked",
+                     max_chunk_bytes: int | None = None) -> AttentionAdapter | None:
+    """Add cross-frame attention after the spatio-temporal transformers of ``unet``.
+
+    Args:
+        unet: a diffusers UNetSpatioTemporalConditionModel (anything with down_blocks and
+            TransformerSpatioTemporalModel submodules).
+        kind: "epipolar", "full" or "none" (returns None, nothing attached).
+        band_width: full width of the epipolar band, in token pixels of each level's grid.
+        heads: attention heads (must divide every selected level's channels).
+        levels: UNet levels to equip (see module docstring); None = every level that has a transformer.
+        min_baseline: camera centres closer than this (world units) have no epipolar line: none of that
+            frame's tokens is attended (the query still attends to itself).
+        method, max_chunk_bytes: epipolar kernel ("blocked" | "gather") and its per-chunk memory budget
+            (None: 32 MiB on CPU, 512 MiB on GPU).
+    Returns:
+        The AttentionAdapter (an nn.Module; store it on the caller as ``attention_adapter``) or None.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"attach_attention: kind must be one of {KINDS}, got {kind!r}")
+    if kind == "none":
+        return None
+    found = transformer_levels(unet)
+    available = sorted({lvl for _, _, lvl in found})
+    wanted = set(available) if levels is None else {int(lvl) for lvl in levels}
+    if not found or not wanted <= set(available):
+        raise ValueError(f"attach_attention: levels {sorted(wanted)} requested, UNet has transformers at "
+                         f"levels {available}")
+    ref = next(unet.parameters())
+    blocks, names = {}, []
+    for name, module, level in found:
+        if level in wanted:
+            blocks[name.replace(".", "_")] = CrossFrameAttention(
+                module.in_channels, heads, kind, band_width, method, max_chunk_bytes).to(ref.device, ref.dtype)
+            names.append(name)
+    adapter = AttentionAdapter(kind, blocks, min_baseline)
+    adapter.attach(unet, names)
+    return adapter

@@ -1,0 +1,355 @@
+"""Camera trajectories for sampling: presets, trajectory files, and chaining of segments.
+
+Conventions: OpenCV camera axes (x right, y down, z forward); poses are camera-to-world (F, 4, 4)
+float64, relative to the first frame (``c2w[0] = I``), in the first camera's coordinates.
+
+Presets (``make_trajectory(name, ...)``; ``PRESETS`` lists them):
+
+==============  =====================================================================================
+static          identity poses
+zoom_in/out     ``zoom_mode="dolly"`` (default): translate along +z / -z (same as move_forward/
+                move_backward). ``zoom_mode="focal"``: poses stay identity and ``K_scale`` (F,)
+                multiplies fx, fy geometrically from 1 to ``1 + a`` (zoom_in) or ``1 / (1 + a)``
+                (zoom_out); the principal point is unchanged.
+pan_left/right  yaw about the camera's y axis; pan_left turns the view left (the forward vector
+                gains a negative x component), pan_right positive x.
+tilt_up/down    pitch about the camera's x axis; tilt_up looks up (forward gains negative y).
+move_*          translate along -x (left), +x (right), -y (up), +y (down), +z (forward), -z (backward).
+orbit_left/     the camera centre moves on a horizontal circle (the x-z plane) around the point
+orbit_right     (0, 0, orbit_radius) in front of the first camera, always looking at it; orbit_left
+                moves the centre to -x (so the view turns right, towards the target), orbit_right
+                to +x.
+==============  =====================================================================================
+
+Amplitude ``a``: "small" | "medium" | "large" or a float in the preset's unit:
+translation presets: 0.25 | 0.5 | 1.0 scene units of total displacement; rotation presets (pan, tilt,
+orbit): 15 | 30 | 60 degrees; focal zoom: 0.25 | 0.5 | 1.0 relative focal change.
+
+Time warp: frame i has progress ``p_i = speed * ease(i / (F - 1))``; ``speed`` is the fraction of the
+amplitude covered by the last frame (1.0 = all of it) and ``easing`` is "linear", "ease_in" (t^2),
+"ease_out" (1 - (1 - t)^2), "ease_in_out" (3t^2 - 2t^3) or a callable on [0, 1].
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vid3d.geometry import axis_angle_to_matrix, look_at_c2w, relative_to_first, to_homogeneous
+
+__all__ = [
+    "AMPLITUDES",
+    "PRESETS",
+    "Trajectory",
+    "compose_segments",
+    "load_trajectory_file",
+    "make_trajectory",
+    "resample_c2w",
+]
+
+AMPLITUDES: dict[str, dict[str, float]] = {
+    "translation": {"small": 0.25, "medium": 0.5, "large": 1.0},  # scene units
+    "rotation": {"small": 15.0, "medium": 30.0, "large": 60.0},  # degrees
+    "focal": {"small": 0.25, "medium": 0.5, "large": 1.0},  # relative focal-length change
+}
+
+EASINGS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "linear": lambda t: t,
+    "ease_in": lambda t: t**2,
+    "ease_out": lambda t: 1.0 - (1.0 - t) ** 2,
+    "ease_in_out": lambda t: t * t * (3.0 - 2.0 * t),
+}
+
+
+@dataclass
+class Trajectory:
+    """A camera path for sampling.
+
+    Attributes:
+        c2w: (F, 4, 4) float64 OpenCV camera-to-world poses, ``c2w[0] = I``.
+        K_scale: (F,) float64 multiplier on fx and fy (focal zoom) or None for fixed intrinsics.
+        name: preset name or file name.
+    """
+
+    c2w: np.ndarray
+    K_scale: np.ndarray | None = None
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        self.c2w = np.asarray(self.c2w, dtype=np.float64)
+        if self.c2w.ndim != 3 or self.c2w.shape[1:] != (4, 4):
+            raise ValueError(f"Trajectory {self.name!r}: c2w must be (F, 4, 4), got {self.c2w.shape}")
+        if self.K_scale is not None:
+            self.K_scale = np.asarray(self.K_scale, dtype=np.float64)
+            if self.K_scale.shape != (len(self.c2w),):
+                raise ValueError(
+                    f"Trajectory {self.name!r}: K_scale must be ({len(self.c2w)},), got {self.K_scale.shape}"
+                )
+
+    def __len__(self) -> int:
+        return len(self.c2w)
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.c2w)
+
+    def c2w_tensor(self, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
+        """c2w as a torch tensor (F, 4, 4)."""
+        return torch.as_tensor(self.c2w, dtype=dtype, device=device)
+
+    def scaled_K(self, K_px):
+        """Per-frame intrinsics (F, 3, 3) from K_px (3, 3) or (F, 3, 3) with fx, fy times ``K_scale``
+        (numpy in -> numpy out, torch in -> torch out; a copy of the broadcast K if K_scale is None)."""
+        is_torch = isinstance(K_px, torch.Tensor)
+        K_in = K_px.detach().cpu().numpy() if is_torch else np.asarray(K_px)
+        K = np.array(np.broadcast_to(K_in, (len(self), 3, 3)), dtype=np.float64)
+        if self.K_scale is not None:
+            K[:, 0, 0] *= self.K_scale
+            K[:, 1, 1] *= self.K_scale
+        if is_torch:
+            return torch.as_tensor(K, dtype=K_px.dtype, device=K_px.device)
+        return K.astype(K_in.dtype) if K_in.dtype.kind == "f" else K
+
+
+# ----------------------------------------------------------------------------------------------------
+# presets
+
+
+def _amplitude(kind: str, amplitude: str | float) -> float:
+    if isinstance(amplitude, str):
+        table = AMPLITUDES[kind]
+        if amplitude not in table:
+            raise ValueError(f"amplitude must be one of {sorted(table)} or a float, got {amplitude!r}")
+        return table[amplitude]
+    return float(amplitude)
+
+
+def _progress(num_frames: int, speed: float, easing: str | Callable) -> np.ndarray:
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+    t = np.linspace(0.0, 1.0, num_frames) if num_frames > 1 else np.zeros(1)
+    if callable(easing):
+        ease = easing
+    elif easing in EASINGS:
+        ease = EASINGS[easing]
+    else:
+        raise ValueError(f"easing must be one of {sorted(EASINGS)} or a callable, got {easing!r}")
+    return float(speed) * np.asarray(ease(t), dtype=np.float64)
+
+
+def _translate(direction: Sequence[float]):
+    def build(p: np.ndarray, a: float, **_) -> tuple[np.ndarray, None]:
+        c2w = np.tile(np.eye(4), (len(p), 1, 1))
+        c2w[:, :3, 3] = np.asarray(direction, dtype=np.float64)[None] * (a * p)[:, None]
+        return c2w, None
+
+    return build
+
+
+def _rotate(axis: Sequence[float], sign: float):
+    def build(p: np.ndarray, a: float, **_) -> tuple[np.ndarray, None]:
+        angles = sign * math.radians(a) * p
+        axes = np.tile(np.asarray(axis, dtype=np.float64), (len(p), 1))
+        c2w = np.tile(np.eye(4), (len(p), 1, 1))
+        c2w[:, :3, :3] = axis_angle_to_matrix(axes, angles)
+        return c2w, None
+
+    return build
+
+
+def _orbit(sign_x: float):
+    def build(p: np.ndarray, a: float, orbit_radius: float = 2.0, **_) -> tuple[np.ndarray, None]:
+        if orbit_radius <= 0:
+            raise ValueError(f"orbit_radius must be > 0, got {orbit_radius}")
+        phi = math.radians(a) * p
+        r = float(orbit_radius)
+        eye = np.stack([sign_x * r * np.sin(phi), np.zeros_like(phi), r - r * np.cos(phi)], axis=-1)
+        target = np.tile(np.array([0.0, 0.0, r]), (len(p), 1))
+        return look_at_c2w(eye, target, up=(0.0, -1.0, 0.0)), None
+
+    return build
+
+
+def _zoom(sign: float):
+    dolly = _translate((0.0, 0.0, sign))
+
+    def build(p: np.ndarray, a: float, zoom_mode: str = "dolly", **_) -> tuple[np.ndarray, np.ndarray | None]:
+        if zoom_mode == "dolly":
+            return dolly(p, a)
+        if zoom_mode == "focal":
+            return np.tile(np.eye(4), (len(p), 1, 1)), (1.0 + a) ** (sign * p)
+        raise ValueError(f"zoom_mode must be 'dolly' or 'focal', got {zoom_mode!r}")
+
+    return build
+
+
+_Y, _X = (0.0, 1.0, 0.0), (1.0, 0.0, 0.0)
+# name -> (amplitude kind, builder(progress (F,), amplitude, **options) -> (c2w (F,4,4), K_scale | None))
+_PRESETS: dict[str, tuple[str, Callable]] = {
+    "static": ("translation", _translate((0.0, 0.0, 0.0))),
+    "zoom_in": ("translation", _zoom(+1.0)),
+    "zoom_out": ("translation", _zoom(-1.0)),
+    "pan_left": ("rotation", _rotate(_Y, -1.0)),
+    "pan_right": ("rotation", _rotate(_Y, +1.0)),
+    "tilt_up": ("rotation", _rotate(_X, +1.0)),
+    "tilt_down": ("rotation", _rotate(_X, -1.0)),
+    "move_left": ("translation", _translate((-1.0, 0.0, 0.0))),
+    "move_right": ("translation", _translate((1.0, 0.0, 0.0))),
+    "move_up": ("translation", _translate((0.0, -1.0, 0.0))),
+    "move_down": ("translation", _translate((0.0, 1.0, 0.0))),
+    "move_forward": ("translation", _translate((0.0, 0.0, 1.0))),
+    "move_backward": ("translation", _translate((0.0, 0.0, -1.0))),
+    "orbit_left": ("rotation", _orbit(-1.0)),
+    "orbit_right": ("rotation", _orbit(+1.0)),
+}
+PRESETS: tuple[str, ...] = tuple(_PRESETS)
+
+
+def make_trajectory(
+    name: str,
+    num_frames: int,
+    amplitude: str | float = "medium",
+    speed: float = 1.0,
+    easing: str | Callable[[np.ndarray], np.ndarray] = "linear",
+    orbit_radius: float = 2.0,
+    zoom_mode: str = "dolly",
+) -> Trajectory:
+    """Build a preset trajectory (see the module docstring for names, units and directions).
+
+    Args:
+        name: one of ``PRESETS``.
+        num_frames: F >= 1.
+        amplitude: "small" | "medium" | "large" or a float in the preset's unit.
+        speed: fraction of the amplitude reached at the last frame.
+        easing: time warp applied before ``speed``.
+        orbit_radius: distance of the orbit centre in front of the first camera (orbit presets).
+        zoom_mode: "dolly" or "focal" (zoom presets).
+    Returns:
+        ``Trajectory`` with c2w (F, 4, 4) float64, ``c2w[0] = I``, and K_scale (F,) for focal zoom.
+    """
+    if name not in _PRESETS:
+        raise ValueError(f"unknown trajectory preset {name!r}; choose from {', '.join(PRESETS)}")
+    kind, build = _PRESETS[name]
+    if name.startswith("zoom") and zoom_mode == "focal":
+        kind = "focal"
+    p = _progress(num_frames, speed, easing)
+    c2w, K_scale = build(p, _amplitude(kind, amplitude), orbit_radius=orbit_radius, zoom_mode=zoom_mode)
+    return Trajectory(c2w=relative_to_first(np.asarray(c2w)), K_scale=K_scale, name=name)
+
+
+# ----------------------------------------------------------------------------------------------------
+# files, resampling, chaining
+
+
+def resample_c2w(c2w: np.ndarray, num_frames: int) -> np.ndarray:
+    """Resample poses (N, 4, 4) to ``num_frames`` poses spread uniformly over the same time span.
+
+    Output frame j sits at input time ``j * (N - 1) / (num_frames - 1)``; rotations are slerped and
+    translations linearly interpolated between the two neighbouring input poses. Returns float64.
+    """
+    from scipy.spatial.transform import Rotation, Slerp
+
+    c2w = np.asarray(to_homogeneous(np.asarray(c2w, dtype=np.float64)))
+    n = len(c2w)
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+    if n == 1:
+        return np.repeat(c2w, num_frames, axis=0)
+    t_out = np.linspace(0.0, n - 1.0, num_frames) if num_frames > 1 else np.zeros(1)
+    rots = Slerp(np.arange(n, dtype=np.float64), Rotation.from_matrix(c2w[:, :3, :3]))(t_out)
+    out = np.tile(np.eye(4), (num_frames, 1, 1))
+    out[:, :3, :3] = rots.as_matrix()
+    for k in range(3):
+        out[:, k, 3] = np.interp(t_out, np.arange(n), c2w[:, k, 3])
+    return out
+
+
+def _load_json(path: Path) -> np.ndarray:
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from e
+    convention = "opencv"
+    if isinstance(data, dict):
+        convention = data.get("convention", "opencv")
+        if "c2w" not in data:
+            raise ValueError(f"{path}: JSON object needs a 'c2w' key (list of 4x4 matrices)")
+        data = data["c2w"]
+    try:
+        arr = np.asarray(data, dtype=np.float64)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{path}: 'c2w' must be a list of 4x4 (or 3x4) numeric matrices: {e}") from e
+    if arr.ndim != 3 or arr.shape[1:] not in ((4, 4), (3, 4)) or len(arr) == 0:
+        raise ValueError(f"{path}: expected a non-empty list of 4x4 or 3x4 matrices, got shape {arr.shape}")
+    arr = np.asarray(to_homogeneous(arr))
+    if convention == "opengl":
+        from vid3d.geometry import opengl_to_opencv_c2w
+
+        arr = np.asarray(opengl_to_opencv_c2w(arr))
+    elif convention != "opencv":
+        raise ValueError(f"{path}: 'convention' must be 'opencv' or 'opengl', got {convention!r}")
+    return arr
+
+
+def load_trajectory_file(path: str | Path, num_frames: int | None = None) -> Trajectory:
+    """Load a camera path, make it relative to its first frame and optionally resample it.
+
+    Formats (by suffix):
+      - ``.txt``: RealEstate10K camera file (``vid3d.data.formats.re10k.read_camera_file``).
+      - ``.json``: either a list of F camera-to-world matrices, each 4x4 (or 3x4) as row-major nested
+        lists in OpenCV axes, or an object ``{"c2w": [...], "convention": "opencv" | "opengl"}``
+        (OpenGL/nerfstudio axes are converted to OpenCV).
+      - ``.npy``: array (F, 4, 4) or (F, 3, 4) of OpenCV camera-to-world matrices.
+    Args:
+        num_frames: if given, resample to this many frames (slerp rotation, linear translation) over
+            the file's full time span.
+    Returns:
+        ``Trajectory`` (c2w relative to the first pose, K_scale None, name = file stem).
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".txt":
+        from vid3d.data.formats.re10k import read_camera_file
+
+        c2w = np.asarray(read_camera_file(path).c2w(), dtype=np.float64)
+    elif suffix == ".json":
+        c2w = _load_json(path)
+    elif suffix == ".npy":
+        c2w = np.load(path, allow_pickle=False).astype(np.float64)
+        if c2w.ndim != 3 or c2w.shape[1:] not in ((4, 4), (3, 4)) or len(c2w) == 0:
+            raise ValueError(f"{path}: expected an (F, 4, 4) or (F, 3, 4) array, got shape {c2w.shape}")
+        c2w = np.asarray(to_homogeneous(c2w))
+    else:
+        raise ValueError(f"{path}: unsupported trajectory file type {suffix!r} (use .txt, .json or .npy)")
+    c2w = np.asarray(relative_to_first(c2w))
+    if num_frames is not None:
+        c2w = np.asarray(relative_to_first(resample_c2w(c2w, num_frames)))
+    return Trajectory(c2w=c2w, K_scale=None, name=path.stem)
+
+
+def compose_segments(segments: Sequence[np.ndarray | Trajectory]) -> np.ndarray:
+    """Chain relative trajectories into one path (single-view exploration).
+
+    Each segment (F_i, 4, 4) is first made relative to its own first pose, then placed so that it starts
+    at the previous segment's last pose: ``global = last_prev @ seg[j]``. The first pose of every later
+    segment equals the previous segment's last pose and is dropped, so the result has
+    ``N = F_1 + sum_{i>1} (F_i - 1)`` poses, float64, continuous at the joins, with ``out[0] = I``.
+    """
+    if len(segments) == 0:
+        raise ValueError("compose_segments needs at least one segment")
+    parts: list[np.ndarray] = []
+    last = np.eye(4)
+    for k, seg in enumerate(segments):
+        arr = seg.c2w if isinstance(seg, Trajectory) else np.asarray(seg, dtype=np.float64)
+        if arr.ndim != 3 or arr.shape[1:] != (4, 4) or len(arr) == 0:
+            raise ValueError(f"segment {k}: expected (F, 4, 4) poses, got shape {arr.shape}")
+        placed = last[None] @ np.asarray(relative_to_first(arr))
+        parts.append(placed if k == 0 else placed[1:])
+        last = placed[-1]
+    return np.concatenate(parts, axis=0)

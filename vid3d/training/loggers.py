@@ -1,0 +1,58 @@
+"""Loggers that never fail a run for lack of network or account."""
+
+from __future__ import annotations
+
+import netrc
+import os
+from pathlib import Path
+
+from lightning.pytorch.loggers import WandbLogger
+
+
+def wandb_has_credentials() -> bool:
+    """True when an API key is configured (env var or the netrc entry `wandb login` writes)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (FileNotFoundError, netrc.NetrcParseError):
+        return False
+
+
+def resolve_wandb_mode(mode: str = "auto") -> str:
+    """``auto`` -> ``online`` with credentials outside CI, else ``offline``. WANDB_MODE wins if set."""
+    env = os.environ.get("WANDB_MODE")
+    if env:
+        return env
+    if mode != "auto":
+        return mode
+    if os.environ.get("CI") or not wandb_has_credentials():
+        return "offline"
+    return "online"
+
+
+def make_wandb_logger(
+    project: str = "vid3d",
+    save_dir: str = ".",
+    mode: str = "auto",
+    name: str | None = None,
+    group: str | None = None,
+    entity: str | None = None,
+    tags: list[str] | None = None,
+    config: dict | None = None,
+) -> WandbLogger:
+    """A WandbLogger writing under ``save_dir/wandb``; offline runs sync later with ``wandb sync``."""
+    resolved = resolve_wandb_mode(mode)
+    Path(save_dir).mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("WANDB_SILENT", "true")
+    return WandbLogger(
+        project=project,
+        save_dir=save_dir,
+        name=name,
+        group=group,
+        entity=entity,
+        tags=list(tags or []),
+        offline=resolved == "offline",
+        mode="disabled" if resolved == "disabled" else None,
+        config=config,
+    )

@@ -1,0 +1,122 @@
+"""Video / frame writers for sampled videos.
+
+Frames are uint8 RGB arrays (F, H, W, 3) (numpy or torch). Files are written atomically: to a
+temporary file in the same folder, then ``os.replace``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["side_by_side", "write_frames", "write_video"]
+
+
+def _as_frames(frames, what: str = "frames") -> np.ndarray:
+    if hasattr(frames, "detach"):  # torch tensor
+        frames = frames.detach().cpu().numpy()
+    arr = np.asarray(frames)
+    if arr.ndim != 4 or arr.shape[-1] != 3 or arr.shape[0] == 0:
+        raise ValueError(f"{what} must be (F, H, W, 3) with F >= 1, got shape {arr.shape}")
+    if arr.dtype != np.uint8:
+        raise ValueError(f"{what} must be uint8 RGB, got dtype {arr.dtype}")
+    return arr
+
+
+def _atomic_target(path: Path) -> Path:
+    """A temporary path in ``path``'s folder with the same suffix (format detection needs it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def _pad_even(frames: np.ndarray) -> np.ndarray:
+    """Pad H and W up to even sizes by repeating the last row/column (yuv420p needs even sizes)."""
+    pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2
+    if pad_h or pad_w:
+        frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    return frames
+
+
+def write_video(path: str | os.PathLike, frames, fps: float = 8) -> Path:
+    """Write frames (F, H, W, 3) uint8 to ``path``.
+
+    ``.mp4`` (and other suffixes): H.264 (libx264, yuv420p) through imageio's PyAV plugin; odd H or W
+    are padded to even by repeating the last row/column, so the decoded size is
+    (H + H % 2, W + W % 2). ``.gif``: looping GIF through Pillow. Returns the path.
+    """
+    path = Path(path)
+    arr = _as_frames(frames)
+    if fps <= 0:
+        raise ValueError(f"fps must be > 0, got {fps}")
+    import imageio.v3 as iio
+
+    tmp = _atomic_target(path)
+    try:
+        if path.suffix.lower() == ".gif":
+            iio.imwrite(tmp, arr, extension=".gif", duration=1000.0 / fps, loop=0)
+        else:
+            iio.imwrite(
+                tmp,
+                _pad_even(arr),
+                plugin="pyav",
+                codec="libx264",
+                fps=int(round(fps)) if float(fps).is_integer() else fps,
+                out_pixel_format="yuv420p",
+            )
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def write_frames(directory: str | os.PathLike, frames, start: int = 0) -> list[Path]:
+    """Write frames (F, H, W, 3) uint8 as lossless PNGs ``{directory}/{index:05d}.png`` (index from
+    ``start``), each written atomically. Returns the paths in frame order."""
+    import imageio.v3 as iio
+
+    arr = _as_frames(frames)
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, frame in enumerate(arr):
+        target = directory / f"{start + i:05d}.png"
+        tmp = _atomic_target(target)
+        try:
+            iio.imwrite(tmp, frame, extension=".png")
+            os.replace(tmp, target)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        paths.append(target)
+    return paths
+
+
+def side_by_side(videos: Sequence, gap: int = 0, fill: int = 255) -> np.ndarray:
+    """Concatenate videos (F, H_i, W_i, 3) uint8 along width -> (F, max H, sum W + gap * (n - 1), 3).
+
+    All videos must have the same frame count; shorter ones are padded at the bottom with ``fill``
+    (as is the ``gap`` between videos).
+    """
+    if len(videos) == 0:
+        raise ValueError("side_by_side needs at least one video")
+    arrs = [_as_frames(v, f"videos[{i}]") for i, v in enumerate(videos)]
+    n_frames = {a.shape[0] for a in arrs}
+    if len(n_frames) != 1:
+        raise ValueError(f"side_by_side: videos have different frame counts {[a.shape[0] for a in arrs]}")
+    H = max(a.shape[1] for a in arrs)
+    F = arrs[0].shape[0]
+    pieces = []
+    for i, a in enumerate(arrs):
+        if i > 0 and gap > 0:
+            pieces.append(np.full((F, H, gap, 3), fill, dtype=np.uint8))
+        if a.shape[1] < H:
+            a = np.concatenate([a, np.full((F, H - a.shape[1], a.shape[2], 3), fill, np.uint8)], axis=1)
+        pieces.append(a)
+    return np.concatenate(pieces, axis=2)
