@@ -176,17 +176,18 @@ def measure(spec: dict, timeout: float) -> dict:
 
 
 def print_table(records: list[dict]) -> None:
-    cols = ["frames", "h", "w", "tokens", "method", "peak_mb", "MB/1k tok", "time_s", "dense/this", "note"]
+    cols = ["F", "h", "w", "tokens", "method", "peak MB", "KB/token", "time s", "dense/this", "note"]
     rows = []
     dense = {(r["frames"], r["h"], r["w"]): r for r in records if r["method"] == "dense"}
     for r in records:
         d = dense.get((r["frames"], r["h"], r["w"]))
-        ratio = (f"{d['peak_mb'] / r['peak_mb']:.0f}x" if d and d.get("peak_mb") and r.get("peak_mb")
+        ratio = (f"{d['peak_mb'] / r['peak_mb']:.1f}x" if d and d.get("peak_mb") and r.get("peak_mb")
                  and r["method"] != "dense" else "")
         peak = r.get("peak_mb")
-        rows.append([str(r["frames"]), str(r["h"]), str(r["w"]), str(r["frames"] * r["h"] * r["w"]), r["method"],
+        tokens = r["frames"] * r["h"] * r["w"]
+        rows.append([str(r["frames"]), str(r["h"]), str(r["w"]), str(tokens), r["method"],
                      f"{peak:.1f}" if peak is not None else "-",
-                     f"{1000 * peak / (r['frames'] * r['h'] * r['w']):.2f}" if peak is not None else "-",
+                     f"{1024 * peak / tokens:.2f}" if peak is not None else "-",
                      f"{r['time_s']:.3f}" if r.get("time_s") is not None else "-", ratio, r.get("note", "")])
     try:
         from rich.console import Console
@@ -197,7 +198,7 @@ def print_table(records: list[dict]) -> None:
             table.add_column(c)
         for row in rows:
             table.add_row(*row)
-        Console().print(table)
+        Console(width=160).print(table)
     except ImportError:
         print(" | ".join(cols))
         for row in rows:
@@ -213,7 +214,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--channels", type=int, default=64)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--band-width", type=float, default=2.0)
-    p.add_argument("--chunk-mb", type=int, default=32, help="epipolar per-chunk budget (library default: 32 CPU, 512 GPU)")
+    p.add_argument("--chunk-mb", type=int, default=32,
+                   help="epipolar per-chunk budget (library default: 32 CPU, 512 GPU)")
     p.add_argument("--dense-limit-gb", type=float, default=8.0)
     p.add_argument("--threads", type=int, default=0, help="torch threads in workers (0 = torch default)")
     p.add_argument("--repeats", type=int, default=1, help="timed runs (after the memory run)")
@@ -227,7 +229,8 @@ def main(argv: list[str] | None = None) -> None:
     for size in args.sizes.split(","):
         n, h, w = (int(x) for x in size.lower().split("x"))
         for method in args.methods.split(","):
-            spec = {"method": method, "frames": n, "h": h, "w": w, "channels": args.channels, "heads": args.heads,
+            spec = {"method": method, "frames": n, "h": h, "w": w, "channels": args.channels,
+                    "heads": args.heads,
                     "band_width": args.band_width, "chunk_mb": args.chunk_mb, "device": args.device,
                     "threads": args.threads, "repeats": args.repeats}
             est = dense_estimate_bytes(n, h, w)
@@ -237,7 +240,8 @@ def main(argv: list[str] | None = None) -> None:
             else:
                 rec = measure(spec, args.timeout)
             records.append(rec)
-            print(f"{size} {method}: peak {rec['peak_mb']} MB, {rec['time_s']} s {rec['note']}", file=sys.stderr)
+            print(f"{size} {method}: peak {rec['peak_mb']} MB, {rec['time_s']} s {rec['note']}",
+                  file=sys.stderr)
     print_table(records)
     import torch
 

@@ -173,8 +173,30 @@ def test_property_random_valid_cameras_round_trip(tmp_path, seed, n, url, fx, t)
 
 
 TOKENS = st.sampled_from(
-    ["0", "1", "-1", "0.5", "1e308", "1e400", "nan", "inf", "-0", "abc", "1,5", "0x10", "", "\t", "١", "1_0",
-     "9" * 30, "\u00a0", "\x00", "e", "+", "."]
+    [
+        "0",
+        "1",
+        "-1",
+        "0.5",
+        "1e308",
+        "1e400",
+        "nan",
+        "inf",
+        "-0",
+        "abc",
+        "1,5",
+        "0x10",
+        "",
+        "\t",
+        "١",
+        "1_0",
+        "9" * 30,
+        "\u00a0",
+        "\x00",
+        "e",
+        "+",
+        ".",
+    ]
 )
 
 
@@ -272,8 +294,9 @@ def test_mp4_frames_map_to_camera_lines(tmp_path):
     got = read_frames(clip, cams, [4, 1, 5])
     assert got.shape == (3, h, w, 3)
     np.testing.assert_allclose(got.reshape(3, -1).mean(1), [160, 40, 200], atol=6)
-    longer = Re10kCameras(cams.url, np.arange(n + 2), np.tile(cams.K_norm[:1], (n + 2, 1, 1)),
-                          np.tile(np.eye(4), (n + 2, 1, 1)))
+    longer = Re10kCameras(
+        cams.url, np.arange(n + 2), np.tile(cams.K_norm[:1], (n + 2, 1, 1)), np.tile(np.eye(4), (n + 2, 1, 1))
+    )
     with pytest.raises(ValueError, match=r"v\.mp4: video ends after 6 decoded frames"):
         read_frames(clip, longer, [7])
 

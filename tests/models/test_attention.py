@@ -51,7 +51,8 @@ def make_cameras(B: int, F: int, h: int, w: int, seed: int = 0) -> tuple[torch.T
 def with_degenerate_pair(c2w: torch.Tensor, b: int, i: int, j: int) -> torch.Tensor:
     """Frame j of sample b gets frame i's centre and a different orientation (pure rotation)."""
     c2w = c2w.clone()
-    R = axis_angle_to_matrix(torch.tensor([0.0, 1.0, 0.25], dtype=torch.float64), torch.tensor(0.2, dtype=torch.float64))
+    R = axis_angle_to_matrix(torch.tensor([0.0, 1.0, 0.25], dtype=torch.float64),
+                             torch.tensor(0.2, dtype=torch.float64))
     c2w[b, j, :3, :3] = c2w[b, i, :3, :3] @ R
     c2w[b, j, :3, 3] = c2w[b, i, :3, 3]
     return c2w
@@ -78,7 +79,8 @@ def brute_force_mask(K, c2w, h, w, band_width, min_baseline=1e-4):
             p2, _ = project_points(K[j], c2w[j], c2w[i, :3, 3] + 4.0 * rays)
             d = p2 - p1
             rel = xy[None, :, :] - p1[:, None, :]
-            dist = np.abs(d[:, None, 0] * rel[..., 1] - d[:, None, 1] * rel[..., 0]) / np.linalg.norm(d, axis=1)[:, None]
+            cross = d[:, None, 0] * rel[..., 1] - d[:, None, 1] * rel[..., 0]
+            dist = np.abs(cross) / np.linalg.norm(d, axis=1)[:, None]
             mask[i * N:(i + 1) * N, j * N:(j + 1) * N] = dist <= band_width / 2
             ambiguous[i * N:(i + 1) * N, j * N:(j + 1) * N] = np.abs(dist - band_width / 2) < 1e-9
     return mask, ambiguous
@@ -244,7 +246,8 @@ def test_block_token_layout_matches_manual_attention(kind):
     hidden = torch.randn(B * n, C, h, w, dtype=torch.float64)
     got = block(hidden, n, geometry)
     x = block.norm(hidden.view(B, n, C, h * w).permute(0, 1, 3, 2).reshape(B, n * h * w, C))
-    q, k, v = (f(x).view(B, -1, heads, C // heads).transpose(1, 2) for f in (block.to_q, block.to_k, block.to_v))
+    q, k, v = (f(x).view(B, -1, heads, C // heads).transpose(1, 2)
+               for f in (block.to_q, block.to_k, block.to_v))
     if kind == "full":
         mask = torch.ones(B, n * h * w, n * h * w, dtype=torch.bool)
     else:
@@ -269,8 +272,8 @@ def tiny_unet():
         projection_class_embeddings_input_dim=3 * 8, addition_time_embed_dim=8)
     B, n, H, W = 1, 3, 12, 16
     g = torch.Generator().manual_seed(1)
-    inputs = (torch.randn(B, n, 8, H, W, generator=g), torch.tensor([0.7]), torch.randn(B, 1, 32, generator=g),
-              torch.randn(B, 3, generator=g))
+    inputs = (torch.randn(B, n, 8, H, W, generator=g), torch.tensor([0.7]),
+              torch.randn(B, 1, 32, generator=g), torch.randn(B, 3, generator=g))
     K, c2w = make_cameras(B, n, H, W, seed=7)
     return unet, inputs, K.float(), c2w.float()
 

@@ -226,6 +226,7 @@ def run_camera_eval(
     progress: bool = True,
     failure_policy: str = "exclude",
     metrics: Sequence[str] = DEFAULT_METRICS,
+    extra_protocol: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Evaluate camera accuracy of ``methods`` on this shard of ``clips``; resumable.
 
@@ -240,6 +241,7 @@ def run_camera_eval(
         trials: samples per (method, clip), trial = 0 .. trials-1.
         progress: show a rich progress bar.
         failure_policy: see ``aggregate.aggregate``.
+        extra_protocol: more entries for the protocol block (e.g. versions, commit, composed config).
     Returns:
         {"results": per-method aggregate, "protocol": ..., "paths": written files, "n_new": records added,
         "n_skipped": already done}.
@@ -276,7 +278,7 @@ def run_camera_eval(
 
     records = merge_shards([out])
     results = aggregate(records, metrics=metrics, failure_policy=failure_policy)
-    protocol = protocol_block(estimator, failure_policy, trials)
+    protocol = {**protocol_block(estimator, failure_policy, trials), **dict(extra_protocol or {})}
     paths = write_results(out, results, protocol)
     return {
         "results": results, "protocol": protocol, "paths": paths, "n_new": len(todo), "n_skipped": n_skipped

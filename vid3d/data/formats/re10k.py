@@ -28,8 +28,19 @@ import numpy as np
 
 from vid3d.geometry import K_norm_to_px, c2w_to_w2c, w2c_to_c2w
 
-__all__ = ["CameraFileError", "IMAGE_EXTS", "Re10kCameras", "Re10kClip", "atomic_write_bytes", "list_clips",
-           "read_camera_file", "read_depth", "read_frames", "write_camera_file", "write_clip"]
+__all__ = [
+    "CameraFileError",
+    "IMAGE_EXTS",
+    "Re10kCameras",
+    "Re10kClip",
+    "atomic_write_bytes",
+    "list_clips",
+    "read_camera_file",
+    "read_depth",
+    "read_frames",
+    "write_camera_file",
+    "write_clip",
+]
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg")
 ROTATION_TOL = 1e-3
@@ -86,8 +97,9 @@ class Re10kCameras:
         return np.asarray(K_norm_to_px(self.K_norm, height, width), dtype=np.float64)
 
     @classmethod
-    def from_c2w(cls, c2w: np.ndarray, K_norm: np.ndarray, timestamps: np.ndarray,
-                 url: str = "") -> Re10kCameras:
+    def from_c2w(
+        cls, c2w: np.ndarray, K_norm: np.ndarray, timestamps: np.ndarray, url: str = ""
+    ) -> Re10kCameras:
         """Build from (N, 4, 4) camera-to-world poses and (N, 3, 3) or (3, 3) ``K_norm``."""
         c2w = np.asarray(c2w, dtype=np.float64)
         K = np.broadcast_to(np.asarray(K_norm, dtype=np.float64), (len(c2w), 3, 3)).copy()
@@ -136,7 +148,9 @@ def _parse_frame_line(text: str, path, lineno: int) -> tuple[int, np.ndarray]:
         raise CameraFileError(path, lineno, f"timestamp {ts} does not fit in int64")
     values = np.array([_parse_float(t, path, lineno, name) for t, name in zip(tokens[1:], _FIELD_NAMES)])
     if values[0] <= 0 or values[1] <= 0:
-        raise CameraFileError(path, lineno, f"focal lengths must be positive, got fx={values[0]}, fy={values[1]}")
+        raise CameraFileError(
+            path, lineno, f"focal lengths must be positive, got fx={values[0]}, fy={values[1]}"
+        )
     _check_rotation(values[6:].reshape(3, 4)[:, :3], path, lineno)
     return ts, values
 
@@ -179,7 +193,13 @@ def read_camera_file(path: str | os.PathLike) -> Re10kCameras:
     arr = np.stack(rows)
     n = len(rows)
     K = np.zeros((n, 3, 3))
-    K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2], K[:, 2, 2] = arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3], 1.0
+    K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2], K[:, 2, 2] = (
+        arr[:, 0],
+        arr[:, 1],
+        arr[:, 2],
+        arr[:, 3],
+        1.0,
+    )
     w2c = np.zeros((n, 4, 4))
     w2c[:, :3, :] = arr[:, 6:].reshape(n, 3, 4)
     w2c[:, 3, 3] = 1.0
@@ -347,7 +367,9 @@ def read_frames(clip: Re10kClip, cams: Re10kCameras, indices: Sequence[int] | np
         return np.zeros((0, 0, 0, 3), np.uint8)
     for f, im in zip(files, images):
         if im.shape != images[0].shape:
-            raise ValueError(f"{f}: frame size {im.shape[:2]} differs from {images[0].shape[:2]} of {files[0]}")
+            raise ValueError(
+                f"{f}: frame size {im.shape[:2]} differs from {images[0].shape[:2]} of {files[0]}"
+            )
     return np.stack(images)
 
 
@@ -376,9 +398,15 @@ def _replace_dir(tmp_dir: Path, final_dir: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def write_clip(root: str | os.PathLike, split: str, clip_id: str, cams: Re10kCameras,
-               frames_uint8: np.ndarray, depth: np.ndarray | None = None,
-               image_ext: str = "png") -> Re10kClip:
+def write_clip(
+    root: str | os.PathLike,
+    split: str,
+    clip_id: str,
+    cams: Re10kCameras,
+    frames_uint8: np.ndarray,
+    depth: np.ndarray | None = None,
+    image_ext: str = "png",
+) -> Re10kClip:
     """Write one clip: frames ``{clip_id}/{timestamp}.{ext}``, optional depth, then the camera file.
 
     Args:
@@ -427,5 +455,10 @@ def write_clip(root: str | os.PathLike, split: str, clip_id: str, cams: Re10kCam
     camera_path = split_dir / f"{clip_id}.txt"
     write_camera_file(camera_path, cams)
     video = split_dir / f"{clip_id}.mp4"
-    return Re10kClip(clip_id, camera_path, split_dir / clip_id, video if video.is_file() else None,
-                     depth_path if depth is not None else None)
+    return Re10kClip(
+        clip_id,
+        camera_path,
+        split_dir / clip_id,
+        video if video.is_file() else None,
+        depth_path if depth is not None else None,
+    )

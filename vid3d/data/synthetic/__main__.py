@@ -24,8 +24,16 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     start = time.perf_counter()
     root = build_synthetic_dataset(
-        a.root, num_train=a.num_train, num_test=a.num_test, num_frames=a.num_frames, height=a.height,
-        width=a.width, seed=a.seed, image_ext=a.image_ext, supersample=a.supersample, workers=a.workers,
+        a.root,
+        num_train=a.num_train,
+        num_test=a.num_test,
+        num_frames=a.num_frames,
+        height=a.height,
+        width=a.width,
+        seed=a.seed,
+        image_ext=a.image_ext,
+        supersample=a.supersample,
+        workers=a.workers,
     )
     print(f"{root} ready ({time.perf_counter() - start:.1f}s)")
     return 0

@@ -41,8 +41,9 @@ def clip_cameras(spec: ClipSpec, height: int, width: int, seed: int) -> Re10kCam
     return Re10kCameras.from_c2w(spec.c2w, K_norm, ts, url=url)
 
 
-def render_clip(spec: ClipSpec, cams: Re10kCameras, height: int, width: int,
-                supersample: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def render_clip(
+    spec: ClipSpec, cams: Re10kCameras, height: int, width: int, supersample: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     """Render every camera of ``cams``: frames (N, H, W, 3) uint8, depth (N, H, W) float32.
 
     Rendering uses the poses and intrinsics exactly as written to the camera file (c2w from w2c,
@@ -52,9 +53,16 @@ def render_clip(spec: ClipSpec, cams: Re10kCameras, height: int, width: int,
 
 
 def _params(num_train, num_test, num_frames, height, width, seed, image_ext, supersample) -> dict:
-    return {"num_train": int(num_train), "num_test": int(num_test), "num_frames": int(num_frames),
-            "height": int(height), "width": int(width), "seed": int(seed), "image_ext": str(image_ext),
-            "supersample": int(supersample)}
+    return {
+        "num_train": int(num_train),
+        "num_test": int(num_test),
+        "num_frames": int(num_frames),
+        "height": int(height),
+        "width": int(width),
+        "seed": int(seed),
+        "image_ext": str(image_ext),
+        "supersample": int(supersample),
+    }
 
 
 def _read_manifest(root: Path) -> dict | None:
@@ -65,7 +73,11 @@ def _read_manifest(root: Path) -> dict | None:
 
 
 def _matches(manifest: dict | None, params: dict) -> bool:
-    return bool(manifest) and manifest.get("format_version") == FORMAT_VERSION and manifest.get("params") == params
+    return (
+        bool(manifest)
+        and manifest.get("format_version") == FORMAT_VERSION
+        and manifest.get("params") == params
+    )
 
 
 def _build_one(out_root: str, split: str, index: int, params: dict) -> str:
@@ -88,10 +100,20 @@ def _run_jobs(tmp: Path, jobs: list[tuple[str, int]], params: dict, workers: int
         return [f.result() for f in futures]
 
 
-def build_synthetic_dataset(root: str | os.PathLike, *, num_train: int = 12, num_test: int = 4,
-                            num_frames: int = 48, height: int = 144, width: int = 256, seed: int = 0,
-                            image_ext: str = "jpg", supersample: int = 1, workers: int | None = None,
-                            verbose: bool = False) -> Path:
+def build_synthetic_dataset(
+    root: str | os.PathLike,
+    *,
+    num_train: int = 12,
+    num_test: int = 4,
+    num_frames: int = 48,
+    height: int = 144,
+    width: int = 256,
+    seed: int = 0,
+    image_ext: str = "jpg",
+    supersample: int = 1,
+    workers: int | None = None,
+    verbose: bool = False,
+) -> Path:
     """Build (or reuse) the synthetic dataset at ``root``; returns ``root`` as a Path.
 
     Raises FileExistsError if ``root`` is a non-empty folder that is not a synthetic dataset (it is
@@ -106,8 +128,9 @@ def build_synthetic_dataset(root: str | os.PathLike, *, num_train: int = 12, num
     if _matches(_read_manifest(root), params):
         return root
     if root.exists() and (not root.is_dir() or (any(root.iterdir()) and _read_manifest(root) is None)):
-        raise FileExistsError(f"{root}: exists and is not a vid3d synthetic dataset (no {MANIFEST}); "
-                              "refusing to overwrite it")
+        raise FileExistsError(
+            f"{root}: exists and is not a vid3d synthetic dataset (no {MANIFEST}); refusing to overwrite it"
+        )
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = root.parent / f".{root.name}.building-{os.getpid()}-{os.urandom(3).hex()}"
     start = time.perf_counter()
@@ -119,10 +142,14 @@ def build_synthetic_dataset(root: str | os.PathLike, *, num_train: int = 12, num
         if workers is None:
             workers = min(2, os.cpu_count() or 1) if len(jobs) * num_frames >= 200 else 1
         ids = _run_jobs(tmp, jobs, params, workers)
-        manifest = {"format": "vid3d-synthetic-re10k", "format_version": FORMAT_VERSION, "params": params,
-                    "clips": {"train": ids[:num_train], "test": ids[num_train:]},
-                    "depth": "z-depth in metres, 0 = sky, rounded to 2^-10 m",
-                    "build_seconds": round(time.perf_counter() - start, 2)}
+        manifest = {
+            "format": "vid3d-synthetic-re10k",
+            "format_version": FORMAT_VERSION,
+            "params": params,
+            "clips": {"train": ids[:num_train], "test": ids[num_train:]},
+            "depth": "z-depth in metres, 0 = sky, rounded to 2^-10 m",
+            "build_seconds": round(time.perf_counter() - start, 2),
+        }
         atomic_write_bytes(tmp / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
         _swap_into_place(tmp, root, params)
     except BaseException:

@@ -112,13 +112,22 @@ def _colour(scene: Scene, origin, dirs, t, ids, focal_px: float) -> np.ndarray:
     order = np.argsort(mat, kind="stable")
     bounds = np.searchsorted(mat[order], np.arange(len(scene.primitives) + 1))
     for i, prim in enumerate(scene.primitives):
-        sel = order[bounds[i]:bounds[i + 1]]
+        sel = order[bounds[i] : bounds[i + 1]]
         if sel.size:
             n[sel] = prim.normal(p[sel], d[sel])
     cos = np.abs(np.einsum("pi,pi->p", n, d))
     footprint = th / (np.float32(focal_px) * np.maximum(cos, 0.15))
-    c = shade(scene.bank, mat, p[:, 0].copy(), p[:, 1].copy(), p[:, 2].copy(), n, footprint,
-              scene.light_dir, scene.ambient)
+    c = shade(
+        scene.bank,
+        mat,
+        p[:, 0].copy(),
+        p[:, 1].copy(),
+        p[:, 2].copy(),
+        n,
+        footprint,
+        scene.light_dir,
+        scene.ambient,
+    )
     if scene.fog_distance:
         fog = np.exp(-th / np.float32(scene.fog_distance))[:, None]
         c = c * fog + sky_colour(d, WORLD_UP, scene.sky_offset) * (1 - fog)
@@ -126,8 +135,9 @@ def _colour(scene: Scene, origin, dirs, t, ids, focal_px: float) -> np.ndarray:
     return col
 
 
-def render_view(scene: Scene, K_px: np.ndarray, c2w: np.ndarray, height: int, width: int,
-                supersample: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def render_view(
+    scene: Scene, K_px: np.ndarray, c2w: np.ndarray, height: int, width: int, supersample: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     """Render one view.
 
     Args:
@@ -154,8 +164,9 @@ def render_view(scene: Scene, K_px: np.ndarray, c2w: np.ndarray, height: int, wi
     return rgb, depth
 
 
-def render_views(scene: Scene, K_px: np.ndarray, c2w: np.ndarray, height: int, width: int,
-                 supersample: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def render_views(
+    scene: Scene, K_px: np.ndarray, c2w: np.ndarray, height: int, width: int, supersample: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     """Render F views: K_px (F, 3, 3) or (3, 3), c2w (F, 4, 4) -> rgb (F, H, W, 3) uint8, depth (F, H, W)."""
     c2w = np.asarray(c2w, float)
     K = np.broadcast_to(np.asarray(K_px, float), (len(c2w), 3, 3))

@@ -42,8 +42,11 @@ class ClipSpec:
 
 def _box_planes(rng: np.random.Generator, half_x: float, height: float, half_z: float) -> list[Primitive]:
     """Floor (y=0), ceiling (y=-height) and four walls of a room, each with its own material."""
-    floor = Plane(random_material(rng, style="tiles" if rng.random() < 0.6 else None), n=np.array([0, 1.0, 0]),
-                  offset=0.0)
+    floor = Plane(
+        random_material(rng, style="tiles" if rng.random() < 0.6 else None),
+        n=np.array([0, 1.0, 0]),
+        offset=0.0,
+    )
     prims: list[Primitive] = [floor, Plane(random_material(rng), n=np.array([0, 1.0, 0]), offset=-height)]
     for axis, half in ((0, half_x), (2, half_z)):
         for sign in (-1.0, 1.0):
@@ -53,8 +56,9 @@ def _box_planes(rng: np.random.Generator, half_x: float, height: float, half_z: 
     return prims
 
 
-def _clear(xz: np.ndarray, radius: float, cam_xz: np.ndarray, taken: list[tuple[np.ndarray, float]],
-           margin: float) -> bool:
+def _clear(
+    xz: np.ndarray, radius: float, cam_xz: np.ndarray, taken: list[tuple[np.ndarray, float]], margin: float
+) -> bool:
     """True if a footprint circle (centre xz, radius) keeps ``margin`` from every camera centre and
     does not overlap the circles already taken."""
     if np.min(np.linalg.norm(cam_xz - xz, axis=1)) < radius + margin:
@@ -62,20 +66,25 @@ def _clear(xz: np.ndarray, radius: float, cam_xz: np.ndarray, taken: list[tuple[
     return all(np.linalg.norm(xz - c) >= radius + r + 0.05 for c, r in taken)
 
 
-def _random_object(rng: np.random.Generator, xz: np.ndarray, kind: str, size: float,
-                   max_height: float) -> tuple[list[Primitive], float]:
+def _random_object(
+    rng: np.random.Generator, xz: np.ndarray, kind: str, size: float, max_height: float
+) -> tuple[list[Primitive], float]:
     """One object standing on the floor at ``xz``; returns (primitives, footprint radius)."""
     x, z = float(xz[0]), float(xz[1])
     if kind == "box":
         half = np.array([rng.uniform(0.2, 0.7), 0.0, rng.uniform(0.2, 0.7)]) * size
         half[1] = min(rng.uniform(0.2, 0.6) * size, max_height / 2)
-        box = Box(random_material(rng), centre=np.array([x, -half[1], z]), half=half, yaw=rng.uniform(0, np.pi))
+        box = Box(
+            random_material(rng), centre=np.array([x, -half[1], z]), half=half, yaw=rng.uniform(0, np.pi)
+        )
         prims: list[Primitive] = [box]
         r_xz = float(np.hypot(half[0], half[2]))
         if rng.random() < 0.5:  # something on top
             r = float(rng.uniform(0.3, 0.8) * min(half[0], half[2]))
             if 2 * half[1] + 2 * r < max_height:
-                prims.append(Sphere(random_material(rng), centre=np.array([x, -2 * half[1] - r, z]), radius=r))
+                prims.append(
+                    Sphere(random_material(rng), centre=np.array([x, -2 * half[1] - r, z]), radius=r)
+                )
         return prims, r_xz
     if kind == "sphere":
         r = min(rng.uniform(0.15, 0.45) * size, max_height / 2)
@@ -85,8 +94,17 @@ def _random_object(rng: np.random.Generator, xz: np.ndarray, kind: str, size: fl
     return [Cylinder(random_material(rng), cx=x, cz=z, radius=r, y0=-h, y1=0.0)], r
 
 
-def _populate(rng, c2w, sample_xz, count: int, size: float, max_height: float, margin: float,
-              taken=None, tries: int = 60) -> list[Primitive]:
+def _populate(
+    rng,
+    c2w,
+    sample_xz,
+    count: int,
+    size: float,
+    max_height: float,
+    margin: float,
+    taken=None,
+    tries: int = 60,
+) -> list[Primitive]:
     cam_xz = c2w[:, :3, 3][:, [0, 2]]
     taken = list(taken or [])
     prims: list[Primitive] = []
@@ -114,9 +132,15 @@ def _centrepiece(rng: np.random.Generator, target: np.ndarray, r: float) -> tupl
     target gets something to look at); returns (primitives, taken footprint circle)."""
     top = max(-target[1] - r, 0.2)
     half = r * 1.4
-    prims = [Box(random_material(rng), centre=np.array([target[0], -top / 2, target[2]]),
-                 half=np.array([half, top / 2, half]), yaw=rng.uniform(0, np.pi)),
-             Sphere(random_material(rng), centre=np.array([target[0], -top - r, target[2]]), radius=r)]
+    prims = [
+        Box(
+            random_material(rng),
+            centre=np.array([target[0], -top / 2, target[2]]),
+            half=np.array([half, top / 2, half]),
+            yaw=rng.uniform(0, np.pi),
+        ),
+        Sphere(random_material(rng), centre=np.array([target[0], -top - r, target[2]]), radius=r),
+    ]
     return prims, (np.asarray(target)[[0, 2]], half * 1.5)
 
 
@@ -133,8 +157,14 @@ def _view_sampler(rng: np.random.Generator, c2w: np.ndarray, near: float, far: f
     return sample
 
 
-def room_scene(rng: np.random.Generator, c2w: np.ndarray, half_x: float, height: float, half_z: float,
-               centrepiece: np.ndarray | None = None) -> Scene:
+def room_scene(
+    rng: np.random.Generator,
+    c2w: np.ndarray,
+    half_x: float,
+    height: float,
+    half_z: float,
+    centrepiece: np.ndarray | None = None,
+) -> Scene:
     """Box room [-half_x, half_x] x [-height, 0] x [-half_z, half_z] with furniture (boxes, spheres,
     pillars; mostly in the cameras' view) placed >= 0.45 m from every camera centre; an optional
     centrepiece whose sphere is centred at ``centrepiece`` (3,)."""
@@ -165,22 +195,39 @@ def outdoor_scene(rng: np.random.Generator, c2w: np.ndarray, centrepiece: np.nda
         extra, circle = _centrepiece(rng, centrepiece, 0.5)
         prims += extra
         taken.append(circle)
-    prims += _populate(rng, c2w, _view_sampler(rng, c2w, 2.0, 14.0), int(rng.integers(18, 26)), 2.0, 8.0, 1.0,
-                       taken)
-    return Scene(prims, light_dir=_light(rng), ambient=0.45, sky=True,
-                 sky_offset=rng.uniform(-100, 100, 3), fog_distance=90.0, name="outdoor")
+    prims += _populate(
+        rng, c2w, _view_sampler(rng, c2w, 2.0, 14.0), int(rng.integers(18, 26)), 2.0, 8.0, 1.0, taken
+    )
+    return Scene(
+        prims,
+        light_dir=_light(rng),
+        ambient=0.45,
+        sky=True,
+        sky_offset=rng.uniform(-100, 100, 3),
+        fog_distance=90.0,
+        name="outdoor",
+    )
 
 
 def turntable_scene(rng: np.random.Generator, plinth_height: float) -> tuple[Scene, np.ndarray]:
     """Objects on a round plinth at the origin inside a textured studio; returns (scene, target)."""
     prims = _box_planes(rng, 5.0, 4.5, 5.0)
     plinth_r = rng.uniform(0.6, 0.9)
-    prims.append(Cylinder(random_material(rng, style="tiles"), cx=0.0, cz=0.0, radius=plinth_r,
-                          y0=-plinth_height, y1=0.0))
+    prims.append(
+        Cylinder(
+            random_material(rng, style="tiles"), cx=0.0, cz=0.0, radius=plinth_r, y0=-plinth_height, y1=0.0
+        )
+    )
     half = rng.uniform(0.18, 0.3, 3)
     top = plinth_height + 2 * half[1]
-    prims.append(Box(random_material(rng), centre=np.array([0.0, -plinth_height - half[1], 0.0]), half=half,
-                     yaw=rng.uniform(0, np.pi)))
+    prims.append(
+        Box(
+            random_material(rng),
+            centre=np.array([0.0, -plinth_height - half[1], 0.0]),
+            half=half,
+            yaw=rng.uniform(0, np.pi),
+        )
+    )
     r = rng.uniform(0.12, 0.2)
     prims.append(Sphere(random_material(rng), centre=np.array([0.0, -top - r, 0.0]), radius=r))
     for k in range(3):  # small objects around the main one
@@ -191,8 +238,11 @@ def turntable_scene(rng: np.random.Generator, plinth_height: float) -> tuple[Sce
         if rng.random() < 0.5:
             prims.append(Sphere(random_material(rng), centre=np.array([x, -plinth_height - s, z]), radius=s))
         else:
-            prims.append(Cylinder(random_material(rng), cx=x, cz=z, radius=s, y0=-plinth_height - 3 * s,
-                                  y1=-plinth_height))
+            prims.append(
+                Cylinder(
+                    random_material(rng), cx=x, cz=z, radius=s, y0=-plinth_height - 3 * s, y1=-plinth_height
+                )
+            )
     target = np.array([0.0, -plinth_height - half[1] - 0.1, 0.0])
     return Scene(prims, light_dir=_light(rng), ambient=0.6, name="turntable"), target
 
@@ -220,7 +270,7 @@ def make_clip(index: int, seed: int, num_frames: int) -> ClipSpec:
         scene, target = turntable_scene(rng, plinth)
         radius = rng.uniform(1.8, 2.6)
         end = radius * rng.uniform(0.75, 1.2) if motion == "spiral" else None
-        arc = np.deg2rad(rng.uniform(60, 200)) * rng.choice([-1, 1])
+        arc = np.deg2rad(rng.uniform(45, 120)) * rng.choice([-1, 1])
         c2w = traj.orbit(n, rng, radius, target, rng.uniform(0.15, 0.55), arc, end)
         return ClipSpec(f"{kind}_{index:04d}", kind, motion, scene, c2w, hfov)
 
@@ -239,7 +289,9 @@ def make_clip(index: int, seed: int, num_frames: int) -> ClipSpec:
         extra = np.array([[0.0, 0.0, radius]])
     else:
         files = traj.re10k_files()
-        local = traj.re10k(n, files[index % len(files)], rng.uniform(2.0, 6.0) if outdoor else rng.uniform(0.8, 2.2))
+        local = traj.re10k(
+            n, files[index % len(files)], rng.uniform(2.0, 6.0) if outdoor else rng.uniform(0.8, 2.2)
+        )
 
     if outdoor:
         lo, hi = np.array([-40.0, -2.2, -40.0]), np.array([40.0, -1.0, 40.0])

@@ -66,11 +66,15 @@ def walk(n: int, rng: np.random.Generator, speed: float | None = None, fps: floa
 
 
 def pan(n: int, rng: np.random.Generator) -> np.ndarray:
-    """Pan: rotation in place about the vertical by a random 20-70 degrees, small tilt change."""
+    """Pan: turn about the vertical by a random 20-70 degrees with a small tilt change, pivoting
+    0.2-0.5 m behind the camera like a hand-held head turn (so the view keeps a little parallax)."""
     total = np.deg2rad(rng.uniform(20, 70)) * rng.choice([-1, 1])
     prog = _ease(n, rng)
     pitch = rng.uniform(-0.1, 0.1) + rng.uniform(-0.08, 0.08) * prog
-    return level_c2w(np.zeros((n, 3)), total * prog, pitch)
+    yaw = total * prog
+    pivot_back = rng.uniform(0.2, 0.5)
+    centres = np.stack([pivot_back * np.sin(yaw), np.zeros(n), pivot_back * (np.cos(yaw) - 1.0)], axis=1)
+    return level_c2w(centres, yaw, pitch)
 
 
 def dolly(n: int, rng: np.random.Generator, distance: float | None = None) -> np.ndarray:
@@ -82,9 +86,15 @@ def dolly(n: int, rng: np.random.Generator, distance: float | None = None) -> np
     return c2w
 
 
-def orbit(n: int, rng: np.random.Generator, radius: float, target: np.ndarray | None = None,
-          elevation: float | None = None, arc: float | None = None,
-          radius_end: float | None = None) -> np.ndarray:
+def orbit(
+    n: int,
+    rng: np.random.Generator,
+    radius: float,
+    target: np.ndarray | None = None,
+    elevation: float | None = None,
+    arc: float | None = None,
+    radius_end: float | None = None,
+) -> np.ndarray:
     """Orbit around ``target`` (default: ``radius`` ahead of the origin, same height) looking at it.
 
     elevation: camera height angle above the target (rad, random 0-0.35); arc: swept angle
@@ -97,8 +107,13 @@ def orbit(n: int, rng: np.random.Generator, radius: float, target: np.ndarray | 
     r = radius + ((radius if radius_end is None else radius_end) - radius) * prog
     phi = np.pi + arc * prog  # phi = pi puts the first camera on -z of the target
     centres = target + np.stack(
-        [r * np.cos(elevation) * np.sin(phi), -r * np.sin(elevation) * np.ones(n),
-         r * np.cos(elevation) * np.cos(phi)], axis=1)
+        [
+            r * np.cos(elevation) * np.sin(phi),
+            -r * np.sin(elevation) * np.ones(n),
+            r * np.cos(elevation) * np.cos(phi),
+        ],
+        axis=1,
+    )
     return np.stack([look_at_c2w(c, target, UP) for c in centres])
 
 
@@ -128,9 +143,15 @@ def re10k(n: int, path: str | Path, extent: float) -> np.ndarray:
     return out
 
 
-def fit_in_box(c2w: np.ndarray, lo: np.ndarray, hi: np.ndarray, rng: np.random.Generator,
-               extra_points: np.ndarray | None = None, first_y: float | None = None,
-               yaw: float | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+def fit_in_box(
+    c2w: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    rng: np.random.Generator,
+    extra_points: np.ndarray | None = None,
+    first_y: float | None = None,
+    yaw: float | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Rotate a trajectory about the vertical through its first camera by ``yaw`` (random by default),
     shrink its translations about the first camera if needed, and translate it so all camera centres
     (and ``extra_points`` (M, 3), e.g. an orbit target) lie in the box [lo, hi] (3,) each.
@@ -156,5 +177,5 @@ def fit_in_box(c2w: np.ndarray, lo: np.ndarray, hi: np.ndarray, rng: np.random.G
     out = c2w.copy()
     out[:, :3, :3] = R @ c2w[:, :3, :3]
     out[:, :3, 3] = allp[: len(pts)] + shift
-    moved = None if extra is None else allp[len(pts):] + shift
+    moved = None if extra is None else allp[len(pts) :] + shift
     return out, moved

@@ -156,6 +156,10 @@ class ColmapPoseEstimator(PoseEstimator):
         self.abs_pose_min_num_inliers = abs_pose_min_num_inliers
         self.sift_options = dict(sift_options or {})
         self.mapper_options = dict(mapper_options or {})
+        import pycolmap  # validate option names now: a config error must not become a "failed sample"
+
+        _set_options(pycolmap.SiftExtractionOptions(), self.sift_options, "sift_options")
+        _set_options(pycolmap.IncrementalPipelineOptions(), self.mapper_options, "mapper_options")
         self.verbose = verbose
         self.workdir = None if workdir is None else Path(workdir)
 

@@ -1,4 +1,4 @@
-"""Added cross-frame attention modules and their attachment to a diffusers ``UNetSpatioTemporalConditionModel``.
+"""Added cross-frame attention modules and their attachment to a diffusers spatio-temporal UNet.
 
 ``attach_attention(unet, kind=...)`` finds every ``TransformerSpatioTemporalModel`` at the selected UNet
 levels and registers a forward hook on it: the transformer's output hidden states (B*F, C, h, w) get a
@@ -231,8 +231,8 @@ def attach_attention(unet: nn.Module, kind: str = "epipolar", band_width: float 
     blocks, names = {}, []
     for name, module, level in found:
         if level in wanted:
-            blocks[name.replace(".", "_")] = CrossFrameAttention(
-                module.in_channels, heads, kind, band_width, method, max_chunk_bytes).to(ref.device, ref.dtype)
+            block = CrossFrameAttention(module.in_channels, heads, kind, band_width, method, max_chunk_bytes)
+            blocks[name.replace(".", "_")] = block.to(ref.device, ref.dtype)
             names.append(name)
     adapter = AttentionAdapter(kind, blocks, min_baseline)
     adapter.attach(unet, names)

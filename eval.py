@@ -1,0 +1,17 @@
+"""Benchmark camera control: `python eval.py task=camera pose=colmap ckpt=...`."""
+
+import hydra
+from omegaconf import DictConfig
+
+import vid3d.config  # noqa: F401  (registers config resolvers)
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="eval")
+def main(cfg: DictConfig) -> None:
+    from vid3d.tasks.evaluate import evaluate
+
+    evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()
