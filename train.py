@@ -1,4 +1,4 @@
-"""Train a camera-controlled video diffusion model: `python train.py model=epipolar data=re10k data.root=...`."""
+"""Train a camera-controlled video diffusion model: `python train.py model=epipolar data=re10k`."""
 
 import hydra
 from omegaconf import DictConfig

@@ -36,7 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     common = ["torch_threads=1", *a.overrides]
     steps = [f"trainer.max_steps={a.steps}"] if a.steps else []
     times = {
-        "train": run("train", ["train.py", "experiment=demo", f"hydra.run.dir={out}/train", *steps, *common], env),
+        "train": run(
+            "train", ["train.py", "experiment=demo", f"hydra.run.dir={out}/train", *steps, *common], env
+        ),
     }
     ckpt = out / "train" / "checkpoints" / "last.ckpt"
     times["sample"] = run(

@@ -27,7 +27,9 @@ class TiltedGT(GTPoseEstimator):
     def estimate(self, frames, K_px, gt_c2w=None):
         res = super().estimate(frames, K_px, gt_c2w)
         res.c2w = res.c2w.copy()
-        res.c2w[-1, :3, :3] = res.c2w[-1, :3, :3] @ axis_angle_to_matrix(np.array([0, 0, 1.0]), np.radians(10))
+        res.c2w[-1, :3, :3] = res.c2w[-1, :3, :3] @ axis_angle_to_matrix(
+            np.array([0, 0, 1.0]), np.radians(10)
+        )
         return res
 
 
@@ -35,7 +37,9 @@ def test_merge_of_shards_equals_single_run(tmp_path):
     methods = {"gt_video": gt_video_method}
     single = run_camera_eval(clips(), methods, TiltedGT(), tmp_path / "single", progress=False)
     for k in range(3):
-        run_camera_eval(clips(), methods, TiltedGT(), tmp_path / "multi" / f"{k}", shard=k, num_shards=3, progress=False)
+        run_camera_eval(
+            clips(), methods, TiltedGT(), tmp_path / "multi" / f"{k}", shard=k, num_shards=3, progress=False
+        )
     assert merge_main([str(tmp_path / "multi"), "--out", str(tmp_path / "merged")]) == 0
     merged = json.loads((tmp_path / "merged" / "results.json").read_text())["results"]["gt_video"]
     one = single["results"]["gt_video"]

@@ -26,7 +26,12 @@ TINY = [
 
 
 def run(script: str, args: list[str], tmp: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "VID3D_DATA_DIR": str(tmp / "data"), "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "1"}
+    env = {
+        **os.environ,
+        "VID3D_DATA_DIR": str(tmp / "data"),
+        "WANDB_MODE": "offline",
+        "HYDRA_FULL_ERROR": "1",
+    }
     proc = subprocess.run(
         [sys.executable, script, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
     )
@@ -62,7 +67,11 @@ def test_train_writes_checkpoint_config_and_offline_wandb(trained):
 
 def test_sample_writes_video_frames_and_cameras(trained):
     tmp, ckpt = trained
-    run("sample.py", [f"ckpt={ckpt}", "num_samples=1", "sampler.num_steps=2", f"hydra.run.dir={tmp}/s", *TINY], tmp)
+    run(
+        "sample.py",
+        [f"ckpt={ckpt}", "num_samples=1", "sampler.num_steps=2", f"hydra.run.dir={tmp}/s", *TINY],
+        tmp,
+    )
     (sample_dir,) = list((tmp / "s" / "samples").iterdir())
     assert (sample_dir / "video.mp4").stat().st_size > 0
     assert len(list((sample_dir / "frames").glob("*.png"))) == 4
@@ -79,8 +88,15 @@ def test_sample_from_image_along_preset(trained):
     iio.imwrite(tmp / "me.png", img)
     run(
         "sample.py",
-        [f"ckpt={ckpt}", f"image={tmp / 'me.png'}", "trajectory=move_forward", "trajectory.amplitude=large",
-         "sampler.num_steps=2", f"hydra.run.dir={tmp}/img", *TINY],
+        [
+            f"ckpt={ckpt}",
+            f"image={tmp / 'me.png'}",
+            "trajectory=move_forward",
+            "trajectory.amplitude=large",
+            "sampler.num_steps=2",
+            f"hydra.run.dir={tmp}/img",
+            *TINY,
+        ],
         tmp,
     )
     cams = json.loads((tmp / "img" / "samples" / "me_move_forward" / "cameras.json").read_text())

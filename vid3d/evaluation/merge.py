@@ -20,7 +20,9 @@ def shard_dirs(paths: list[str | Path]) -> list[Path]:
     for p in map(Path, paths):
         if not p.is_dir():
             raise FileNotFoundError(f"shard directory {p} does not exist")
-        out += [d for d in [p, *sorted(x for x in p.iterdir() if x.is_dir())] if any(d.glob("records*.jsonl"))]
+        out += [
+            d for d in [p, *sorted(x for x in p.iterdir() if x.is_dir())] if any(d.glob("records*.jsonl"))
+        ]
     if not out:
         raise FileNotFoundError(f"no records*.jsonl under {[str(p) for p in paths]}")
     return out
@@ -28,7 +30,11 @@ def shard_dirs(paths: list[str | Path]) -> list[Path]:
 
 def merge(paths: list[str | Path], out: str | Path) -> dict:
     dirs = shard_dirs(paths)
-    protocols = [json.loads((d / "results.json").read_text())["protocol"] for d in dirs if (d / "results.json").is_file()]
+    protocols = [
+        json.loads((d / "results.json").read_text())["protocol"]
+        for d in dirs
+        if (d / "results.json").is_file()
+    ]
     if not protocols:
         raise FileNotFoundError(f"none of {[str(d) for d in dirs]} has a results.json with a protocol block")
     for key in ("pose_estimator", "failure_policy"):

@@ -12,8 +12,9 @@ Every function accepts numpy arrays or torch tensors (any leading batch dims) an
 
 from __future__ import annotations
 
-from ._backend import back, to_torch
 import torch
+
+from ._backend import back, to_torch
 
 OPENGL_TO_OPENCV = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=torch.float64))
 

@@ -71,8 +71,12 @@ class VideoSampler:
         else:
             scale = frame_guidance(f, self.guidance_min, self.guidance_max).to(first_frame.device)
         denoiser = cfg_denoiser(lambda x, s, c: model.denoise(x, s, c), cond, uncond, scale)
-        sigmas = karras_sigmas(self.num_steps, self.sigma_min, self.sigma_max, self.rho, device=first_frame.device)
-        x_T = initial_noise((b, f, model.latent_channels, h, w), self.sigma_max, generator, first_frame.device)
+        sigmas = karras_sigmas(
+            self.num_steps, self.sigma_min, self.sigma_max, self.rho, device=first_frame.device
+        )
+        x_T = initial_noise(
+            (b, f, model.latent_channels, h, w), self.sigma_max, generator, first_frame.device
+        )
         latents = self.solver(denoiser, x_T, sigmas, progress=progress)
         return model.decode(latents).clamp(-1, 1)
 

@@ -17,7 +17,9 @@ def resolve_checkpoint(path: str | Path) -> Path:
     if p.is_dir():
         p = p / "checkpoints" / "last.ckpt"
     if not p.is_file():
-        raise FileNotFoundError(f"checkpoint {p} does not exist (pass ckpt=<file> or ckpt=<training run dir>)")
+        raise FileNotFoundError(
+            f"checkpoint {p} does not exist (pass ckpt=<file> or ckpt=<training run dir>)"
+        )
     return p
 
 
@@ -32,7 +34,9 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Modul
     ckpt = load_checkpoint_file(ckpt_path)
     meta = ckpt.get("vid3d")
     if not meta or not meta.get("model_config"):
-        raise ValueError(f"checkpoint {ckpt_path} has no vid3d model config (not written by vid3d's train.py)")
+        raise ValueError(
+            f"checkpoint {ckpt_path} has no vid3d model config (not written by vid3d's train.py)"
+        )
     model = instantiate(meta["model_config"])
     state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()}
     missing, unexpected = model.load_state_dict(state, strict=False)

@@ -13,7 +13,9 @@ from vid3d.training.checkpoint_io import SafetensorsCheckpointIO
 
 
 def instantiate_callbacks(cfg: DictConfig) -> list:
-    return [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None and "_target_" in c]
+    return [
+        instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None and "_target_" in c
+    ]
 
 
 @task_wrapper

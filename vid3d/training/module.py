@@ -75,7 +75,9 @@ class CameraDiffusionModule(L.LightningModule):
         return loss
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        norms = [p.grad.detach().norm() for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        norms = [
+            p.grad.detach().norm() for g in optimizer.param_groups for p in g["params"] if p.grad is not None
+        ]
         if norms:
             self.log("train/grad_norm", torch.stack(norms).norm())
         self.log("train/lr", optimizer.param_groups[0]["lr"])
@@ -96,4 +98,6 @@ class CameraDiffusionModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         missing = self.trainable_names() - set(checkpoint["state_dict"])
         if missing:
-            raise ValueError(f"checkpoint lacks trained weights {sorted(missing)[:5]} (different model config?)")
+            raise ValueError(
+                f"checkpoint lacks trained weights {sorted(missing)[:5]} (different model config?)"
+            )

@@ -112,6 +112,8 @@ class ColmapPoseEstimator(PoseEstimator):
             stock COLMAP behaviour.
         init_min_num_inliers, abs_pose_min_num_inliers: COLMAP mapper thresholds (COLMAP defaults).
         sift_options: extra ``SiftExtractionOptions`` attributes, e.g. {"peak_threshold": 0.004}.
+        verification_options: extra ``TwoViewGeometryOptions`` attributes (geometric verification of
+            the matches), dotted names reach nested options, e.g. {"ransac.max_error": 1.0}.
         mapper_options: extra ``IncrementalPipelineOptions`` attributes; dotted names reach nested
             options, e.g. {"mapper.init_max_forward_motion": 0.99}. Unknown names raise ValueError.
         verbose: let COLMAP print its log.
@@ -134,6 +136,7 @@ class ColmapPoseEstimator(PoseEstimator):
         init_min_num_inliers: int = 100,
         abs_pose_min_num_inliers: int = 30,
         sift_options: dict[str, Any] | None = None,
+        verification_options: dict[str, Any] | None = None,
         mapper_options: dict[str, Any] | None = None,
         verbose: bool = False,
         workdir: str | Path | None = None,
@@ -155,10 +158,12 @@ class ColmapPoseEstimator(PoseEstimator):
         self.init_min_num_inliers = init_min_num_inliers
         self.abs_pose_min_num_inliers = abs_pose_min_num_inliers
         self.sift_options = dict(sift_options or {})
+        self.verification_options = dict(verification_options or {})
         self.mapper_options = dict(mapper_options or {})
         import pycolmap  # validate option names now: a config error must not become a "failed sample"
 
         _set_options(pycolmap.SiftExtractionOptions(), self.sift_options, "sift_options")
+        _set_options(pycolmap.TwoViewGeometryOptions(), self.verification_options, "verification_options")
         _set_options(pycolmap.IncrementalPipelineOptions(), self.mapper_options, "mapper_options")
         self.verbose = verbose
         self.workdir = None if workdir is None else Path(workdir)
@@ -181,6 +186,7 @@ class ColmapPoseEstimator(PoseEstimator):
             "init_min_num_inliers": self.init_min_num_inliers,
             "abs_pose_min_num_inliers": self.abs_pose_min_num_inliers,
             "sift_options": self.sift_options,
+            "verification_options": self.verification_options,
             "mapper_options": self.mapper_options,
             "device": "cpu",
         }
@@ -216,6 +222,7 @@ class ColmapPoseEstimator(PoseEstimator):
         matching.use_gpu = False
         verification = pycolmap.TwoViewGeometryOptions()
         verification.ransac.random_seed = self.seed
+        _set_options(verification, self.verification_options, "verification_options")
         if self.matcher == "sequential":
             pairing = pycolmap.SequentialPairingOptions()
             pairing.overlap = self.overlap
