@@ -123,6 +123,7 @@ def test_cheap_components_instantiate(tmp_path: Path):
 def test_experiment_demo_overrides_recipe():
     cfg = compose_cfg("train", ["experiment=demo"])
     assert cfg.module.trainable == ["all"]
+    assert cfg.model.name == "plucker"
     assert cfg.data.build._target_.endswith("build_synthetic_dataset")
     assert cfg.trainer.accelerator == "cpu"
 

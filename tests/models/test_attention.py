@@ -16,6 +16,7 @@ from vid3d.models.attention import (
     CrossFrameAttention,
     attach_attention,
     band_candidates,
+    choose_method,
     epipolar_attention,
     epipolar_mask_dense,
     masked_attention_dense,
@@ -193,6 +194,16 @@ def test_degenerate_frames_attend_only_to_themselves(method):
     q, k, v = _inputs(B, H, n * h * w, D, torch.float64)
     out = epipolar_attention(q, k, v, F_hat, degenerate, h, w, 3.0, method)
     assert torch.allclose(out, v, atol=1e-14)
+
+
+def test_auto_method_choice_and_unknown_method():
+    # gather scores 1 + 24 * 64 * 4 = 6145 keys per query at 25x40x64 (vs 64000), 3841 at 25x24x40 (vs 24000)
+    assert window_size(2.0) == 4
+    assert choose_method(25, 40, 64, 2.0) == "gather" and choose_method(25, 24, 40, 2.0) == "blocked"
+    K, c2w = make_cameras(1, 2, 3, 4)
+    q, k, v = _inputs(1, 1, 24, 4, torch.float64)
+    with pytest.raises(ValueError, match="method"):
+        epipolar_attention(q, k, v, *pair_geometry(K, c2w), 3, 4, 2.0, method="sparse")
 
 
 class MaxTensorBytes(TorchDispatchMode):

@@ -3,6 +3,7 @@ dense mask) and full spatio-temporal attention, attached to a diffusers spatio-t
 
 from .epipolar import (
     band_candidates,
+    choose_method,
     epipolar_attention,
     epipolar_mask_dense,
     line_distance,
@@ -19,6 +20,7 @@ __all__ = [
     "CrossFrameAttention",
     "attach_attention",
     "band_candidates",
+    "choose_method",
     "epipolar_attention",
     "epipolar_mask_dense",
     "line_distance",

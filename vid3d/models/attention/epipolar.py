@@ -19,11 +19,13 @@ Queries are processed per (sample, query frame) in chunks of Q pixels; each chun
 slice of the band and runs a masked softmax over it, writing into a preallocated output. Under autograd
 every chunk is checkpointed (recomputed in backward, band included), so saved memory is O(inputs +
 outputs). Q is chosen so one chunk's working set stays under ``max_chunk_bytes`` (32 MiB on CPU, 512 MiB
-on GPU by default); peak memory is O(F h w C + max_chunk_bytes), linear in the token count. Two kernels:
+on GPU by default); peak memory is O(F h w C + max_chunk_bytes), linear in the token count. Two kernels
+(``method="auto"``, the default, takes "gather" when it scores >= 8x fewer keys than "blocked", where it
+measured faster on CPU -- see benchmarks/README.md -- else "blocked"):
 
-- "blocked" (default): scores of the chunk against all F h w keys by one matmul, (Q, F h w) band mask
+- "blocked": scores of the chunk against all F h w keys by one matmul, (Q, F h w) band mask
   of the chunk from the distance test, masked softmax, matmul with V. Same FLOPs as dense attention but
-  all in BLAS; the fastest here (CPU) and expected on GPU at video sizes.
+  all in BLAS; the fastest on small and medium grids.
 - "gather": only the band's candidates are scored. With a normalised line, walk its dominant axis (each
   column u if |b| >= |a|, else each row v) and take the M pixels around the crossing,
   ``M = floor(sqrt(2) * band_width + 2e-6) + 2``: the dominant coefficient is >= 1/sqrt(2), so this
@@ -236,6 +238,12 @@ def keys_per_query(num_frames: int, h: int, w: int, band_width: float, method: s
     return 1 + (num_frames - 1) * max(h, w) * window_size(band_width)
 
 
+def choose_method(num_frames: int, h: int, w: int, band_width: float) -> str:
+    """"gather" when it scores at least 8x fewer keys per query than "blocked" (F h w), else "blocked"."""
+    gather_keys = keys_per_query(num_frames, h, w, band_width, "gather")
+    return "gather" if 8 * gather_keys <= num_frames * h * w else "blocked"
+
+
 def chunk_queries(num_frames: int, h: int, w: int, heads: int, head_dim: int, band_width: float,
                   method: str = "gather", element_size: int = 4,
                   max_chunk_bytes: int | None = None) -> int:
@@ -252,7 +260,7 @@ def chunk_queries(num_frames: int, h: int, w: int, heads: int, head_dim: int, ba
 
 
 def epipolar_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, F_hat: torch.Tensor,
-                       degenerate: torch.Tensor, h: int, w: int, band_width: float, method: str = "blocked",
+                       degenerate: torch.Tensor, h: int, w: int, band_width: float, method: str = "auto",
                        max_chunk_bytes: int | None = None) -> torch.Tensor:
     """Exact epipolar band attention without a dense mask.
 
@@ -260,16 +268,17 @@ def epipolar_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, F_hat:
         q, k, v: (B, H, T, D) with T = F * h * w tokens in frame-major order.
         F_hat, degenerate: (B, F, F, 3, 3), (B, F, F) from ``pair_geometry`` at the (h, w) grid.
         h, w: token grid of each frame; band_width: full band width in token pixels.
-        method: "blocked" (matmul against all keys, per-chunk mask; fastest on CPU/GPU at video sizes) or
-            "gather" (scores only the S band candidates per key frame; work grows with the band, not h*w).
+        method: "blocked" (matmul against all keys, per-chunk mask), "gather" (scores only the band
+            candidates; work grows with the band, not with h*w) or "auto" (see ``choose_method``).
         max_chunk_bytes: working-memory budget of one query chunk (None: ``default_chunk_bytes(q.device)``).
     Returns:
         (B, H, T, D), equal to ``masked_attention_dense(q, k, v, epipolar_mask_dense(...))``.
     """
-    if method not in ("blocked", "gather"):
-        raise ValueError(f"epipolar_attention: method must be 'blocked' or 'gather', got {method!r}")
     B, H, T, D = q.shape
     n = F_hat.shape[1]
+    method = choose_method(n, h, w, band_width) if method == "auto" else method
+    if method not in ("blocked", "gather"):
+        raise ValueError(f"epipolar_attention: method must be 'auto', 'blocked' or 'gather', got {method!r}")
     N = h * w
     if T != n * N:
         raise ValueError(f"epipolar_attention: T={T} tokens but F={n} frames of {h}x{w}")

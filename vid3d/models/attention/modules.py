@@ -42,7 +42,7 @@ class CrossFrameAttention(nn.Module):
     """
 
     def __init__(self, dim: int, heads: int, kind: str = "epipolar", band_width: float = 2.0,
-                 method: str = "blocked", max_chunk_bytes: int | None = None):
+                 method: str = "auto", max_chunk_bytes: int | None = None):
         super().__init__()
         if kind not in ("epipolar", "full"):
             raise ValueError(f"CrossFrameAttention: kind must be 'epipolar' or 'full', got {kind!r}")
@@ -199,7 +199,7 @@ class _BoundHook:
 
 
 def attach_attention(unet: nn.Module, kind: str = "epipolar", band_width: float = 2.0, heads: int = 8,
-                     levels: Iterable[int] | None = None, min_baseline: float = 1e-4, method: str = "blocked",
+                     levels: Iterable[int] | None = None, min_baseline: float = 1e-4, method: str = "auto",
                      max_chunk_bytes: int | None = None) -> AttentionAdapter | None:
     """Add cross-frame attention after the spatio-temporal transformers of ``unet``.
 
@@ -212,7 +212,7 @@ def attach_attention(unet: nn.Module, kind: str = "epipolar", band_width: float 
         levels: UNet levels to equip (see module docstring); None = every level that has a transformer.
         min_baseline: camera centres closer than this (world units) have no epipolar line: none of that
             frame's tokens is attended (the query still attends to itself).
-        method, max_chunk_bytes: epipolar kernel ("blocked" | "gather") and its per-chunk memory budget
+        method, max_chunk_bytes: epipolar kernel ("auto" | "blocked" | "gather") and its per-chunk budget
             (None: 32 MiB on CPU, 512 MiB on GPU).
     Returns:
         The AttentionAdapter (an nn.Module; store it on the caller as ``attention_adapter``) or None.
