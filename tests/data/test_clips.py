@@ -216,3 +216,14 @@ def test_counts_aggregate_across_workers(corpus):
     total = torch.stack([b["skipped"].sum(0) for b in batches]).sum(0)
     assert torch.equal(total, ref_total) and total.sum() >= len(reasons)
     assert all(isinstance(b["clip_id"], list) for b in batches)
+
+
+def test_window_start_first_for_evaluation():
+    rng = np.random.default_rng(0)
+    idx = choose_stride_window(20, 4, 3, rng, start="first")
+    assert idx.tolist() == [0, 3, 6, 9]
+    assert choose_stride_window(7, 4, 3, rng, start="first").tolist() == [0, 2, 4, 6]  # shrunk stride
+    starts = {int(choose_stride_window(20, 4, 3, np.random.default_rng(s))[0]) for s in range(40)}
+    assert starts == set(range(0, 20 - 9))  # random: every start where the window fits
+    with pytest.raises(ValueError, match="window_start"):
+        ACIDClipDataset("/nonexistent", window_start="middle")

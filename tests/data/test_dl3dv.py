@@ -96,3 +96,33 @@ def test_dataset_skips_bad_scene(tmp_path):
     t.write_text(json.dumps(data))
     with pytest.raises(dl3dv.TransformsError, match="transforms.json: fl_x"):
         dl3dv.read_transforms(t)
+
+
+def _ids(scenes):
+    return [dl3dv.scene_id(s) for s in scenes]
+
+
+def test_split_conventions(tmp_path):
+    """Split folders, DL3DV-10K subset folders, benchmark {hash}/nerfstudio, id lists and exclusions."""
+    K, c2w, frames = _scene(2)
+    for where in ("train/1K/aaa", "train/2K/bbb", "test/ccc"):
+        parent, sid = where.rsplit("/", 1)
+        dl3dv.write_scene(tmp_path / "folders" / parent, sid, K, c2w, frames)
+    assert _ids(dl3dv.split_scenes(tmp_path / "folders", "train")) == ["aaa", "bbb"]
+    assert _ids(dl3dv.split_scenes(tmp_path / "folders", "test")) == ["ccc"]
+    assert _ids(dl3dv.split_scenes(tmp_path / "folders", None)) == ["ccc", "aaa", "bbb"]  # by path
+    flat = tmp_path / "flat"
+    for sid in ("h1", "h2", "h3"):
+        dl3dv.write_scene(flat / "1K", sid, K, c2w, frames)
+    dl3dv.write_scene(flat / "benchmark" / "h4", "nerfstudio", K, c2w, frames)
+    (flat / "test.txt").write_text("# benchmark\nh4\nbenchmark/h2/\n")
+    (flat / "bench.txt").write_text("h2\nh4\n")
+    assert _ids(dl3dv.split_scenes(flat, "test")) == ["h2", "h4"]  # 1K/h2, benchmark/h4/nerfstudio
+    assert _ids(dl3dv.split_scenes(flat, "train", split_file=flat / "bench.txt")) == ["h2", "h4"]
+    assert _ids(dl3dv.split_scenes(flat, None, exclude_file=flat / "bench.txt")) == ["h1", "h3"]
+    with pytest.raises(FileNotFoundError, match="no DL3DV split 'train'.*train.txt"):
+        dl3dv.split_scenes(flat, "train")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        dl3dv.split_scenes(tmp_path / "missing", "train")
+    ds = dl3dv.Dl3dvClipDataset(flat, "test", num_frames=2, height=8, width=8, image_dir=None)
+    assert sorted(ds[i]["clip_id"] for i in range(len(ds))) == ["h2", "h4"]

@@ -46,6 +46,10 @@ def test_linear_values():
     assert {k: s.value_at(k) for k in expected} == expected
     assert LinearInterval(10, 2, 10).value_at(5) == 6
     assert s.max_value == 10
+    # steps=0: already at the end (a curriculum over an empty phase)
+    assert [LinearInterval(2, 10, 0).value_at(k) for k in (0, 5)] == [10, 10]
+    with pytest.raises(ValueError, match="steps"):
+        LinearInterval(2, 10, -1)
 
 
 def test_fixed_and_uniform():

@@ -99,3 +99,29 @@ def test_write_results_and_merge_shards(tmp_path):
     md = paths["md"].read_text()
     assert "| a | 2 | 1 | 15.00 [" in md and "66.7%" in md and "failure_policy" in md
     assert not list((tmp_path / "out").glob("*.tmp"))
+
+
+def test_spread_over_trials_is_std_of_per_trial_means(tmp_path):
+    # trial t, clip c: rot = 10 * t + c  -> per-trial means 1, 11, 21 (clips 0..2), std (ddof=1) = 10
+    recs = [_rec("a", f"c{c}", 10.0 * t + c, trial=t) for t in range(3) for c in range(3)]
+    recs.append(_rec("a", "c9", 0.0, success=False, trial=1))  # excluded: does not move trial 1's mean
+    recs += [_rec("b", f"c{c}", float(c)) for c in range(3)]  # one trial: no spread
+    res = aggregate(recs, metrics=["rot_err_deg", "trans_err", "cammc"])
+    rot = res["a"]["metrics"]["rot_err_deg"]
+    assert rot["n_trials"] == 3 and rot["per_trial_mean"] == {0: 1.0, 1: 11.0, 2: 21.0}
+    assert rot["std_over_trials"] == pytest.approx(10.0)
+    assert res["a"]["metrics"]["trans_err"]["std_over_trials"] == 0.0
+    assert res["b"]["metrics"]["rot_err_deg"]["n_trials"] == 1
+    assert math.isnan(res["b"]["metrics"]["rot_err_deg"]["std_over_trials"])
+    # worst policy: the failed trial-1 sample is scored 22 (the worst value) inside trial 1
+    worst = aggregate(recs, metrics=["rot_err_deg"], failure_policy="worst")["a"]["metrics"]["rot_err_deg"]
+    assert worst["per_trial_mean"][1] == pytest.approx((10 + 11 + 12 + 22) / 4)
+    paths = write_results(tmp_path, res, {"failure_policy": "exclude"})
+    payload = json.loads(paths["json"].read_text())
+    assert payload["results"]["a"]["metrics"]["rot_err_deg"]["std_over_trials"] == pytest.approx(10.0)
+    assert payload["results"]["b"]["metrics"]["rot_err_deg"]["std_over_trials"] is None  # nan -> null
+    md = paths["md"].read_text()
+    assert "- a: RotErr ±10.000, TransErr ±0.000, CamMC ±0.000 (std of the 3 per-trial means)" in md
+    assert "- b:" not in md
+    rows = {r["method"]: r for r in csv.DictReader(paths["csv"].open())}
+    assert float(rows["a"]["rot_err_deg_std_over_trials"]) == pytest.approx(10.0)

@@ -123,8 +123,13 @@ def choose_stride_window(
     rng: np.random.Generator,
     shrink: bool = True,
     source: str = "",
+    start: str = "random",
 ) -> np.ndarray:
-    """Frame indices start + s * arange(clip_len) following the short-clip rule of this module."""
+    """Frame indices start + s * arange(clip_len) following the short-clip rule of this module.
+
+    ``start``: "random" (uniform over the positions where the window fits) or "first" (frame 0)."""
+    if start not in ("random", "first"):
+        raise ValueError(f"start must be 'random' or 'first', got {start!r}")
     if num_frames < clip_len:
         raise BadClip("too_short", f"{source}: {num_frames} frames < clip length {clip_len}")
     if clip_len > 1 and (clip_len - 1) * stride + 1 > num_frames:
@@ -134,8 +139,8 @@ def choose_stride_window(
             )
         stride = (num_frames - 1) // (clip_len - 1)
     span = (clip_len - 1) * stride + 1
-    start = int(rng.integers(0, num_frames - span + 1))
-    return start + stride * np.arange(clip_len, dtype=np.int64)
+    first = 0 if start == "first" else int(rng.integers(0, num_frames - span + 1))
+    return first + stride * np.arange(clip_len, dtype=np.int64)
 
 
 def frames_to_unit_range(frames_uint8: np.ndarray) -> torch.Tensor:
@@ -151,6 +156,7 @@ class ClipSamplingDataset(Dataset):
         num_frames: clip length F.  height, width: output size (centre crop to aspect, then resize).
         interval: stride schedule (default FixedInterval(1)).  max_interval_shrink: see short-clip rule.
         seed: base seed.  skip_bad: skip and count bad clips (else raise).  max_tries: attempts per item.
+        window_start: "random" (training) or "first" (evaluation: every clip starts at its frame 0).
     """
 
     def __init__(
@@ -163,6 +169,7 @@ class ClipSamplingDataset(Dataset):
         seed: int = 0,
         skip_bad: bool = True,
         max_tries: int = 50,
+        window_start: str = "random",
     ) -> None:
         if num_frames < 1:
             raise ValueError(f"num_frames must be >= 1, got {num_frames}")
@@ -170,6 +177,9 @@ class ClipSamplingDataset(Dataset):
         self.interval = interval if interval is not None else FixedInterval(1)
         self.max_interval_shrink, self.seed = bool(max_interval_shrink), int(seed)
         self.skip_bad, self.max_tries = bool(skip_bad), int(max_tries)
+        if window_start not in ("random", "first"):
+            raise ValueError(f"window_start must be 'random' or 'first', got {window_start!r}")
+        self.window_start = window_start
         self.progress = SharedProgress()
         self.skipped: Counter[str] = Counter()
         self._bad: dict[int, BadClip] = {}
@@ -189,7 +199,13 @@ class ClipSamplingDataset(Dataset):
     def choose_indices(self, i: int, clip: OpenedClip, rng: np.random.Generator) -> np.ndarray:
         stride = self.interval.sample(rng)
         return choose_stride_window(
-            clip.num_frames, self.num_frames, stride, rng, self.max_interval_shrink, clip.source
+            clip.num_frames,
+            self.num_frames,
+            stride,
+            rng,
+            self.max_interval_shrink,
+            clip.source,
+            self.window_start,
         )
 
     # -- Dataset --------------------------------------------------------------------------------
@@ -298,8 +314,11 @@ class Re10kClipDataset(ClipSamplingDataset):
         seed: int = 0,
         skip_bad: bool = True,
         max_tries: int = 50,
+        window_start: str = "random",
     ) -> None:
-        super().__init__(num_frames, height, width, interval, max_interval_shrink, seed, skip_bad, max_tries)
+        super().__init__(
+            num_frames, height, width, interval, max_interval_shrink, seed, skip_bad, max_tries, window_start
+        )
         from .formats import re10k
 
         self.root, self.split = Path(root), split

@@ -7,17 +7,29 @@ str, and ``skipped`` (per-sample bad-clip counts, see vid3d.data.clips) is stack
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from .clips import SKIP_REASONS
+from .interval import SharedProgress, find_shared_progress
 
-__all__ = ["SkippedClipsLogger", "VideoDataModule", "collate_samples", "skipped_counts"]
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "ResumableDataLoader",
+    "ResumableSampler",
+    "SkippedClipsLogger",
+    "StepIndexedDataset",
+    "VideoDataModule",
+    "collate_samples",
+    "skipped_counts",
+]
 
 
 def collate_samples(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -90,6 +102,157 @@ class SkippedClipsLogger(pl.Callback):
         self.totals.update({k: int(v) for k, v in state_dict.get("totals", {}).items()})
 
 
+class ResumableSampler(Sampler):
+    """Training order that is a pure function of ``(seed, epoch)``, resumable from the trainer's step.
+
+    Epoch ``e`` visits ``torch.randperm(n, generator=seeded(seed, e))`` (or ``0..n-1`` unshuffled), truncated
+    to a multiple of ``num_replicas``; rank ``r`` takes every ``num_replicas``-th item from ``r``. Each
+    yielded item is ``(index, step, epoch)``: the dataset index, the optimiser step that will train on it
+    and the epoch, which :class:`StepIndexedDataset` hands to the dataset (interval curricula, per-item
+    randomness) -- so a sample never depends on timing (prefetch) or on how many steps ran in this process.
+
+    Exact resume: when an iterator starts, ``position()`` (set by :class:`VideoDataModule` to read the
+    trainer's restored ``global_step``) says how many optimiser steps were already taken; the sampler
+    derives the epoch (``step // steps_per_epoch``; ``set_epoch`` is only used without ``position``) and
+    skips the batches of that epoch those steps consumed, so a resumed run continues the batch sequence of
+    an uninterrupted one (``limit_train_batches`` < 1 would break the step <-> epoch relation). Checkpoints are written after an optimiser step (``every_n_train_steps``), which
+    is what this assumes. ``state_dict`` is informative (epoch, steps); the trainer's step is the truth.
+
+    Args:
+        length: dataset length.  batch_size: per-rank batch size.  seed.  shuffle.
+        drop_last: drop the last incomplete batch (must match the DataLoader's).
+        num_replicas, rank: data-parallel sharding (1, 0 without DDP).
+        accumulate_grad_batches: batches per optimiser step (Lightning also steps at an epoch's end).
+    """
+
+    def __init__(
+        self,
+        length: int,
+        batch_size: int,
+        seed: int = 0,
+        shuffle: bool = True,
+        drop_last: bool = True,
+        num_replicas: int = 1,
+        rank: int = 0,
+        accumulate_grad_batches: int = 1,
+    ) -> None:
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} is not in [0, {num_replicas})")
+        self.length, self.batch_size, self.seed = int(length), int(batch_size), int(seed)
+        self.shuffle, self.drop_last = bool(shuffle), bool(drop_last)
+        self.num_replicas, self.rank = int(num_replicas), int(rank)
+        self.accumulate = max(1, int(accumulate_grad_batches))
+        self.epoch = 0
+        self.position: Any = None  # callable () -> global_step, or None (start of the epoch)
+        self._last_start_step = 0
+
+    @property
+    def per_rank(self) -> int:
+        return self.length // self.num_replicas
+
+    @property
+    def batches_per_epoch(self) -> int:
+        n, b = self.per_rank, self.batch_size
+        return n // b if self.drop_last else -(-n // b)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return -(-self.batches_per_epoch // self.accumulate)
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch * self.batch_size if self.drop_last else self.per_rank
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def order(self, epoch: int) -> list[int]:
+        """This rank's dataset indices for ``epoch`` (pure function of seed, epoch, rank)."""
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + int(epoch))
+            perm = torch.randperm(self.length, generator=g).tolist()
+        else:
+            perm = list(range(self.length))
+        perm = perm[: self.per_rank * self.num_replicas]
+        return perm[self.rank :: self.num_replicas]
+
+    def step_of_batch(self, epoch: int, batch: int) -> int:
+        return epoch * self.steps_per_epoch + batch // self.accumulate
+
+    def __iter__(self):
+        epoch, skip = self.epoch, 0
+        if self.position is not None and self.steps_per_epoch > 0:
+            # Lightning creates the first iterator (also when resuming) before it calls set_epoch, so the
+            # epoch too comes from the step: epoch = step // steps_per_epoch, then skip what it consumed.
+            epoch, done_steps = divmod(int(self.position()), self.steps_per_epoch)
+            self.epoch = epoch
+            skip = min(done_steps * self.accumulate, self.batches_per_epoch)
+        self._last_start_step = epoch * self.steps_per_epoch + skip // self.accumulate
+        order = self.order(epoch)[: len(self)]
+        for k in range(skip * self.batch_size, len(order)):
+            yield (order[k], self.step_of_batch(epoch, k // self.batch_size), epoch)
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "start_step": self._last_start_step, "seed": self.seed}
+
+
+class ResumableDataLoader(DataLoader):
+    """DataLoader whose ``state_dict`` Lightning stores in checkpoints (the sampler's epoch and start step).
+
+    Restoring needs nothing from it: :class:`ResumableSampler` derives where to continue from the trainer's
+    restored ``global_step``; ``load_state_dict`` only checks the seed (another seed is another data order).
+    """
+
+    def state_dict(self) -> dict[str, int]:
+        sampler = self.sampler
+        return sampler.state_dict() if isinstance(sampler, ResumableSampler) else {}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        sampler = self.sampler
+        if isinstance(sampler, ResumableSampler) and "seed" in state_dict and state_dict["seed"] != sampler.seed:
+            log.warning(
+                "resuming with data seed %s but the checkpoint was trained with %s: the data order differs",
+                sampler.seed,
+                state_dict["seed"],
+            )
+
+
+class StepIndexedDataset(Dataset):
+    """Dataset wrapper taking ``(index, step, epoch)`` items (from :class:`ResumableSampler`).
+
+    Before loading an item it writes ``step`` and ``epoch`` into the dataset's :class:`SharedProgress`
+    objects, so frame-interval curricula and per-item randomness see the step that trains on the item,
+    not the (prefetch-lagged) step when a worker happened to load it. In a DataLoader worker those progress
+    objects are first replaced by process-local copies (workers must not overwrite each other's step); in
+    the main process (``num_workers=0``) the shared ones are set, as ``IntervalStepCallback`` does.
+    Plain ``int`` indices pass through unchanged.
+    """
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+        self._progress: list[SharedProgress] | None = None
+        self._local = False
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def _progresses(self) -> list[SharedProgress]:
+        if self._progress is None:
+            self._progress = find_shared_progress(self.dataset)
+        if not self._local and get_worker_info() is not None:
+            for p in self._progress:
+                p._t = p._t.clone()  # process-local: stop sharing with the main process and other workers
+            self._local = True
+        return self._progress
+
+    def __getitem__(self, item: Any) -> Any:
+        if isinstance(item, tuple):
+            index, step, epoch = item
+            for p in self._progresses():
+                p.set(step=int(step), epoch=int(epoch))
+            item = index
+        return self.dataset[item]
+
+
 class VideoDataModule(pl.LightningDataModule):
     """DataLoaders over instantiated datasets.
 
@@ -98,8 +261,11 @@ class VideoDataModule(pl.LightningDataModule):
         batch_size / val_batch_size (default batch_size).  num_workers: loader workers.
         pin_memory.  persistent_workers: default True when num_workers > 0 (keeps workers, and their
         bad-clip caches, alive across epochs; the shared-memory step still reaches them).
-        shuffle: shuffle the training order (Lightning swaps in a DistributedSampler under DDP).
+        shuffle: shuffle the training order.  seed: the training order's seed (``ResumableSampler``).
         drop_last: drop the last incomplete training batch.  prefetch_factor: per-worker prefetch.
+        resumable: train through :class:`ResumableSampler` + :class:`StepIndexedDataset` (exact resume;
+            the sampler shards by rank itself, so the trainer runs with ``use_distributed_sampler=False``);
+            False gives a plain shuffling DataLoader.
     """
 
     def __init__(
@@ -114,6 +280,8 @@ class VideoDataModule(pl.LightningDataModule):
         shuffle: bool = True,
         drop_last: bool = True,
         prefetch_factor: int | None = None,
+        seed: int = 0,
+        resumable: bool = True,
     ) -> None:
         super().__init__()
         self.train_dataset, self.val_dataset = train_dataset, val_dataset
@@ -124,17 +292,43 @@ class VideoDataModule(pl.LightningDataModule):
             (self.num_workers > 0) if persistent_workers is None else bool(persistent_workers)
         )
         self.shuffle, self.drop_last, self.prefetch_factor = shuffle, drop_last, prefetch_factor
+        self.seed, self.resumable = int(seed), bool(resumable)
+        self.train_sampler: ResumableSampler | None = None
 
-    def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool, drop_last: bool) -> DataLoader:
+    def _make_train_sampler(self) -> ResumableSampler:
+        trainer = getattr(self, "trainer", None)
+        world, rank, accumulate = 1, 0, 1
+        if trainer is not None:
+            world, rank = int(trainer.world_size), int(trainer.global_rank)
+            accumulate = int(getattr(trainer, "accumulate_grad_batches", 1) or 1)
+        sampler = ResumableSampler(
+            len(self.train_dataset),  # type: ignore[arg-type]
+            self.batch_size,
+            seed=self.seed,
+            shuffle=self.shuffle,
+            drop_last=self.drop_last,
+            num_replicas=world,
+            rank=rank,
+            accumulate_grad_batches=accumulate,
+        )
+        if trainer is not None:
+            sampler.position = lambda: trainer.global_step
+        return sampler
+
+    def _loader(
+        self, dataset: Dataset, batch_size: int, shuffle: bool, drop_last: bool, sampler: Sampler | None = None
+    ) -> DataLoader:
         kwargs: dict[str, Any] = {}
         if self.num_workers > 0:
             kwargs["persistent_workers"] = self.persistent_workers
             if self.prefetch_factor is not None:
                 kwargs["prefetch_factor"] = self.prefetch_factor
-        return DataLoader(
+        cls = ResumableDataLoader if isinstance(sampler, ResumableSampler) else DataLoader
+        return cls(
             dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
+            shuffle=shuffle if sampler is None else None,
+            sampler=sampler,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             drop_last=drop_last,
@@ -143,7 +337,16 @@ class VideoDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_dataset, self.batch_size, self.shuffle, self.drop_last)
+        if not self.resumable:
+            return self._loader(self.train_dataset, self.batch_size, self.shuffle, self.drop_last)
+        self.train_sampler = self._make_train_sampler()
+        return self._loader(
+            StepIndexedDataset(self.train_dataset),
+            self.batch_size,
+            False,
+            self.drop_last,
+            sampler=self.train_sampler,
+        )
 
     def val_dataloader(self) -> DataLoader | list:
         if self.val_dataset is None:

@@ -126,18 +126,19 @@ class LinearInterval(IntervalSchedule):
     """Stride grows linearly from ``start`` (step 0) to ``end`` (step >= ``steps``), rounded half up.
 
     s(step) = floor(start + (end - start) * min(step / steps, 1) + 0.5). Works as well for end < start.
+    ``steps`` = 0 means the schedule is already at ``end`` from step 0.
     """
 
     def __init__(self, start: int = 2, end: int = 10, steps: int = 100_000) -> None:
         super().__init__()
         self.start = _check_positive("start", start)
         self.end = _check_positive("end", end)
-        if steps <= 0:
-            raise ValueError(f"steps must be > 0, got {steps}")
+        if steps < 0 or int(steps) != steps:
+            raise ValueError(f"steps must be an integer >= 0, got {steps}")
         self.steps = int(steps)
 
     def value_at(self, step: int, rng: np.random.Generator | None = None) -> int:
-        frac = min(max(step, 0) / self.steps, 1.0)
+        frac = min(max(step, 0) / self.steps, 1.0) if self.steps > 0 else 1.0
         return int(math.floor(self.start + (self.end - self.start) * frac + 0.5))
 
     @property

@@ -26,6 +26,7 @@ __all__ = [
     "aggregate",
     "bootstrap_ci",
     "merge_shards",
+    "trial_spread",
     "write_results",
 ]
 
@@ -54,10 +55,27 @@ def bootstrap_ci(
     return (float(low), float(high))
 
 
-def _metric_stats(values: list[float], per_frame: list[float], n_boot: int, seed: int) -> dict[str, Any]:
+def trial_spread(values: Sequence[float], trials: Sequence[int]) -> dict[str, Any]:
+    """Spread over repeated trials (seeds): the mean of each trial's values and the sample standard
+    deviation (ddof=1) of those per-trial means (nan with fewer than two trials)."""
+    by_trial: dict[int, list[float]] = {}
+    for v, t in zip(values, trials):
+        by_trial.setdefault(int(t), []).append(float(v))
+    means = {t: float(np.mean(by_trial[t])) for t in sorted(by_trial)}
+    arr = np.asarray(list(means.values()), dtype=np.float64)
+    return {
+        "per_trial_mean": means,
+        "n_trials": len(means),
+        "std_over_trials": float(arr.std(ddof=1)) if arr.size > 1 else math.nan,
+    }
+
+
+def _metric_stats(
+    values: list[float], per_frame: list[float], n_boot: int, seed: int, trials: list[int] | None = None
+) -> dict[str, Any]:
     arr = np.asarray(values, dtype=np.float64)
     low, high = bootstrap_ci(arr, n_boot=n_boot, seed=seed)
-    return {
+    out = {
         "mean": float(arr.mean()) if arr.size else math.nan,
         "ci_low": low,
         "ci_high": high,
@@ -65,6 +83,9 @@ def _metric_stats(values: list[float], per_frame: list[float], n_boot: int, seed
         "per_frame_mean": float(np.mean(per_frame)) if per_frame else math.nan,
         "n": int(arr.size),
     }
+    if trials is not None:
+        out.update(trial_spread(values, trials))
+    return out
 
 
 def aggregate(
@@ -90,7 +111,9 @@ def aggregate(
     Returns:
         {group: {"n": successes, "n_total", "failures", "failure_rate", "success_rate",
         "metrics": {metric: {"mean" (of per-video sums), "ci_low", "ci_high" (95% percentile bootstrap),
-        "std", "per_frame_mean", "n" (values averaged)}}}}
+        "std", "per_frame_mean", "n" (values averaged), "per_trial_mean" ({trial: mean over that
+        trial's values}), "n_trials", "std_over_trials" (sample std, ddof=1, of the per-trial means:
+        the spread over seeds; nan for a single trial)}}}}
     """
     if failure_policy not in FAILURE_POLICIES:
         raise ValueError(f"failure_policy must be one of {FAILURE_POLICIES}, got {failure_policy!r}")
@@ -121,14 +144,16 @@ def aggregate(
         stats = {}
         for m in metrics:
             vals = [float(r["errors"][m]) for r in ok]
+            trials = [int(r["trial"]) for r in ok]
             pfs = [float(r["errors"][f"{m}_per_frame"]) for r in ok if f"{m}_per_frame" in r["errors"]]
             if failure_policy == "worst" and failed:
                 if m not in worst:
                     raise ValueError(f"failure_policy='worst' but no successful sample has metric {m!r}")
                 vals += [worst[m]] * len(failed)
+                trials += [int(r["trial"]) for r in failed]
                 if f"{m}_per_frame" in worst:
                     pfs += [worst[f"{m}_per_frame"]] * len(failed)
-            stats[m] = _metric_stats(vals, pfs, n_boot, seed)
+            stats[m] = _metric_stats(vals, pfs, n_boot, seed, trials)
         n_total = len(recs)
         out[group] = {
             "n": len(ok),
@@ -192,6 +217,19 @@ def _results_markdown(results: dict[str, dict[str, Any]], protocol: dict[str, An
             f"| {method} | {r['n']} | {r['failures']} | {cell('rot_err_deg')} | {rot_pf} | "
             f"{cell('trans_err')} | {cell('cammc')} | {_fmt(100 * r['success_rate'], 1)}% |"
         )
+    spread = []
+    for method, r in results.items():
+        m = r["metrics"]
+        if any(s.get("n_trials", 1) > 1 for s in m.values()):
+            parts = [
+                f"{label} ±{_fmt(m[k]['std_over_trials'], 3)}"
+                for k, label in (("rot_err_deg", "RotErr"), ("trans_err", "TransErr"), ("cammc", "CamMC"))
+                if k in m
+            ]
+            n_trials = max(s.get("n_trials", 1) for s in m.values())
+            spread.append(f"- {method}: {', '.join(parts)} (std of the {n_trials} per-trial means)")
+    if spread:
+        lines += ["", "Spread over trials (seeds):", "", *spread]
     notes = [
         "",
         "Σ frames: per-video sum over the frames of the clip, then mean over videos; CI: 95% percentile "
@@ -207,7 +245,7 @@ def _results_markdown(results: dict[str, dict[str, Any]], protocol: dict[str, An
 
 def _results_csv(results: dict[str, dict[str, Any]]) -> str:
     metric_names = sorted({m for r in results.values() for m in r["metrics"]})
-    stat_names = ("mean", "ci_low", "ci_high", "std", "per_frame_mean")
+    stat_names = ("mean", "ci_low", "ci_high", "std", "per_frame_mean", "n_trials", "std_over_trials")
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(

@@ -11,6 +11,7 @@ with ``aggregate.merge_shards``.
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -35,6 +36,7 @@ __all__ = [
     "gt_video_method",
     "protocol_block",
     "run_camera_eval",
+    "video_relpath",
     "shard_clips",
     "static_first_frame_method",
     "trial_seed",
@@ -171,7 +173,25 @@ def _K_at(K_px: np.ndarray, src_hw: tuple[int, int], dst_hw: tuple[int, int]) ->
     return np.asarray(K_norm_to_px(K_px_to_norm(K_px, *src_hw), *dst_hw))
 
 
-def _evaluate_one(clip: EvalClip, name: str, method: Method, trial: int, estimator: PoseEstimator) -> dict:
+def video_relpath(method: str, clip_id: str, trial: int) -> str:
+    """Where a generated video is saved, relative to the run dir: ``videos/{method}/{clip_id}_t{trial}.mp4``
+    (characters other than letters, digits, '.', '_', '-' replaced by '_')."""
+
+    def safe(s: str) -> str:
+        return re.sub(r"[^A-Za-z0-9._-]+", "_", s).strip(".") or "_"
+
+    return f"videos/{safe(method)}/{safe(clip_id)}_t{trial}.mp4"
+
+
+def _evaluate_one(
+    clip: EvalClip,
+    name: str,
+    method: Method,
+    trial: int,
+    estimator: PoseEstimator,
+    video_dir: Path | None = None,
+    fps: float = 8,
+) -> dict:
     seed = trial_seed(name, clip.clip_id, trial)
     torch.manual_seed(seed)
     np.random.seed(seed)
@@ -183,6 +203,12 @@ def _evaluate_one(clip: EvalClip, name: str, method: Method, trial: int, estimat
         raise ValueError(
             f"method {name!r} returned {len(frames)} frames for clip {clip.clip_id}, expected {n}"
         )
+    video_path = None
+    if video_dir is not None:  # written before the record: a record never points at a missing video
+        from vid3d.viz import write_video
+
+        video_path = video_relpath(name, clip.clip_id, trial)
+        write_video(video_dir / video_path, frames, fps=fps)
     # Intrinsics follow the generated resolution (a model may generate at a lower resolution than GT).
     K = _K_at(clip.K_px, clip.frames.shape[1:3], frames.shape[1:3])
     result = estimator.estimate(frames, K, gt_c2w=clip.gt_c2w)
@@ -198,11 +224,14 @@ def _evaluate_one(clip: EvalClip, name: str, method: Method, trial: int, estimat
         "n_registered": result.n_registered,
         "n_frames": n,
         "estimator": estimator.name,
+        "gt_c2w": clip.gt_c2w,
         "est_c2w": result.c2w,
         "est_K_px": result.K_px,
         "errors": None,
         "timings_s": {"generate": t_gen, "estimate": result.seconds},
     }
+    if video_path is not None:
+        record["video"] = video_path
     if result.success:
         if result.c2w is None or result.c2w.shape != (n, 4, 4):
             raise ValueError(f"estimator {estimator.name!r} reported success without (n, 4, 4) poses")
@@ -227,6 +256,8 @@ def run_camera_eval(
     failure_policy: str = "exclude",
     metrics: Sequence[str] = DEFAULT_METRICS,
     extra_protocol: Mapping[str, Any] | None = None,
+    save_videos: bool = False,
+    video_fps: float = 8,
 ) -> dict[str, Any]:
     """Evaluate camera accuracy of ``methods`` on this shard of ``clips``; resumable.
 
@@ -242,6 +273,9 @@ def run_camera_eval(
         progress: show a rich progress bar.
         failure_policy: see ``aggregate.aggregate``.
         extra_protocol: more entries for the protocol block (e.g. versions, commit, composed config).
+        save_videos: also write each generated video to ``out_dir/videos/{method}/{clip_id}_t{trial}.mp4``
+            (H.264, ``video_fps``; path in the record's ``video`` field) before its record is appended.
+            Resumed samples are not regenerated, so they keep whatever video an earlier run wrote.
     Returns:
         {"results": per-method aggregate, "protocol": ..., "paths": written files, "n_new": records added,
         "n_skipped": already done}.
@@ -272,7 +306,12 @@ def run_camera_eval(
         for clip, name, trial in todo:
             if bar is not None:
                 bar.update(task, description=f"{name} | {clip.clip_id} | trial {trial}")
-            writer.append(_evaluate_one(clip, name, methods[name], trial, estimator))
+            writer.append(
+                _evaluate_one(
+                    clip, name, methods[name], trial, estimator,
+                    video_dir=out if save_videos else None, fps=video_fps,
+                )
+            )
             if bar is not None:
                 bar.advance(task)
 

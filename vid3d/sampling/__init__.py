@@ -1,6 +1,9 @@
 """Sampling: EDM/DDIM samplers, classifier-free guidance and camera trajectory presets."""
 
+from .export import CameraVideoPipeline
 from .guidance import cfg_denoiser, frame_guidance, merge_conditions
+from .modes import ExploreMode, InterpolateMode, SingleMode
+from .pipeline import VideoSampler, replacement_denoiser
 from .samplers import (
     Denoiser,
     initial_noise,
@@ -20,6 +23,12 @@ from .trajectories import (
 
 __all__ = [
     "PRESETS",
+    "CameraVideoPipeline",
+    "ExploreMode",
+    "InterpolateMode",
+    "SingleMode",
+    "VideoSampler",
+    "replacement_denoiser",
     "Denoiser",
     "Trajectory",
     "cfg_denoiser",

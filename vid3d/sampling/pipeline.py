@@ -7,7 +7,7 @@ the conditioning image's camera.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
@@ -55,15 +55,26 @@ class VideoSampler:
         c2w: torch.Tensor,
         generator: torch.Generator | None = None,
         progress: Callable[[int, int], None] | None = None,
+        known_frames: Mapping[int, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """Returns frames (B, F, 3, H, W) in [-1, 1]; frame 0 re-generated (not copied) from the image."""
+        """Returns frames (B, F, 3, H, W) in [-1, 1]; frame 0 re-generated (not copied) from the image.
+
+        Args:
+            first_frame: (B, 3, H, W) conditioning image in [-1, 1] (the camera of frame 0).
+            K_px, c2w: (B, F, 3, 3) / (B, F, 4, 4), see the module docstring.
+            generator: all randomness (conditioning noise augmentation, initial noise) comes from it, so
+                a seed gives the same video.
+            known_frames: optional ``{frame index: images (B, 3, H, W) in [-1, 1]}`` pinned by
+                *replacement* (training-free; see :func:`replacement_denoiser`). Used for interpolation
+                with the last frame given: ``{F - 1: last_image}``. Negative indices count from the end.
+        """
         b, f = c2w.shape[:2]
         H, W = first_frame.shape[-2:]
         ds = model.downscale
         if H % ds or W % ds:
             raise ValueError(f"image size {H}x{W} is not divisible by the model's downscale {ds}")
         h, w = H // ds, W // ds
-        cond = model.conditioning(first_frame, train=False)
+        cond = model.conditioning(first_frame, train=False, generator=generator)
         cond.update(model.prepare_cameras(K_px, c2w, (h, w), (H, W)))
         uncond = model.unconditional(cond)
         if self.guidance_min == self.guidance_max:
@@ -77,8 +88,73 @@ class VideoSampler:
         x_T = initial_noise(
             (b, f, model.latent_channels, h, w), self.sigma_max, generator, first_frame.device
         )
+        if known_frames:
+            index, known = _known_latents(model, known_frames, b, f, (H, W), x_T)
+            noise = x_T[:, index] / float(sigmas[0])
+            x_T[:, index] = known + float(sigmas[0]) * noise  # the known frames start on their ODE path
+            denoiser = replacement_denoiser(denoiser, known, index, noise)
         latents = self.solver(denoiser, x_T, sigmas, progress=progress)
         return model.decode(latents).clamp(-1, 1)
+
+
+def _known_latents(
+    model: nn.Module,
+    known_frames: Mapping[int, torch.Tensor],
+    b: int,
+    f: int,
+    image_hw: tuple[int, int],
+    like: torch.Tensor,
+) -> tuple[list[int], torch.Tensor]:
+    """Frame indices (sorted, non-negative) and their clean latents (B, K, C, h, w)."""
+    items = {}
+    for i, img in known_frames.items():
+        j = int(i) % f if -f <= int(i) < f else None
+        if j is None:
+            raise ValueError(f"known frame index {i} is outside the {f} frames of the trajectory")
+        if img.ndim != 4 or img.shape[0] != b or tuple(img.shape[-2:]) != tuple(image_hw):
+            raise ValueError(
+                f"known frame {i}: expected images ({b}, 3, {image_hw[0]}, {image_hw[1]}), "
+                f"got {tuple(img.shape)}"
+            )
+        items[j] = img
+    index = sorted(items)
+    images = torch.stack([items[j] for j in index], dim=1).to(like.device)
+    return index, model.encode(images).to(like.dtype)
+
+
+def replacement_denoiser(
+    denoiser: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    known: torch.Tensor,
+    index: list[int],
+    noise: torch.Tensor,
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Pin frames whose clean latents are known, by replacement (training-free).
+
+    The model conditions on the first frame only; other known frames (the last frame, for
+    interpolation) are imposed during sampling. At every denoiser evaluation at noise level ``sigma``
+    the latents of the known frames in ``x`` are *replaced* by the known clean latents noised to that
+    level, ``z + sigma * n`` (one fixed ``n`` per frame, drawn with the initial noise), so the other
+    frames are denoised next to a correctly noised copy of the known frames; and the denoiser returns
+    ``z`` for those frames. With ``D = z`` an Euler/Heun/DDIM(eta=0) step maps ``z + s_i n`` exactly
+    to ``z + s_{i+1} n`` (``VideoSampler`` starts those frames at ``z + sigma_max n``), so the state
+    of the known frames is the known latent noised to the current sigma at every step, and the final
+    sample (sigma = 0) holds ``z`` exactly there.
+
+    Args:
+        denoiser: ``(x (B, F, C, h, w), sigma (B,)) -> D``.
+        known: (B, K, C, h, w) clean latents of frames ``index`` (K entries).
+        noise: (B, K, C, h, w) unit noise for them.
+    """
+
+    def wrapped(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        s = sigma.to(x.dtype).reshape(-1, *([1] * (x.ndim - 1)))
+        x = x.clone()
+        x[:, index] = known.to(x.dtype) + s * noise.to(x.dtype)
+        d = denoiser(x, sigma).clone()
+        d[:, index] = known.to(d.dtype)
+        return d
+
+    return wrapped
 
 
 def to_uint8(frames: torch.Tensor) -> np.ndarray:

@@ -18,6 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 import vid3d
+from vid3d.evaluation.aggregate import merge_shards
 from vid3d.evaluation.camera_runner import (
     EvalClip,
     gt_video_method,
@@ -89,8 +90,84 @@ def reproducibility(cfg: DictConfig) -> dict:
     }
 
 
-def log_to_wandb(cfg: DictConfig, out: Path, results: dict) -> None:
-    """The results table (and one scalar per row/metric) as a W&B run; offline without credentials."""
+RANDOM_INIT_SUFFIX = " [random-init poses]"
+RANDOM_INIT_WARNING = (
+    "pose estimator built with random weights (pose.random_init=true): a plumbing check of the evaluation "
+    "path. These are NOT DUSt3R (or any real estimator's) numbers and must not be reported as such."
+)
+
+
+def is_random_init(estimator) -> bool:
+    """True when the estimator says its weights are random (``describe()["weights"]``)."""
+    return str(estimator.describe().get("weights", "")).startswith("random-init")
+
+
+def trajectory_image(record: dict, gt_c2w: np.ndarray | None) -> np.ndarray | None:
+    """GT vs estimated trajectory plot (both relative to the first frame and scale-normalised, as the
+    metrics see them; a partial registration shows only the registered frames), or None."""
+    from vid3d.evaluation.camera_errors import prepare_trajectory
+    from vid3d.viz import plot_trajectory
+
+    gt = record.get("gt_c2w", gt_c2w)
+    if gt is None:
+        return None
+    gt = np.asarray(gt, dtype=np.float64)
+    est = record.get("est_c2w")
+    trajs = {}
+    if est is not None:
+        est = np.asarray([[[np.nan if v is None else v for v in row] for row in m] for m in est], np.float64)
+        mask = np.all(np.isfinite(est.reshape(len(est), -1)), axis=1)
+        if mask.any() and len(est) == len(gt):
+            gt = gt[mask]
+            trajs["estimated"] = prepare_trajectory(est[mask])[0]
+    trajs = {"GT": prepare_trajectory(gt)[0], **trajs}
+    status = "ok" if record.get("success") else "FAILED"
+    title = f"{record['method']} | {record['clip_id']} | trial {record['trial']} | {status}"
+    return plot_trajectory(trajs, title=title, size_px=360)
+
+
+MEDIA_COLUMNS = [
+    "method", "clip_id", "trial", "video", "trajectory", "success", "reason", "n_registered", "n_frames",
+    "rot_err_deg", "rot_err_deg_per_frame", "trans_err", "trans_err_per_frame", "cammc", "estimate_s",
+]
+
+
+def media_table(out: Path, records: list[dict], clips: dict[str, EvalClip], max_media_rows: int):
+    """A W&B table with one row per (method, clip, trial): the generated video (from the runner's saved
+    mp4), the GT-vs-estimated trajectory plot, success and errors. Media for the first
+    ``max_media_rows`` rows only (later rows keep their numbers, video/plot empty)."""
+    import wandb
+
+    table = wandb.Table(columns=MEDIA_COLUMNS)
+    for i, rec in enumerate(records):
+        video = plot = None
+        if i < max_media_rows:
+            if rec.get("video") and (out / rec["video"]).is_file():
+                video = wandb.Video(str(out / rec["video"]), format="mp4")
+            clip = clips.get(rec["clip_id"])
+            image = trajectory_image(rec, None if clip is None else clip.gt_c2w)
+            if image is not None:
+                plot = wandb.Image(image)
+        err = rec.get("errors") or {}
+        table.add_data(
+            rec["method"], rec["clip_id"], int(rec["trial"]), video, plot, bool(rec.get("success")),
+            rec.get("reason"), rec.get("n_registered"), rec.get("n_frames"),
+            err.get("rot_err_deg"), err.get("rot_err_deg_per_frame"), err.get("trans_err"),
+            err.get("trans_err_per_frame"), err.get("cammc"), (rec.get("timings_s") or {}).get("estimate"),
+        )
+    return table
+
+
+def log_to_wandb(
+    cfg: DictConfig,
+    out: Path,
+    results: dict,
+    records: list[dict] | None = None,
+    clips: dict[str, EvalClip] | None = None,
+    warning: str | None = None,
+) -> None:
+    """The results table (one scalar per row/metric) and, with ``wandb.media``, the per-sample media table
+    as a W&B run; offline without credentials."""
     import wandb
 
     from vid3d.training.loggers import resolve_wandb_mode
@@ -102,18 +179,27 @@ def log_to_wandb(cfg: DictConfig, out: Path, results: dict) -> None:
         dir=str(out),
         mode=resolve_wandb_mode(cfg.wandb.mode),
         config=OmegaConf.to_container(cfg, resolve=True),
+        tags=["random-init-poses"] if warning else None,
     )
+    if warning:
+        run.summary["eval/WARNING"] = warning
     metrics = ["rot_err_deg", "trans_err", "cammc"]
     columns = ["method", "n", "failures", "success_rate"] + [f"{m}_mean" for m in metrics]
+    columns += [f"{m}_std_over_trials" for m in metrics]
     table = wandb.Table(columns=columns)
     for method, row in results.items():
         values = [row["metrics"].get(m, {}).get("mean") for m in metrics]
-        table.add_data(method, row["n"], row["failures"], row["success_rate"], *values)
+        spread = [row["metrics"].get(m, {}).get("std_over_trials") for m in metrics]
+        table.add_data(method, row["n"], row["failures"], row["success_rate"], *values, *spread)
         run.summary[f"eval/{method}/success_rate"] = row["success_rate"]
         for m, v in zip(metrics, values):
             if v is not None and v == v:  # NaN when every estimation failed
                 run.summary[f"eval/{method}/{m}"] = v
-    run.log({"eval/camera_results": table})
+    logs = {"eval/camera_results": table}
+    if records and cfg.wandb.get("media", True):
+        max_rows = int(cfg.wandb.get("max_media_rows", 100))
+        logs["eval/samples"] = media_table(out, records, clips or {}, max_rows)
+    run.log(logs)
     run.finish()
 
 
@@ -136,6 +222,14 @@ def evaluate(cfg: DictConfig) -> dict:
     if not methods:
         raise ValueError("nothing to evaluate: give ckpt=... or keep eval.reference_rows=true")
     estimator = instantiate(cfg.pose)
+    extra = {"reproducibility": reproducibility(cfg)}
+    warning = None
+    if is_random_init(estimator):
+        # Never presented as the real estimator's numbers: every row and the protocol say so.
+        warning = RANDOM_INIT_WARNING
+        methods = {f"{name}{RANDOM_INIT_SUFFIX}": fn for name, fn in methods.items()}
+        extra["WARNING"] = warning
+        log.warning(warning)
     summary = run_camera_eval(
         clips,
         methods,
@@ -145,10 +239,15 @@ def evaluate(cfg: DictConfig) -> dict:
         num_shards=cfg.eval.num_shards,
         trials=cfg.eval.trials,
         failure_policy=cfg.eval.failure_policy,
-        extra_protocol={"reproducibility": reproducibility(cfg)},
+        extra_protocol=extra,
+        save_videos=bool(cfg.eval.get("save_videos", True)),
+        video_fps=float(cfg.eval.get("video_fps", 8)),
     )
     table = (out / "results.md").read_text()
+    if warning:
+        table = f"WARNING: {warning}\n\n{table}"
     print(table)
-    log_to_wandb(cfg, out, summary["results"])
+    records = merge_shards([out])
+    log_to_wandb(cfg, out, summary["results"], records, {c.clip_id: c for c in clips}, warning)
     log.info("results written to %s", out)
     return {"results_md": table, "run_dir": str(out), "results": summary["results"]}

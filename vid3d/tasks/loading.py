@@ -1,7 +1,13 @@
-"""Rebuild a trained model from a vid3d checkpoint (config inside, trained weights as safetensors)."""
+"""Rebuild a trained model from a vid3d checkpoint (config inside, trained weights as safetensors).
+
+Accepted paths: a checkpoint file written by vid3d's SafetensorsCheckpointIO; a DeepSpeed checkpoint
+directory (``<name>.ckpt/``) holding ``vid3d_weights.safetensors`` (see vid3d.training.strategies); or a
+training run dir (its ``checkpoints/last.ckpt``, file or DeepSpeed directory). Nothing is unpickled.
+"""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
@@ -9,13 +15,24 @@ from hydra.utils import instantiate
 from torch import nn
 
 from vid3d.training.checkpoint_io import load_checkpoint_file
+from vid3d.training.ema import EMA_KEY
+from vid3d.training.strategies import WEIGHTS_FILE
+
+log = logging.getLogger(__name__)
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint file, or a training run dir (its checkpoints/last.ckpt)."""
+    """A checkpoint file, a DeepSpeed checkpoint dir, or a training run dir -> the safetensors file."""
     p = Path(path).expanduser()
-    if p.is_dir():
+    if p.is_dir() and not (p / WEIGHTS_FILE).is_file():
         p = p / "checkpoints" / "last.ckpt"
+    if p.is_dir():
+        if not (p / WEIGHTS_FILE).is_file():
+            raise FileNotFoundError(
+                f"{p} is a DeepSpeed checkpoint directory without {WEIGHTS_FILE} (written by vid3d's "
+                "Vid3dDeepSpeedStrategy); it can only be resumed (resume=...), not loaded for sampling"
+            )
+        p = p / WEIGHTS_FILE
     if not p.is_file():
         raise FileNotFoundError(
             f"checkpoint {p} does not exist (pass ckpt=<file> or ckpt=<training run dir>)"
@@ -23,12 +40,10 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return p
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
-    """Instantiate the model config stored in the checkpoint, then load its trained weights.
+def read_trained_state(path: str | Path, use_ema: bool = True) -> tuple[dict, dict, Path]:
+    """(trained weights without the ``model.`` prefix, the checkpoint's ``vid3d`` metadata, file).
 
-    Frozen weights are not in the checkpoint: they come from the backbone source named in the config
-    (a pretrained folder or hub id, or the seed of a tiny random backbone). Every weight the checkpoint
-    lists as trained must load; anything unexpected is an error.
+    ``use_ema``: the EMA shadow (``ema_state_dict``) when the checkpoint has one, else the raw weights.
     """
     ckpt_path = resolve_checkpoint(path)
     ckpt = load_checkpoint_file(ckpt_path)
@@ -37,8 +52,44 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Modul
         raise ValueError(
             f"checkpoint {ckpt_path} has no vid3d model config (not written by vid3d's train.py)"
         )
+    weights = ckpt["state_dict"]
+    if use_ema and ckpt.get(EMA_KEY):
+        log.info("%s: using the EMA weights", ckpt_path)
+        weights = {**weights, **ckpt[EMA_KEY]}
+    state = {k.removeprefix("model."): v for k, v in weights.items()}
+    return state, meta, ckpt_path
+
+
+def load_trained_weights(model: nn.Module, path: str | Path, use_ema: bool = False) -> list[str]:
+    """Copy a checkpoint's trained weights into ``model`` (``init_from``: no optimiser or loop state).
+
+    Every checkpoint weight must exist in ``model`` with the same shape; returns the loaded names.
+    """
+    state, _, ckpt_path = read_trained_state(path, use_ema=use_ema)
+    own = model.state_dict()
+    unexpected = sorted(set(state) - set(own))
+    if unexpected:
+        raise ValueError(f"init_from {ckpt_path}: weights {unexpected[:5]} do not exist in this model")
+    bad = [k for k, v in state.items() if tuple(v.shape) != tuple(own[k].shape)]
+    if bad:
+        k = bad[0]
+        raise ValueError(
+            f"init_from {ckpt_path}: {len(bad)} weights differ in shape, e.g. {k}: checkpoint "
+            f"{tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        )
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=False)
+    return sorted(state)
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu", use_ema: bool = True) -> nn.Module:
+    """Instantiate the model config stored in the checkpoint, then load its trained weights.
+
+    Frozen weights are not in the checkpoint: they come from the backbone source named in the config
+    (a pretrained folder or hub id, or the seed of a tiny random backbone). Every weight the checkpoint
+    lists as trained must load; anything unexpected is an error. ``use_ema``: prefer the EMA weights.
+    """
+    state, meta, ckpt_path = read_trained_state(path, use_ema=use_ema)
     model = instantiate(meta["model_config"])
-    state = {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected:
         raise ValueError(f"checkpoint {ckpt_path}: weights {unexpected[:5]} do not exist in the model config")

@@ -1,4 +1,14 @@
-"""train(cfg): instantiate data, model, module, callbacks, logger and trainer from the config, then fit."""
+"""train(cfg): instantiate data, model, module, callbacks, logger and trainer from the config, then fit.
+
+Checkpoints: with the default strategies every checkpoint is one safetensors file written through
+``SafetensorsCheckpointIO`` (no pickle; trained weights + optimiser + loop state). With a DeepSpeed strategy
+Lightning bypasses CheckpointIO plugins: a checkpoint is a directory written by DeepSpeed in its own
+(pickle-based) format, resumable with ``resume=<dir>``; ``Vid3dDeepSpeedStrategy`` adds
+``vid3d_weights.safetensors`` inside it for sampling, evaluation and ``init_from``.
+
+``resume=<ckpt>`` continues a run (weights, optimiser, scheduler, loop, callbacks, data position);
+``init_from=<ckpt>`` starts a new run from a checkpoint's trained weights only (e.g. stage 2 from stage 1).
+"""
 
 from __future__ import annotations
 
@@ -10,17 +20,37 @@ from omegaconf import DictConfig, OmegaConf
 
 from vid3d.tasks.common import log, prepare_data, print_config_tree, run_dir, task_wrapper
 from vid3d.training.checkpoint_io import SafetensorsCheckpointIO
+from vid3d.training.strategies import is_deepspeed_config
 
 
 def instantiate_callbacks(cfg: DictConfig) -> list:
-    return [
-        instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None and "_target_" in c
-    ]
+    """Callbacks under ``cfg.callbacks`` that have a ``_target_`` and are not ``enabled: false``."""
+    out = []
+    for c in (cfg.get("callbacks") or {}).values():
+        if c is None or "_target_" not in c:
+            continue
+        c = OmegaConf.to_container(c, resolve=True)
+        if not c.pop("enabled", True):
+            continue
+        out.append(instantiate(c))
+    return out
+
+
+def trainer_plugins(cfg: DictConfig) -> list:
+    """CheckpointIO plugins: safetensors single files, except under DeepSpeed (which writes its own)."""
+    if is_deepspeed_config(cfg.trainer.get("strategy")):
+        return []
+    return [SafetensorsCheckpointIO()]
 
 
 @task_wrapper
 def train(cfg: DictConfig) -> dict:
     """Train a model; returns ``{"last_checkpoint": path, "run_dir": path, **final logged metrics}``."""
+    if cfg.get("init_from_required") and not (cfg.get("init_from") or cfg.get("resume")):
+        raise ValueError(
+            f"experiment {cfg.get('task_name')} starts from trained weights: set init_from=<checkpoint file, "
+            "DeepSpeed checkpoint dir or run dir> (or resume=<its own last.ckpt>)"
+        )
     out = run_dir(cfg)
     print_config_tree(cfg, save_to=out / "config.yaml")
     L.seed_everything(cfg.seed, workers=True)
@@ -28,6 +58,13 @@ def train(cfg: DictConfig) -> dict:
     prepare_data(cfg)
     datamodule = instantiate(cfg.data.datamodule)
     model = instantiate(cfg.model)
+    if cfg.get("init_from"):
+        from vid3d.tasks.loading import load_trained_weights
+
+        names = load_trained_weights(model, cfg.init_from)
+        log.info("init_from %s: %d trained weight tensors loaded", cfg.init_from, len(names))
+        if cfg.get("resume"):
+            log.warning("both resume and init_from are set: the resumed checkpoint's weights win")
     module = instantiate(cfg.module, model=model)
     # set after instantiate: Hydra would instantiate the `_target_`s inside the plain config dict
     module.model_config = OmegaConf.to_container(cfg.model, resolve=True)
@@ -35,7 +72,7 @@ def train(cfg: DictConfig) -> dict:
     if logger and hasattr(logger, "log_hyperparams"):
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     trainer: L.Trainer = instantiate(
-        cfg.trainer, callbacks=instantiate_callbacks(cfg), logger=logger, plugins=[SafetensorsCheckpointIO()]
+        cfg.trainer, callbacks=instantiate_callbacks(cfg), logger=logger, plugins=trainer_plugins(cfg)
     )
     groups = {k: len(v) for k, v in module.trainable_groups.items()}
     log.info("trainable parameter tensors by group: %s", groups)
@@ -43,6 +80,10 @@ def train(cfg: DictConfig) -> dict:
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("resume"))
 
     last = Path(cfg.paths.run_dir) / "checkpoints" / "last.ckpt"
+    ckpt_cb = trainer.checkpoint_callback
+    if ckpt_cb is not None and getattr(ckpt_cb, "_last_global_step_saved", None) != trainer.global_step:
+        # max_steps reached between checkpoint intervals: the final state is a checkpoint too
+        trainer.save_checkpoint(last)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     log.info("training done; last checkpoint: %s", last)
     return {"last_checkpoint": str(last), "run_dir": str(out), **metrics}

@@ -33,6 +33,8 @@ class CameraDiffusionModule(L.LightningModule):
             step does not depend on how many steps ran in this process (exact resume).
         model_config: the composed model config (plain dict), stored in checkpoints so sample/eval can
             rebuild the model; frozen weights are referenced by it, not copied.
+        gradient_checkpointing: recompute the UNet's block activations in the backward pass
+            (diffusers ``enable_gradient_checkpointing``): less activation memory, ~30% more compute.
     """
 
     def __init__(
@@ -43,6 +45,7 @@ class CameraDiffusionModule(L.LightningModule):
         warmup_steps: int = 0,
         seed: int = 0,
         model_config: dict | None = None,
+        gradient_checkpointing: bool = False,
     ) -> None:
         super().__init__()
         self.model = model
@@ -53,6 +56,22 @@ class CameraDiffusionModule(L.LightningModule):
         self.trainable_groups = apply_freeze_policy(model, list(trainable))
         self.strict_loading = False  # checkpoints hold only trained weights
         self._t_last: float | None = None
+        self.gradient_checkpointing = bool(gradient_checkpointing)
+        if self.gradient_checkpointing:
+            unet = model.unet
+            enc = getattr(model, "camera_encoder", None)
+            if getattr(model, "attention_adapter", None) is not None or getattr(enc, "kind", "none") != "none":
+                # Measured (tests/training/test_training_features.py): with diffusers' checkpointing the
+                # gradients of the camera encoder / added attention differ from the non-checkpointed ones
+                # (the camera state is injected by hooks, see vid3d.models). Refuse rather than corrupt.
+                raise NotImplementedError(
+                    "module.gradient_checkpointing=true is not supported with camera conditioning yet "
+                    f"(camera encoder {getattr(enc, 'kind', '?')!r}, attention {getattr(model, 'attention', '?')!r}): "
+                    "its gradients differ from the non-checkpointed ones; use gradient_checkpointing=false"
+                )
+            if not getattr(unet, "_supports_gradient_checkpointing", False):
+                raise ValueError(f"{type(unet).__name__} does not support gradient checkpointing")
+            unet.enable_gradient_checkpointing()
 
     def trainable_names(self) -> set[str]:
         return {f"model.{n}" for names in self.trainable_groups.values() for n in names}

@@ -1,4 +1,6 @@
-"""On-disk dataset formats. ``re10k``: RealEstate10K camera files and clip folder layout."""
+"""On-disk dataset formats: ``re10k`` (RealEstate10K / ACID camera files and clip folder layout, re-exported
+here), ``pixelsplat`` (pixelSplat / MVSplat .torch chunks), ``dl3dv`` (nerfstudio transforms.json scenes)
+and ``convert`` (RealEstate10K layout -> DL3DV / chunks; ``python -m vid3d.data.formats.convert``)."""
 
 from .re10k import (
     CameraFileError,

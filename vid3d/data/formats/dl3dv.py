@@ -35,9 +35,12 @@ __all__ = [
     "Dl3dvScene",
     "TransformsError",
     "list_scenes",
+    "read_id_list",
     "read_image",
     "read_transforms",
     "resolve_image_path",
+    "scene_id",
+    "split_scenes",
     "write_scene",
 ]
 
@@ -193,16 +196,94 @@ def write_scene(
     return out
 
 
-def list_scenes(root: str | Path) -> list[Path]:
-    """Sorted scene folders under root that contain a transforms.json."""
+def list_scenes(root: str | Path, max_depth: int = 3) -> list[Path]:
+    """Sorted scene folders under root that contain a transforms.json, found up to ``max_depth`` levels
+    down: ``{root}/{scene}``, ``{root}/1K/{scene}`` (DL3DV-10K subsets), ``{root}/{scene}/nerfstudio``
+    (DL3DV benchmark). Folders below a scene are not searched."""
     root = Path(root)
-    return sorted(p for p in root.iterdir() if (p / "transforms.json").is_file()) if root.is_dir() else []
+    found: list[Path] = []
+
+    def walk(d: Path, depth: int) -> None:
+        if (d / "transforms.json").is_file():
+            found.append(d)
+            return
+        if depth >= max_depth:
+            return
+        for child in sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            if not child.name.startswith("images"):
+                walk(child, depth + 1)
+
+    if root.is_dir():
+        for child in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            walk(child, 1)
+    return sorted(found)
+
+
+def scene_id(scene_dir: Path) -> str:
+    """A scene's id: its folder name, or the parent's for ``{hash}/nerfstudio`` (DL3DV benchmark)."""
+    return scene_dir.parent.name if scene_dir.name == "nerfstudio" else scene_dir.name
+
+
+def read_id_list(path: str | Path) -> list[str]:
+    """Scene ids, one per line (blank lines and ``#`` comments ignored; a path keeps its last part)."""
+    ids = []
+    for line in Path(path).read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            ids.append(PurePosixPath(line.rstrip("/")).name)
+    return ids
+
+
+def split_scenes(
+    root: str | Path,
+    split: str | None,
+    split_file: str | Path | None = None,
+    exclude_file: str | Path | None = None,
+) -> list[Path]:
+    """Scene folders of one split (DL3DV has no official train/test folders; this follows whichever of
+    these conventions the data uses, first match wins):
+
+    1. ``split_file``: ids listed there, searched anywhere under ``root``;
+    2. ``{root}/{split}/``: every scene under that folder (what the converter writes);
+    3. ``{root}/{split}.txt``: ids listed there, searched anywhere under ``root``;
+    4. ``split`` None: every scene under ``root``.
+
+    ``exclude_file`` drops the listed ids (e.g. the DL3DV-140 benchmark hashes from training).
+    Raises FileNotFoundError naming the places looked at when the split cannot be found.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: DL3DV root folder does not exist")
+    listed: list[str] | None = None
+    if split_file is not None:
+        listed = read_id_list(split_file)
+        scenes = list_scenes(root)
+    elif split and (root / split).is_dir():
+        scenes = list_scenes(root / split)
+    elif split and (root / f"{split}.txt").is_file():
+        listed = read_id_list(root / f"{split}.txt")
+        scenes = list_scenes(root)
+    elif not split:
+        scenes = list_scenes(root)
+    else:
+        raise FileNotFoundError(
+            f"{root}: no DL3DV split '{split}': expected a folder {root / split} or a scene-id list "
+            f"{root / (split + '.txt')} (or pass split_file / split=null)"
+        )
+    if listed is not None:
+        wanted = set(listed)
+        scenes = [s for s in scenes if scene_id(s) in wanted]
+    if exclude_file is not None:
+        drop = set(read_id_list(exclude_file))
+        scenes = [s for s in scenes if scene_id(s) not in drop]
+    return scenes
 
 
 class Dl3dvClipDataset(ClipSamplingDataset):
     """DL3DV clips: one item per scene; frames from ``image_dir`` (e.g. "images_4"; None = as in the file).
 
-    Default interval UniformInterval(2, 10). Sample dict as in vid3d.data.clips.
+    Splits: see :func:`split_scenes` (``split`` folder, ``{split}.txt`` id list, ``split_file``,
+    ``exclude_file``). Default interval UniformInterval(2, 10). Sample dict as in vid3d.data.clips.
     """
 
     def __init__(
@@ -218,12 +299,17 @@ class Dl3dvClipDataset(ClipSamplingDataset):
         seed: int = 0,
         skip_bad: bool = True,
         max_tries: int = 50,
+        window_start: str = "random",
+        split_file: str | Path | None = None,
+        exclude_file: str | Path | None = None,
     ) -> None:
         interval = interval if interval is not None else UniformInterval(2, 10)
-        super().__init__(num_frames, height, width, interval, max_interval_shrink, seed, skip_bad, max_tries)
-        self.root = Path(root) / split if split else Path(root)
+        super().__init__(
+            num_frames, height, width, interval, max_interval_shrink, seed, skip_bad, max_tries, window_start
+        )
+        self.root, self.split = Path(root), split
         self.image_dir = image_dir
-        self.scenes = list_scenes(self.root)
+        self.scenes = split_scenes(self.root, split, split_file, exclude_file)
 
     def num_clips(self) -> int:
         return len(self.scenes)
@@ -252,4 +338,4 @@ class Dl3dvClipDataset(ClipSamplingDataset):
                     raise BadClip("unreadable_frames", str(e)) from e
             return stack_same_size(frames, str(tpath))
 
-        return OpenedClip(self.scenes[i].name, K_norm, w2c, read, str(tpath))
+        return OpenedClip(scene_id(self.scenes[i]), K_norm, w2c, read, str(tpath))

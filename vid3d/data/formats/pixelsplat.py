@@ -272,9 +272,12 @@ class ChunkClipDataset(ClipSamplingDataset):
         seed: int = 0,
         skip_bad: bool = True,
         max_tries: int = 50,
+        window_start: str = "random",
         eval_index: str | Path | None = None,
     ) -> None:
-        super().__init__(num_frames, height, width, interval, max_interval_shrink, seed, skip_bad, max_tries)
+        super().__init__(
+            num_frames, height, width, interval, max_interval_shrink, seed, skip_bad, max_tries, window_start
+        )
         self.split_dir = Path(root) / split
         self.index = read_index(self.split_dir)
         self.eval_entries: dict[str, EvalEntry] | None = None

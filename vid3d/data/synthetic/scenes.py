@@ -279,7 +279,7 @@ def make_clip(index: int, seed: int, num_frames: int) -> ClipSpec:
     if motion == "walk":
         local = traj.walk(n, rng, speed=rng.uniform(1.0, 3.0) if outdoor else None)
     elif motion == "pan":
-        local = traj.pan(n, rng)
+        local = traj.pan(n, rng, side=rng.uniform(1.0, 2.5) * rng.choice([-1, 1]) if outdoor else None)
     elif motion == "dolly":
         local = traj.dolly(n, rng, distance=rng.uniform(1.5, 4.0) * rng.choice([-1, 1]) if outdoor else None)
     elif motion == "orbit":

@@ -1,0 +1,171 @@
+"""Merge sparse-view runs into one table.
+
+``python -m vid3d.evaluation.sparse_report DIR [DIR ...] [--out OUT]``
+
+Each DIR is a run dir of ``eval.py overlap=<bucket>`` or a Hydra multirun folder (every folder below it
+holding records is used). Runs are grouped by overlap bucket (from their ``results.json`` protocol); shards of
+one bucket are merged (records de-duplicated by (method, pair, trial)); runs must agree on the overlap
+index (estimator, dataset revision) and the image metrics. Writes ``sparse_report.{md,json,csv}`` into
+OUT (default: the first DIR): one row per method, per bucket n and PSNR / SSIM / LPIPS with 95% CIs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from vid3d.data.formats.re10k import atomic_write_bytes
+
+from .aggregate import merge_shards
+from .records import to_jsonable
+from .sparse_runner import LABELS, METRICS, _json_safe, aggregate_sparse, metric_cell
+
+__all__ = ["merge_sparse", "main"]
+
+BUCKET_ORDER = ("small", "medium", "large", "all")
+
+
+def run_dirs(paths: list[str | Path]) -> list[Path]:
+    """The given dirs and every folder below them holding ``records*.jsonl`` (Hydra multirun job dirs,
+    also when an override such as ``ckpt=/a/b`` nested them), sorted."""
+    out: set[Path] = set()
+    for p in map(Path, paths):
+        if not p.is_dir():
+            raise FileNotFoundError(f"run directory {p} does not exist")
+        out |= {f.parent for f in p.rglob("records*.jsonl")}
+    if not out:
+        raise FileNotFoundError(f"no records*.jsonl under {[str(p) for p in paths]}")
+    return sorted(out)
+
+
+def _protocol(d: Path) -> dict[str, Any]:
+    path = d / "results.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{d}: has records but no results.json (rerun that job to write it)")
+    proto = json.loads(path.read_text())["protocol"]
+    if proto.get("benchmark") != "sparse_view":
+        raise ValueError(
+            f"{path}: not a sparse-view result (protocol.benchmark = {proto.get('benchmark')!r})"
+        )
+    return proto
+
+
+def merge_sparse(paths: list[str | Path], out: str | Path | None = None) -> dict[str, Any]:
+    dirs = run_dirs(paths)
+    by_bucket: dict[str, list[Path]] = {}
+    protos: dict[str, dict] = {}
+    for d in dirs:
+        p = _protocol(d)
+        name = p["bucket"]["name"]
+        by_bucket.setdefault(name, []).append(d)
+        protos.setdefault(name, p)
+    first = next(iter(protos.values()))
+    for name, p in protos.items():
+        for key in ("estimator", "dataset"):
+            if p["overlap_index"][key] != first["overlap_index"][key]:
+                raise ValueError(
+                    f"bucket {name!r} used another overlap index {key}: {p['overlap_index'][key]} vs "
+                    f"{first['overlap_index'][key]}"
+                )
+        if p.get("image_metrics") != first.get("image_metrics"):
+            raise ValueError(
+                f"bucket {name!r} used other image metrics: {p.get('image_metrics')} vs "
+                f"{first.get('image_metrics')}"
+            )
+    buckets = sorted(by_bucket, key=lambda b: (BUCKET_ORDER.index(b) if b in BUCKET_ORDER else 99, b))
+    results = {b: aggregate_sparse(merge_shards(by_bucket[b])) for b in buckets}
+    methods = sorted(
+        {m for r in results.values() for m in r}, key=lambda m: (m in ("nearest_context", "ground_truth"), m)
+    )
+    protocol = {
+        "benchmark": "sparse_view",
+        "buckets": {b: protos[b]["bucket"] for b in buckets},
+        "overlap_index": {
+            k: first["overlap_index"][k] for k in ("estimator", "dataset", "thresholds", "pair_source")
+        },
+        "image_metrics": first.get("image_metrics"),
+        "views": first.get("views"),
+        "reduction": first.get("reduction"),
+        "merged_from": {b: [str(d) for d in by_bucket[b]] for b in buckets},
+    }
+    head = (
+        "| method | "
+        + " | ".join(f"{b}: n | " + " | ".join(f"{b}: {LABELS[m]}" for m in METRICS) for b in buckets)
+        + " |"
+    )
+    lines = [head, "|" + "---|" * (1 + len(buckets) * (1 + len(METRICS)))]
+    for method in methods:
+        cells = []
+        for b in buckets:
+            r = results[b].get(method)
+            cells += (
+                ["0"] + ["n/a"] * len(METRICS)
+                if r is None
+                else [str(r["n"])] + [metric_cell(r["metrics"][m], m) for m in METRICS]
+            )
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    ranges = ", ".join(
+        f"{b} = [{protos[b]['bucket']['range'][0]}, {protos[b]['bucket']['range'][1]})" for b in buckets
+    )
+    lines += [
+        "",
+        f"Overlap buckets ({first['overlap_index']['estimator']['name']} overlap): {ranges}. "
+        "Cells: mean over pairs "
+        "[95% percentile-bootstrap CI]; per pair the mean over its target views.",
+        "",
+        "Protocol:",
+        "",
+    ] + [f"- {k}: {json.dumps(to_jsonable(v), sort_keys=True)}" for k, v in protocol.items()]
+    md = "\n".join(lines) + "\n"
+    out = Path(out) if out is not None else Path(paths[0])
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / "sparse_report.md", md.encode())
+    atomic_write_bytes(
+        out / "sparse_report.json",
+        (
+            json.dumps(
+                {"protocol": to_jsonable(protocol), "results": _json_safe(results)},
+                indent=2,
+                sort_keys=True,
+                allow_nan=False,
+            )
+            + "\n"
+        ).encode(),
+    )
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(
+        ["method", "bucket", "n"] + [f"{m}_{s}" for m in METRICS for s in ("mean", "ci_low", "ci_high")]
+    )
+    for method in methods:
+        for b in buckets:
+            r = results[b].get(method)
+            if r is not None:
+                w.writerow(
+                    [method, b, r["n"]]
+                    + [
+                        r["metrics"][m].get(s) if r["metrics"][m]["available"] else ""
+                        for m in METRICS
+                        for s in ("mean", "ci_low", "ci_high")
+                    ]
+                )
+    atomic_write_bytes(out / "sparse_report.csv", buf.getvalue().encode())
+    return {"results": results, "protocol": protocol, "markdown": md, "out": out}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("dirs", nargs="+")
+    p.add_argument("--out", default=None)
+    a = p.parse_args(argv)
+    merged = merge_sparse(a.dirs, a.out)
+    print(merged["markdown"].split("\nProtocol:")[0])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,338 @@
+"""A trained vid3d model as a self-contained, diffusers-style pipeline folder.
+
+``CameraVideoPipeline.save_pretrained(folder)`` writes
+
+    {folder}/model_index.json            {"_class_name": "CameraVideoPipeline", format, version, ...}
+    {folder}/vid3d_model.json            the model config (Hydra ``_target_`` tree) without its backbone,
+                                         the default sampler settings and, when known, the image size
+    {folder}/unet/ vae/ image_encoder/   the backbone, trained UNet weights included, in the diffusers SVD
+                                         layout (vid3d.models.save_backbone; safetensors)
+    {folder}/vid3d_modules.safetensors   every weight outside the backbone (camera encoder, cross-frame
+                                         attention)
+
+and ``CameraVideoPipeline.from_pretrained(folder)`` rebuilds the model from those files: the backbone with
+``vid3d.models.load_svd_backbone(folder)``, the camera encoder / attention from the config, then their
+weights. Nothing is pickled or unpickled (a folder with pickle weight files is refused).
+
+CLI: ``python -m vid3d.sampling.export ckpt=<checkpoint or training run dir> out=<folder>``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .pipeline import VideoSampler, from_uint8, to_uint8
+from .samplers import sample_ddim, sample_edm_euler, sample_edm_heun
+
+__all__ = ["CameraVideoPipeline", "main"]
+
+FORMAT = "vid3d-camera-video-pipeline"
+VERSION = 1
+MODEL_FILE = "vid3d_model.json"
+WEIGHTS_FILE = "vid3d_modules.safetensors"
+INDEX_FILE = "model_index.json"
+SOLVERS = {"edm_euler": sample_edm_euler, "edm_heun": sample_edm_heun, "ddim": sample_ddim}
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+DEFAULT_SAMPLER = {
+    "solver": "edm_euler",
+    "num_steps": 25,
+    "sigma_min": 0.002,
+    "sigma_max": 700.0,
+    "rho": 7.0,
+    "guidance_min": 1.0,
+    "guidance_max": 3.0,
+}
+
+
+def _vid3d_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("vid3d")
+    except Exception:  # not installed as a distribution
+        return "unknown"
+
+
+def _to_tensor(x, dtype=torch.float32) -> torch.Tensor:
+    return x.to(dtype) if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x), dtype=dtype)
+
+
+def _image_tensor(image) -> torch.Tensor:
+    """PIL image, uint8 array (H, W, 3) / (B, H, W, 3), or a float tensor (3, H, W) / (B, 3, H, W) in
+    [-1, 1] -> (B, 3, H, W) float32 in [-1, 1]."""
+    if isinstance(image, torch.Tensor):
+        x = image.float()
+        return x[None] if x.ndim == 3 else x
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8 or arr.shape[-1] != 3 or arr.ndim not in (3, 4):
+        raise ValueError(
+            f"image must be a uint8 (H, W, 3) array / PIL image or a float tensor in [-1, 1], got "
+            f"{arr.dtype} {arr.shape}"
+        )
+    x = from_uint8(arr)
+    return x[None] if x.ndim == 3 else x
+
+
+class CameraVideoPipeline:
+    """Camera-controlled image-to-video: ``frames = pipe(image, K_px, c2w)``.
+
+    Args:
+        model: a ``CameraVideoDiffusion``.
+        model_config: its config (the Hydra ``_target_`` tree); the ``backbone`` entry is not needed.
+        sampler: default sampler settings (keys of ``DEFAULT_SAMPLER``).
+        image_size: optional (H, W) the model was trained at (informational; any size divisible by the
+            model's downscale works).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        model_config: Mapping[str, Any] | None = None,
+        sampler: Mapping[str, Any] | None = None,
+        image_size: Sequence[int] | None = None,
+    ) -> None:
+        self.model = model.eval()
+        self.model_config = {k: v for k, v in dict(model_config or {}).items() if k != "backbone"}
+        self.sampler = {**DEFAULT_SAMPLER, **dict(sampler or {})}
+        if self.sampler["solver"] not in SOLVERS:
+            raise ValueError(
+                f"sampler solver must be one of {sorted(SOLVERS)}, got {self.sampler['solver']!r}"
+            )
+        self.image_size = list(image_size) if image_size is not None else None
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_checkpoint(cls, ckpt: str | os.PathLike, **kw) -> CameraVideoPipeline:
+        """From a vid3d training checkpoint (file or training run dir; EMA weights when it has them)."""
+        from vid3d.tasks.loading import load_model, read_trained_state
+
+        _, meta, path = read_trained_state(ckpt)
+        return cls(load_model(path), meta.get("model_config"), **kw)
+
+    def save_pretrained(self, folder: str | os.PathLike) -> Path:
+        """Write the pipeline folder (see the module docstring) atomically: built in a temporary sibling,
+        then moved into place (an existing folder is replaced)."""
+        from safetensors.torch import save_file
+
+        from vid3d.models.backbone import save_backbone
+
+        if not self.model_config.get("_target_"):
+            raise ValueError(
+                "save_pretrained needs the model config (a '_target_' tree) to rebuild the model"
+            )
+        folder = Path(folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+        try:
+            save_backbone(self.model.backbone, tmp / "pipe")
+            pipe = tmp / "pipe"
+            state = {
+                k: v.detach().cpu().contiguous().clone()
+                for k, v in self.model.state_dict().items()
+                if not k.startswith("backbone.")
+            }
+            save_file(state, str(pipe / WEIGHTS_FILE), metadata={"format": FORMAT})
+            spec = {"model": self.model_config, "sampler": self.sampler, "image_size": self.image_size}
+            (pipe / MODEL_FILE).write_text(json.dumps(spec, indent=1))
+            index = {
+                "_class_name": type(self).__name__,
+                "_module": __name__,
+                "format": FORMAT,
+                "version": VERSION,
+                "vid3d_version": _vid3d_version(),
+            }
+            (pipe / INDEX_FILE).write_text(json.dumps(index, indent=1))
+            old = None
+            if folder.exists():
+                old = folder.parent / f".{folder.name}.old-{os.getpid()}"
+                os.replace(folder, old)
+            os.replace(pipe, folder)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return folder
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        folder: str | os.PathLike,
+        device: str | torch.device = "cpu",
+        torch_dtype: torch.dtype | None = None,
+    ) -> CameraVideoPipeline:
+        """Load a folder written by :meth:`save_pretrained` (safetensors only; never unpickles)."""
+        from hydra.utils import instantiate
+        from safetensors.torch import load_file
+
+        from vid3d.models.backbone import load_svd_backbone
+
+        folder = Path(folder)
+        for name in (INDEX_FILE, MODEL_FILE, WEIGHTS_FILE):
+            if not (folder / name).is_file():
+                raise FileNotFoundError(f"{folder / name} does not exist (not a vid3d pipeline folder)")
+        index = json.loads((folder / INDEX_FILE).read_text())
+        if index.get("format") != FORMAT:
+            raise ValueError(
+                f"{folder / INDEX_FILE}: 'format' is {index.get('format')!r}, expected {FORMAT!r}"
+            )
+        if int(index.get("version", -1)) > VERSION:
+            raise ValueError(
+                f"{folder / INDEX_FILE}: version {index['version']} is newer than this vid3d ({VERSION})"
+            )
+        pickled = [p for p in folder.rglob("*") if p.suffix.lower() in PICKLE_SUFFIXES]
+        if pickled:
+            raise ValueError(f"{pickled[0]}: pickle weight files are refused (safetensors only)")
+        spec = json.loads((folder / MODEL_FILE).read_text())
+        if not isinstance(spec.get("model"), dict) or "_target_" not in spec["model"]:
+            raise ValueError(f"{folder / MODEL_FILE}: 'model' must be a config with a '_target_'")
+        backbone = load_svd_backbone(folder, torch_dtype=torch_dtype)
+        model = instantiate(spec["model"], backbone=backbone)
+        state = load_file(str(folder / WEIGHTS_FILE))
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if unexpected:
+            raise ValueError(f"{folder / WEIGHTS_FILE}: weights {unexpected[:5]} do not exist in the model")
+        not_loaded = [k for k in missing if not k.startswith("backbone.")]
+        if not_loaded:
+            raise ValueError(f"{folder / WEIGHTS_FILE}: weights {not_loaded[:5]} are missing")
+        model = model.to(device)
+        if torch_dtype is not None:
+            model = model.to(torch_dtype)
+        return cls(model, spec["model"], spec.get("sampler"), spec.get("image_size"))
+
+    def to(self, device: str | torch.device) -> CameraVideoPipeline:
+        self.model.to(device)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    # ------------------------------------------------------------------ generation
+    @torch.no_grad()
+    def __call__(
+        self,
+        image,
+        K_px,
+        c2w,
+        num_steps: int | None = None,
+        guidance_min: float | None = None,
+        guidance_max: float | None = None,
+        solver: str | None = None,
+        last_image=None,
+        generator: torch.Generator | None = None,
+        seed: int | None = None,
+        output_type: str = "np",
+    ):
+        """Generate frames along a camera path.
+
+        Args:
+            image: the first frame: uint8 (H, W, 3) array / PIL image, or float (3, H, W) in [-1, 1];
+                a leading batch dim B is allowed. H and W must be divisible by the model's downscale.
+            K_px: pixel intrinsics at (H, W): (3, 3) for every frame, (F, 3, 3) or (B, F, 3, 3).
+            c2w: OpenCV camera-to-world poses (F, 4, 4) or (B, F, 4, 4) (made relative to frame 0).
+            num_steps, guidance_min, guidance_max, solver: override the saved sampler settings
+                (guidance rises linearly from min at frame 0 to max at the last frame).
+            last_image: optional known last frame (interpolation; pinned by replacement, training-free).
+            generator / seed: the randomness (a seed makes a CPU generator); same seed -> same frames.
+            output_type: "np" -> uint8 (B, F, H, W, 3) (B dropped for an unbatched image); "pt" ->
+                float (B, F, 3, H, W) in [-1, 1].
+        """
+        dev = self.device
+        first = _image_tensor(image).to(dev)
+        b = first.shape[0]
+        c2w_t = _to_tensor(c2w)
+        if c2w_t.ndim == 3:
+            c2w_t = c2w_t[None]
+        if c2w_t.ndim != 4 or c2w_t.shape[-2:] != (4, 4):
+            raise ValueError(f"c2w must be (F, 4, 4) or (B, F, 4, 4), got {tuple(c2w_t.shape)}")
+        c2w_t = c2w_t.expand(b, *c2w_t.shape[1:])
+        f = c2w_t.shape[1]
+        K_t = _to_tensor(K_px)
+        if K_t.shape[-2:] != (3, 3) or K_t.ndim not in (2, 3, 4):
+            raise ValueError(f"K_px must be (3, 3), (F, 3, 3) or (B, F, 3, 3), got {tuple(K_t.shape)}")
+        K_t = K_t.reshape(*([1] * (4 - K_t.ndim)), *K_t.shape).expand(b, f, 3, 3)
+        cfg = dict(self.sampler)
+        for k, v in (
+            ("num_steps", num_steps),
+            ("guidance_min", guidance_min),
+            ("guidance_max", guidance_max),
+            ("solver", solver),
+        ):
+            if v is not None:
+                cfg[k] = v
+        sampler = VideoSampler(
+            SOLVERS[cfg["solver"]],
+            cfg["num_steps"],
+            cfg["sigma_min"],
+            cfg["sigma_max"],
+            cfg["rho"],
+            cfg["guidance_min"],
+            cfg["guidance_max"],
+        )
+        if generator is None and seed is not None:
+            generator = torch.Generator().manual_seed(int(seed))
+        known = (
+            None if last_image is None else {f - 1: _image_tensor(last_image).to(dev).expand(b, -1, -1, -1)}
+        )
+        video = sampler(
+            self.model, first, K_t.to(dev), c2w_t.to(dev), generator=generator, known_frames=known
+        )
+        if output_type == "pt":
+            return video
+        if output_type != "np":
+            raise ValueError(f"output_type must be 'np' or 'pt', got {output_type!r}")
+        frames = to_uint8(video)
+        ndim = image.ndim if isinstance(image, torch.Tensor) else np.asarray(image).ndim
+        return frames if ndim == 4 else frames[0]
+
+
+def _parse(argv: Sequence[str]) -> dict[str, str]:
+    args: dict[str, str] = {}
+    for a in argv:
+        key, sep, value = a.lstrip("-").partition("=")
+        if not sep:
+            raise SystemExit(f"argument {a!r}: expected key=value (ckpt=..., out=..., num_steps=...)")
+        args[key] = value
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> Path:
+    """``python -m vid3d.sampling.export ckpt=<checkpoint or run dir> out=<folder> [num_steps=25]
+    [solver=edm_euler] [guidance_min=1.0] [guidance_max=3.0] [height=... width=...]``."""
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    if "ckpt" not in args or "out" not in args:
+        raise SystemExit("usage: python -m vid3d.sampling.export ckpt=<checkpoint or run dir> out=<folder>")
+    sampler: dict[str, Any] = {}
+    for key, conv in (
+        ("num_steps", int),
+        ("guidance_min", float),
+        ("guidance_max", float),
+        ("solver", str),
+        ("sigma_min", float),
+        ("sigma_max", float),
+        ("rho", float),
+    ):
+        if key in args:
+            sampler[key] = conv(args.pop(key))
+    size = [int(args.pop("height")), int(args.pop("width"))] if "height" in args and "width" in args else None
+    ckpt, out = args.pop("ckpt"), args.pop("out")
+    if args:
+        raise SystemExit(f"unknown arguments: {sorted(args)}")
+    folder = CameraVideoPipeline.from_checkpoint(ckpt, sampler=sampler, image_size=size).save_pretrained(out)
+    print(f"wrote {folder}")
+    return folder
+
+
+if __name__ == "__main__":
+    main()

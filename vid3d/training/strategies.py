@@ -1,0 +1,43 @@
+"""DeepSpeed ZeRO through Lightning, plus a vid3d weights file beside DeepSpeed's checkpoint.
+
+With a DeepSpeed strategy Lightning does not use a CheckpointIO plugin: a checkpoint ``<name>.ckpt`` is a
+*directory* written by DeepSpeed (``checkpoint/mp_rank_00_model_states.pt``, per-rank ZeRO optimiser shards,
+``latest``) in DeepSpeed's own torch.save (pickle) format, and ``resume=<dir>`` restores it through
+DeepSpeed. So that sampling, evaluation and ``init_from`` never unpickle, :class:`Vid3dDeepSpeedStrategy`
+also writes ``<name>.ckpt/vid3d_weights.safetensors`` on global rank 0 after DeepSpeed saved: the trained
+weights (as held by the module: fp16 under ``precision=16-mixed``), the EMA shadow when enabled, the model
+config and the step, in the single-file format of :mod:`vid3d.training.checkpoint_io`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.strategies import DeepSpeedStrategy
+
+from .checkpoint_io import save_checkpoint_file
+from .ema import EMA_KEY
+
+WEIGHTS_FILE = "vid3d_weights.safetensors"
+WEIGHT_KEYS = ("state_dict", "vid3d", EMA_KEY, "global_step", "epoch")
+
+
+class Vid3dDeepSpeedStrategy(DeepSpeedStrategy):
+    """``DeepSpeedStrategy`` (same arguments) that also exports ``vid3d_weights.safetensors``."""
+
+    def save_checkpoint(self, checkpoint: dict, filepath: Any, storage_options: Any = None) -> None:
+        filepath = self.broadcast(filepath)  # collective: every rank, before the rank-0-only write
+        weights = {k: checkpoint[k] for k in WEIGHT_KEYS if k in checkpoint}
+        super().save_checkpoint(checkpoint, filepath, storage_options)
+        if self.is_global_zero:
+            save_checkpoint_file(weights, Path(filepath) / WEIGHTS_FILE)
+        self.barrier("vid3d_weights")
+
+
+def is_deepspeed_config(strategy_cfg: Any) -> bool:
+    """Whether a trainer ``strategy`` config entry (string or ``_target_`` mapping) selects DeepSpeed."""
+    if strategy_cfg is None:
+        return False
+    target = strategy_cfg.get("_target_", "") if hasattr(strategy_cfg, "get") else str(strategy_cfg)
+    return "deepspeed" in str(target).lower()
