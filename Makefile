@@ -38,7 +38,7 @@ lint: install
 
 eval-extras: install
 	$(PIP) install -q "lpips>=0.1.4" trimesh huggingface_hub beartype
-	$(PIP) install -q --no-deps mini-dust3r romatch
+	$(PIP) install -q --no-deps "mini-dust3r==0.1.2" romatch
 
 clean-demo:
 	rm -rf outputs/demo data_cache/synthetic_demo

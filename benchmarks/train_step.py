@@ -49,7 +49,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--size", default="tiny", choices=sorted(SIZES))
     ap.add_argument("--batch", type=int, default=None, help="batch size (default: per size)")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--precision", default=None, help="32 | 16-mixed | bf16-mixed (default: 32 CPU, 16-mixed CUDA)")
+    ap.add_argument(
+        "--precision", default=None, help="32 | 16-mixed | bf16-mixed (default: 32 CPU, 16-mixed CUDA)"
+    )
     ap.add_argument("--trainable", default=None, help="'all' or comma list (default: the config's)")
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
@@ -79,12 +81,22 @@ def main(argv: list[str] | None = None) -> dict:
     batch_size = args.batch or default_batch
 
     tmp = tempfile.TemporaryDirectory()
-    root = build_synthetic_dataset(Path(tmp.name) / "set", num_train=2, num_test=1, num_frames=48,
-                                   height=144, width=256)
+    root = build_synthetic_dataset(
+        Path(tmp.name) / "set", num_train=2, num_test=1, num_frames=48, height=144, width=256
+    )
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=[f"model={args.model}", "data=re10k", f"data.root={root}",
-                                          f"data.datamodule.batch_size={batch_size}",
-                                          "data.datamodule.num_workers=0", *overrides, *args.override])
+        cfg = compose(
+            "train",
+            overrides=[
+                f"model={args.model}",
+                "data=re10k",
+                f"data.root={root}",
+                f"data.datamodule.batch_size={batch_size}",
+                "data.datamodule.num_workers=0",
+                *overrides,
+                *args.override,
+            ],
+        )
     trainable = cfg.module.trainable
     if args.trainable:
         trainable = ["all"] if args.trainable == "all" else args.trainable.split(",")
@@ -131,12 +143,12 @@ def main(argv: list[str] | None = None) -> dict:
         batch, t_data, m_data = phase(next_batch)
         gen = torch.Generator(device=dev).manual_seed(step)
 
-        def fwd():
+        def fwd(batch=batch, gen=gen):
             with autocast():
                 return module.model.training_loss(batch, generator=gen)[0]
 
         loss, t_fwd, m_fwd = phase(fwd)
-        _, t_bwd, m_bwd = phase(lambda: scaler.scale(loss).backward())
+        _, t_bwd, m_bwd = phase(lambda loss=loss: scaler.scale(loss).backward())
 
         def opt_step():
             scaler.step(opt)
@@ -145,8 +157,12 @@ def main(argv: list[str] | None = None) -> dict:
 
         _, t_opt, m_opt = phase(opt_step)
         if step >= args.warmup:
-            for k, t, m in (("data", t_data, m_data), ("forward", t_fwd, m_fwd), ("backward", t_bwd, m_bwd),
-                            ("optimizer", t_opt, m_opt)):
+            for k, t, m in (
+                ("data", t_data, m_data),
+                ("forward", t_fwd, m_fwd),
+                ("backward", t_bwd, m_bwd),
+                ("optimizer", t_opt, m_opt),
+            ):
                 rows[k].append((t, m))
 
     batch = next_batch()
@@ -157,8 +173,10 @@ def main(argv: list[str] | None = None) -> dict:
     opt.zero_grad(set_to_none=True)
     flops = int(fc.get_total_flops())
 
-    phases = {k: {"time_ms": 1000 * statistics.median(t for t, _ in v), "peak_mem_mb": max(m for _, m in v)}
-              for k, v in rows.items()}
+    phases = {
+        k: {"time_ms": 1000 * statistics.median(t for t, _ in v), "peak_mem_mb": max(m for _, m in v)}
+        for k, v in rows.items()
+    }
     step_ms = sum(p["time_ms"] for p in phases.values())
     compute_s = (phases["forward"]["time_ms"] + phases["backward"]["time_ms"]) / 1000
     achieved = flops / compute_s / 1e12 if compute_s > 0 else 0.0
@@ -171,7 +189,12 @@ def main(argv: list[str] | None = None) -> dict:
         "trainable": list(trainable),
         "trainable_params": sum(p.numel() for p in params),
         "total_params": sum(p.numel() for p in module.parameters()),
-        "device": str(dev) + (f" ({torch.cuda.get_device_name(dev)})" if cuda else f" ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"),
+        "device": str(dev)
+        + (
+            f" ({torch.cuda.get_device_name(dev)})"
+            if cuda
+            else f" ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+        ),
         "precision": precision,
         "steps": args.steps,
         "warmup": args.warmup,
@@ -181,13 +204,17 @@ def main(argv: list[str] | None = None) -> dict:
         "achieved_tflops": achieved,
         "peak_tflops": args.peak_tflops,
         "mfu": achieved / args.peak_tflops if args.peak_tflops else None,
-        "memory_note": "CUDA: max_memory_allocated per phase" if cuda else "CPU: process peak RSS (cumulative)",
+        "memory_note": "CUDA: max_memory_allocated per phase"
+        if cuda
+        else "CPU: process peak RSS (cumulative)",
         "torch": torch.__version__,
         "argv": sys.argv[1:] if argv is None else argv,
     }
-    print(f"train step: model={args.model} size={args.size} batch={batch_size} "
-          f"{result['frames_hw'][0]}x{result['frames_hw'][1]}x{result['frames_hw'][2]} {result['device']} "
-          f"precision={precision} trainable={result['trainable_params']:,}/{result['total_params']:,} params")
+    print(
+        f"train step: model={args.model} size={args.size} batch={batch_size} "
+        f"{result['frames_hw'][0]}x{result['frames_hw'][1]}x{result['frames_hw'][2]} {result['device']} "
+        f"precision={precision} trainable={result['trainable_params']:,}/{result['total_params']:,} params"
+    )
     print("| phase | time (ms, median) | peak memory (MB) |")
     print("|---|---:|---:|")
     for k, p in phases.items():

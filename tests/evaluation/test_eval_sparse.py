@@ -270,6 +270,12 @@ def test_task_with_reference_rows(plane_root, tmp_path, monkeypatch):
     assert len(cached) == 1 and load_index(cached[0], root=plane_root)["counts"]["small"] == 4
     proto = json.loads((tmp_path / "run" / "results.json").read_text())["protocol"]
     assert proto["bucket"]["name"] == "small" and proto["overlap_index"]["estimator"]["name"] == "geometric"
+    # W&B (offline): one side-by-side image (context | generated | GT rows) per (pair, method)
+    pngs = list((tmp_path / "run" / "wandb").rglob("*.png"))
+    assert len(pngs) == 2 * 4
+    import imageio.v3 as iio
+
+    assert iio.imread(pngs[0]).shape[:2] == (3 * H, 2 * W)  # 2 targets per pair (num_targets=2)
 
 
 @pytest.mark.slow

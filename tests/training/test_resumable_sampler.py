@@ -63,7 +63,9 @@ class ProgressDataset(torch.utils.data.Dataset):
         return 6
 
     def __getitem__(self, i):
-        return torch.tensor([i, self.interval.global_step, self.interval.progress.epoch, self.interval.sample()])
+        return torch.tensor(
+            [i, self.interval.global_step, self.interval.progress.epoch, self.interval.sample()]
+        )
 
 
 def test_items_see_their_training_step_in_workers():

@@ -142,7 +142,10 @@ def test_training_run_logs_media_offline_with_ema_accumulation_and_init_from(roo
     # sampling prefers EMA weights; raw weights on request
     name = next(k for k in ckpt["state_dict"] if "camera_encoder" in k)
     sub = name.removeprefix("model.")
-    ema_model, raw_model = load_model(out["last_checkpoint"]), load_model(out["last_checkpoint"], use_ema=False)
+    ema_model, raw_model = (
+        load_model(out["last_checkpoint"]),
+        load_model(out["last_checkpoint"], use_ema=False),
+    )
     torch.testing.assert_close(ema_model.state_dict()[sub], ckpt[EMA_KEY][name])
     torch.testing.assert_close(raw_model.state_dict()[sub], ckpt["state_dict"][name])
     assert not torch.equal(ckpt[EMA_KEY][name], ckpt["state_dict"][name])
@@ -170,8 +173,11 @@ def test_training_run_logs_media_offline_with_ema_accumulation_and_init_from(roo
 
 
 def test_init_from_rejects_another_model(root, tmp_path):
-    out = train(cfg_for([*SMALL, f"data.root={root}", "logger=csv", "trainer.max_steps=1",
-                         f"paths.output_dir={tmp_path}"]))
+    out = train(
+        cfg_for(
+            [*SMALL, f"data.root={root}", "logger=csv", "trainer.max_steps=1", f"paths.output_dir={tmp_path}"]
+        )
+    )
     other = instantiate(cfg_for([*SMALL, "model=rt"]).model)
     with pytest.raises(ValueError, match="init_from"):
         load_trained_weights(other, out["last_checkpoint"])

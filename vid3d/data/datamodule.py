@@ -115,7 +115,8 @@ class ResumableSampler(Sampler):
     trainer's restored ``global_step``) says how many optimiser steps were already taken; the sampler
     derives the epoch (``step // steps_per_epoch``; ``set_epoch`` is only used without ``position``) and
     skips the batches of that epoch those steps consumed, so a resumed run continues the batch sequence of
-    an uninterrupted one (``limit_train_batches`` < 1 would break the step <-> epoch relation). Checkpoints are written after an optimiser step (``every_n_train_steps``), which
+    an uninterrupted one (``limit_train_batches`` < 1 would break the step <-> epoch relation).
+    Checkpoints are written after an optimiser step (``every_n_train_steps``), which
     is what this assumes. ``state_dict`` is informative (epoch, steps); the trainer's step is the truth.
 
     Args:
@@ -208,7 +209,11 @@ class ResumableDataLoader(DataLoader):
 
     def load_state_dict(self, state_dict: dict[str, int]) -> None:
         sampler = self.sampler
-        if isinstance(sampler, ResumableSampler) and "seed" in state_dict and state_dict["seed"] != sampler.seed:
+        if (
+            isinstance(sampler, ResumableSampler)
+            and "seed" in state_dict
+            and state_dict["seed"] != sampler.seed
+        ):
             log.warning(
                 "resuming with data seed %s but the checkpoint was trained with %s: the data order differs",
                 sampler.seed,
@@ -316,7 +321,12 @@ class VideoDataModule(pl.LightningDataModule):
         return sampler
 
     def _loader(
-        self, dataset: Dataset, batch_size: int, shuffle: bool, drop_last: bool, sampler: Sampler | None = None
+        self,
+        dataset: Dataset,
+        batch_size: int,
+        shuffle: bool,
+        drop_last: bool,
+        sampler: Sampler | None = None,
     ) -> DataLoader:
         kwargs: dict[str, Any] = {}
         if self.num_workers > 0:

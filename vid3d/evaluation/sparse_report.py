@@ -22,7 +22,7 @@ from vid3d.data.formats.re10k import atomic_write_bytes
 
 from .aggregate import merge_shards
 from .records import to_jsonable
-from .sparse_runner import LABELS, METRICS, _json_safe, aggregate_sparse, metric_cell
+from .sparse_runner import LABELS, METRICS, REFERENCE_ROWS, _json_safe, aggregate_sparse, metric_cell
 
 __all__ = ["merge_sparse", "main"]
 
@@ -78,9 +78,7 @@ def merge_sparse(paths: list[str | Path], out: str | Path | None = None) -> dict
             )
     buckets = sorted(by_bucket, key=lambda b: (BUCKET_ORDER.index(b) if b in BUCKET_ORDER else 99, b))
     results = {b: aggregate_sparse(merge_shards(by_bucket[b])) for b in buckets}
-    methods = sorted(
-        {m for r in results.values() for m in r}, key=lambda m: (m in ("nearest_context", "ground_truth"), m)
-    )
+    methods = sorted({m for r in results.values() for m in r}, key=lambda m: (m in REFERENCE_ROWS, m))
     protocol = {
         "benchmark": "sparse_view",
         "buckets": {b: protos[b]["bucket"] for b in buckets},

@@ -44,6 +44,7 @@ __all__ = [
 
 METRICS = ("psnr", "ssim", "lpips")
 HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips": False}
+REFERENCE_ROWS = ("nearest_context", "ground_truth")
 
 
 @dataclass
@@ -195,7 +196,8 @@ def aggregate_sparse(
     for r in records:
         groups.setdefault(str(r["method"]), []).append(r)
     out = {}
-    for method in sorted(groups):
+    # model rows first, then the reference rows
+    for method in sorted(groups, key=lambda m: (m in REFERENCE_ROWS, m)):
         recs = groups[method]
         stats = {}
         for m in METRICS:

@@ -108,6 +108,19 @@ def model_method(model, sampler, seed_offset: int = 0):
     return generate
 
 
+def side_by_side(pair: SparsePair, pred: np.ndarray) -> np.ndarray:
+    """(3H, max(2, T)W, 3) uint8: row 1 the two context views, row 2 the generated targets, row 3 GT."""
+    h, w = pair.frames.shape[1:3]
+    cols = max(2, len(pred))
+
+    def row(frames: np.ndarray) -> np.ndarray:
+        r = np.zeros((h, cols * w, 3), np.uint8)
+        r[:, : len(frames) * w] = np.concatenate(list(frames), axis=1)
+        return r
+
+    return np.concatenate([row(pair.context_frames), row(pred), row(pair.gt_targets)], axis=0)
+
+
 def _wandb_log(cfg: DictConfig, out: Path, results: dict, images: list) -> None:
     import wandb
 
@@ -124,25 +137,18 @@ def _wandb_log(cfg: DictConfig, out: Path, results: dict, images: list) -> None:
     table = wandb.Table(columns=["method", "n", "PSNR", "SSIM", "LPIPS"])
     for method, r in results.items():
         table.add_data(method, r["n"], *(metric_cell(r["metrics"][m], m) for m in ("psnr", "ssim", "lpips")))
-    samples = wandb.Table(
-        columns=["pair", "method", "overlap", "PSNR", "context", "generated", "ground truth"]
-    )
-    for pair, method, pred, rec in images:
-        samples.add_data(
-            pair.pair_id,
-            method,
-            pair.overlap,
-            rec["metrics"]["psnr"],
-            wandb.Image(np.concatenate(list(pair.context_frames), axis=1)),
-            wandb.Image(np.concatenate(list(pred), axis=1)),
-            wandb.Image(np.concatenate(list(pair.gt_targets), axis=1)),
+    key = f"eval/sparse_{cfg.overlap.bucket}"
+    # One image per (pair, method): context views | generated targets | ground-truth targets, as rows.
+    # (Plain image lists: wandb tables do not keep their images in offline runs.)
+    samples = [
+        wandb.Image(
+            side_by_side(pair, pred),
+            caption=f"{pair.pair_id} {method} overlap={pair.overlap} psnr={rec['metrics']['psnr']} "
+            "(rows: context, generated, ground truth)",
         )
-    run.log(
-        {
-            f"eval/sparse_{cfg.overlap.bucket}/results": table,
-            f"eval/sparse_{cfg.overlap.bucket}/samples": samples,
-        }
-    )
+        for pair, method, pred, rec in images
+    ]
+    run.log({f"{key}/results": table, **({f"{key}/samples": samples} if samples else {})})
     run.finish()
 
 

@@ -41,7 +41,9 @@ class TrainingMediaLogger(L.Callback):
         self.out_dir = out_dir
         self.logged_steps: list[int] = []
 
-    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         step = int(trainer.global_step)
         if self.every_n_steps <= 0 or step % self.every_n_steps or not trainer.is_global_zero:
             return
@@ -62,7 +64,9 @@ class TrainingMediaLogger(L.Callback):
         K_px, c2w = batch["K_px"][:1].float(), batch["c2w"][:1].float()
         dev = next(model.parameters()).device
         gen = torch.Generator(device=dev).manual_seed(self.seed)
-        sampler = VideoSampler(num_steps=self.num_steps, guidance_min=self.guidance, guidance_max=self.guidance)
+        sampler = VideoSampler(
+            num_steps=self.num_steps, guidance_min=self.guidance, guidance_max=self.guidance
+        )
         was_training = model.training
         model.eval()
         try:

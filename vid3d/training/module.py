@@ -60,13 +60,17 @@ class CameraDiffusionModule(L.LightningModule):
         if self.gradient_checkpointing:
             unet = model.unet
             enc = getattr(model, "camera_encoder", None)
-            if getattr(model, "attention_adapter", None) is not None or getattr(enc, "kind", "none") != "none":
+            if (
+                getattr(model, "attention_adapter", None) is not None
+                or getattr(enc, "kind", "none") != "none"
+            ):
                 # Measured (tests/training/test_training_features.py): with diffusers' checkpointing the
                 # gradients of the camera encoder / added attention differ from the non-checkpointed ones
                 # (the camera state is injected by hooks, see vid3d.models). Refuse rather than corrupt.
                 raise NotImplementedError(
                     "module.gradient_checkpointing=true is not supported with camera conditioning yet "
-                    f"(camera encoder {getattr(enc, 'kind', '?')!r}, attention {getattr(model, 'attention', '?')!r}): "
+                    f"(camera encoder {getattr(enc, 'kind', '?')!r}, "
+                    f"attention {getattr(model, 'attention', '?')!r}): "
                     "its gradients differ from the non-checkpointed ones; use gradient_checkpointing=false"
                 )
             if not getattr(unet, "_supports_gradient_checkpointing", False):
@@ -115,6 +119,8 @@ class CameraDiffusionModule(L.LightningModule):
         checkpoint["vid3d"] = {"model_config": self.model_config, "trainable": sorted(keep)}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "state_dict" not in checkpoint:  # DeepSpeed restores the module weights itself
+            return
         missing = self.trainable_names() - set(checkpoint["state_dict"])
         if missing:
             raise ValueError(

@@ -35,9 +35,7 @@ _TABLE = np.pad(
 ).ravel()
 _CORNERS = np.array([0, 1, _M, _M + 1, _M * _M, _M * _M + 1, _M * _M + _M, _M * _M + _M + 1])
 _CELL_TABLE = np.random.default_rng(20240612).random((_N**3, 8), dtype=np.float32)
-import os as _os
-_OCTAVES, _LACUNARITY, _GAIN = 5, 2.07, float(_os.environ.get('TX_GAIN', 0.6))
-_BF = float(_os.environ.get('TX_BF', 1.0)); _BL = float(_os.environ.get('TX_BL', 1.0)); _BD = float(_os.environ.get('TX_BD', 0.0))
+_OCTAVES, _LACUNARITY, _GAIN = 5, 2.07, 0.6
 
 
 def _cell_randoms(i: np.ndarray, j: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -106,17 +104,17 @@ def random_material(rng: np.random.Generator, style: str | None = None, scale: f
         blob_colours=_hsv(rng.random(6), rng.uniform(0.5, 1.0, 6), rng.uniform(0.3, 1.0, 6)).astype(
             np.float32
         ),
-        base_freq=float(rng.uniform(1.2, 2.4) * _BF / scale),
+        base_freq=float(rng.uniform(3.6, 7.2) / scale),
         rotation=(q * np.sign(np.diag(r))).astype(np.float32),
         offset=rng.uniform(-500, 500, 3).astype(np.float32),
         contrast=float(rng.uniform(1.8, 2.6)),
         sharpness=float(rng.choice([2.0, 5.0, 10.0])),
         blob_freqs=(
-            float(rng.uniform(0.8, 1.5) * _BL / scale),
-            float(rng.uniform(2.5, 4.5) * _BL / scale),
-            float(rng.uniform(7.0, 10.0) * _BL / scale),
+            float(rng.uniform(0.8, 1.5) / scale),
+            float(rng.uniform(2.5, 4.5) / scale),
+            float(rng.uniform(7.0, 10.0) / scale),
         ),
-        blob_density=float(rng.uniform(0.5, 0.85)) + _BD,
+        blob_density=float(rng.uniform(0.5, 0.85)),
         tiles=bool(tiles),
         tile_size=float(rng.uniform(0.3, 0.8) * scale),
     )

@@ -17,6 +17,7 @@ import math
 import tempfile
 import time
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import cv2
@@ -132,7 +133,7 @@ class ColmapPoseEstimator(PoseEstimator):
         num_threads: int = 1,
         seed: int = 0,
         overlap: int = 10,
-        init_min_tri_angle: float = 4.0,
+        init_min_tri_angle: float | Sequence[float] = 4.0,
         init_min_num_inliers: int = 100,
         abs_pose_min_num_inliers: int = 30,
         sift_options: dict[str, Any] | None = None,
@@ -154,7 +155,10 @@ class ColmapPoseEstimator(PoseEstimator):
         self.num_threads = num_threads
         self.seed = seed
         self.overlap = overlap
-        self.init_min_tri_angle = init_min_tri_angle
+        angles = [init_min_tri_angle] if isinstance(init_min_tri_angle, (int, float)) else init_min_tri_angle
+        self.init_min_tri_angles = [float(a) for a in angles]
+        if not self.init_min_tri_angles or min(self.init_min_tri_angles) <= 0:
+            raise ValueError(f"init_min_tri_angle must be > 0 (or a non-empty list), got {init_min_tri_angle}")
         self.init_min_num_inliers = init_min_num_inliers
         self.abs_pose_min_num_inliers = abs_pose_min_num_inliers
         self.sift_options = dict(sift_options or {})
@@ -182,7 +186,7 @@ class ColmapPoseEstimator(PoseEstimator):
             "num_threads": self.num_threads,
             "seed": self.seed,
             "overlap": self.overlap,
-            "init_min_tri_angle": self.init_min_tri_angle,
+            "init_min_tri_angle": self.init_min_tri_angles,
             "init_min_num_inliers": self.init_min_num_inliers,
             "abs_pose_min_num_inliers": self.abs_pose_min_num_inliers,
             "sift_options": self.sift_options,
@@ -192,7 +196,8 @@ class ColmapPoseEstimator(PoseEstimator):
         }
 
     # ------------------------------------------------------------------ pipeline
-    def _run(self, pycolmap, work: Path, frames: np.ndarray, K_px: np.ndarray | None):
+    def _run(self, pycolmap, work: Path, frames: np.ndarray, K_px: np.ndarray | None) -> list[str]:
+        """Write the frames, extract SIFT features and match them into work/database.db; image names."""
         image_dir = work / "images"
         image_dir.mkdir(parents=True, exist_ok=True)
         names = [f"{i:05d}.png" for i in range(len(frames))]
@@ -237,22 +242,31 @@ class ColmapPoseEstimator(PoseEstimator):
                 verification_options=verification, device=pycolmap.Device.cpu,
             )
 
+        return names
+
+    def _map(self, pycolmap, work: Path, tri_angle: float, fixed: bool, out: Path) -> dict:
+        """One incremental-mapping attempt on the database in ``work``: {index: Reconstruction}."""
         opts = pycolmap.IncrementalPipelineOptions()
         opts.num_threads = self.num_threads
         opts.random_seed = self.seed
         opts.min_model_size = 2  # keep small partial models so the failure reason says how many registered
-        opts.mapper.init_min_tri_angle = self.init_min_tri_angle
+        opts.mapper.init_min_tri_angle = tri_angle
         opts.mapper.init_min_num_inliers = self.init_min_num_inliers
         opts.mapper.abs_pose_min_num_inliers = self.abs_pose_min_num_inliers
-        fixed = self.fix_intrinsics and K_px is not None
         opts.ba_refine_focal_length = not fixed
         opts.ba_refine_principal_point = False
         opts.ba_refine_extra_params = not fixed
         opts.mapper.abs_pose_refine_focal_length = not fixed
         opts.mapper.abs_pose_refine_extra_params = not fixed
         _set_options(opts, self.mapper_options, "mapper_options")
-        models = pycolmap.incremental_mapping(database, image_dir, work / "sparse", options=opts)
-        return names, models
+        out.mkdir(parents=True, exist_ok=True)
+        return pycolmap.incremental_mapping(work / "database.db", work / "images", out, options=opts)
+
+    @staticmethod
+    def _rank(model) -> tuple[int, float]:
+        """Sort key of a reconstruction (larger is better): registered images, then a lower mean
+        reprojection error (wrong branches of near-degenerate clips fit clearly worse, see __init__)."""
+        return model.num_reg_images(), -float(model.compute_mean_reprojection_error())
 
     @staticmethod
     def _poses_from(model, names: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
@@ -294,10 +308,15 @@ class ColmapPoseEstimator(PoseEstimator):
                 else:
                     work = self.workdir
                     work.mkdir(parents=True, exist_ok=True)
-                names, models = self._run(pycolmap, work, frames, K)
+                names = self._run(pycolmap, work, frames, K)
+                models = []
+                for k, angle in enumerate(self.init_min_tri_angles):
+                    found = self._map(pycolmap, work, angle, self.fix_intrinsics and K is not None,
+                                      work / "sparse" / f"attempt{k}")
+                    models += list(found.values())
                 if not models:
                     return result(None, None, False, f"no reconstruction (registered 0/{n} frames)", 0)
-                best = max(models.values(), key=lambda m: m.num_reg_images())
+                best = max(models, key=self._rank)
                 c2w, K_est = self._poses_from(best, names)
         except Exception as e:  # COLMAP errors are failures of this sample, reported not raised
             return result(None, None, False, f"COLMAP error: {type(e).__name__}: {e}", 0)
