@@ -37,7 +37,7 @@ lint: install
 	$(PY) -m ruff check vid3d tests benchmarks train.py sample.py eval.py
 
 eval-extras: install
-	$(PIP) install -q "lpips>=0.1.4" trimesh huggingface_hub beartype
+	$(PIP) install -q "lpips>=0.1.4" trimesh huggingface_hub beartype loguru
 	$(PIP) install -q --no-deps "mini-dust3r==0.1.2" romatch
 
 clean-demo:

@@ -27,6 +27,8 @@ GROUPS = {
     "sampler": "sample",
     "trajectory": "sample",
     "pose": "eval",
+    "overlap": "eval",
+    "metrics": "eval",
 }
 # options whose mandatory values (dataset roots, files) a user must supply
 REQUIRED = {

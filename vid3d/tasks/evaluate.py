@@ -205,8 +205,12 @@ def log_to_wandb(
 
 @task_wrapper
 def evaluate(cfg: DictConfig) -> dict:
+    if cfg.task == "sparse":
+        from vid3d.tasks.evaluate_sparse import evaluate_sparse
+
+        return evaluate_sparse(cfg)
     if cfg.task != "camera":
-        raise ValueError(f"task={cfg.task!r} is not available; this build evaluates task=camera")
+        raise ValueError(f"task={cfg.task!r} is not available: use task=camera or task=sparse (overlap=...)")
     out = run_dir(cfg)
     print_config_tree(cfg, save_to=out / "config.yaml")
     clips = eval_clips(cfg)
