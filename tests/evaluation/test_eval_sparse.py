@@ -251,7 +251,7 @@ def test_task_with_reference_rows(plane_root, tmp_path, monkeypatch):
         cfg = compose(
             "eval",
             overrides=[
-                "+overlap=small",
+                "overlap=small",
                 "data=re10k",
                 f"data.root={plane_root}",
                 f"data.height={H}",
@@ -329,7 +329,7 @@ def test_multirun_with_trained_model_and_report(tmp_path):
             "-m",
             "vid3d.tasks.evaluate_sparse",
             "-m",
-            "+overlap=small,large",
+            "overlap=small,large",
             f"ckpt={ckpt}",
             "sampler.num_steps=2",
             f"hydra.sweep.dir={sweep}",

@@ -9,7 +9,7 @@ generated targets are scored against the ground-truth frames with PSNR / SSIM / 
 ``python -m vid3d.evaluation.sparse_report <multirun dir>`` merges buckets into one table.
 
 Until ``vid3d.tasks.evaluate`` dispatches ``task=sparse`` here, ``python -m vid3d.tasks.evaluate_sparse
-+overlap=small ...`` runs it with the same config tree.
+overlap=small ...`` runs it with the same config tree.
 """
 
 from __future__ import annotations
