@@ -8,8 +8,6 @@ logs the table to W&B (offline without an account).
 
 from __future__ import annotations
 
-import platform
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +15,6 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-import vid3d
 from vid3d.evaluation.aggregate import merge_shards
 from vid3d.evaluation.camera_runner import (
     EvalClip,
@@ -68,26 +65,19 @@ def model_method(model, sampler, seed: int):
 
 
 def reproducibility(cfg: DictConfig) -> dict:
-    """What a reader needs to reproduce the numbers: versions, commit, the composed config."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(vid3d.__file__).parent
-        ).stdout.strip()
-    except OSError:
-        commit = ""
-    import diffusers
-    import pycolmap
+    """What a reader needs to reproduce the numbers (versions, commit, seeds, config, weight hashes)."""
+    from vid3d.evaluation.reproducibility import reproducibility_block
 
-    return {
-        "vid3d_version": vid3d.__version__,
-        "git_commit": commit or None,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "diffusers": diffusers.__version__,
-        "pycolmap": pycolmap.__version__,
-        "seed": cfg.seed,
-        "config": OmegaConf.to_container(cfg, resolve=True),
-    }
+    weights = {}
+    if cfg.get("ckpt"):
+        from vid3d.tasks.loading import resolve_checkpoint
+
+        ckpt = resolve_checkpoint(cfg.ckpt)
+        # a DeepSpeed checkpoint is a directory; its vid3d weights file is what sampling read
+        weights["model_checkpoint"] = ckpt / "vid3d_weights.safetensors" if ckpt.is_dir() else ckpt
+    if cfg.get("pose") is not None and cfg.pose.get("checkpoint"):
+        weights["pose_checkpoint"] = cfg.pose.checkpoint
+    return reproducibility_block(cfg, weights)
 
 
 RANDOM_INIT_SUFFIX = " [random-init poses]"

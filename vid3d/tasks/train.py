@@ -68,6 +68,9 @@ def train(cfg: DictConfig) -> dict:
     module = instantiate(cfg.module, model=model)
     # set after instantiate: Hydra would instantiate the `_target_`s inside the plain config dict
     module.model_config = OmegaConf.to_container(cfg.model, resolve=True)
+    from vid3d.tasks.pipeline import evaluate_after_training, sweep_logging
+
+    sweep_logging(cfg)  # multirun: one W&B group per sweep, overrides as config columns
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     if logger and hasattr(logger, "log_hyperparams"):
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
@@ -86,4 +89,6 @@ def train(cfg: DictConfig) -> dict:
         trainer.save_checkpoint(last)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     log.info("training done; last checkpoint: %s", last)
-    return {"last_checkpoint": str(last), "run_dir": str(out), **metrics}
+    result = {"last_checkpoint": str(last), "run_dir": str(out), **metrics}
+    # post_eval=camera: score the final checkpoint in the same job (vid3d/tasks/pipeline.py)
+    return evaluate_after_training(cfg, result) if cfg.get("post_eval") else result

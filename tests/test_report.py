@@ -1,0 +1,172 @@
+"""vid3d.report on hand-made sweep folders: known results.json values -> known table cells."""
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from vid3d.report import build_table, collect, main, to_latex, write_report
+
+
+def stat(mean, lo, hi):
+    return {"mean": mean, "ci_low": lo, "ci_high": hi, "n": 2}
+
+
+def camera_row(n, failures, rot, trans, cammc):
+    return {
+        "n": n,
+        "n_total": n + failures,
+        "failures": failures,
+        "metrics": {
+            "rot_err_deg": stat(*rot),
+            "rot_err_rad": stat(0.1, 0.0, 0.2),
+            "trans_err": stat(*trans),
+            "cammc": stat(*cammc),
+        },
+    }
+
+
+def make_job(root: Path, name: str, overrides: list[str], results: dict, sub: str = "eval") -> None:
+    job = root / name
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    out = job / sub if sub else job
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps({"protocol": {"pose_estimator": "gt"}, "results": results}))
+
+
+@pytest.fixture
+def sweep(tmp_path) -> Path:
+    root = tmp_path / "multirun"
+    make_job(
+        root,
+        "0",
+        ["model=plucker", "trainer.max_steps=2", "hydra.run.dir=/x"],
+        {
+            "plucker": camera_row(2, 1, (1.5, 1.0, 2.0), (0.25, 0.125, 0.5), (3.0, 2.0, 4.0)),
+            "gt_video": camera_row(3, 0, (0.5, 0.25, 0.75), (0.0, 0.0, 0.0), (0.5, 0.5, 0.5)),
+        },
+    )
+    # results written into the job dir itself (eval.py -m ...), with a key only this job has
+    make_job(
+        root,
+        "1",
+        ["model=svd", "trainer.max_steps=2", "+extra=a_b"],
+        {
+            "svd": camera_row(1, 2, (10.0, 10.0, 10.0), (1.0, 1.0, 1.0), (12.0, 12.0, 12.0)),
+        },
+        sub="",
+    )
+    (root / "2" / ".hydra").mkdir(parents=True)  # a job that failed before writing results
+    (root / "2" / ".hydra" / "overrides.yaml").write_text("- model=rt\n")
+    return root
+
+
+def test_collect_finds_jobs_and_their_overrides(sweep):
+    jobs = collect(sweep)
+    assert [j["job"] for j in jobs] == ["0/eval", "1"]
+    # Hydra settings are not variant columns; "+extra" loses its plus
+    assert jobs[0]["overrides"] == {"model": "plucker", "trainer.max_steps": "2"}
+    assert jobs[1]["overrides"] == {"model": "svd", "trainer.max_steps": "2", "extra": "a_b"}
+
+
+def test_table_has_known_cells_in_every_format(sweep, tmp_path):
+    rep = write_report(sweep, tmp_path / "out", wandb_log=False)
+    assert rep["override_columns"] == ["extra", "model"]
+    assert rep["constant_overrides"] == {"trainer.max_steps": "2"}
+    assert rep["metrics"] == ["rot_err_deg", "trans_err", "cammc"]  # rot_err_rad hidden (same as deg)
+    md = (tmp_path / "out" / "report.md").read_text().splitlines()
+    assert md[0] == (
+        "| job | extra | model | method | n | failures | RotErr (deg) [95% CI] | TransErr [95% CI] "
+        "| CamMC [95% CI] |"
+    )
+    assert (
+        "| 0/eval |  | plucker | plucker | 2 | 1 | 1.500 [1.000, 2.000] | 0.250 [0.125, 0.500] "
+        "| 3.000 [2.000, 4.000] |" in md
+    )
+    assert (
+        "| 0/eval |  | plucker | gt_video | 3 | 0 | 0.500 [0.250, 0.750] | 0.000 [0.000, 0.000] "
+        "| 0.500 [0.500, 0.500] |" in md
+    )
+    assert (
+        "| 1 | a_b | svd | svd | 1 | 2 | 10.000 [10.000, 10.000] | 1.000 [1.000, 1.000] "
+        "| 12.000 [12.000, 12.000] |" in md
+    )
+    assert "Shared by every job: `trainer.max_steps=2`" in md
+    assert "Jobs without results (failed or unfinished): 2" in md
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "out" / "report.csv").read_text())))
+    assert len(rows) == 3
+    svd = next(r for r in rows if r["method"] == "svd")
+    assert (svd["model"], svd["n"], svd["failures"]) == ("svd", "1", "2")
+    assert float(svd["cammc_mean"]) == 12.0 and float(svd["trans_err_ci_high"]) == 1.0
+    tex = (tmp_path / "out" / "report.tex").read_text()
+    assert r"\begin{tabular}{llllrrrrr}" in tex
+    assert r"0/eval &  & plucker & gt\_video & 3 & 0 & 0.500 [0.250, 0.750]" in tex
+    assert r"1 & a\_b & svd & svd & 1 & 2 & 10.000" in tex and r"RotErr (deg) [95\% CI]" in tex
+    saved = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert len(saved["sources"]) == 2 and saved["rows"][0]["rot_err_deg"]["mean"] == 1.5
+
+
+def test_methods_filter_and_missing_metrics(sweep):
+    jobs = collect(sweep)
+    jobs[1]["results"]["svd"]["metrics"].pop("cammc")
+    table = build_table(jobs, methods=["plucker", "svd"])
+    assert [r["method"] for r in table["rows"]] == ["plucker", "svd"]
+    assert table["rows"][1]["cammc"]["mean"] is None
+    assert "n/a" in to_latex(table).replace("--", "n/a")
+
+
+def test_sparse_results_with_infinite_psnr(tmp_path):
+    make_job(
+        tmp_path / "m",
+        "0",
+        ["overlap=small"],
+        {
+            "ground_truth": {
+                "n": 4,
+                "metrics": {
+                    "psnr": {"available": True, "mean": "inf", "ci_low": "inf", "ci_high": "inf"},
+                    "lpips": {"available": False, "mean": None},
+                },
+            },
+        },
+        sub="",
+    )
+    make_job(
+        tmp_path / "m",
+        "1",
+        ["overlap=large"],
+        {
+            "model": {"n": 4, "metrics": {"psnr": stat(20.0, 19.0, 21.0)}},
+        },
+        sub="",
+    )
+    table = build_table(collect(tmp_path / "m"))
+    assert table["metrics"] == ["psnr"]  # an unavailable metric is no column
+    assert table["rows"][0]["failures"] == 0 and table["rows"][0]["psnr"]["mean"] == float("inf")
+    rep = write_report(tmp_path / "m", wandb_log=False)
+    assert "| 0 | small | ground_truth | 4 | 0 | inf [inf, inf] |" in rep["markdown"]
+
+
+def test_errors_name_the_problem(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        collect(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no results.json"):
+        collect(tmp_path / "empty")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "results.json").write_text("{}")
+    with pytest.raises(ValueError, match="not a benchmark results file"):
+        collect(tmp_path / "bad")
+
+
+def test_cli_logs_table_to_offline_wandb(sweep, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    assert main([str(sweep)]) == 0
+    assert "| 1 | a_b | svd | svd |" in capsys.readouterr().out
+    assert list((sweep / "report" / "wandb").glob("offline-run-*"))
+    # the report's own output is not read back as a job on a second run
+    assert len(collect(sweep)) == 2

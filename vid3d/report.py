@@ -1,0 +1,340 @@
+"""One comparison table for a sweep: ``python -m vid3d.report <multirun dir> [--out DIR] [--no-wandb]``.
+
+Finds every ``results.json`` below the sweep folder (a camera-benchmark job writes it into
+``<job>/eval/`` with ``post_eval=camera``, or into ``<job>/`` for ``eval.py -m ...``). Each belongs to the
+nearest folder above it holding ``.hydra/overrides.yaml`` (the Hydra job); the job's overrides become
+columns (those that vary between jobs; the ones shared by all jobs are listed under the table). One row per
+(job, method) with n, failures and, per metric, the mean and its 95% CI as written by the benchmark.
+
+Writes ``report.{md,csv,tex,json}`` into ``--out`` (default ``<multirun dir>/report``), atomically, and logs
+the table plus one bar chart per metric to W&B (offline without an account; ``--no-wandb`` skips it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from vid3d.data.formats.re10k import atomic_write_bytes
+
+__all__ = ["collect", "build_table", "to_markdown", "to_csv", "to_latex", "write_report", "main"]
+
+# metrics shown first, in this order, with their labels; any other metric follows by name
+METRIC_LABELS = {
+    "rot_err_deg": "RotErr (deg)",
+    "trans_err": "TransErr",
+    "cammc": "CamMC",
+    "psnr": "PSNR",
+    "ssim": "SSIM",
+    "lpips": "LPIPS",
+}
+HIDDEN_METRICS = {"rot_err_rad"}  # the same number as rot_err_deg in other units
+
+
+def _job_dir(results_path: Path, root: Path) -> Path:
+    """The nearest folder at or above ``results_path``'s folder (within ``root``) with ``.hydra/``."""
+    d = results_path.parent
+    while True:
+        if (d / ".hydra" / "overrides.yaml").is_file():
+            return d
+        if d == root or root not in d.parents:
+            return results_path.parent
+        d = d.parent
+
+
+def _read_overrides(job: Path) -> list[str]:
+    from omegaconf import OmegaConf
+
+    path = job / ".hydra" / "overrides.yaml"
+    if not path.is_file():
+        return []
+    return [str(o) for o in OmegaConf.to_container(OmegaConf.load(path))]
+
+
+def _override_dict(overrides: list[str]) -> dict[str, str]:
+    out = {}
+    for o in overrides:
+        if "=" in o and not o.startswith("~"):
+            k, v = o.split("=", 1)
+            if not k.lstrip("+").startswith(("hydra.", "paths.", "ckpt")):
+                out[k.lstrip("+")] = v
+    return out
+
+
+def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
+    """``[{"job": relative job path, "overrides": {key: value}, "results": {...}, "protocol": {...},
+    "path": results.json}]`` for every results.json under ``sweep_dir``, sorted by job."""
+    root = Path(sweep_dir).resolve()
+    if not root.is_dir():
+        raise FileNotFoundError(f"sweep directory {sweep_dir} does not exist")
+    jobs = []
+    for path in sorted(root.rglob("results.json")):
+        if "report" in path.relative_to(root).parts[:1]:
+            continue  # our own output folder
+        try:
+            payload = json.loads(path.read_text())
+            results = payload["results"]
+        except (json.JSONDecodeError, KeyError) as e:
+            raise ValueError(f"{path}: not a benchmark results file ({e})") from e
+        job = _job_dir(path, root)
+        rel = job.relative_to(root).as_posix() if job != root else "."
+        sub = path.parent.relative_to(job).as_posix()
+        jobs.append(
+            {
+                "job": rel if sub == "." else f"{rel}/{sub}",
+                "overrides": _override_dict(_read_overrides(job)),
+                "results": results,
+                "protocol": payload.get("protocol", {}),
+                "path": str(path),
+            }
+        )
+    if not jobs:
+        raise FileNotFoundError(f"no results.json under {sweep_dir}")
+    return jobs
+
+
+def missing_jobs(sweep_dir: str | Path, jobs: list[dict[str, Any]]) -> list[str]:
+    """Hydra job folders under ``sweep_dir`` without any results.json (a failed or unfinished job)."""
+    root = Path(sweep_dir).resolve()
+    found = [Path(j["path"]) for j in jobs]
+    out = []
+    for hydra_dir in sorted(root.rglob(".hydra")):
+        job = hydra_dir.parent
+        if (hydra_dir / "overrides.yaml").is_file() and not any(job in f.parents for f in found):
+            out.append(job.relative_to(root).as_posix() if job != root else ".")
+    return out
+
+
+def _num(x: Any) -> float | None:
+    if x is None:
+        return None
+    if isinstance(x, str):  # the sparse benchmark writes +inf as "inf"
+        try:
+            x = float(x)
+        except ValueError:
+            return None
+    return float(x)
+
+
+def build_table(jobs: list[dict[str, Any]], methods: list[str] | None = None) -> dict[str, Any]:
+    """``{"override_columns", "constant_overrides", "metrics", "rows"}``; a row holds ``job``, each
+    varying override, ``method``, ``n``, ``failures`` and per metric ``{mean, ci_low, ci_high}``."""
+    keys = sorted({k for j in jobs for k in j["overrides"]})
+    varying = [k for k in keys if len({j["overrides"].get(k) for j in jobs}) > 1]
+    constant = {k: jobs[0]["overrides"][k] for k in keys if k not in varying and k in jobs[0]["overrides"]}
+    present = {
+        m
+        for j in jobs
+        for r in j["results"].values()
+        for m, s in r.get("metrics", {}).items()
+        if isinstance(s, dict) and s.get("available", True) and m not in HIDDEN_METRICS
+    }
+    metrics = [m for m in METRIC_LABELS if m in present] + sorted(present - set(METRIC_LABELS))
+    rows = []
+    for j in jobs:
+        for method, r in j["results"].items():
+            if methods and method not in methods:
+                continue
+            row = {"job": j["job"], **{k: j["overrides"].get(k, "") for k in varying}, "method": method}
+            row["n"] = int(r.get("n", 0))
+            row["failures"] = int(r.get("failures", 0))
+            for m in metrics:
+                s = r.get("metrics", {}).get(m) or {}
+                row[m] = {k: _num(s.get(k)) for k in ("mean", "ci_low", "ci_high")}
+            rows.append(row)
+    return {"override_columns": varying, "constant_overrides": constant, "metrics": metrics, "rows": rows}
+
+
+def _fmt(x: float | None, digits: int = 3) -> str:
+    if x is None or math.isnan(x):
+        return "n/a"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return f"{x:.{digits}f}"
+
+
+def _cell(s: dict, digits: int = 3) -> str:
+    if s.get("mean") is None:
+        return "n/a"
+    return f"{_fmt(s['mean'], digits)} [{_fmt(s['ci_low'], digits)}, {_fmt(s['ci_high'], digits)}]"
+
+
+def _header(table: dict) -> list[str]:
+    labels = [f"{METRIC_LABELS.get(m, m)} [95% CI]" for m in table["metrics"]]
+    return ["job", *table["override_columns"], "method", "n", "failures", *labels]
+
+
+def _cells(table: dict, row: dict) -> list[str]:
+    base = [row["job"], *[row[k] for k in table["override_columns"]], row["method"]]
+    return [*map(str, base), str(row["n"]), str(row["failures"]), *[_cell(row[m]) for m in table["metrics"]]]
+
+
+def to_markdown(table: dict) -> str:
+    head = _header(table)
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(_cells(table, r)) + " |" for r in table["rows"]]
+    if table["constant_overrides"]:
+        shared = ", ".join(f"`{k}={v}`" for k, v in table["constant_overrides"].items())
+        lines += ["", f"Shared by every job: {shared}"]
+    if table.get("missing_jobs"):
+        lines += ["", f"Jobs without results (failed or unfinished): {', '.join(table['missing_jobs'])}"]
+    lines += [
+        "",
+        "Mean over clips (camera metrics: per-video sums over frames) [95% percentile-bootstrap CI].",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(table: dict) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    stats = ("mean", "ci_low", "ci_high")
+    w.writerow(
+        ["job", *table["override_columns"], "method", "n", "failures"]
+        + [f"{m}_{s}" for m in table["metrics"] for s in stats]
+    )
+    for r in table["rows"]:
+        vals = [r[m][s] for m in table["metrics"] for s in stats]
+        w.writerow(
+            [r["job"], *[r[k] for k in table["override_columns"]], r["method"], r["n"], r["failures"]]
+            + ["" if v is None else repr(v) for v in vals]
+        )
+    return buf.getvalue()
+
+
+_TEX = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+
+
+def _tex(s: str) -> str:
+    return "".join(_TEX.get(c, c) for c in str(s))
+
+
+def to_latex(table: dict) -> str:
+    head = _header(table)
+    n_text = 2 + len(table["override_columns"])
+    spec = "l" * n_text + "r" * (len(head) - n_text)
+    out = [
+        r"\begin{tabular}{" + spec + "}",
+        r"\toprule",
+        " & ".join(_tex(h) for h in head) + r" \\",
+        r"\midrule",
+    ]
+    for r in table["rows"]:
+        cells = _cells(table, r)
+        out.append(
+            " & ".join(_tex(c) if i < n_text + 1 else c.replace("n/a", "--") for i, c in enumerate(cells))
+            + r" \\"
+        )
+    out += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(out) + "\n"
+
+
+def _wandb_group(jobs: list[dict]) -> str | None:
+    for j in jobs:
+        group = (
+            ((j["protocol"].get("reproducibility") or {}).get("config") or {}).get("wandb", {}).get("group")
+        )
+        if group:
+            return group
+    return None
+
+
+def log_to_wandb(
+    table: dict, jobs: list[dict], out: Path, project: str = "vid3d", mode: str = "auto"
+) -> None:
+    """The table as a W&B Table and one bar chart per metric (label ``job/method``), in the sweep's group."""
+    import wandb
+
+    from vid3d.training.loggers import resolve_wandb_mode
+
+    run = wandb.init(
+        project=project,
+        group=_wandb_group(jobs),
+        job_type="report",
+        dir=str(out),
+        mode=resolve_wandb_mode(mode),
+        config={"sweep_jobs": [j["job"] for j in jobs]},
+    )
+    try:
+        columns = ["label", "job", *table["override_columns"], "method", "n", "failures"]
+        columns += [f"{m}_{s}" for m in table["metrics"] for s in ("mean", "ci_low", "ci_high")]
+        wt = wandb.Table(columns=columns)
+        for r in table["rows"]:
+            wt.add_data(
+                f"{r['job']}/{r['method']}",
+                r["job"],
+                *[r[k] for k in table["override_columns"]],
+                r["method"],
+                r["n"],
+                r["failures"],
+                *[r[m][s] for m in table["metrics"] for s in ("mean", "ci_low", "ci_high")],
+            )
+        logs = {"report/table": wt}
+        for m in table["metrics"]:
+            logs[f"report/{m}"] = wandb.plot.bar(wt, "label", f"{m}_mean", title=METRIC_LABELS.get(m, m))
+        run.log(logs)
+    finally:
+        run.finish()
+
+
+def write_report(
+    sweep_dir: str | Path,
+    out: str | Path | None = None,
+    methods: list[str] | None = None,
+    wandb_log: bool = True,
+    wandb_mode: str = "auto",
+) -> dict[str, Any]:
+    jobs = collect(sweep_dir)
+    table = build_table(jobs, methods)
+    table["missing_jobs"] = missing_jobs(sweep_dir, jobs)
+    out = Path(out) if out is not None else Path(sweep_dir) / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    texts = {
+        "md": to_markdown(table),
+        "csv": to_csv(table),
+        "tex": to_latex(table),
+        "json": json.dumps({**table, "sources": [j["path"] for j in jobs]}, indent=2) + "\n",
+    }
+    for ext, text in texts.items():
+        atomic_write_bytes(out / f"report.{ext}", text.encode())
+    if wandb_log:
+        log_to_wandb(table, jobs, out, mode=wandb_mode)
+    return {**table, "markdown": texts["md"], "out": str(out)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m vid3d.report",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("sweep_dir", help="a Hydra multirun folder (or any folder holding results.json files)")
+    p.add_argument("--out", default=None, help="output folder (default: <sweep_dir>/report)")
+    p.add_argument("--methods", nargs="*", default=None, help="only these rows (e.g. the model names)")
+    p.add_argument("--no-wandb", action="store_true", help="do not log the table to W&B")
+    p.add_argument("--wandb-mode", default="auto", help="auto | online | offline | disabled")
+    a = p.parse_args(argv)
+    rep = write_report(a.sweep_dir, a.out, a.methods, wandb_log=not a.no_wandb, wandb_mode=a.wandb_mode)
+    print(rep["markdown"])
+    print(f"written to {rep['out']}/report.{{md,csv,tex,json}}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,144 @@
+"""Train -> score in one job, and the W&B bookkeeping that makes a Hydra multirun one comparison.
+
+``python train.py -m model=plucker,svd post_eval=camera post_eval.pose=gt`` trains each variant, then
+evaluates its final checkpoint with the camera benchmark (``vid3d.tasks.evaluate.evaluate`` on a config
+composed from ``conf/eval.yaml``) into ``<train run dir>/eval/``. ``python -m vid3d.report <sweep dir>``
+then merges the jobs into one table.
+
+W&B: every job of a multirun logs (training and evaluation runs) to one group,
+``<job name>_<sweep dir name>`` (the same for all jobs of a sweep, different between sweeps); the job's
+command-line overrides are logged as config columns under ``sweep.overrides``. Outside a multirun (a
+single run, or the compose API where there is no Hydra runtime) the group stays as configured (null).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from vid3d.tasks.common import log
+
+# overrides that say where a job writes or what it resumes, not which variant it is
+NOT_A_VARIANT = ("hydra.", "paths.", "resume", "init_from", "ckpt")
+
+
+def hydra_job() -> dict | None:
+    """``{"name", "sweep_dir", "overrides", "override_dirname", "multirun"}`` of the running Hydra job,
+    or None under the compose API (no Hydra runtime)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return None
+    hc = HydraConfig.get()
+    return {
+        "name": hc.job.name,
+        "sweep_dir": str(hc.sweep.dir),
+        "overrides": list(hc.overrides.task),
+        "override_dirname": hc.job.get("override_dirname", ""),
+        "multirun": hc.mode == RunMode.MULTIRUN,
+    }
+
+
+def sweep_group(job: dict | None) -> str | None:
+    """The W&B group of a multirun job: ``<job name>_<sweep dir name>``; None outside a multirun."""
+    if not job or not job["multirun"]:
+        return None
+    return f"{job['name']}_{Path(job['sweep_dir']).name}"
+
+
+def override_columns(overrides: list[str]) -> dict[str, str]:
+    """``["model=plucker", "+x.y=1", "~z"]`` -> ``{"model": "plucker", "x.y": "1"}``: the overrides that
+    name a variant (paths, resume and Hydra settings left out), as W&B config columns."""
+    out = {}
+    for o in overrides:
+        if "=" not in o or o.startswith("~"):
+            continue
+        key, value = o.split("=", 1)
+        key = key.lstrip("+")
+        if key.startswith(NOT_A_VARIANT):
+            continue
+        out[key] = value
+    return out
+
+
+def sweep_logging(cfg: DictConfig) -> None:
+    """Add ``cfg.sweep`` (group, overrides, override dirname) and, in a multirun, set the W&B group of
+    ``cfg.logger`` (if it has one and it is unset). Call before the logger is instantiated."""
+    job = hydra_job()
+    group = sweep_group(job)
+    with open_dict(cfg):
+        cfg.sweep = {
+            "group": group,
+            "overrides": override_columns(job["overrides"]) if job else {},
+            "override_dirname": job["override_dirname"] if job else "",
+        }
+        if group and cfg.get("logger") and "group" in cfg.logger and not cfg.logger.group:
+            cfg.logger.group = group
+
+
+def eval_overrides(cfg: DictConfig) -> list[str]:
+    """``conf/eval.yaml`` overrides for scoring a training job with its ``post_eval`` settings."""
+    pe = cfg.post_eval
+    out = [f"task={pe.task}", f"pose={pe.pose}", f"sampler={pe.sampler}", f"seed={cfg.seed}"]
+    if pe.get("sampler_steps") is not None:
+        out.append(f"sampler.num_steps={int(pe.sampler_steps)}")
+    if pe.get("max_clips") is not None:
+        out.append(f"eval.max_clips={int(pe.max_clips)}")
+    out.append(f"eval.reference_rows={str(bool(pe.get('reference_rows', True))).lower()}")
+    if cfg.get("torch_threads"):
+        out.append(f"torch_threads={int(cfg.torch_threads)}")
+    return out + [str(o) for o in pe.get("overrides") or []]
+
+
+def compose_eval_config(cfg: DictConfig, ckpt: str | Path, out: str | Path) -> DictConfig:
+    """The eval config for the training job ``cfg``: ``conf/eval.yaml`` with the post_eval overrides,
+    the job's data config (resolved, so the test clips are cut exactly as in training), its paths,
+    ``ckpt`` and run dir ``out``. Works inside a Hydra app (its config search path) and outside one."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from vid3d.config import CONFIG_DIR
+
+    overrides = eval_overrides(cfg)
+    # post_eval.overrides selecting a data option (data=re10k ...): the eval data comes from them alone;
+    # otherwise the job's own data config is used, with any data.* overrides applied on top
+    own_data = not any(o.split("=", 1)[0].lstrip("+") == "data" for o in overrides)
+    data_overrides = [o for o in overrides if o.startswith("data.")] if own_data else []
+    if GlobalHydra.instance().is_initialized():
+        ecfg = compose("eval", overrides=overrides)
+    else:
+        with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+            ecfg = compose("eval", overrides=overrides)
+    with open_dict(ecfg):
+        if own_data:
+            ecfg.data = OmegaConf.create(OmegaConf.to_container(cfg.data, resolve=True))
+            for o in data_overrides:
+                key, value = o.split("=", 1)
+                OmegaConf.update(ecfg, key, yaml.safe_load(value), force_add=True)
+        ecfg.paths = OmegaConf.create(OmegaConf.to_container(cfg.paths, resolve=True))
+        ecfg.paths.run_dir = str(out)
+        ecfg.ckpt = str(ckpt)
+        ecfg.wandb.group = (cfg.get("sweep") or {}).get("group") or (cfg.get("logger") or {}).get("group")
+        ecfg.sweep = OmegaConf.to_container(cfg.sweep, resolve=True) if cfg.get("sweep") else {}
+    return ecfg
+
+
+def evaluate_after_training(cfg: DictConfig, train_out: dict) -> dict:
+    """Score ``train_out["last_checkpoint"]`` with the post_eval benchmark into ``<run dir>/eval``."""
+    from vid3d.tasks.evaluate import evaluate
+
+    try:  # the training run's W&B run is closed first: the evaluation is its own run in the same group
+        import wandb
+
+        if wandb.run is not None:
+            wandb.finish()
+    except ImportError:
+        pass
+    out = Path(train_out["run_dir"]) / "eval"
+    ecfg = compose_eval_config(cfg, train_out["last_checkpoint"], out)
+    log.info("post_eval=%s: scoring %s into %s", cfg.post_eval.task, train_out["last_checkpoint"], out)
+    result = evaluate(ecfg)
+    return {**train_out, "eval_dir": str(out), "eval_results": result.get("results")}

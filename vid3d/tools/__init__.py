@@ -1,0 +1,1 @@
+"""Command-line tools (``python -m vid3d.tools.<name>``)."""
