@@ -25,7 +25,7 @@ from .scenes import ClipSpec, make_clip
 
 __all__ = ["FORMAT_VERSION", "MANIFEST", "build_synthetic_dataset", "clip_cameras", "render_clip"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: turntable studios get props (a better COLMAP noise floor)
 MANIFEST = "manifest.json"
 FRAME_INTERVAL_US = 33_333  # 30 fps
 DEPTH_STEP = 2.0**-10  # depth is stored rounded to ~1 mm (exact in float32, compresses well)

@@ -16,8 +16,8 @@ import contextlib
 import math
 import tempfile
 import time
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -158,7 +158,9 @@ class ColmapPoseEstimator(PoseEstimator):
         angles = [init_min_tri_angle] if isinstance(init_min_tri_angle, (int, float)) else init_min_tri_angle
         self.init_min_tri_angles = [float(a) for a in angles]
         if not self.init_min_tri_angles or min(self.init_min_tri_angles) <= 0:
-            raise ValueError(f"init_min_tri_angle must be > 0 (or a non-empty list), got {init_min_tri_angle}")
+            raise ValueError(
+                f"init_min_tri_angle must be > 0 (or a non-empty list), got {init_min_tri_angle}"
+            )
         self.init_min_num_inliers = init_min_num_inliers
         self.abs_pose_min_num_inliers = abs_pose_min_num_inliers
         self.sift_options = dict(sift_options or {})
