@@ -14,14 +14,17 @@ endif
 # VENV_FLAGS=--system-site-packages reuses a system (CUDA) torch instead of installing one.
 VENV_FLAGS ?=
 
-.PHONY: install demo test lint eval-extras clean-demo
+.PHONY: install demo test lint clean-demo
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
 	$(PIP) install -q --upgrade pip
 	@# Keep a torch that already imports together with torchvision (a user's own CUDA build); else install the pair.
 	$(PY) -c "import torch, torchvision" 2>/dev/null || $(PIP) install -q $(TORCH_SPEC)
-	$(PIP) install -q -e ".[dev]"
+	$(PIP) install -q -e ".[dev,eval]"
+	@# DUSt3R's and RoMa's code without their pinned dependencies (which would downgrade numpy/pillow and pull
+	@# GUI packages); what they need comes from the eval extra. No weights are downloaded.
+	$(PIP) install -q --no-deps "mini-dust3r==0.1.2" romatch
 	touch $@
 
 install: $(VENV)/.installed
@@ -36,9 +39,5 @@ test: install
 lint: install
 	$(PY) -m ruff check vid3d tests benchmarks train.py sample.py eval.py
 
-eval-extras: install
-	$(PIP) install -q "lpips>=0.1.4" trimesh huggingface_hub beartype loguru
-	$(PIP) install -q --no-deps "mini-dust3r==0.1.2" romatch
-
 clean-demo:
-	rm -rf outputs/demo data_cache/synthetic_demo
+	rm -rf outputs/demo data_cache/synthetic_*

@@ -42,7 +42,7 @@ def build_estimators(args) -> list[tuple[str, object, bool]]:
     if "dust3r" in args.estimators:
         try:
             from vid3d.evaluation.pose.dust3r import Dust3rPoseEstimator
-        except ImportError as e:  # mini-dust3r is an extra (make eval-extras)
+        except ImportError as e:  # mini-dust3r is installed by `make` (--no-deps)
             print(f"dust3r skipped: {e}", file=sys.stderr)
             return out
         if args.dust3r_checkpoint:
