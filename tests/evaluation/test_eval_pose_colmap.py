@@ -119,3 +119,51 @@ def test_colmap_config_validation():
     ColmapPoseEstimator(mapper_options={"mapper.init_max_forward_motion": 0.99})  # valid dotted name
     d = ColmapPoseEstimator(matcher="exhaustive").describe()
     assert d["name"] == "colmap" and d["matcher"] == "exhaustive" and d["num_threads"] == 1
+
+
+def _project(K, c2w, X):
+    w2c = np.linalg.inv(c2w)
+    Xc = X @ w2c[:3, :3].T + w2c[:3, 3]
+    x = Xc @ K.T
+    return x[:, :2] / x[:, 2:]
+
+
+def _pose(rot_deg_y: float, t) -> np.ndarray:
+    a = np.deg2rad(rot_deg_y)
+    c2w = np.eye(4)
+    c2w[:3, :3] = [[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]]
+    c2w[:3, 3] = t
+    return c2w
+
+
+def test_sampson_inliers_counts_what_the_poses_explain():
+    from vid3d.evaluation.pose.colmap import sampson_inliers
+
+    rng = np.random.default_rng(0)
+    K = np.array([[200.0, 0, 96], [0, 200.0, 64], [0, 0, 1]])
+    X = np.c_[rng.uniform(-1, 1, (300, 2)), rng.uniform(3, 6, 300)]
+    ca, cb = np.eye(4), _pose(3.0, [0.4, 0.05, 0.1])
+    xa, xb = _project(K, ca, X), _project(K, cb, X)
+    # Exact correspondences under the true poses: every one is explained.
+    assert sampson_inliers(K, ca, cb, xa, xb, 1.0) == 300
+    # 2 px of noise on half of them, 0.1 px threshold: about the noiseless half.
+    noisy = xb.copy()
+    noisy[:150] += rng.normal(0, 2.0, (150, 2))
+    assert 150 <= sampson_inliers(K, ca, cb, xa, noisy, 0.1) < 165
+    # A wrong relative pose (translation along the optical axis instead of sideways) explains few.
+    wrong = _pose(3.0, [0.0, 0.0, 0.4])
+    assert sampson_inliers(K, ca, wrong, xa, xb, 1.0) < 30
+    # Coincident centres have no epipolar geometry: nothing counts (not everything).
+    assert sampson_inliers(K, ca, _pose(5.0, [0, 0, 0]), xa, xb, 1.0) == 0
+
+
+def test_fixed_initial_pairs():
+    est = ColmapPoseEstimator(init_pair_gap=4, max_init_pairs=4)
+    assert est.init_pairs(8) == [(0, 4), (1, 5), (2, 6), (3, 7)]
+    # start frames spread over the clip: round(linspace(0, 20, 4))
+    assert est.init_pairs(25) == [(0, 4), (7, 11), (13, 17), (20, 24)]
+    assert est.init_pairs(6) == [(0, 4), (1, 5)]  # only n - gap start frames exist
+    assert est.init_pairs(4) == []  # the gap reaches past the last frame
+    assert ColmapPoseEstimator(init_pair_gap=None).init_pairs(25) == []
+    with pytest.raises(ValueError, match="init_pair_gap"):
+        ColmapPoseEstimator(init_pair_gap=0)
