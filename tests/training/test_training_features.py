@@ -71,36 +71,77 @@ def test_ema_matches_formula_and_round_trips(tmp_path):
     assert restored.num_updates == 3
 
 
-@pytest.mark.parametrize("model", ["epipolar", "plucker", "rt"])
-def test_gradient_checkpointing_refused_with_camera_conditioning(model):
-    cfg = cfg_for([*SMALL, f"model={model}"])
-    with pytest.raises(NotImplementedError, match="gradient_checkpointing"):
-        CameraDiffusionModule(instantiate(cfg.model), optimizer=torch.optim.Adam, gradient_checkpointing=True)
-
-
-def test_gradient_checkpointing_gives_the_same_loss_and_grads():
-    cfg = cfg_for([*SMALL, "model=svd"])  # no camera conditioning: the supported case
+def _gc_batch():
     batch = {
-        "frames": torch.rand(1, 4, 3, 64, 96) * 2 - 1,
+        "frames": torch.rand(1, 4, 3, 64, 96, generator=torch.Generator().manual_seed(1)) * 2 - 1,
         "K_px": torch.tensor([[80.0, 0, 48], [0, 80.0, 32], [0, 0, 1]]).expand(1, 4, 3, 3).clone(),
         "c2w": torch.eye(4).expand(1, 4, 4, 4).clone(),
     }
     batch["c2w"][0, :, 0, 3] = torch.linspace(0, 0.3, 4)
+    batch["c2w"][0, :, 2, 3] = torch.linspace(0, 0.2, 4)
+    return batch
+
+
+def _gc_model(model: str):
+    torch.manual_seed(0)
+    m = instantiate(cfg_for([*SMALL, f"model={model}"]).model)
+    # The camera encoder's and added attention's outputs are zero-initialised; give them small weights so
+    # that every trained parameter gets a non-zero gradient to compare.
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            if ("camera_encoder" in name or "attention_adapter" in name) and not p.any():
+                p.normal_(0, 0.02, generator=torch.Generator().manual_seed(len(name)))
+    return m
+
+
+@pytest.mark.parametrize("model", ["svd", "plucker", "rt", "epipolar"])
+def test_gradient_checkpointing_gives_the_same_loss_and_grads(model):
+    trainable = ["all"] if model == "svd" else ["camera_encoder", "epipolar", "temporal"]
     results = []
     for gc in (False, True):
         module = CameraDiffusionModule(
-            instantiate(cfg.model), optimizer=torch.optim.Adam, trainable=["all"], gradient_checkpointing=gc
+            _gc_model(model), optimizer=torch.optim.Adam, trainable=trainable, gradient_checkpointing=gc
         )
         assert module.model.unet.is_gradient_checkpointing is gc
         module.train()
-        loss, _ = module.model.training_loss(batch, generator=torch.Generator().manual_seed(0))
+        loss, _ = module.model.training_loss(_gc_batch(), generator=torch.Generator().manual_seed(0))
         loss.backward()
         grads = {n: p.grad.clone() for n, p in module.named_parameters() if p.grad is not None}
         results.append((loss.detach(), grads))
     torch.testing.assert_close(results[0][0], results[1][0])
     assert results[0][1].keys() == results[1][1].keys()
+    if model != "svd":
+        assert any("camera_encoder" in n for n in results[0][1])
+        assert all(results[0][1][n].any() for n in results[0][1] if "camera_encoder" in n)
     for n in results[0][1]:
         torch.testing.assert_close(results[0][1][n], results[1][1][n], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("restore", [True, False])
+def test_checkpointed_recomputation_sees_the_cameras(restore):
+    """A hook inside a checkpointed block (here a ResNet of the first down block) runs twice per step:
+    in forward and when backward recomputes the block. Only with vid3d's checkpoint function does the
+    recomputation still see the camera features and attention cameras (diffusers' plain one does not)."""
+    model = _gc_model("epipolar")
+    CameraDiffusionModule(model, optimizer=torch.optim.Adam)  # freeze policy
+    if restore:
+        model.enable_gradient_checkpointing()
+    else:
+        model.unet.enable_gradient_checkpointing()
+    seen = []
+    resnet = model.unet.down_blocks[0].resnets[0]
+    resnet.register_forward_pre_hook(
+        lambda mod, args: seen.append(
+            (model.camera_encoder._stash is not None, model.attention_adapter._K is not None)
+        )
+    )
+    model.train()
+    loss, _ = model.training_loss(_gc_batch(), generator=torch.Generator().manual_seed(0))
+    assert seen == [(True, True)]
+    loss.backward()
+    assert seen == [(True, True), (True, True) if restore else (False, False)]
+    # and the state is put back afterwards: nothing leaks past the step
+    assert model.camera_encoder._stash is None and model.attention_adapter._K is None
 
 
 def test_training_run_logs_media_offline_with_ema_accumulation_and_init_from(root, tmp_path, monkeypatch):

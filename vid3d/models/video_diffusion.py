@@ -16,11 +16,13 @@ Shapes and conventions:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import torch
 import torch.nn as nn
+import torch.utils.checkpoint
 
 from vid3d.geometry import relative_to_first
 
@@ -209,6 +211,54 @@ class CameraVideoDiffusion(nn.Module):
     def unconditional(cond: Mapping[str, Any]) -> dict[str, Any]:
         """CFG negative branch: CLIP embedding and cond latent zeroed, cameras/time ids kept."""
         return _unconditional(cond)
+
+    # ------------------------------------------------------------------ gradient checkpointing
+    def _camera_state(self) -> tuple:
+        """What the camera hooks read during one UNet forward (encoder features, attention cameras)."""
+        adapter = self.attention_adapter
+        return (
+            self.camera_encoder._stash,
+            None if adapter is None else adapter.get_state(),
+        )
+
+    @contextlib.contextmanager
+    def _camera_state_restored(self, state: tuple) -> Iterator[None]:
+        """Set the hooks' state to ``state`` for the body, then put back what was there."""
+        previous = self._camera_state()
+        stash, adapter_state = state
+        self.camera_encoder._stash = stash
+        if self.attention_adapter is not None:
+            self.attention_adapter.set_state(adapter_state)
+        try:
+            yield
+        finally:
+            self.camera_encoder._stash = previous[0]
+            if self.attention_adapter is not None:
+                self.attention_adapter.set_state(previous[1])
+
+    def enable_gradient_checkpointing(self) -> None:
+        """Recompute the UNet's checkpointed blocks (diffusers' choice: ResNets, spatial transformer blocks)
+        in backward, with non-reentrant ``torch.utils.checkpoint``.
+
+        The camera features and attention cameras reach the UNet through hooks that read per-forward state,
+        which is gone by the time backward recomputes a block. Each checkpointed call therefore captures that
+        state when it first runs and restores it around its recomputation, so any hook that fires inside a
+        checkpointed block sees the same cameras in both passes (tested: identical loss and gradients).
+        """
+        unet = self.backbone.unet
+        if not getattr(unet, "_supports_gradient_checkpointing", False):
+            raise ValueError(f"{type(unet).__name__} does not support gradient checkpointing")
+
+        def checkpointed(module: nn.Module, *args):
+            state = self._camera_state()
+
+            def run(*inputs):
+                with self._camera_state_restored(state):
+                    return module(*inputs)
+
+            return torch.utils.checkpoint.checkpoint(run, *args, use_reentrant=False)
+
+        unet.enable_gradient_checkpointing(checkpointed)
 
     # ------------------------------------------------------------------ network
     def unet_forward(

@@ -34,7 +34,8 @@ class CameraDiffusionModule(L.LightningModule):
         model_config: the composed model config (plain dict), stored in checkpoints so sample/eval can
             rebuild the model; frozen weights are referenced by it, not copied.
         gradient_checkpointing: recompute the UNet's block activations in the backward pass
-            (diffusers ``enable_gradient_checkpointing``): less activation memory, ~30% more compute.
+            (``CameraVideoDiffusion.enable_gradient_checkpointing``: diffusers' checkpointed blocks, with the
+            camera state restored on recomputation): less activation memory, ~30% more compute.
     """
 
     def __init__(
@@ -58,24 +59,7 @@ class CameraDiffusionModule(L.LightningModule):
         self._t_last: float | None = None
         self.gradient_checkpointing = bool(gradient_checkpointing)
         if self.gradient_checkpointing:
-            unet = model.unet
-            enc = getattr(model, "camera_encoder", None)
-            if (
-                getattr(model, "attention_adapter", None) is not None
-                or getattr(enc, "kind", "none") != "none"
-            ):
-                # Measured (tests/training/test_training_features.py): with diffusers' checkpointing the
-                # gradients of the camera encoder / added attention differ from the non-checkpointed ones
-                # (the camera state is injected by hooks, see vid3d.models). Refuse rather than corrupt.
-                raise NotImplementedError(
-                    "module.gradient_checkpointing=true is not supported with camera conditioning yet "
-                    f"(camera encoder {getattr(enc, 'kind', '?')!r}, "
-                    f"attention {getattr(model, 'attention', '?')!r}): "
-                    "its gradients differ from the non-checkpointed ones; use gradient_checkpointing=false"
-                )
-            if not getattr(unet, "_supports_gradient_checkpointing", False):
-                raise ValueError(f"{type(unet).__name__} does not support gradient checkpointing")
-            unet.enable_gradient_checkpointing()
+            model.enable_gradient_checkpointing()
 
     def trainable_names(self) -> set[str]:
         return {f"model.{n}" for names in self.trainable_groups.values() for n in names}

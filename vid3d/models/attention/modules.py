@@ -126,6 +126,14 @@ class AttentionAdapter(nn.Module):
         self._K, self._c2w, self._num_frames = K_px_latent.detach(), c2w.detach(), int(num_frames)
         self._geometry_cache = {}
 
+    def get_state(self) -> tuple:
+        """The per-forward camera state (for restoring it when a checkpointed block is recomputed)."""
+        return self._K, self._c2w, self._num_frames, self._geometry_cache
+
+    def set_state(self, state: tuple) -> None:
+        """Restore a state returned by ``get_state`` (the cache dict is shared, not copied)."""
+        self._K, self._c2w, self._num_frames, self._geometry_cache = state
+
     def clear(self) -> None:
         """Forget the cameras (and cached geometry) of the last forward."""
         self._K = self._c2w = None
