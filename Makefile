@@ -25,6 +25,9 @@ $(VENV)/.installed: pyproject.toml
 	@# DUSt3R's and RoMa's code without their pinned dependencies (which would downgrade numpy/pillow and pull
 	@# GUI packages); what they need comes from the eval extra. No weights are downloaded.
 	$(PIP) install -q --no-deps "mini-dust3r==0.1.2" romatch
+	@# DeepSpeed (trainer=deepspeed_zero2; its strategy is built in a test on the CPU, it trains on CUDA only).
+	@# It is an sdist whose setup imports torch: build it against the installed torch, without its CUDA ops.
+	DS_BUILD_OPS=0 $(PIP) install -q --no-build-isolation "deepspeed>=0.19.8"
 	touch $@
 
 install: $(VENV)/.installed

@@ -2,6 +2,7 @@
 the DeepSpeed ZeRO-2 strategy is built (DeepSpeed refuses to run on the CPU)."""
 
 import importlib.util
+import os
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -83,7 +84,10 @@ def test_slurm_launcher_composes_multinode():
     assert importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is not None
 
 
-@pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None, reason="deepspeed is not installed")
+@pytest.mark.skipif(
+    importlib.util.find_spec("deepspeed") is None and not os.environ.get("CI"),
+    reason="deepspeed is not installed (`make` installs it; under CI this test must run)",
+)
 def test_deepspeed_zero2_strategy_builds():
     from lightning.pytorch.strategies import DeepSpeedStrategy
 
