@@ -72,3 +72,30 @@ def test_resume_continues_from_checkpoint(re10k_root, tmp_path):
         )
     )
     assert load_checkpoint_file(second["last_checkpoint"])["global_step"] == 4
+
+
+@pytest.mark.parametrize("model", ["epipolar", "plucker", "rt"])
+def test_mixed_precision_training_runs_on_the_cpu(model, re10k_root, tmp_path):
+    """The autocast path of `trainer=gpu` (16-mixed) exercised on the CPU with bf16-mixed: camera geometry
+    must stay float32 (it once failed in the Plücker cross product), trained weights stay float32, and the
+    loss of the first step is within bf16 rounding of the float32 one (same seed, same batch)."""
+    losses = {}
+    for precision in ("32", "bf16-mixed"):
+        cfg = cfg_for(
+            [
+                f"model={model}",
+                "data=re10k",
+                f"data.root={re10k_root}",
+                "trainer.max_steps=1",
+                f"trainer.precision={precision}",
+                "module.gradient_checkpointing=true",
+                f"paths.output_dir={tmp_path / precision}",
+                *SMALL,
+            ]
+        )
+        out = train(cfg)
+        losses[precision] = float(out["train/loss"])
+        ckpt = load_checkpoint_file(out["last_checkpoint"])
+        assert ckpt["global_step"] == 1
+        assert {str(v.dtype) for v in ckpt["state_dict"].values()} == {"torch.float32"}
+    assert losses["32"] == pytest.approx(losses["bf16-mixed"], rel=0.05), losses

@@ -189,13 +189,13 @@ class CameraVideoDiffusion(nn.Module):
         h, w = int(latent_hw[0]), int(latent_hw[1])
         H, W = image_hw if image_hw is not None else (h * self.downscale, w * self.downscale)
         scale = torch.tensor([w / W, h / H, 1.0], dtype=torch.float32, device=K_px.device)
-        K_lat = K_px.float() * scale[:, None]
-        c2w_rel = relative_to_first(c2w.float())
-        return {
-            "cam_K_px": K_lat,
-            "cam_c2w": c2w_rel,
-            "cam_input": self.camera_encoder.prepare(K_lat, c2w_rel, h, w),
-        }
+        # Camera geometry stays float32 under mixed precision (autocast would hand cross products and
+        # inverses half-precision operands).
+        with torch.autocast(device_type=K_px.device.type, enabled=False):
+            K_lat = K_px.float() * scale[:, None]
+            c2w_rel = relative_to_first(c2w.float())
+            cam_input = self.camera_encoder.prepare(K_lat, c2w_rel, h, w)
+        return {"cam_K_px": K_lat, "cam_c2w": c2w_rel, "cam_input": cam_input}
 
     def conditioning(
         self,
