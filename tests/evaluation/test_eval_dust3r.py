@@ -222,3 +222,39 @@ def test_pose_config_instantiates(monkeypatch):
         instantiate(cfg)
     est = instantiate(cfg, random_init=True, image_size=32, niter=2, model_config={"enc_depth": 1})
     assert est.describe()["weights"] == RANDOM_INIT_LABEL and len(est.model.enc_blocks) == 1
+
+
+def test_hub_safetensors_without_tied_aliases_loads(tmp_path):
+    """The hub's model.safetensors (written by safetensors' save_model) stores each tied tensor once; the
+    DPT heads' ``scratch.layer_rn`` aliases are absent from the file, yet every weight must load. The
+    released 512 model has the DPT head; this is the same class at a tiny width (dec_depth 12 for DPT)."""
+    from safetensors.torch import load_file, save_model
+
+    config = {**TINY_CONFIG, "head_type": "dpt", "dec_depth": 12}
+    torch.manual_seed(2)
+    model = build_dust3r_model(config)
+    save_model(model, str(tmp_path / "model.safetensors"))
+    stored = load_file(str(tmp_path / "model.safetensors"))
+    assert len(stored) < len(model.state_dict())  # aliases dropped, as in the hub file
+    est = Dust3rPoseEstimator(checkpoint=tmp_path, model_config=config, image_size=224)
+    for k, v in est.model.state_dict().items():
+        assert torch.equal(v, model.state_dict()[k]), k
+    # a genuinely missing weight is still refused
+    del stored["downstream_head1.dpt.head.0.weight"]
+    from safetensors.torch import save_file
+
+    save_file(stored, str(tmp_path / "cut.safetensors"))
+    with pytest.raises(ValueError, match="1 missing"):
+        Dust3rPoseEstimator(checkpoint=tmp_path / "cut.safetensors", model_config=config, image_size=224)
+
+
+def test_released_configuration_has_the_released_size():
+    """RELEASED_512_CONFIG builds DUSt3R_ViTLarge_BaseDecoder_512_dpt's architecture: 571,171,208 unique
+    float32 parameters = the 2.28 GB of the hub's model.safetensors (built on the meta device: no memory)."""
+    from vid3d.evaluation.pose.dust3r import RELEASED_512_CONFIG
+
+    with torch.device("meta"):
+        model = build_dust3r_model(RELEASED_512_CONFIG)
+    n = sum(p.numel() for p in model.parameters())
+    assert n == 571_171_208
+    assert round(n * 4 / 1e9, 2) == 2.28

@@ -263,6 +263,13 @@ class Dust3rPoseEstimator(PoseEstimator):
                 f"({str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else e}). "
                 "Check pose.model_config."
             ) from e
+        if missing:
+            # safetensors files written by save_model / huggingface_hub (e.g. the hub's model.safetensors)
+            # keep one name per shared tensor: the DPT heads' tied ``scratch.layer_rn`` weights come
+            # without their aliases. Those are loaded through the name that is there.
+            own = model.state_dict()
+            loaded = {own[k].data_ptr() for k in state if k in own}
+            missing = [k for k in missing if own[k].data_ptr() not in loaded]
         if missing or unexpected:
             raise ValueError(
                 f"pose.checkpoint={self.checkpoint}: does not match the model configuration "
