@@ -258,3 +258,27 @@ def test_released_configuration_has_the_released_size():
     n = sum(p.numel() for p in model.parameters())
     assert n == 571_171_208
     assert round(n * 4 / 1e9, 2) == 2.28
+
+
+def test_hub_id_loads_from_the_local_cache_only(tmp_path, monkeypatch):
+    """pose.checkpoint=<owner>/<name> reads the snapshot in the local Hugging Face cache (the cache's
+    layout: models--owner--name/{refs/main, snapshots/<commit>/model.safetensors}); never downloads."""
+    import huggingface_hub.constants
+    from safetensors.torch import save_file
+
+    cache = tmp_path / "hub"
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    torch.manual_seed(3)
+    sd = build_dust3r_model(TINY_CONFIG).state_dict()
+    repo = cache / "models--someone--tiny-dust3r"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    weights = repo / "snapshots" / commit / "model.safetensors"
+    save_file({k: v.contiguous() for k, v in sd.items()}, str(weights))
+    est = Dust3rPoseEstimator(checkpoint="someone/tiny-dust3r", model_config=TINY_CONFIG, image_size=224)
+    for k, v in est.model.state_dict().items():
+        assert torch.equal(v, sd[k]), k
+    with pytest.raises(FileNotFoundError, match="local Hugging Face cache"):
+        Dust3rPoseEstimator(checkpoint="someone/not-cached", model_config=TINY_CONFIG, image_size=224)

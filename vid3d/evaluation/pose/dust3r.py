@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import time
 import warnings
 from pathlib import Path
@@ -99,15 +100,35 @@ def build_dust3r_model(config: dict[str, Any]) -> torch.nn.Module:
     return AsymmetricCroCo3DStereo(**cfg)
 
 
+def _resolve_hub_id(path: str | Path) -> Path:
+    """``path`` itself if it exists or is not a hub id; else the local Hugging Face cache's snapshot folder
+    of that hub id (e.g. "naver/DUSt3R_ViTLarge_BaseDecoder_512_dpt"). Nothing is downloaded."""
+    p = Path(path)
+    if p.exists() or not re.fullmatch(r"[\w.-]+/[\w.-]+", str(path)):
+        return p
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(str(path), allow_patterns=["model.safetensors", "config.json"],
+                                      local_files_only=True))
+    except Exception as e:
+        raise FileNotFoundError(
+            f"pose.checkpoint={path}: neither a file/folder nor a hub id in the local Hugging Face cache "
+            f"({type(e).__name__}); nothing is downloaded: fetch it once with `huggingface-cli download "
+            f"{path}` or give a local path"
+        ) from e
+
+
 def load_dust3r_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """The model state dict of a DUSt3R checkpoint, read without executing code from the file.
 
-    Accepts a ``.safetensors`` file, a folder holding ``model.safetensors`` (a Hugging Face snapshot),
+    Accepts a ``.safetensors`` file, a folder holding ``model.safetensors`` (a Hugging Face snapshot), a
+    hub id found in the local Hugging Face cache,
     or a torch file read with ``torch.load(weights_only=True)``: either a plain state dict or DUSt3R's
     training checkpoint ``{"model": state_dict, "args": argparse.Namespace, ...}`` (the Namespace is
     allow-listed as data; its ``model`` string is never evaluated). Anything else raises ValueError.
     """
-    path = Path(path)
+    path = _resolve_hub_id(path)
     if path.is_dir():
         if not (path / "model.safetensors").is_file():
             raise FileNotFoundError(f"pose.checkpoint={path}: folder without model.safetensors")
