@@ -299,26 +299,12 @@ def stack_same_size(frames: list[np.ndarray], source: str) -> np.ndarray:
 class Re10kClipDataset(ClipSamplingDataset):
     """RealEstate10K layout ({root}/{split}/{clip_id}.txt + frames folder or .mp4); see module docstring.
 
-    One dataset item per clip (len = number of clips found by ``re10k.list_clips``).
+    One dataset item per clip (len = number of clips found by ``re10k.list_clips``). Further arguments
+    (num_frames, height, width, interval, ...): see ``ClipSamplingDataset``.
     """
 
-    def __init__(
-        self,
-        root: str | Path,
-        split: str = "train",
-        num_frames: int = 8,
-        height: int = 256,
-        width: int = 256,
-        interval: IntervalSchedule | None = None,
-        max_interval_shrink: bool = True,
-        seed: int = 0,
-        skip_bad: bool = True,
-        max_tries: int = 50,
-        window_start: str = "random",
-    ) -> None:
-        super().__init__(
-            num_frames, height, width, interval, max_interval_shrink, seed, skip_bad, max_tries, window_start
-        )
+    def __init__(self, root: str | Path, split: str = "train", *args, **sampling) -> None:
+        super().__init__(*args, **sampling)
         from .formats import re10k
 
         self.root, self.split = Path(root), split

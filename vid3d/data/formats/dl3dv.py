@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from vid3d.data.clips import BadClip, ClipSamplingDataset, OpenedClip, stack_same_size
-from vid3d.data.interval import IntervalSchedule, UniformInterval
+from vid3d.data.interval import UniformInterval
 from vid3d.geometry import c2w_to_w2c, opencv_to_opengl_c2w, opengl_to_opencv_c2w
 
 __all__ = [
@@ -284,29 +284,22 @@ class Dl3dvClipDataset(ClipSamplingDataset):
 
     Splits: see :func:`split_scenes` (``split`` folder, ``{split}.txt`` id list, ``split_file``,
     ``exclude_file``). Default interval UniformInterval(2, 10). Sample dict as in vid3d.data.clips.
+    Further arguments (num_frames, height, width, interval, ...): see ``ClipSamplingDataset``.
     """
 
     def __init__(
         self,
         root: str | Path,
         split: str | None = None,
-        num_frames: int = 8,
-        height: int = 256,
-        width: int = 256,
-        interval: IntervalSchedule | None = None,
+        *args,
         image_dir: str | None = "images_4",
-        max_interval_shrink: bool = True,
-        seed: int = 0,
-        skip_bad: bool = True,
-        max_tries: int = 50,
-        window_start: str = "random",
         split_file: str | Path | None = None,
         exclude_file: str | Path | None = None,
+        **sampling,
     ) -> None:
-        interval = interval if interval is not None else UniformInterval(2, 10)
-        super().__init__(
-            num_frames, height, width, interval, max_interval_shrink, seed, skip_bad, max_tries, window_start
-        )
+        if len(args) < 4 and sampling.get("interval") is None:  # interval is the 4th sampling argument
+            sampling["interval"] = UniformInterval(2, 10)
+        super().__init__(*args, **sampling)
         self.root, self.split = Path(root), split
         self.image_dir = image_dir
         self.scenes = split_scenes(self.root, split, split_file, exclude_file)

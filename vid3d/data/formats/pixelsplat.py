@@ -30,7 +30,6 @@ import numpy as np
 import torch
 
 from vid3d.data.clips import BadClip, ClipSamplingDataset, OpenedClip, stack_same_size
-from vid3d.data.interval import IntervalSchedule
 
 __all__ = [
     "ChunkClipDataset",
@@ -258,26 +257,13 @@ class ChunkClipDataset(ClipSamplingDataset):
 
     The last loaded chunk is cached per process, so sequential (unshuffled) access loads each chunk
     once; shuffled access over large real chunks reloads often. Sample dict as in vid3d.data.clips.
+    Further arguments (num_frames, height, width, interval, ...): see ``ClipSamplingDataset``.
     """
 
     def __init__(
-        self,
-        root: str | Path,
-        split: str = "train",
-        num_frames: int = 8,
-        height: int = 256,
-        width: int = 256,
-        interval: IntervalSchedule | None = None,
-        max_interval_shrink: bool = True,
-        seed: int = 0,
-        skip_bad: bool = True,
-        max_tries: int = 50,
-        window_start: str = "random",
-        eval_index: str | Path | None = None,
+        self, root: str | Path, split: str = "train", *args, eval_index: str | Path | None = None, **sampling
     ) -> None:
-        super().__init__(
-            num_frames, height, width, interval, max_interval_shrink, seed, skip_bad, max_tries, window_start
-        )
+        super().__init__(*args, **sampling)
         self.split_dir = Path(root) / split
         self.index = read_index(self.split_dir)
         self.eval_entries: dict[str, EvalEntry] | None = None
