@@ -21,7 +21,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q --upgrade pip
 	@# Keep a torch that already imports together with torchvision (a user's own CUDA build); else install the pair.
 	$(PY) -c "import torch, torchvision" 2>/dev/null || $(PIP) install -q $(TORCH_SPEC)
-	$(PIP) install -q -e ".[dev,eval]"
+	@# sweep: the Optuna sweeper (hparams_search=optuna), a few small pure-Python packages
+	$(PIP) install -q -e ".[dev,eval,sweep]"
 	@# DUSt3R's and RoMa's code without their pinned dependencies (which would downgrade numpy/pillow and pull
 	@# GUI packages); what they need comes from the eval extra. No weights are downloaded.
 	$(PIP) install -q --no-deps "mini-dust3r==0.1.2" romatch
