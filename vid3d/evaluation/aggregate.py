@@ -2,7 +2,8 @@
 
 Records are the dicts written by ``vid3d.evaluation.records`` / ``camera_runner``: each has
 ``method``, ``clip_id``, ``trial``, ``success`` (bool) and, on success, ``errors`` (the dict returned by
-``camera_errors``: per-video *sums over frames* such as ``rot_err_deg``, and ``*_per_frame`` means).
+``camera_errors``: per-video *sums over frames* such as ``rot_err_deg``, and ``*_per_frame`` means) and,
+when FVD was requested, ``fvd_features`` (``fvd.FVDMetric.sample_features``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from .fvd import FVD_KEY, find_fvd, fvd_column, fvd_entry
 from .records import read_records, record_key, to_jsonable
 
 __all__ = [
@@ -113,7 +115,9 @@ def aggregate(
         "metrics": {metric: {"mean" (of per-video sums), "ci_low", "ci_high" (95% percentile bootstrap),
         "std", "per_frame_mean", "n" (values averaged), "per_trial_mean" ({trial: mean over that
         trial's values}), "n_trials", "std_over_trials" (sample std, ddof=1, of the per-trial means:
-        the spread over seeds; nan for a single trial)}}}}
+        the spread over seeds; nan for a single trial)}},
+        "fvd" (or "fvd [random-init (not I3D)]"): ``fvd.fvd_entry`` of all the group's records, failed
+        pose estimations included (a number only when the records carry I3D features)}}
     """
     if failure_policy not in FAILURE_POLICIES:
         raise ValueError(f"failure_policy must be one of {FAILURE_POLICIES}, got {failure_policy!r}")
@@ -164,6 +168,7 @@ def aggregate(
             "failure_reasons": sorted({str(r.get("reason")) for r in failed}),
             "metrics": stats,
         }
+        fvd_key, out[group][fvd_key] = fvd_entry(recs)
     return out
 
 
@@ -197,12 +202,40 @@ def _fmt(x: float, digits: int = 2) -> str:
     return "nan" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
 
 
+def _fvd_cell(entry: dict[str, Any]) -> str:
+    if not entry.get("computed"):
+        return "not computed"
+    n = sorted(set(entry["n_videos"].values()))
+    return f"{_fmt(entry['value'])} (n={'/'.join(map(str, n))})"
+
+
+def _fvd_notes(results: dict[str, dict[str, Any]]) -> list[str]:
+    entries = [find_fvd(r)[1] for r in results.values()]
+    if not any(entries):
+        return []
+    if not any(e.get("computed") for e in entries):
+        return ["", f"FVD: not computed ({next(e for e in entries if e).get('reason')})."]
+    notes = [
+        "",
+        "FVD: Fréchet distance between Gaussians fitted to the I3D features of each trial's generated videos "
+        "and of the ground-truth videos of the same clips, mean over trials; n = videos per set. With few "
+        "videos FVD is biased upwards and has a high variance: compare only at equal n.",
+    ]
+    key = fvd_column(results)
+    if key != FVD_KEY:  # fvd.fvd_key: only I3D features get the plain key
+        notes.append(f"WARNING: the {key} column comes from a random-init network, not I3D: NOT FVD.")
+    return notes
+
+
 def _results_markdown(results: dict[str, dict[str, Any]], protocol: dict[str, Any]) -> str:
+    fvd_key = fvd_column(results)
+    fvd_header = "FVD" + fvd_key[len(FVD_KEY):]
     header = (
         "| method | n | failures | RotErr (deg, Σ frames) [95% CI] | RotErr per frame (deg) "
-        "| TransErr (Σ frames, scale-normalised) [95% CI] | CamMC (Σ frames) [95% CI] | success rate |"
+        f"| TransErr (Σ frames, scale-normalised) [95% CI] | CamMC (Σ frames) [95% CI] | success rate "
+        f"| {fvd_header} (n videos) |"
     )
-    lines = [header, "|" + "---|" * 8]
+    lines = [header, "|" + "---|" * 9]
     for method, r in results.items():
         m = r["metrics"]
 
@@ -215,7 +248,8 @@ def _results_markdown(results: dict[str, dict[str, Any]], protocol: dict[str, An
         rot_pf = _fmt(m["rot_err_deg"]["per_frame_mean"], 3) if "rot_err_deg" in m else "n/a"
         lines.append(
             f"| {method} | {r['n']} | {r['failures']} | {cell('rot_err_deg')} | {rot_pf} | "
-            f"{cell('trans_err')} | {cell('cammc')} | {_fmt(100 * r['success_rate'], 1)}% |"
+            f"{cell('trans_err')} | {cell('cammc')} | {_fmt(100 * r['success_rate'], 1)}% | "
+            f"{_fvd_cell(find_fvd(r)[1])} |"
         )
     spread = []
     for method, r in results.items():
@@ -235,6 +269,7 @@ def _results_markdown(results: dict[str, dict[str, Any]], protocol: dict[str, An
         "Σ frames: per-video sum over the frames of the clip, then mean over videos; CI: 95% percentile "
         "bootstrap of that mean. Means exclude failed pose estimations unless the failure policy says "
         "otherwise.",
+        *_fvd_notes(results),
         "",
         "Protocol:",
         "",
@@ -248,15 +283,23 @@ def _results_csv(results: dict[str, dict[str, Any]]) -> str:
     stat_names = ("mean", "ci_low", "ci_high", "std", "per_frame_mean", "n_trials", "std_over_trials")
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
+    fvd_key = fvd_column(results)
+    fvd_stats = ("std_over_trials", "n_generated", "n_ground_truth")
     writer.writerow(
         ["method", "n", "n_total", "failures", "failure_rate"]
         + [f"{m}_{s}" for m in metric_names for s in stat_names]
+        + [fvd_key] + [f"{fvd_key}_{s}" for s in fvd_stats]
     )
     for method, r in results.items():
         row = [method, r["n"], r["n_total"], r["failures"], r["failure_rate"]]
         for m in metric_names:
             s = r["metrics"].get(m, {})
             row += [s.get(k, "") for k in stat_names]
+        fvd = find_fvd(r)[1]
+        if fvd.get("computed"):
+            row += [fvd["value"], *(fvd[k] for k in fvd_stats)]
+        else:
+            row += ["not computed", "", "", ""]
         writer.writerow(row)
     return buf.getvalue()
 

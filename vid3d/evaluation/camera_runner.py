@@ -5,7 +5,9 @@ with the method, estimate its camera poses, compare them with the clip's ground 
 (``camera_errors``) and append one record (``records.RecordWriter``). Finally aggregate every record
 found in ``out_dir`` and write ``results.{json,csv,md}``. Killing and rerunning resumes where it
 stopped; shards can run on separate machines into separate (or the same) directories and be merged
-with ``aggregate.merge_shards``.
+with ``aggregate.merge_shards``. With an ``fvd.FVDMetric`` each record also stores the I3D features of its
+generated video and of its clip's ground truth, so the FVD of a resumed or merged run is that of one
+uninterrupted run (``fvd.fvd_entry``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from vid3d.geometry import K_norm_to_px, K_px_to_norm
 
 from .aggregate import DEFAULT_METRICS, aggregate, merge_shards, write_results
 from .camera_errors import camera_errors
+from .fvd import FVDMetric
 from .pose.base import PoseEstimator, check_frames
 from .records import RecordWriter
 
@@ -191,6 +194,8 @@ def _evaluate_one(
     estimator: PoseEstimator,
     video_dir: Path | None = None,
     fps: float = 8,
+    fvd: FVDMetric | None = None,
+    gt_features: np.ndarray | None = None,
 ) -> dict:
     seed = trial_seed(name, clip.clip_id, trial)
     torch.manual_seed(seed)
@@ -232,6 +237,8 @@ def _evaluate_one(
     }
     if video_path is not None:
         record["video"] = video_path
+    if fvd is not None:
+        record["fvd_features"] = fvd.sample_features(frames, gt_features)
     if result.success:
         if result.c2w is None or result.c2w.shape != (n, 4, 4):
             raise ValueError(f"estimator {estimator.name!r} reported success without (n, 4, 4) poses")
@@ -258,6 +265,7 @@ def run_camera_eval(
     extra_protocol: Mapping[str, Any] | None = None,
     save_videos: bool = False,
     video_fps: float = 8,
+    fvd: FVDMetric | None = None,
 ) -> dict[str, Any]:
     """Evaluate camera accuracy of ``methods`` on this shard of ``clips``; resumable.
 
@@ -276,6 +284,10 @@ def run_camera_eval(
         save_videos: also write each generated video to ``out_dir/videos/{method}/{clip_id}_t{trial}.mp4``
             (H.264, ``video_fps``; path in the record's ``video`` field) before its record is appended.
             Resumed samples are not regenerated, so they keep whatever video an earlier run wrote.
+        fvd: when given, every new record stores the features of its generated video and of its clip's
+            ground-truth video (computed for this shard's clips before any generation, which also checks
+            the network on the clips' shape), and each method's results get an FVD entry
+            (``fvd.fvd_entry``; without it the entry says FVD was not computed).
     Returns:
         {"results": per-method aggregate, "protocol": ..., "paths": written files, "n_new": records added,
         "n_skipped": already done}.
@@ -292,6 +304,10 @@ def run_camera_eval(
         if (name, clip.clip_id, trial) not in done
     ]
     n_skipped = len(mine) * len(methods) * trials - len(todo)
+    gt_features = {}
+    if fvd is not None:
+        for clip in {c.clip_id: c for c, _, _ in todo}.values():
+            gt_features[clip.clip_id] = fvd.features(clip.frames[None])[0]
 
     bar = None
     if progress and todo:
@@ -310,6 +326,7 @@ def run_camera_eval(
                 _evaluate_one(
                     clip, name, methods[name], trial, estimator,
                     video_dir=out if save_videos else None, fps=video_fps,
+                    fvd=fvd, gt_features=gt_features.get(clip.clip_id),
                 )
             )
             if bar is not None:
@@ -317,7 +334,9 @@ def run_camera_eval(
 
     records = merge_shards([out])
     results = aggregate(records, metrics=metrics, failure_policy=failure_policy)
-    protocol = {**protocol_block(estimator, failure_policy, trials), **dict(extra_protocol or {})}
+    fvd_protocol = {"computed": False, "reason": "metrics.fvd.i3d not set"} if fvd is None else fvd.describe()
+    protocol = {**protocol_block(estimator, failure_policy, trials), "fvd": fvd_protocol,
+                **dict(extra_protocol or {})}
     paths = write_results(out, results, protocol)
     return {
         "results": results, "protocol": protocol, "paths": paths, "n_new": len(todo), "n_skipped": n_skipped

@@ -19,6 +19,15 @@ frames (16 is the convention); FVD numbers are only comparable at the same T, re
 
 Plumbing tests use ``build_tiny_extractor``: a scripted random-init 3D conv net with the same call
 signature, labelled ``"random-init (not I3D)"`` in every result; its numbers are not FVD.
+
+In the camera benchmark (``eval.py task=camera metrics.fvd.i3d=...``) each record carries its generated
+video's features and its clip's ground-truth features (``sample_features``), so a resumed or sharded run
+holds everything FVD needs, and ``fvd_entry`` computes the same number from the records of one
+uninterrupted run or of merged shards. Per method and trial the generated videos are compared with the
+ground-truth videos of the same clips; the entry reports the mean over trials and n, the videos per set.
+With few videos FVD is biased (upwards; the bias shrinks roughly as 1/n) and has a high variance: n in the
+tens, as in a benchmark of tens of clips, gives numbers to compare only at the same n, T and resolution,
+never with published FVDs computed on thousands of videos.
 """
 
 from __future__ import annotations
@@ -39,8 +48,13 @@ __all__ = [
     "FVDMetric",
     "build_tiny_extractor",
     "feature_statistics",
+    "find_fvd",
     "frechet_distance",
+    "fvd_column",
+    "fvd_entry",
     "fvd_from_features",
+    "fvd_key",
+    "is_random_init_label",
     "load_i3d",
     "preprocess_videos",
     "save_tiny_extractor",
@@ -48,6 +62,7 @@ __all__ = [
 
 I3D_INPUT_SIZE = 224
 NOT_I3D_LABEL = "random-init (not I3D)"
+FVD_KEY = "fvd"
 _LABEL_ATTR = "vid3d_label"  # set on the tiny extractor; real I3D files do not have it
 
 
@@ -205,6 +220,17 @@ def load_i3d(
     return module.eval(), (label or "i3d_torchscript")
 
 
+def is_random_init_label(label: Any) -> bool:
+    """True for a feature extractor whose weights are random (the tiny test extractor)."""
+    return str(label).startswith("random-init")
+
+
+def fvd_key(label: str) -> str:
+    """The results key of an FVD entry: ``"fvd"`` for I3D, ``"fvd [random-init (not I3D)]"`` for the tiny
+    extractor, so that code reading ``results[method]["fvd"]`` can never pick up a random-init number."""
+    return f"{FVD_KEY} [{label}]" if is_random_init_label(label) else FVD_KEY
+
+
 class FVDMetric:
     """FVD between sets of generated and ground-truth videos.
 
@@ -215,20 +241,40 @@ class FVDMetric:
     """
 
     def __init__(self, i3d: str | Path | None, device: str = "cpu", batch_size: int = 8) -> None:
+        from .reproducibility import file_sha256
+
         self.path = None if i3d in (None, "") else Path(i3d)
         self.device = torch.device(device)
         self.model, self.label = load_i3d(i3d, self.device)
+        self.sha256 = file_sha256(self.path)
         self.batch_size = int(batch_size)
 
     @torch.no_grad()
     def features(self, videos) -> np.ndarray:
-        """(N, D) float64 features of videos (see ``preprocess_videos`` for the accepted layouts)."""
+        """(N, D) float64 features of videos (see ``preprocess_videos`` for the accepted layouts).
+        A network that fails on the input raises ``FVDWeightsError`` naming the weights file."""
         out = []
         for i in range(0, len(videos), self.batch_size):
             x = preprocess_videos(videos[i:i + self.batch_size]).to(self.device)
-            f = self.model(x, rescale=False, resize=False, return_features=True)
+            try:
+                f = self.model(x, rescale=False, resize=False, return_features=True)
+            except Exception as e:  # a TorchScript file that is not an I3D, or too few frames for it
+                raise FVDWeightsError(
+                    f"metrics.fvd.i3d={self.path}: the network failed on an input of shape {tuple(x.shape)} "
+                    f"(N, 3, T, H, W) ({type(e).__name__}: {e})"
+                ) from e
             out.append(f.detach().double().cpu().reshape(len(x), -1).numpy())
         return np.concatenate(out, axis=0)
+
+    def sample_features(self, frames: np.ndarray, gt_features: np.ndarray) -> dict[str, Any]:
+        """The ``fvd_features`` field of a record: the (D,) features of one generated (n, H, W, 3) uint8
+        video, the (D,) features of its clip's ground-truth video, and the extractor's identity."""
+        return {
+            "extractor": self.label,
+            "sha256": self.sha256,
+            "generated": self.features(np.asarray(frames)[None])[0],
+            "ground_truth": np.asarray(gt_features, dtype=np.float64),
+        }
 
     def __call__(self, generated, ground_truth) -> dict[str, Any]:
         """{"fvd", "n_generated", "n_ground_truth", "feature_dim", "feature_extractor", "weights"}."""
@@ -243,6 +289,88 @@ class FVDMetric:
         }
 
     def describe(self) -> dict[str, Any]:
-        return {"name": "fvd", "feature_extractor": self.label, "weights": str(self.path),
+        return {"name": "fvd", "key": fvd_key(self.label), "feature_extractor": self.label,
+                "weights": str(self.path), "weights_sha256": self.sha256,
                 "input": f"(N, 3, T, {I3D_INPUT_SIZE}, {I3D_INPUT_SIZE}) in [-1, 1], bilinear resize",
-                "call": "rescale=False, resize=False, return_features=True"}
+                "call": "rescale=False, resize=False, return_features=True",
+                "definition": (
+                    "||mu_g - mu_r||^2 + tr(S_g + S_r - 2 (S_g S_r)^(1/2)) of Gaussians fitted to the "
+                    "features of each trial's generated videos and of the GT videos of the same clips; mean "
+                    "over trials; biased and high-variance with few videos: compare only at equal n"
+                )}
+
+
+# ------------------------------------------------------------------------- records -> a results entry
+def _not_computed(reason: str, key: str = FVD_KEY) -> tuple[str, dict[str, Any]]:
+    return key, {"computed": False, "reason": reason}
+
+
+def fvd_entry(records: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    """(key, entry) of the FVD of one method's records (every record, whether its pose estimation
+    succeeded or not), from their ``fvd_features`` fields (``FVDMetric.sample_features``).
+
+    Per trial t: FVD_t between the features of the trial-t generated videos and the ground-truth features
+    of the same clips. The key is ``fvd_key(extractor)``. Entry: {"computed": True, "value" (mean of FVD_t
+    over trials), "per_trial" {t: FVD_t}, "n_trials", "std_over_trials" (ddof=1; nan for one trial),
+    "n_videos" {t: videos per set}, "n_generated", "n_ground_truth" (distinct clips), "feature_dim",
+    "feature_extractor", "weights_sha256"}; or {"computed": False, "reason"} when no record has features
+    (``metrics.fvd.i3d`` was not set), only some have (a run resumed with a different setting), the
+    records come from different extractors, or a trial has fewer than 2 videos."""
+    feats = [r.get("fvd_features") for r in records]
+    have = [f for f in feats if f]
+    if not have:
+        return _not_computed("no I3D features in the records (metrics.fvd.i3d was not set)")
+    identities = sorted({(str(f["extractor"]), str(f["sha256"])) for f in have})
+    if len(identities) > 1:
+        return _not_computed(f"records carry features of different extractors {identities}")
+    label, sha = identities[0]
+    key = fvd_key(label)
+    if len(have) < len(records):
+        return _not_computed(
+            f"{len(records) - len(have)} of {len(records)} samples have no I3D features (evaluated without "
+            "metrics.fvd.i3d, e.g. before a resume): evaluate into a fresh run dir with metrics.fvd.i3d set",
+            key,
+        )
+    by_trial: dict[int, list[dict[str, Any]]] = {}
+    for r in sorted(records, key=lambda r: (int(r["trial"]), str(r["clip_id"]))):
+        by_trial.setdefault(int(r["trial"]), []).append(r["fvd_features"])
+    small = {t: len(fs) for t, fs in by_trial.items() if len(fs) < 2}
+    if small:
+        return _not_computed(f"FVD needs >= 2 videos per trial; videos per trial: {small}", key)
+    per_trial = {
+        t: fvd_from_features(
+            np.asarray([f["generated"] for f in fs], np.float64),
+            np.asarray([f["ground_truth"] for f in fs], np.float64),
+        )
+        for t, fs in by_trial.items()
+    }
+    values = np.asarray(list(per_trial.values()))
+    return key, {
+        "computed": True,
+        "value": float(values.mean()),
+        "per_trial": per_trial,
+        "n_trials": len(per_trial),
+        "std_over_trials": float(values.std(ddof=1)) if len(values) > 1 else float("nan"),
+        "n_videos": {t: len(fs) for t, fs in by_trial.items()},
+        "n_generated": len(have),
+        "n_ground_truth": len({str(r["clip_id"]) for r in records}),
+        "feature_dim": len(have[0]["generated"]),
+        "feature_extractor": label,
+        "weights_sha256": sha,
+    }
+
+
+def find_fvd(row: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The (key, entry) of a results row's FVD entry (``"fvd"`` or ``"fvd [<label>]"``); ("fvd", {}) when
+    the row has none."""
+    for key, value in row.items():
+        if key == FVD_KEY or key.startswith(f"{FVD_KEY} ["):
+            return key, value
+    return FVD_KEY, {}
+
+
+def fvd_column(results: dict[str, dict[str, Any]]) -> str:
+    """The FVD column name of a results table: ``"fvd"`` only when every row's entry has that key; a
+    random-init entry in any row labels the whole column."""
+    keys = sorted({find_fvd(row)[0] for row in results.values()} - {FVD_KEY})
+    return keys[0] if keys else FVD_KEY

@@ -1,7 +1,9 @@
 """evaluate(cfg): the camera-control benchmark on the data option's test clips.
 
 Rows: the model of ``ckpt`` (if given) and two references — the ground-truth video (the pose
-estimator's noise floor) and the first frame repeated (a model that ignores the camera). Writes
+estimator's noise floor) and the first frame repeated (a model that ignores the camera). With
+``metrics.fvd.i3d=/path/i3d_torchscript.pt`` every row also gets its FVD against the ground-truth videos of
+the evaluated clips (``vid3d.evaluation.fvd``); without it the results say FVD was not computed. Writes
 ``samples.jsonl``-style records (``records.shard*.jsonl``), ``results.{json,csv,md}`` in the run dir and
 logs the table to W&B (offline without an account).
 """
@@ -22,6 +24,7 @@ from vid3d.evaluation.camera_runner import (
     run_camera_eval,
     static_first_frame_method,
 )
+from vid3d.evaluation.fvd import FVDMetric, find_fvd, fvd_column, is_random_init_label
 from vid3d.sampling.pipeline import from_uint8, to_uint8
 from vid3d.tasks.common import log, prepare_data, print_config_tree, run_dir, task_wrapper
 
@@ -77,13 +80,32 @@ def reproducibility(cfg: DictConfig) -> dict:
         weights["model_checkpoint"] = ckpt / "vid3d_weights.safetensors" if ckpt.is_dir() else ckpt
     if cfg.get("pose") is not None and cfg.pose.get("checkpoint"):
         weights["pose_checkpoint"] = cfg.pose.checkpoint
+    weights["fvd_i3d"] = OmegaConf.select(cfg, "metrics.fvd.i3d")
     return reproducibility_block(cfg, weights)
+
+
+def fvd_metric(cfg: DictConfig) -> FVDMetric | None:
+    """The FVD metric of ``metrics.fvd.i3d`` (None when unset: FVD is not computed). A missing or unloadable
+    file raises ``FVDWeightsError`` naming it; called before any clip is loaded or video generated."""
+    path = OmegaConf.select(cfg, "metrics.fvd.i3d")
+    if path in (None, ""):
+        return None
+    device = str(OmegaConf.select(cfg, "metrics.device", default="auto"))
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return FVDMetric(path, device=device, batch_size=int(OmegaConf.select(cfg, "metrics.fvd.batch_size",
+                                                                          default=8)))
 
 
 RANDOM_INIT_SUFFIX = " [random-init poses]"
 RANDOM_INIT_WARNING = (
     "pose estimator built with random weights (pose.random_init=true): a plumbing check of the evaluation "
     "path. These are NOT DUSt3R (or any real estimator's) numbers and must not be reported as such."
+)
+FVD_RANDOM_INIT_WARNING = (
+    "FVD feature extractor is a random-init network, not I3D (metrics.fvd.i3d is a file written by "
+    "vid3d.evaluation.fvd.save_tiny_extractor): its 'fvd [random-init (not I3D)]' entries are a plumbing "
+    "check of the evaluation path, NOT FVD, and must not be reported as such."
 )
 
 
@@ -155,9 +177,11 @@ def log_to_wandb(
     records: list[dict] | None = None,
     clips: dict[str, EvalClip] | None = None,
     warning: str | None = None,
+    tags: list[str] | None = None,
 ) -> None:
-    """The results table (one scalar per row/metric) and, with ``wandb.media``, the per-sample media table
-    as a W&B run; offline without credentials."""
+    """The results table (one scalar per row/metric, FVD under its results key, e.g.
+    ``eval/<method>/fvd``) and, with ``wandb.media``, the per-sample media table as a W&B run; offline
+    without credentials."""
     import wandb
 
     from vid3d.training.loggers import resolve_wandb_mode
@@ -169,22 +193,28 @@ def log_to_wandb(
         dir=str(out),
         mode=resolve_wandb_mode(cfg.wandb.mode),
         config=OmegaConf.to_container(cfg, resolve=True),
-        tags=["random-init-poses"] if warning else None,
+        tags=tags if tags is not None else (["random-init-poses"] if warning else None),
     )
     if warning:
         run.summary["eval/WARNING"] = warning
     metrics = ["rot_err_deg", "trans_err", "cammc"]
     columns = ["method", "n", "failures", "success_rate"] + [f"{m}_mean" for m in metrics]
     columns += [f"{m}_std_over_trials" for m in metrics]
-    table = wandb.Table(columns=columns)
+    fvd_col = fvd_column(results)
+    table = wandb.Table(columns=columns + [fvd_col, f"{fvd_col}_n_generated"])
     for method, row in results.items():
         values = [row["metrics"].get(m, {}).get("mean") for m in metrics]
         spread = [row["metrics"].get(m, {}).get("std_over_trials") for m in metrics]
-        table.add_data(method, row["n"], row["failures"], row["success_rate"], *values, *spread)
+        fvd_key, fvd = find_fvd(row)
+        fvd_value = fvd.get("value") if fvd.get("computed") else None
+        table.add_data(method, row["n"], row["failures"], row["success_rate"], *values, *spread, fvd_value,
+                       fvd.get("n_generated"))
         run.summary[f"eval/{method}/success_rate"] = row["success_rate"]
         for m, v in zip(metrics, values):
             if v is not None and v == v:  # NaN when every estimation failed
                 run.summary[f"eval/{method}/{m}"] = v
+        # not computed: a string, never a number that could pass for an FVD
+        run.summary[f"eval/{method}/{fvd_key}"] = fvd_value if fvd_value is not None else "not computed"
     logs = {"eval/camera_results": table}
     if records and cfg.wandb.get("media", True):
         max_rows = int(cfg.wandb.get("max_media_rows", 100))
@@ -203,6 +233,7 @@ def evaluate(cfg: DictConfig) -> dict:
         raise ValueError(f"task={cfg.task!r} is not available: use task=camera or task=sparse (overlap=...)")
     out = run_dir(cfg)
     print_config_tree(cfg, save_to=out / "config.yaml")
+    fvd = fvd_metric(cfg)  # a bad metrics.fvd.i3d fails here, before any data or sampling work
     clips = eval_clips(cfg)
     methods = {}
     if cfg.ckpt:
@@ -217,11 +248,18 @@ def evaluate(cfg: DictConfig) -> dict:
         raise ValueError("nothing to evaluate: give ckpt=... or keep eval.reference_rows=true")
     estimator = instantiate(cfg.pose)
     extra = {"reproducibility": reproducibility(cfg)}
-    warning = None
+    warning_lines, tags = [], []
     if is_random_init(estimator):
         # Never presented as the real estimator's numbers: every row and the protocol say so.
-        warning = RANDOM_INIT_WARNING
+        warning_lines.append(RANDOM_INIT_WARNING)
+        tags.append("random-init-poses")
         methods = {f"{name}{RANDOM_INIT_SUFFIX}": fn for name, fn in methods.items()}
+    if fvd is not None and is_random_init_label(fvd.label):
+        # Likewise for FVD: the results key, the table column and the protocol say random-init.
+        warning_lines.append(FVD_RANDOM_INIT_WARNING)
+        tags.append("random-init-fvd")
+    warning = " ".join(warning_lines) or None
+    if warning:
         extra["WARNING"] = warning
         log.warning(warning)
     summary = run_camera_eval(
@@ -236,12 +274,13 @@ def evaluate(cfg: DictConfig) -> dict:
         extra_protocol=extra,
         save_videos=bool(cfg.eval.get("save_videos", True)),
         video_fps=float(cfg.eval.get("video_fps", 8)),
+        fvd=fvd,
     )
     table = (out / "results.md").read_text()
     if warning:
         table = f"WARNING: {warning}\n\n{table}"
     print(table)
     records = merge_shards([out])
-    log_to_wandb(cfg, out, summary["results"], records, {c.clip_id: c for c in clips}, warning)
+    log_to_wandb(cfg, out, summary["results"], records, {c.clip_id: c for c in clips}, warning, tags or None)
     log.info("results written to %s", out)
     return {"results_md": table, "run_dir": str(out), "results": summary["results"]}
