@@ -170,3 +170,26 @@ def test_cli_logs_table_to_offline_wandb(sweep, tmp_path, monkeypatch, capsys):
     assert list((sweep / "report" / "wandb").glob("offline-run-*"))
     # the report's own output is not read back as a job on a second run
     assert len(collect(sweep)) == 2
+
+
+def test_fvd_column_value_without_ci_and_random_init_label(tmp_path):
+    root = tmp_path / "multirun"
+    fvd = {"computed": True, "value": 123.456, "n_trials": 1}
+    make_job(root, "0", ["model=plucker"], {"plucker": {**camera_row(2, 0, (1, 1, 1), (0, 0, 0), (1, 1, 1)),
+                                                         "fvd": fvd}})
+    make_job(root, "1", ["model=rt"], {"rt": {**camera_row(2, 0, (2, 2, 2), (0, 0, 0), (1, 1, 1)),
+                                               "fvd": {"computed": False, "reason": "no weights"}}})
+    rep = write_report(root, tmp_path / "out", wandb_log=False)
+    assert rep["metrics"][-1] == "fvd"
+    md = (tmp_path / "out" / "report.md").read_text().splitlines()
+    assert md[0].endswith("| CamMC [95% CI] | FVD |")
+    assert md[2].endswith("| 123.456 |") and md[3].endswith("| n/a |")
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "out" / "report.csv").read_text())))
+    assert float(rows[0]["fvd_mean"]) == 123.456 and rows[1]["fvd_mean"] == ""
+    # one random-init row labels the whole column, so no number can pass for I3D's FVD
+    make_job(root, "2", ["model=svd"], {"svd": {**camera_row(2, 0, (3, 3, 3), (0, 0, 0), (1, 1, 1)),
+                                                "fvd [random-init (not I3D)]": fvd}})
+    rep = write_report(root, tmp_path / "out2", wandb_log=False)
+    assert rep["metrics"][-1] == "fvd [random-init (not I3D)]"
+    md = (tmp_path / "out2" / "report.md").read_text().splitlines()
+    assert md[0].endswith("| FVD [random-init (not I3D)] |")

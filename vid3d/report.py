@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from vid3d.data.formats.re10k import atomic_write_bytes
+from vid3d.evaluation.fvd import FVD_KEY, find_fvd
 
 __all__ = ["collect", "build_table", "to_markdown", "to_csv", "to_latex", "write_report", "main"]
 
@@ -135,6 +136,10 @@ def build_table(jobs: list[dict[str, Any]], methods: list[str] | None = None) ->
         if isinstance(s, dict) and s.get("available", True) and m not in HIDDEN_METRICS
     }
     metrics = [m for m in METRIC_LABELS if m in present] + sorted(present - set(METRIC_LABELS))
+    # FVD (camera benchmark, when computed): one value per method (mean over trials), no bootstrap CI. A
+    # random-init extractor's key ("fvd [random-init (not I3D)]") labels the whole column.
+    fvd_keys = {find_fvd(r)[0] for j in jobs for r in j["results"].values() if find_fvd(r)[1].get("computed")}
+    fvd_col = sorted(fvd_keys - {FVD_KEY})[0] if fvd_keys - {FVD_KEY} else (FVD_KEY if fvd_keys else None)
     rows = []
     for j in jobs:
         for method, r in j["results"].items():
@@ -146,7 +151,13 @@ def build_table(jobs: list[dict[str, Any]], methods: list[str] | None = None) ->
             for m in metrics:
                 s = r.get("metrics", {}).get(m) or {}
                 row[m] = {k: _num(s.get(k)) for k in ("mean", "ci_low", "ci_high")}
+            if fvd_col is not None:
+                entry = find_fvd(r)[1]
+                value = entry.get("value") if entry.get("computed") else None
+                row[fvd_col] = {"mean": _num(value), "ci_low": None, "ci_high": None}
             rows.append(row)
+    if fvd_col is not None:
+        metrics.append(fvd_col)
     return {"override_columns": varying, "constant_overrides": constant, "metrics": metrics, "rows": rows}
 
 
@@ -161,11 +172,19 @@ def _fmt(x: float | None, digits: int = 3) -> str:
 def _cell(s: dict, digits: int = 3) -> str:
     if s.get("mean") is None:
         return "n/a"
+    if s.get("ci_low") is None and s.get("ci_high") is None:  # FVD: a set statistic, no per-clip CI
+        return _fmt(s["mean"], digits)
     return f"{_fmt(s['mean'], digits)} [{_fmt(s['ci_low'], digits)}, {_fmt(s['ci_high'], digits)}]"
 
 
+def _label(metric: str) -> str:
+    if metric == FVD_KEY or metric.startswith(f"{FVD_KEY} ["):  # no CI; keeps a random-init label
+        return "FVD" + metric[len(FVD_KEY):]
+    return f"{METRIC_LABELS.get(metric, metric)} [95% CI]"
+
+
 def _header(table: dict) -> list[str]:
-    labels = [f"{METRIC_LABELS.get(m, m)} [95% CI]" for m in table["metrics"]]
+    labels = [_label(m) for m in table["metrics"]]
     return ["job", *table["override_columns"], "method", "n", "failures", *labels]
 
 
