@@ -278,6 +278,48 @@ def test_task_with_reference_rows(plane_root, tmp_path, monkeypatch):
     assert iio.imread(pngs[0]).shape[:2] == (3 * H, 2 * W)  # 2 targets per pair (num_targets=2)
 
 
+def test_empty_bucket_reports_n_zero_instead_of_failing(plane_root, tmp_path, monkeypatch):
+    """A bucket without pairs (here: large, gaps 12/15 have overlap 0.25/0.06) writes n = 0 and says why;
+    the merged table keeps the bucket as a column of zeros."""
+    from hydra import compose, initialize_config_dir
+
+    from vid3d.config import CONFIG_DIR
+    from vid3d.tasks.evaluate_sparse import evaluate_sparse
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    outs = {}
+    for bucket in ("small", "large"):
+        with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+            cfg = compose(
+                "eval",
+                overrides=[
+                    f"overlap={bucket}",
+                    "data=re10k",
+                    f"data.root={plane_root}",
+                    f"data.height={H}",
+                    f"data.width={W}",
+                    f"paths.run_dir={tmp_path / 'sweep' / bucket}",
+                    f"overlap.cache_dir={tmp_path / 'cache'}",
+                    "overlap.gaps=[12,15]",
+                    "overlap.num_targets=2",
+                    "metrics.lpips.net=null",
+                    "overlap.wandb_images=0",
+                ],
+            )
+        outs[bucket] = evaluate_sparse(cfg)
+    assert outs["large"]["results"] == {} and outs["large"]["results_md"].startswith("EMPTY BUCKET: no pair")
+    proto = json.loads((tmp_path / "sweep" / "large" / "results.json").read_text())["protocol"]
+    assert "0.55 <= overlap < 0.8" in proto["empty_bucket"] and "'large': 0" in proto["empty_bucket"]
+    assert proto["methods"] == ["nearest_context", "ground_truth"]  # named, so the report shows them n = 0
+    assert (tmp_path / "sweep" / "large" / "records.shard0of1.jsonl").read_text() == ""
+    merged = merge_sparse([tmp_path / "sweep"], tmp_path / "report")
+    assert set(merged["results"]) == {"small", "large"} and merged["results"]["large"] == {}
+    row = next(line for line in merged["markdown"].splitlines() if line.startswith("| nearest_context"))
+    assert row.split(" | ")[1] == "4" and row.split(" | ")[5] == "0"  # small: 4 pairs; large: n = 0
+    assert "EMPTY BUCKETS (no pair of the overlap index in range; n = 0): large." in merged["markdown"]
+    assert "nearest_context,large,0," in (tmp_path / "report" / "sparse_report.csv").read_text()
+
+
 @pytest.mark.slow
 def test_multirun_with_trained_model_and_report(tmp_path):
     """train 1 step -> `-m overlap=small,large ckpt=...` (Hydra multirun) -> sparse_report table."""

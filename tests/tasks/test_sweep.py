@@ -149,16 +149,3 @@ def test_multirun_trains_scores_and_merges(tmp_path):
     assert (sweep / "report" / "report.tex").is_file() and (sweep / "report" / "report.md").is_file()
     assert list((sweep / "report" / "wandb").glob("offline-run-*"))
 
-
-@pytest.mark.slow
-def test_experiment_demo_runs_at_demo_size(tmp_path):
-    """experiments/interval_ablation/demo.sh with the tiny size: two jobs, one merged table."""
-    out = tmp_path / "exp"
-    run(
-        ["bash", "experiments/interval_ablation/demo.sh"],
-        {"PYTHON": sys.executable, "OUT": str(out), "DEMO_SIZE": " ".join(TINY)},
-        tmp_path,
-    )
-    rows = list(csv.DictReader((out / "report" / "report.csv").open()))
-    assert {r["data/interval"] for r in rows} == {"linear", "uniform"}
-    assert {r["method"] for r in rows if r["method"] not in ("gt_video", "static_first_frame")} == {"plucker"}

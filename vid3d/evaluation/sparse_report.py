@@ -78,7 +78,9 @@ def merge_sparse(paths: list[str | Path], out: str | Path | None = None) -> dict
             )
     buckets = sorted(by_bucket, key=lambda b: (BUCKET_ORDER.index(b) if b in BUCKET_ORDER else 99, b))
     results = {b: aggregate_sparse(merge_shards(by_bucket[b])) for b in buckets}
-    methods = sorted({m for r in results.values() for m in r}, key=lambda m: (m in REFERENCE_ROWS, m))
+    # methods with records, and those a run was asked for (an empty bucket has no records to name them)
+    named = {m for p in protos.values() for m in p.get("methods", [])}
+    methods = sorted({m for r in results.values() for m in r} | named, key=lambda m: (m in REFERENCE_ROWS, m))
     protocol = {
         "benchmark": "sparse_view",
         "buckets": {b: protos[b]["bucket"] for b in buckets},
@@ -89,6 +91,7 @@ def merge_sparse(paths: list[str | Path], out: str | Path | None = None) -> dict
         "views": first.get("views"),
         "reduction": first.get("reduction"),
         "merged_from": {b: [str(d) for d in by_bucket[b]] for b in buckets},
+        "empty_buckets": {b: protos[b].get("empty_bucket") for b in buckets if not results[b]},
     }
     head = (
         "| method | "
@@ -109,11 +112,17 @@ def merge_sparse(paths: list[str | Path], out: str | Path | None = None) -> dict
     ranges = ", ".join(
         f"{b} = [{protos[b]['bucket']['range'][0]}, {protos[b]['bucket']['range'][1]})" for b in buckets
     )
+    empty = [b for b in buckets if not results[b]]
     lines += [
         "",
         f"Overlap buckets ({first['overlap_index']['estimator']['name']} overlap): {ranges}. "
         "Cells: mean over pairs "
         "[95% percentile-bootstrap CI]; per pair the mean over its target views.",
+        *(
+            [f"EMPTY BUCKETS (no pair of the overlap index in range; n = 0): {', '.join(empty)}."]
+            if empty
+            else []
+        ),
         "",
         "Protocol:",
         "",
@@ -142,7 +151,9 @@ def merge_sparse(paths: list[str | Path], out: str | Path | None = None) -> dict
     for method in methods:
         for b in buckets:
             r = results[b].get(method)
-            if r is not None:
+            if r is None:  # no pair of this bucket (or this method not run on it): n = 0, no values
+                w.writerow([method, b, 0] + [""] * (3 * len(METRICS)))
+            else:
                 w.writerow(
                     [method, b, r["n"]]
                     + [

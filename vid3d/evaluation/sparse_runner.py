@@ -321,6 +321,9 @@ def run_sparse_eval(
     """
     out = Path(out_dir)
     writer = RecordWriter(out / f"records.shard{shard}of{num_shards}.jsonl")
+    # the records file exists even for a shard with no pair (an empty bucket), so reports find the run
+    writer.path.parent.mkdir(parents=True, exist_ok=True)
+    writer.path.touch()
     done = writer.done_keys()
     mine = shard_pairs(pairs, shard, num_shards)
     todo = [

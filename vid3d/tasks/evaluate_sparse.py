@@ -164,11 +164,15 @@ def evaluate_sparse(cfg: DictConfig) -> dict:
     rows = select_pairs(index, float(o.min), float(o.max))
     if o.max_pairs is not None:
         rows = rows[: int(o.max_pairs)]
+    empty = None
     if not rows:
-        raise ValueError(
-            f"overlap={o.bucket}: no pair of {index_path} has {o.min} <= overlap < {o.max} "
-            f"(counts: {index.get('counts')})"
+        # An empty bucket is a finding about the split, not an error: the run writes n = 0 for every method
+        # and says why, so `-m overlap=small,large` still ends in its merged table (sparse_report).
+        empty = (
+            f"no pair of {index_path} has {o.min} <= overlap < {o.max} (counts: {index.get('counts')}): "
+            "n = 0 for every method"
         )
+        log.warning("overlap=%s: %s", o.bucket, empty)
     pairs = load_pairs(cfg.data.root, o.split, rows, int(o.height), int(o.width))
     methods = {}
     if cfg.ckpt:
@@ -212,6 +216,9 @@ def evaluate_sparse(cfg: DictConfig) -> dict:
         "trials": int(cfg.eval.trials),
         "reproducibility": reproducibility(cfg),
     }
+    protocol["methods"] = list(methods)  # also when the bucket is empty: the report shows each with n = 0
+    if empty:
+        protocol["empty_bucket"] = empty
     images: list = []
     keep = int(o.get("wandb_images", 8))
 
@@ -231,6 +238,8 @@ def evaluate_sparse(cfg: DictConfig) -> dict:
         on_record=collect,
     )
     table = (out / "results.md").read_text()
+    if empty:
+        table = f"EMPTY BUCKET: {empty}\n\n{table}"
     print(table.split("\nProtocol:")[0])
     _wandb_log(cfg, out, summary["results"], images)
     log.info("results written to %s", out)
