@@ -133,7 +133,13 @@ def compose_eval_config(cfg: DictConfig, ckpt: str | Path, out: str | Path) -> D
 
 
 def evaluate_after_training(cfg: DictConfig, train_out: dict) -> dict:
-    """Score ``train_out["last_checkpoint"]`` with the post_eval benchmark into ``<run dir>/eval``."""
+    """Score ``train_out["last_checkpoint"]`` with the post_eval benchmark into ``<run dir>/eval``, on global
+    rank 0 only: in a multi-process job (DDP, one SLURM task per GPU) every rank returns from ``fit``, and
+    one evaluation writes the records (submitit hands Hydra task 0's return value)."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    if rank_zero_only.rank != 0:
+        return train_out
     from vid3d.tasks.evaluate import evaluate
 
     try:  # the training run's W&B run is closed first: the evaluation is its own run in the same group
