@@ -8,21 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _tiny import TINY_DATA
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = [
-    "torch_threads=1",
-    "data.build.num_train=2",
-    "data.build.num_test=1",
-    "data.build.num_frames=12",
-    "data.build.height=72",
-    "data.build.width=128",
-    "data.num_frames=4",
-    "data.height=64",
-    "data.width=96",
-    "data.datamodule.num_workers=0",
-    "data.datamodule.batch_size=1",
-]
+TINY = TINY_DATA
 
 
 def run(script: str, args: list[str], tmp: Path) -> subprocess.CompletedProcess:

@@ -7,25 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from _tiny import TINY_SWEEP
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = [
-    "torch_threads=1",
-    "data.build.num_train=2",
-    "data.build.num_test=1",
-    "data.build.num_frames=12",
-    "data.build.height=72",
-    "data.build.width=128",
-    "data.num_frames=4",
-    "data.height=64",
-    "data.width=96",
-    "data.datamodule.num_workers=0",
-    "data.datamodule.batch_size=1",
-    "trainer.max_steps=2",
-    "module.warmup_steps=1",
-    "post_eval.sampler_steps=2",
-    "post_eval.pose=gt",
-]
+TINY = TINY_SWEEP
 REFERENCES = {"gt_video", "static_first_frame"}
 # one 12-frame test clip: gaps 2..11 with one target give 5 small-overlap pairs and 1 large (gap 2, 0.67)
 SPARSE_TINY = "overlap.gaps=[2,3,4,5,6,7,8,9,10,11] overlap.num_targets=1"

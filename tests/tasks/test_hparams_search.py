@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from _tiny import TINY_SWEEP
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -18,23 +19,7 @@ from vid3d.tasks.pipeline import objective_from_results, sweep_objective
 
 ROOT = Path(__file__).resolve().parents[2]
 SEARCHED = {"module.optimizer.lr": (1e-6, 1e-3), "model.attention.band_width": (0.5, 4.0)}
-TINY = [
-    "torch_threads=1",
-    "data.build.num_train=2",
-    "data.build.num_test=1",
-    "data.build.num_frames=12",
-    "data.build.height=72",
-    "data.build.width=128",
-    "data.num_frames=4",
-    "data.height=64",
-    "data.width=96",
-    "data.datamodule.num_workers=0",
-    "data.datamodule.batch_size=1",
-    "trainer.max_steps=2",
-    "module.warmup_steps=1",
-    "post_eval.sampler_steps=2",
-    "post_eval.pose=gt",
-]
+TINY = TINY_SWEEP
 
 
 def test_optuna_config_composes_and_searches_real_keys():

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from _tiny import TINY_SWEEP
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -15,23 +16,7 @@ from vid3d.config import CONFIG_DIR
 from vid3d.tasks.pipeline import compose_eval_config, override_columns, sweep_group
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = [
-    "torch_threads=1",
-    "data.build.num_train=2",
-    "data.build.num_test=1",
-    "data.build.num_frames=12",
-    "data.build.height=72",
-    "data.build.width=128",
-    "data.num_frames=4",
-    "data.height=64",
-    "data.width=96",
-    "data.datamodule.num_workers=0",
-    "data.datamodule.batch_size=1",
-    "trainer.max_steps=2",
-    "module.warmup_steps=1",
-    "post_eval.sampler_steps=2",
-    "post_eval.pose=gt",
-]
+TINY = TINY_SWEEP
 
 
 def train_cfg(overrides):
