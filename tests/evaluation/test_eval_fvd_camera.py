@@ -194,10 +194,6 @@ def _eval_cfg(tmp_path, monkeypatch, extra):
     from vid3d.config import CONFIG_DIR
     from vid3d.data.synthetic import build_synthetic_dataset
 
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / "wandb_data"))
-    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb_cache"))
     root = build_synthetic_dataset(tmp_path / "set", num_train=0, num_test=3, num_frames=6, height=48,
                                    width=64)
     overrides = [
@@ -209,7 +205,7 @@ def _eval_cfg(tmp_path, monkeypatch, extra):
         return compose("eval", overrides=overrides)
 
 
-def test_eval_task_labels_random_init_fvd(tmp_path, monkeypatch, tiny):
+def test_eval_task_labels_random_init_fvd(tmp_path, monkeypatch, tiny, offline_wandb):
     """eval.py's task with metrics.fvd.i3d=<tiny extractor file>: an FVD entry per row, labelled random-init
     in the results key, the table, the protocol's WARNING and the W&B summary."""
     from vid3d.tasks.evaluate import evaluate
@@ -235,7 +231,7 @@ def test_eval_task_labels_random_init_fvd(tmp_path, monkeypatch, tiny):
     assert f"eval/static_first_frame/{KEY}".encode() in log
 
 
-def test_eval_task_refuses_missing_weights_before_sampling(tmp_path, monkeypatch):
+def test_eval_task_refuses_missing_weights_before_sampling(tmp_path, monkeypatch, offline_wandb):
     from vid3d.tasks.evaluate import evaluate
 
     missing = tmp_path / "i3d_torchscript.pt"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 
 import imageio.v3 as iio
 import numpy as np
@@ -72,11 +73,7 @@ def test_saved_videos_and_resume(tmp_path):
     assert again["n_new"] == 0 and os.stat(tmp_path / recs[0]["video"]).st_mtime_ns == mtime
 
 
-def test_media_table_logged_offline(tmp_path, monkeypatch):
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / "wandb_data"))  # staged media stay in tmp
-    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb_cache"))
+def test_media_table_logged_offline(tmp_path, offline_wandb):
     clips = [_clip(0), _clip(1)]
     methods = {"gt_video": gt_video_method, "dark": _dark}
     out = run_camera_eval(clips, methods, HalfFail(), tmp_path, progress=False, save_videos=True)
@@ -96,9 +93,15 @@ def test_media_table_logged_offline(tmp_path, monkeypatch):
     assert rows[2]["rot_err_deg"] == pytest.approx(0.0, abs=1e-6)
     # media for the first max_media_rows=3 rows: W&B stores a run table's media in the run's table
     # artifact (referenced from the offline transaction log, uploaded by `wandb sync`), not in files/
-    log = b"".join(p.read_bytes() for p in run_dir.glob("*.wandb"))
-    videos = set(re.findall(rb"media/videos/[0-9a-f]+/[A-Za-z0-9_.-]+\.mp4", log))
-    images = set(re.findall(rb"media/images/[0-9a-f]+\.png", log))
+    # (wandb-core may still be appending to the log just after finish() returns: read until it settles)
+    deadline = time.monotonic() + 20
+    while True:
+        log = b"".join(p.read_bytes() for p in run_dir.glob("*.wandb"))
+        videos = set(re.findall(rb"media/videos/[0-9a-f]+/[A-Za-z0-9_.-]+\.mp4", log))
+        images = set(re.findall(rb"media/images/[0-9a-f]+\.png", log))
+        if (len(videos), len(images)) == (3, 3) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert len(videos) == 3 and len(images) == 3
     assert [r["video"] for r in rows] == ["Video"] * 3 + [None]
     assert [r["trajectory"] for r in rows] == ["Image"] * 3 + [None]
@@ -139,7 +142,7 @@ def test_trajectory_plot_of_partial_and_failed_records():
     assert trajectory_image(failed, None) is None
 
 
-def test_random_init_estimator_rows_are_labelled(tmp_path, monkeypatch):
+def test_random_init_estimator_rows_are_labelled(tmp_path, offline_wandb):
     """evaluate(cfg) with pose=dust3r pose.random_init=true on a tiny synthetic set: every row and the
     protocol say random-init, so the numbers cannot pass for DUSt3R's."""
     pytest.importorskip("mini_dust3r")
@@ -149,10 +152,6 @@ def test_random_init_estimator_rows_are_labelled(tmp_path, monkeypatch):
     from vid3d.data.synthetic import build_synthetic_dataset
     from vid3d.tasks.evaluate import evaluate
 
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / "wandb_data"))
-    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb_cache"))
     root = build_synthetic_dataset(tmp_path / "set", num_train=0, num_test=1, num_frames=8, height=48,
                                    width=64)
     overrides = [
