@@ -14,6 +14,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from vid3d.config import CONFIG_DIR
+from vid3d.data.synthetic import build_synthetic_dataset
 from vid3d.evaluation.aggregate import aggregate, write_results
 from vid3d.tasks.pipeline import objective_from_results, sweep_objective
 
@@ -97,6 +98,8 @@ def test_tiny_optuna_sweep_writes_best_params(tmp_path):
         # an extra searched choice: trials that draw "bogus" raise (not an int) and are FAIL in the study
         "post_eval.max_clips=choice(1,bogus)",
         *TINY, f"hydra.sweep.dir={sweep}",
+        # 3 training clips; at fraction 0.5 (seed 0) one is held out for the objective, two train
+        "data.build.num_train=3", "data.datamodule.train_dataset.holdout.fraction=0.5",
     ]
     proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
@@ -116,3 +119,31 @@ def test_tiny_optuna_sweep_writes_best_params(tmp_path):
     assert drawn == {"1", "bogus"}  # (seeded sampler) at least one trial failed, and the sweep finished
     assert best["best_value"] == pytest.approx(min(values.values()))
     assert "Failed experiment" in proc.stdout + proc.stderr
+
+
+def test_objective_is_scored_on_held_out_training_clips_not_test(tmp_path):
+    from hydra.utils import instantiate
+
+    from vid3d.tasks.pipeline import compose_eval_config
+
+    root = build_synthetic_dataset(tmp_path / "set", num_train=12, num_test=2, num_frames=6, height=32,
+                                   width=48)
+    base = ["data=re10k", f"data.root={root}", "data.num_frames=2", "data.height=32", "data.width=48",
+            "post_eval=camera", f"paths.output_dir={tmp_path}"]
+    holdout = "+data.datamodule.train_dataset.holdout={fraction: 0.25, seed: 0, keep: rest}"
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=[*base, holdout, "post_eval.split=validation"])
+        ecfg = compose_eval_config(cfg, tmp_path / "last.ckpt", tmp_path / "eval")
+        train_ids = {c.clip_id for c in instantiate(cfg.data.datamodule.train_dataset).clips}
+        val_ids = {c.clip_id for c in instantiate(ecfg.data.test_dataset).clips}
+        test_ids = {c.clip_id for c in instantiate(cfg.data.test_dataset).clips}
+        assert val_ids and not val_ids & train_ids and not val_ids & test_ids
+        assert len(train_ids) + len(val_ids) == 12
+        # without a hold-out there is nothing to validate on: a clear error, not the test split
+        cfg = compose("train", overrides=[*base, "post_eval.split=validation"])
+        with pytest.raises(ValueError, match="holdout"):
+            compose_eval_config(cfg, tmp_path / "last.ckpt", tmp_path / "eval")
+        # the optuna search config turns both on
+        cfg = compose("train", overrides=["hparams_search=optuna"])
+        assert cfg.post_eval.split == "validation"
+        assert cfg.data.datamodule.train_dataset.holdout.keep == "rest"

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ from torch.utils.data import Dataset
 
 from vid3d.geometry import K_norm_to_px, relative_to_first, w2c_to_c2w
 
+from .holdout import check_holdout, select
 from .interval import FixedInterval, IntervalSchedule, SharedProgress
 from .transforms import center_crop_resize
 
@@ -157,6 +158,8 @@ class ClipSamplingDataset(Dataset):
         interval: stride schedule (default FixedInterval(1)).  max_interval_shrink: see short-clip rule.
         seed: base seed.  skip_bad: skip and count bad clips (else raise).  max_tries: attempts per item.
         window_start: "random" (training) or "first" (evaluation: every clip starts at its frame 0).
+        holdout: ``{fraction, seed, keep}``: keep only the clips of one side of a validation hold-out of
+            this split (vid3d.data.holdout; ``keep="rest"`` for training, ``"held_out"`` for validation).
     """
 
     def __init__(
@@ -170,6 +173,7 @@ class ClipSamplingDataset(Dataset):
         skip_bad: bool = True,
         max_tries: int = 50,
         window_start: str = "random",
+        holdout: Mapping[str, Any] | None = None,
     ) -> None:
         if num_frames < 1:
             raise ValueError(f"num_frames must be >= 1, got {num_frames}")
@@ -180,6 +184,7 @@ class ClipSamplingDataset(Dataset):
         if window_start not in ("random", "first"):
             raise ValueError(f"window_start must be 'random' or 'first', got {window_start!r}")
         self.window_start = window_start
+        self.holdout = check_holdout(holdout)
         self.progress = SharedProgress()
         self.skipped: Counter[str] = Counter()
         self._bad: dict[int, BadClip] = {}
@@ -316,7 +321,8 @@ class Re10kClipDataset(ClipSamplingDataset):
             for p in sorted((self.root / split).glob("*.txt"))
             if p.name not in listed
         ]
-        self.clips = sorted(clips + orphans, key=lambda c: c.clip_id)
+        self.clips = select(sorted(clips + orphans, key=lambda c: c.clip_id), lambda c: c.clip_id,
+                            self.holdout, str(self.root / split))
 
     def num_clips(self) -> int:
         return len(self.clips)

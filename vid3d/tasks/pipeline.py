@@ -99,6 +99,26 @@ def eval_overrides(cfg: DictConfig) -> list[str]:
     return out + [str(o) for o in pe.get("overrides") or []]
 
 
+def _score_held_out_clips(data: DictConfig) -> None:
+    """post_eval.split=validation: the eval dataset becomes the training split's held-out clips
+    (``data.datamodule.train_dataset.holdout`` with keep=held_out; vid3d.data.holdout), never the test
+    split."""
+    train_ds = data.datamodule.train_dataset
+    holdout = train_ds.get("holdout")
+    if not holdout or train_ds.get("split") is None:
+        raise ValueError(
+            "post_eval.split=validation needs a single training dataset with a validation hold-out: "
+            "data.datamodule.train_dataset.holdout={fraction, seed} (hparams_search=optuna sets it); "
+            f"got train_dataset {train_ds.get('_target_')} with holdout={holdout}"
+        )
+    if holdout.get("keep", "rest") != "rest":
+        raise ValueError(f"data.datamodule.train_dataset.holdout.keep must be 'rest' (got {holdout.keep!r}): "
+                         "training would see the validation clips")
+    data.test_dataset.split = train_ds.split
+    data.test_dataset.root = train_ds.root
+    data.test_dataset.holdout = {**OmegaConf.to_container(holdout), "keep": "held_out"}
+
+
 def compose_eval_config(cfg: DictConfig, ckpt: str | Path, out: str | Path) -> DictConfig:
     """The eval config for the training job ``cfg``: ``conf/eval.yaml`` with the post_eval overrides,
     the job's data config (resolved, so the test clips are cut exactly as in training), its paths,
@@ -121,9 +141,14 @@ def compose_eval_config(cfg: DictConfig, ckpt: str | Path, out: str | Path) -> D
     with open_dict(ecfg):
         if own_data:
             ecfg.data = OmegaConf.create(OmegaConf.to_container(cfg.data, resolve=True))
+            if cfg.post_eval.get("split", "test") == "validation":
+                _score_held_out_clips(ecfg.data)
             for o in data_overrides:
                 key, value = o.split("=", 1)
                 OmegaConf.update(ecfg, key, yaml.safe_load(value), force_add=True)
+        elif cfg.post_eval.get("split", "test") == "validation":
+            raise ValueError("post_eval.split=validation scores the training job's own data config; "
+                             "post_eval.overrides must not select another data option")
         ecfg.paths = OmegaConf.create(OmegaConf.to_container(cfg.paths, resolve=True))
         ecfg.paths.run_dir = str(out)
         ecfg.ckpt = str(ckpt)

@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from vid3d.data.clips import BadClip, ClipSamplingDataset, OpenedClip, stack_same_size
+from vid3d.data.holdout import select
 from vid3d.data.interval import UniformInterval
 from vid3d.geometry import c2w_to_w2c, opencv_to_opengl_c2w, opengl_to_opencv_c2w
 
@@ -302,7 +303,8 @@ class Dl3dvClipDataset(ClipSamplingDataset):
         super().__init__(*args, **sampling)
         self.root, self.split = Path(root), split
         self.image_dir = image_dir
-        self.scenes = split_scenes(self.root, split, split_file, exclude_file)
+        self.scenes = select(split_scenes(self.root, split, split_file, exclude_file), lambda p: p.name,
+                             self.holdout, str(self.root if split is None else self.root / split))
 
     def num_clips(self) -> int:
         return len(self.scenes)

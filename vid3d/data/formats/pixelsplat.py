@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from vid3d.data.clips import BadClip, ClipSamplingDataset, OpenedClip, stack_same_size
+from vid3d.data.holdout import select
 
 __all__ = [
     "ChunkClipDataset",
@@ -273,6 +274,7 @@ class ChunkClipDataset(ClipSamplingDataset):
             self.keys = sorted(self.eval_entries)
         else:
             self.keys = sorted(self.index, key=lambda k: (self.index[k], k))  # chunk by chunk
+        self.keys = select(self.keys, str, self.holdout, str(self.split_dir))
         self._chunk_name: str | None = None
         self._chunk: dict[str, dict[str, Any]] = {}
 
