@@ -26,7 +26,14 @@ from vid3d.evaluation.camera_runner import (
 )
 from vid3d.evaluation.fvd import FVDMetric, find_fvd, fvd_column, is_random_init_label
 from vid3d.sampling.pipeline import from_uint8, to_uint8
-from vid3d.tasks.common import log, prepare_data, print_config_tree, run_dir, task_wrapper
+from vid3d.tasks.common import (
+    init_wandb_run,
+    log,
+    prepare_data,
+    print_config_tree,
+    run_dir,
+    task_wrapper,
+)
 
 
 def eval_clips(cfg: DictConfig) -> list[EvalClip]:
@@ -184,16 +191,8 @@ def log_to_wandb(
     without credentials."""
     import wandb
 
-    from vid3d.training.loggers import resolve_wandb_mode
-
-    run = wandb.init(
-        project=cfg.wandb.project,
-        group=cfg.wandb.group,
-        job_type="eval",
-        dir=str(out),
-        mode=resolve_wandb_mode(cfg.wandb.mode),
-        config=OmegaConf.to_container(cfg, resolve=True),
-        tags=tags if tags is not None else (["random-init-poses"] if warning else None),
+    run = init_wandb_run(
+        cfg, out, "eval", tags if tags is not None else (["random-init-poses"] if warning else None)
     )
     if warning:
         run.summary["eval/WARNING"] = warning

@@ -39,7 +39,7 @@ from vid3d.evaluation.sparse_runner import (
     nearest_context_method,
     run_sparse_eval,
 )
-from vid3d.tasks.common import log, prepare_data, print_config_tree, run_dir, task_wrapper
+from vid3d.tasks.common import init_wandb_run, log, prepare_data, print_config_tree, run_dir, task_wrapper
 
 __all__ = ["evaluate_sparse", "model_method", "resolve_index"]
 
@@ -124,16 +124,7 @@ def side_by_side(pair: SparsePair, pred: np.ndarray) -> np.ndarray:
 def _wandb_log(cfg: DictConfig, out: Path, results: dict, images: list) -> None:
     import wandb
 
-    from vid3d.training.loggers import resolve_wandb_mode
-
-    run = wandb.init(
-        project=cfg.wandb.project,
-        group=cfg.wandb.group,
-        job_type="eval_sparse",
-        dir=str(out),
-        mode=resolve_wandb_mode(cfg.wandb.mode),
-        config=OmegaConf.to_container(cfg, resolve=True),
-    )
+    run = init_wandb_run(cfg, out, "eval_sparse")
     table = wandb.Table(columns=["method", "n", "PSNR", "SSIM", "LPIPS"])
     for method, r in results.items():
         table.add_data(method, r["n"], *(metric_cell(r["metrics"][m], m) for m in ("psnr", "ssim", "lpips")))
