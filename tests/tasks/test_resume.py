@@ -1,5 +1,6 @@
 """Exact resume: a run SIGKILLed after writing a checkpoint and resumed from it continues the loss sequence
-of an uninterrupted run (CPU, fixed seed), including the frame-interval curriculum and the data order."""
+of an uninterrupted run (CPU, fixed seed), including the frame-interval curriculum and the data order (the
+full shuffle, and the chunk-grouped one of data=re10k_chunks)."""
 
 import csv
 import os
@@ -13,6 +14,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from vid3d.config import CONFIG_DIR
+from vid3d.data.formats.convert import re10k_to_chunks
 from vid3d.data.synthetic import build_synthetic_dataset
 from vid3d.tasks.train import train
 from vid3d.training.checkpoint_io import load_checkpoint_file
@@ -22,10 +24,10 @@ STEPS = 14
 KILL_AFTER = 5  # checkpoint interval: the killed run is stopped once it wrote last.ckpt at step >= 5
 
 
-def overrides(root: Path, out: Path, workers: int) -> list[str]:
+def overrides(root: Path, out: Path, workers: int, data: str = "re10k") -> list[str]:
     return [
         "model=plucker",
-        "data=re10k",
+        f"data={data}",
         f"data.root={root}",
         "data.num_frames=4",
         "data.height=64",
@@ -70,16 +72,33 @@ def root(tmp_path_factory) -> Path:
     return build_synthetic_dataset(r, num_train=7, num_test=1, num_frames=24, height=72, width=128)
 
 
+@pytest.fixture(scope="module")
+def chunks_root(root, tmp_path_factory) -> Path:
+    # the same 7 clips in 4 pixelSplat chunks: data=re10k_chunks trains with shuffle=grouped
+    out = tmp_path_factory.mktemp("resume_chunks") / "set"
+    re10k_to_chunks(root, out, chunk_size=2)
+    return out
+
+
 def cfg_for(o: list[str]):
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         return compose("train", overrides=o)
 
 
 # ~55 s each on 2 shared cores: the loader-worker case (process-local step per item) runs by default,
-# the in-process loader case with the slow tests.
-@pytest.mark.parametrize("workers", [pytest.param(0, marks=pytest.mark.slow), 1])
-def test_sigkill_resume_matches_uninterrupted(root, tmp_path, workers):
-    ref = train(cfg_for(overrides(root, tmp_path / "ref", workers)))
+# the in-process loader case and the chunk-grouped order (2 workers) with the slow tests.
+@pytest.mark.parametrize(
+    "workers,data",
+    [
+        pytest.param(0, "re10k", marks=pytest.mark.slow),
+        (1, "re10k"),
+        pytest.param(2, "re10k_chunks", marks=pytest.mark.slow),
+    ],
+)
+def test_sigkill_resume_matches_uninterrupted(request, root, tmp_path, workers, data):
+    if data == "re10k_chunks":
+        root = request.getfixturevalue("chunks_root")
+    ref = train(cfg_for(overrides(root, tmp_path / "ref", workers, data)))
     ref_loss = losses(Path(ref["run_dir"]))
     assert len(ref_loss) >= STEPS - 1
 
@@ -87,7 +106,7 @@ def test_sigkill_resume_matches_uninterrupted(root, tmp_path, workers):
     ckpt = killed_out / "run" / "checkpoints" / "last.ckpt"
     env = {**os.environ, "WANDB_MODE": "offline", "PYTHONHASHSEED": "0"}
     proc = subprocess.Popen(
-        [sys.executable, "train.py", *overrides(root, killed_out, workers)],
+        [sys.executable, "train.py", *overrides(root, killed_out, workers, data)],
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -107,7 +126,7 @@ def test_sigkill_resume_matches_uninterrupted(root, tmp_path, workers):
     k = load_checkpoint_file(ckpt)["global_step"]
     assert KILL_AFTER <= k < STEPS, k
 
-    resumed = train(cfg_for([*overrides(root, tmp_path / "resumed", workers), f"resume={ckpt}"]))
+    resumed = train(cfg_for([*overrides(root, tmp_path / "resumed", workers, data), f"resume={ckpt}"]))
     res_loss = losses(Path(resumed["run_dir"]))
     assert sorted(res_loss) == [s for s in sorted(ref_loss) if s >= k], (sorted(res_loss), k)
     for s, v in res_loss.items():

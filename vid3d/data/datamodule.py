@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from .clips import SKIP_REASONS
 from .interval import SharedProgress, find_shared_progress
+from .order import epoch_generator, grouped_permutation, interleave_for_workers, shuffle_mode
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +106,10 @@ class SkippedClipsLogger(pl.Callback):
 class ResumableSampler(Sampler):
     """Training order that is a pure function of ``(seed, epoch)``, resumable from the trainer's step.
 
-    Epoch ``e`` visits ``torch.randperm(n, generator=seeded(seed, e))`` (or ``0..n-1`` unshuffled), truncated
-    to a multiple of ``num_replicas``; rank ``r`` takes every ``num_replicas``-th item from ``r``. Each
+    ``shuffle="full"``: epoch ``e`` visits ``torch.randperm(n, generator=seeded(seed, e))`` (``"none"``:
+    ``0..n-1``), truncated to a multiple of ``num_replicas``; rank ``r`` takes every ``num_replicas``-th item
+    from ``r``. ``shuffle="grouped"`` (needs ``groups``): chunk by chunk, each rank a contiguous run, laid
+    out for ``num_workers`` loader workers (see vid3d.data.order). Each
     yielded item is ``(index, step, epoch)``: the dataset index, the optimiser step that will train on it
     and the epoch, which :class:`StepIndexedDataset` hands to the dataset (interval curricula, per-item
     randomness) -- so a sample never depends on timing (prefetch) or on how many steps ran in this process.
@@ -120,10 +123,13 @@ class ResumableSampler(Sampler):
     is what this assumes. ``state_dict`` is informative (epoch, steps); the trainer's step is the truth.
 
     Args:
-        length: dataset length.  batch_size: per-rank batch size.  seed.  shuffle.
+        length: dataset length.  batch_size: per-rank batch size.  seed.
+        shuffle: "full" | "grouped" | "none" (or True / False = "full" / "none").
         drop_last: drop the last incomplete batch (must match the DataLoader's).
         num_replicas, rank: data-parallel sharding (1, 0 without DDP).
         accumulate_grad_batches: batches per optimiser step (Lightning also steps at an epoch's end).
+        groups: item i's chunk id (``dataset.groups()``), for ``shuffle="grouped"``.
+        num_workers: the DataLoader's workers (``grouped`` lays batches out so each reads one run).
     """
 
     def __init__(
@@ -131,18 +137,25 @@ class ResumableSampler(Sampler):
         length: int,
         batch_size: int,
         seed: int = 0,
-        shuffle: bool = True,
+        shuffle: bool | str = "full",
         drop_last: bool = True,
         num_replicas: int = 1,
         rank: int = 0,
         accumulate_grad_batches: int = 1,
+        groups: Sequence[int] | None = None,
+        num_workers: int = 0,
     ) -> None:
         if not 0 <= rank < num_replicas:
             raise ValueError(f"rank {rank} is not in [0, {num_replicas})")
         self.length, self.batch_size, self.seed = int(length), int(batch_size), int(seed)
-        self.shuffle, self.drop_last = bool(shuffle), bool(drop_last)
+        self.shuffle, self.drop_last = shuffle_mode(shuffle), bool(drop_last)
         self.num_replicas, self.rank = int(num_replicas), int(rank)
         self.accumulate = max(1, int(accumulate_grad_batches))
+        self.groups = list(groups) if groups is not None else None
+        self.num_workers = max(1, int(num_workers))
+        if self.shuffle == "grouped" and (self.groups is None or len(self.groups) != self.length):
+            got = "none" if self.groups is None else f"{len(self.groups)}"
+            raise ValueError(f"shuffle='grouped' needs one group id per item: {self.length} items, {got} ids")
         self.epoch = 0
         self.position: Any = None  # callable () -> global_step, or None (start of the epoch)
         self._last_start_step = 0
@@ -167,9 +180,16 @@ class ResumableSampler(Sampler):
         self.epoch = int(epoch)
 
     def order(self, epoch: int) -> list[int]:
-        """This rank's dataset indices for ``epoch`` (pure function of seed, epoch, rank)."""
-        if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + int(epoch))
+        """This rank's ``per_rank`` dataset indices for ``epoch``, in yield order (the first ``len(self)``
+        are yielded); a pure function of seed, epoch and rank (grouped: also of groups, batch size and
+        worker count)."""
+        g = epoch_generator(self.seed, epoch)
+        if self.shuffle == "grouped":
+            start = self.rank * self.per_rank  # contiguous runs: each rank reads whole chunks, in order
+            run = grouped_permutation(self.groups, g)[start : start + self.per_rank]  # type: ignore[arg-type]
+            n = len(self)
+            return interleave_for_workers(run[:n], self.batch_size, self.num_workers) + run[n:]
+        if self.shuffle == "full":
             perm = torch.randperm(self.length, generator=g).tolist()
         else:
             perm = list(range(self.length))
@@ -192,33 +212,42 @@ class ResumableSampler(Sampler):
         for k in range(skip * self.batch_size, len(order)):
             yield (order[k], self.step_of_batch(epoch, k // self.batch_size), epoch)
 
-    def state_dict(self) -> dict[str, int]:
-        return {"epoch": self.epoch, "start_step": self._last_start_step, "seed": self.seed}
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "start_step": self._last_start_step,
+            "seed": self.seed,
+            "shuffle": self.shuffle,
+            "num_workers": self.num_workers,
+        }
 
 
 class ResumableDataLoader(DataLoader):
     """DataLoader whose ``state_dict`` Lightning stores in checkpoints (the sampler's epoch and start step).
 
     Restoring needs nothing from it: :class:`ResumableSampler` derives where to continue from the trainer's
-    restored ``global_step``; ``load_state_dict`` only checks the seed (another seed is another data order).
+    restored ``global_step``; ``load_state_dict`` only checks what else the order depends on (the seed, the
+    shuffle mode and, grouped, the number of loader workers) and warns when it changed.
     """
 
-    def state_dict(self) -> dict[str, int]:
+    def state_dict(self) -> dict[str, Any]:
         sampler = self.sampler
         return sampler.state_dict() if isinstance(sampler, ResumableSampler) else {}
 
-    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         sampler = self.sampler
-        if (
-            isinstance(sampler, ResumableSampler)
-            and "seed" in state_dict
-            and state_dict["seed"] != sampler.seed
-        ):
-            log.warning(
-                "resuming with data seed %s but the checkpoint was trained with %s: the data order differs",
-                sampler.seed,
-                state_dict["seed"],
-            )
+        if not isinstance(sampler, ResumableSampler):
+            return
+        now = sampler.state_dict()
+        keys = ["seed", "shuffle"] + (["num_workers"] if sampler.shuffle == "grouped" else [])
+        for key in keys:
+            if key in state_dict and state_dict[key] != now[key]:
+                log.warning(
+                    "resuming with data %s %s but the checkpoint was trained with %s: the data order differs",
+                    key,
+                    now[key],
+                    state_dict[key],
+                )
 
 
 class StepIndexedDataset(Dataset):
@@ -266,11 +295,14 @@ class VideoDataModule(pl.LightningDataModule):
         batch_size / val_batch_size (default batch_size).  num_workers: loader workers.
         pin_memory.  persistent_workers: default True when num_workers > 0 (keeps workers, and their
         bad-clip caches, alive across epochs; the shared-memory step still reaches them).
-        shuffle: shuffle the training order.  seed: the training order's seed (``ResumableSampler``).
+        shuffle: the training order: "full" (uniform permutation), "grouped" (chunk by chunk, for datasets
+            with ``groups()`` such as ``ChunkClipDataset``; others, mixtures included, fall back to "full"
+            with a warning) or "none"; True / False mean "full" / "none". See vid3d.data.order.
+        seed: the training order's seed (``ResumableSampler``).
         drop_last: drop the last incomplete training batch.  prefetch_factor: per-worker prefetch.
         resumable: train through :class:`ResumableSampler` + :class:`StepIndexedDataset` (exact resume;
             the sampler shards by rank itself, so the trainer runs with ``use_distributed_sampler=False``);
-            False gives a plain shuffling DataLoader.
+            False gives a plain DataLoader (shuffled unless shuffle="none"; "grouped" needs the sampler).
     """
 
     def __init__(
@@ -282,7 +314,7 @@ class VideoDataModule(pl.LightningDataModule):
         pin_memory: bool = False,
         persistent_workers: bool | None = None,
         val_batch_size: int | None = None,
-        shuffle: bool = True,
+        shuffle: bool | str = "full",
         drop_last: bool = True,
         prefetch_factor: int | None = None,
         seed: int = 0,
@@ -296,7 +328,7 @@ class VideoDataModule(pl.LightningDataModule):
         self.persistent_workers = (
             (self.num_workers > 0) if persistent_workers is None else bool(persistent_workers)
         )
-        self.shuffle, self.drop_last, self.prefetch_factor = shuffle, drop_last, prefetch_factor
+        self.shuffle, self.drop_last, self.prefetch_factor = shuffle_mode(shuffle), drop_last, prefetch_factor
         self.seed, self.resumable = int(seed), bool(resumable)
         self.train_sampler: ResumableSampler | None = None
 
@@ -306,15 +338,29 @@ class VideoDataModule(pl.LightningDataModule):
         if trainer is not None:
             world, rank = int(trainer.world_size), int(trainer.global_rank)
             accumulate = int(getattr(trainer, "accumulate_grad_batches", 1) or 1)
+        shuffle, groups = self.shuffle, None
+        if shuffle == "grouped":
+            groups_fn = getattr(self.train_dataset, "groups", None)
+            if callable(groups_fn):
+                groups = groups_fn()
+            else:
+                log.warning(
+                    "data.datamodule.shuffle=grouped: %s has no groups() (only chunked datasets such as "
+                    "ChunkClipDataset have; mixtures do not): using shuffle=full",
+                    type(self.train_dataset).__name__,
+                )
+                shuffle = "full"
         sampler = ResumableSampler(
             len(self.train_dataset),  # type: ignore[arg-type]
             self.batch_size,
             seed=self.seed,
-            shuffle=self.shuffle,
+            shuffle=shuffle,
             drop_last=self.drop_last,
             num_replicas=world,
             rank=rank,
             accumulate_grad_batches=accumulate,
+            groups=groups,
+            num_workers=self.num_workers,
         )
         if trainer is not None:
             sampler.position = lambda: trainer.global_step
@@ -347,8 +393,9 @@ class VideoDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        if not self.resumable:
-            return self._loader(self.train_dataset, self.batch_size, self.shuffle, self.drop_last)
+        if not self.resumable:  # a plain DataLoader: "grouped" needs the resumable sampler, so it is "full"
+            shuffle = self.shuffle != "none"
+            return self._loader(self.train_dataset, self.batch_size, shuffle, self.drop_last)
         self.train_sampler = self._make_train_sampler()
         return self._loader(
             StepIndexedDataset(self.train_dataset),

@@ -13,6 +13,9 @@ publishes the same step). Through ``VideoDataModule``'s resumable sampler (``Ste
 item carries the step that trains on it and the switch is exact; with a plain DataLoader a prefetched
 sample may have been drawn a few steps early (within ``prefetch_factor * num_workers`` batches). Its
 samples also carry ``phase`` (int, index of the phase used).
+
+Mixtures have no ``groups()`` (an item is a fresh draw, not a fixed clip of a chunk), so the training order
+over them is ``data.datamodule.shuffle=full`` (``grouped`` falls back to it with a warning).
 """
 
 from __future__ import annotations

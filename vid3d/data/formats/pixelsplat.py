@@ -256,9 +256,12 @@ class ChunkClipDataset(ClipSamplingDataset):
     per non-null key of an evaluation index that is also in index.json (ordered by key; then
     frame_indices = context + target and ``num_frames``/``interval`` are unused).
 
-    The last loaded chunk is cached per process, so sequential (unshuffled) access loads each chunk
-    once; shuffled access over large real chunks reloads often. Sample dict as in vid3d.data.clips.
-    Further arguments (num_frames, height, width, interval, ...): see ``ClipSamplingDataset``.
+    The last loaded chunk is cached per process (``chunk_loads`` counts the loads), so access chunk by
+    chunk loads each chunk once while a uniformly shuffled order reloads a chunk for almost every sample.
+    ``groups()`` gives each item's chunk, which ``data.datamodule.shuffle=grouped`` (the default of
+    ``data=re10k_chunks``) uses to shuffle chunk by chunk (vid3d.data.order). Sample dict as in
+    vid3d.data.clips. Further arguments (num_frames, height, width, interval, ...): see
+    ``ClipSamplingDataset``.
     """
 
     def __init__(
@@ -277,9 +280,15 @@ class ChunkClipDataset(ClipSamplingDataset):
         self.keys = select(self.keys, str, self.holdout, str(self.split_dir))
         self._chunk_name: str | None = None
         self._chunk: dict[str, dict[str, Any]] = {}
+        self.chunk_loads = 0  # chunk files this process loaded (or tried to)
 
     def num_clips(self) -> int:
         return len(self.keys)
+
+    def groups(self) -> list[int]:
+        """Item i's chunk: the rank of its chunk file's name among this split's chunk files."""
+        chunk_id = {name: k for k, name in enumerate(sorted(set(self.index.values())))}
+        return [chunk_id[self.index[key]] for key in self.keys]
 
     def _example(self, key: str) -> dict[str, Any]:
         name = self.index[key]
@@ -291,6 +300,8 @@ class ChunkClipDataset(ClipSamplingDataset):
                 raise BadClip("missing_frames", f"{path}: chunk file missing") from e
             except ChunkFormatError as e:
                 raise BadClip("camera_file", str(e)) from e
+            finally:
+                self.chunk_loads += 1
             self._chunk_name, self._chunk = name, {ex["key"]: ex for ex in examples}
         if key not in self._chunk:
             raise BadClip("missing_frames", f"{path}: key '{key}' listed in index.json but not in the chunk")
