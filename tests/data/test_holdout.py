@@ -41,7 +41,8 @@ def test_select_sides_partition_and_errors():
 
 
 def test_re10k_dataset_sides_are_disjoint(tmp_path):
-    root = build_synthetic_dataset(tmp_path / "s", num_train=12, num_test=1, num_frames=4, height=16, width=16)
+    root = build_synthetic_dataset(tmp_path / "s", num_train=12, num_test=1, num_frames=4, height=16,
+                                   width=16)
     kw = {"num_frames": 2, "height": 16, "width": 16}
     h = {"fraction": 0.25, "seed": 0}
     full = Re10kClipDataset(root, "train", **kw)
