@@ -34,11 +34,19 @@ sys.path.insert(0, str(ROOT))
 
 def build_estimators(args) -> list[tuple[str, object, bool]]:
     """(label, estimator, errors_meaningful) for each estimator that can run here."""
-    from vid3d.evaluation.pose import ColmapPoseEstimator, GTPoseEstimator
+    from vid3d.evaluation.pose import GTPoseEstimator
 
     out: list[tuple[str, object, bool]] = [("gt", GTPoseEstimator(), True)]
     if "colmap" in args.estimators:
-        out.append(("colmap", ColmapPoseEstimator(), True))
+        # the settings eval.py uses (conf/pose/colmap.yaml), not the class defaults
+        from hydra.utils import instantiate
+        from omegaconf import OmegaConf
+
+        from vid3d.config import CONFIG_DIR
+
+        cfg = OmegaConf.load(CONFIG_DIR / "pose" / "colmap.yaml")
+        cfg.num_threads = args.threads
+        out.append(("colmap", instantiate(cfg), True))
     if "dust3r" in args.estimators:
         try:
             from vid3d.evaluation.pose.dust3r import Dust3rPoseEstimator
