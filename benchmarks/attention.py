@@ -7,7 +7,12 @@ returns and subtracts it when the last tensor using it dies (buffers internal to
 SDPA, are not seen). The process' peak RSS growth (ru_maxrss, allocator-dependent) is recorded as rss_mb.
 Time is a separate run without the tracker (the best of --repeats). "dense" builds the (F h w)^2 boolean mask
 (``epipolar_mask_dense``) and runs ``scaled_dot_product_attention`` with it; it is skipped (with a note)
-when its estimated footprint exceeds --dense-limit-gb. Prints a table and writes JSON (atomically).
+when its estimated footprint exceeds --dense-limit-gb. "fast" is the adapter's dense-mask fast path: the
+mask is built once (``build_shared_mask`` and its float bias, timed apart as ``mask_build_s``: the adapter
+builds them once per forward and token grid and shares them) and each call runs ``shared_mask_attention``;
+its peak and time are those of one call with the mask already built (the bool mask + bias are
+``mask_mb``). With --backward the time of forward + backward (q, k, v requiring grad) is measured as well.
+Prints a table and writes JSON (atomically).
 
     .venv/bin/python benchmarks/attention.py                       # CPU, default sizes
     .venv/bin/python benchmarks/attention.py --device cuda --out benchmarks/results/attention_cuda.json
@@ -98,10 +103,12 @@ def worker(spec: dict) -> dict:
     import torch
 
     from vid3d.models.attention import (
+        build_shared_mask,
         epipolar_attention,
         epipolar_mask_dense,
         masked_attention_dense,
         pair_geometry,
+        shared_mask_attention,
     )
 
     if spec["threads"]:
@@ -114,20 +121,34 @@ def worker(spec: dict) -> dict:
     g = torch.Generator(device=dev).manual_seed(0)
     q, k, v = (torch.randn(1, H, T, C // H, generator=g, device=dev) for _ in range(3))
 
-    def run():
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    shared, extra = None, {}
+
+    def run(q=q, k=k, v=v):
+        if spec["method"] == "fast":
+            return shared_mask_attention(q, k, v, shared)
         if spec["method"] == "dense":
             return masked_attention_dense(q, k, v, epipolar_mask_dense(F_hat, degenerate, h, w, bw))
         return epipolar_attention(q, k, v, F_hat, degenerate, h, w, bw, spec["method"],
                                   spec["chunk_mb"] * 2**20)
 
-    def sync():
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-
     with torch.no_grad():
         small = dict(spec, frames=2, h=4, w=4)
         if small != spec:  # load kernels / thread pools on a tiny problem before measuring
             worker({**small, "repeats": 0, "warm": True})
+        if spec["method"] == "fast":
+            builds = []
+            for _ in range(max(1, spec["repeats"])):
+                t0 = time.perf_counter()
+                shared = build_shared_mask(F_hat, degenerate, h, w, bw)
+                bias = shared.bias(q.dtype)
+                sync()
+                builds.append(time.perf_counter() - t0)
+            extra = {"mask_build_s": min(builds),
+                     "mask_mb": (shared.masks.nbytes + bias.nbytes) / 2**20}
         if spec.get("warm"):
             run()
             return {}
@@ -140,7 +161,10 @@ def worker(spec: dict) -> dict:
             sync()
             peak = torch.cuda.max_memory_allocated() - base
         else:
-            tracker = LiveTensorBytes(exclude=(q, k, v, F_hat, degenerate))
+            inputs = (q, k, v, F_hat, degenerate)
+            if shared is not None:
+                inputs += (shared.masks, shared.bias(q.dtype))
+            tracker = LiveTensorBytes(exclude=inputs)
             with tracker.mode:
                 run()
             peak = tracker.peak
@@ -151,7 +175,16 @@ def worker(spec: dict) -> dict:
             run()
             sync()
             times.append(time.perf_counter() - t0)
-    return {**spec, "tokens": T, "peak_mb": peak / 2**20, "rss_mb": max(rss, 0) / 2**20,
+    if spec.get("backward") and spec["repeats"]:
+        qkv = [t.clone().requires_grad_() for t in (q, k, v)]
+        grad_times = []
+        for _ in range(spec["repeats"]):
+            t0 = time.perf_counter()
+            run(*qkv).sum().backward()
+            sync()
+            grad_times.append(time.perf_counter() - t0)
+        extra["fwd_bwd_s"] = min(grad_times)
+    return {**spec, **extra, "tokens": T, "peak_mb": peak / 2**20, "rss_mb": max(rss, 0) / 2**20,
             "time_s": min(times) if times else None, "note": ""}
 
 
@@ -175,20 +208,39 @@ def measure(spec: dict, timeout: float) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.1f}x" if a and b else ""
+
+
+def _seconds(t: float | None) -> str:
+    return f"{t:.3f}" if t is not None else "-"
+
+
 def print_table(records: list[dict]) -> None:
-    cols = ["F", "h", "w", "tokens", "method", "peak MB", "KB/token", "time s", "dense/this", "note"]
+    """Columns: dense/this = dense peak / this peak; this/fast = this time / the fast path's time (forward,
+    and forward + backward with --backward), both from the same run."""
+    cols = ["F", "h", "w", "tokens", "method", "peak MB", "KB/token", "time s", "fwd+bwd s", "dense/this",
+            "this/fast", "note"]
     rows = []
-    dense = {(r["frames"], r["h"], r["w"]): r for r in records if r["method"] == "dense"}
+    by = {(r["frames"], r["h"], r["w"], r["method"]): r for r in records}
     for r in records:
-        d = dense.get((r["frames"], r["h"], r["w"]))
-        ratio = (f"{d['peak_mb'] / r['peak_mb']:.1f}x" if d and d.get("peak_mb") and r.get("peak_mb")
-                 and r["method"] != "dense" else "")
+        size = (r["frames"], r["h"], r["w"])
+        d, f = by.get((*size, "dense"), {}), by.get((*size, "fast"), {})
+        mem = _ratio(d.get("peak_mb"), r.get("peak_mb")) if r["method"] not in ("dense", "fast") else ""
+        speed = ""
+        if r["method"] != "fast" and f:
+            speed = " / ".join(x for x in (_ratio(r.get("time_s"), f.get("time_s")),
+                                           _ratio(r.get("fwd_bwd_s"), f.get("fwd_bwd_s"))) if x)
+        note = r.get("note", "")
+        if r.get("mask_build_s") is not None:
+            built = f"mask + bias {r['mask_mb']:.0f} MB, built once in {r['mask_build_s']:.3f} s"
+            note = f"{built} {note}".strip()
         peak = r.get("peak_mb")
         tokens = r["frames"] * r["h"] * r["w"]
         rows.append([str(r["frames"]), str(r["h"]), str(r["w"]), str(tokens), r["method"],
                      f"{peak:.1f}" if peak is not None else "-",
                      f"{1024 * peak / tokens:.2f}" if peak is not None else "-",
-                     f"{r['time_s']:.3f}" if r.get("time_s") is not None else "-", ratio, r.get("note", "")])
+                     _seconds(r.get("time_s")), _seconds(r.get("fwd_bwd_s")), mem, speed, note])
     try:
         from rich.console import Console
         from rich.table import Table
@@ -210,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default=str(ROOT / "benchmarks/results/attention.json"))
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--sizes", default=DEFAULT_SIZES, help="comma-separated FRAMESxHxW token grids")
-    p.add_argument("--methods", default="blocked,gather,dense")
+    p.add_argument("--methods", default="blocked,gather,dense,fast")
     p.add_argument("--channels", type=int, default=64)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--band-width", type=float, default=2.0)
@@ -219,6 +271,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--dense-limit-gb", type=float, default=8.0)
     p.add_argument("--threads", type=int, default=0, help="torch threads in workers (0 = torch default)")
     p.add_argument("--repeats", type=int, default=1, help="timed runs (after the memory run)")
+    p.add_argument("--backward", action="store_true", help="also time forward + backward")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds per measurement")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -232,9 +285,9 @@ def main(argv: list[str] | None = None) -> None:
             spec = {"method": method, "frames": n, "h": h, "w": w, "channels": args.channels,
                     "heads": args.heads,
                     "band_width": args.band_width, "chunk_mb": args.chunk_mb, "device": args.device,
-                    "threads": args.threads, "repeats": args.repeats}
+                    "threads": args.threads, "repeats": args.repeats, "backward": args.backward}
             est = dense_estimate_bytes(n, h, w)
-            if method == "dense" and est > args.dense_limit_gb * 2**30:
+            if method in ("dense", "fast") and est > args.dense_limit_gb * 2**30:
                 rec = {**spec, "peak_mb": None, "time_s": None,
                        "note": f"skipped: ~{est / 2**30:.0f} GB > {args.dense_limit_gb:g} GB"}
             else:

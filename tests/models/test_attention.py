@@ -1,5 +1,6 @@
 """Tests for vid3d.models.attention: band geometry vs brute force, exact equality of the memory-efficient
-kernels with dense masked attention, the degenerate rule, chunk memory, and UNet attachment."""
+kernels and of the dense-mask fast path with dense masked attention (and with each other), the degenerate
+rule, chunk memory, UNet attachment, and the fast path's mask cache."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from vid3d.models.attention import (
     CrossFrameAttention,
     attach_attention,
     band_candidates,
+    band_mask,
+    build_shared_mask,
     choose_method,
     epipolar_attention,
     epipolar_mask_dense,
@@ -23,10 +26,22 @@ from vid3d.models.attention import (
     pair_geometry,
     pixel_centres,
     rescale_K,
+    shared_mask_attention,
+    use_dense_mask,
     window_size,
 )
+from vid3d.models.attention import modules as attention_modules
 
-METHODS = ("blocked", "gather")
+METHODS = ("blocked", "gather")  # the memory-linear kernels
+PATHS = (*METHODS, "fast")  # ... and the dense-mask fast path
+
+
+def attend(path, q, k, v, F_hat, degenerate, h, w, band_width, max_chunk_bytes=None):
+    """Epipolar attention by a kernel ("blocked", "gather") or by the fast path ("fast": shared dense mask
+    + SDPA, as the adapter runs it on small grids)."""
+    if path == "fast":
+        return shared_mask_attention(q, k, v, build_shared_mask(F_hat, degenerate, h, w, band_width))
+    return epipolar_attention(q, k, v, F_hat, degenerate, h, w, band_width, path, max_chunk_bytes)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -95,6 +110,7 @@ def test_dense_mask_matches_brute_force(band_width):
     F_hat, degenerate = pair_geometry(K, c2w)
     assert degenerate[1, 0, 2] and degenerate[1, 2, 0] and not degenerate[0].triu(1).any()
     mask = epipolar_mask_dense(F_hat, degenerate, h, w, band_width)
+    assert torch.equal(band_mask(F_hat, degenerate, h, w, band_width), mask)  # the fast path's builder
     for b in range(2):
         expected, ambiguous = brute_force_mask(K[b], c2w[b], h, w, band_width)
         got = mask[b].numpy()
@@ -153,29 +169,70 @@ def _inputs(B, H, T, D, dtype, seed=0):
     return [torch.randn(B, H, T, D, generator=g, dtype=torch.float64).to(dtype) for _ in range(3)]
 
 
-@pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
-def test_efficient_equals_dense_reference(method, dtype, tol):
-    B, n, h, w, H, D, bw = 2, 4, 6, 9, 2, 8, 2.0
+def _degenerate_case(B, n, h, w):
+    """Cameras of the equality tests. Sample 0: a vertical rig (same orientation, centres along y) whose
+    frames 1.. have their principal point w/2 to the right of frame 0's, so epipolar lines are the columns
+    u_j = u_0 + w/2: frame 0's pixels right of the middle have no line in any image, and those rows attend
+    to no token but themselves. Sample 1: a coincident pair (1, 3), not attended. Sample 2 (if any): sample
+    0's cameras again (as classifier-free guidance repeats them)."""
     K, c2w = make_cameras(B, n, h, w, seed=2)
+    c2w[0] = torch.eye(4, dtype=torch.float64)
+    c2w[0, :, 1, 3] = torch.linspace(0.0, 1.2, n, dtype=torch.float64)
+    K[0, 1:, 0, 2] += w / 2
     c2w = with_degenerate_pair(c2w, b=1, i=1, j=3)
+    if B > 2:
+        K[2], c2w[2] = K[0], c2w[0]
+    return K, c2w
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+def test_efficient_equals_dense_reference(path, dtype, tol):
+    B, n, h, w, H, D, bw = 3, 4, 6, 9, 2, 8, 2.0
+    K, c2w = _degenerate_case(B, n, h, w)
     F_hat, degenerate = pair_geometry(K, c2w)
     q, k, v = _inputs(B, H, n * h * w, D, dtype)
-    ref = masked_attention_dense(q, k, v, epipolar_mask_dense(F_hat, degenerate, h, w, bw))
-    out = epipolar_attention(q, k, v, F_hat, degenerate, h, w, bw, method=method, max_chunk_bytes=200_000)
+    mask = epipolar_mask_dense(F_hat, degenerate, h, w, bw)
+    assert torch.equal(band_mask(F_hat, degenerate, h, w, bw), mask)
+    only_self = mask.sum(-1) == 1
+    assert only_self[0].any() and not only_self[0].all()  # rows with no allowed key but themselves
+    T = n * h * w
+    assert not mask[1].view(n, T // n, n, T // n)[[1, 3], :, [3, 1]].any()  # coincident pair: not attended
+    ref = masked_attention_dense(q, k, v, mask)
+    out = attend(path, q, k, v, F_hat, degenerate, h, w, bw, max_chunk_bytes=200_000)
     assert out.shape == ref.shape and out.dtype == dtype
     assert (out - ref).abs().max() < tol
+    assert (out.transpose(1, 2)[only_self] - v.transpose(1, 2)[only_self]).abs().max() < tol
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_gradients_equal_dense_reference(method):
-    B, n, h, w, H, D, bw = 1, 3, 4, 5, 2, 4, 1.5
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+@pytest.mark.parametrize("batch", [[0], [0, 2], [0, 1], [0, 1, 2, 1], [3, 1, 0, 1]])
+def test_fast_path_equals_kernels(batch, dtype, tol):
+    # batch: which camera set of _degenerate_case each sample has (set 2 equals set 0 by value). Equal sets
+    # share one mask; SDPA then runs broadcast, with one mask per sample, or once per distinct mask.
+    n, h, w, H, D, bw = 4, 6, 9, 2, 8, 2.0
+    K, c2w = _degenerate_case(4, n, h, w)
+    F_hat, degenerate = pair_geometry(K[batch], c2w[batch])
+    shared = build_shared_mask(F_hat, degenerate, h, w, bw)
+    assert shared.masks.shape[0] == len({0 if b == 2 else b for b in batch})
+    assert len(shared.index) == len(batch)
+    q, k, v = _inputs(len(batch), H, n * h * w, D, dtype, seed=8)
+    fast = shared_mask_attention(q, k, v, shared)
+    for method in METHODS:
+        exact = epipolar_attention(q, k, v, F_hat, degenerate, h, w, bw, method, 100_000)
+        assert (fast - exact).abs().max() < tol, method
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_gradients_equal_dense_reference(path):
+    B, n, h, w, H, D, bw = 2, 3, 4, 5, 2, 4, 1.5
     K, c2w = make_cameras(B, n, h, w, seed=4)
+    c2w = with_degenerate_pair(c2w, b=1, i=0, j=2)
     F_hat, degenerate = pair_geometry(K, c2w)
     mask = epipolar_mask_dense(F_hat, degenerate, h, w, bw)
     grads = []
     for fn in (lambda q, k, v: masked_attention_dense(q, k, v, mask),
-               lambda q, k, v: epipolar_attention(q, k, v, F_hat, degenerate, h, w, bw, method, 5_000)):
+               lambda q, k, v: attend(path, q, k, v, F_hat, degenerate, h, w, bw, 5_000)):
         qkv = [t.requires_grad_() for t in _inputs(B, H, n * h * w, D, torch.float64, seed=5)]
         (fn(*qkv) * torch.linspace(-1, 1, D, dtype=torch.float64)).sum().backward()
         grads.append([t.grad for t in qkv])
@@ -183,8 +240,8 @@ def test_gradients_equal_dense_reference(method):
         assert g_ref.abs().max() > 0 and (g - g_ref).abs().max() < 1e-12
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_degenerate_frames_attend_only_to_themselves(method):
+@pytest.mark.parametrize("path", PATHS)
+def test_degenerate_frames_attend_only_to_themselves(path):
     # every camera shares one centre (pure rotations): no epipolar geometry, each token sees only itself
     B, n, h, w, H, D = 1, 3, 4, 6, 2, 4
     K, c2w = make_cameras(B, n, h, w)
@@ -192,7 +249,7 @@ def test_degenerate_frames_attend_only_to_themselves(method):
     F_hat, degenerate = pair_geometry(K, c2w)
     assert degenerate.all() and F_hat.abs().max() == 0
     q, k, v = _inputs(B, H, n * h * w, D, torch.float64)
-    out = epipolar_attention(q, k, v, F_hat, degenerate, h, w, 3.0, method)
+    out = attend(path, q, k, v, F_hat, degenerate, h, w, 3.0)
     assert torch.allclose(out, v, atol=1e-14)
 
 
@@ -350,3 +407,86 @@ def test_adapter_levels_cfg_batch_and_errors(tiny_unet):
         assert torch.equal(F_hat, torch.cat([expected_F, expected_F]))
     finally:
         adapter.detach()
+
+
+def test_use_dense_mask_threshold():
+    assert use_dense_mask(2, 3072, 2 * 3072**2) and not use_dense_mask(3, 3072, 2 * 3072**2)
+    assert not use_dense_mask(1, 4, 0) and not use_dense_mask(1, 4, None)
+
+
+def _run_unet(unet, inputs, adapter):
+    """Output and adapter gradients of a forward + backward."""
+    adapter.zero_grad()
+    out = unet(*inputs).sample
+    out.square().mean().backward()
+    return out.detach(), {name: p.grad.clone() for name, p in adapter.named_parameters()}
+
+
+def test_adapter_fast_path_equals_kernels_and_shares_masks(tiny_unet, monkeypatch):
+    unet, inputs, K, c2w = tiny_unet
+    built = []
+    monkeypatch.setattr(attention_modules, "build_shared_mask",
+                        lambda *a: built.append(a[2:4]) or build_shared_mask(*a))
+    adapter = attach_attention(unet, kind="epipolar", band_width=2.0, heads=4)
+    try:
+        with torch.no_grad():
+            for blk in adapter.blocks.values():
+                blk.to_out.weight.normal_(0, 0.2)
+        doubled = [torch.cat([t, t]) for t in inputs]  # classifier-free guidance: [uncond; cond]
+        twice = (torch.cat([K, K]), torch.cat([c2w, c2w]))
+        for batch_inputs, cams in ((inputs, (K, c2w)), (doubled, twice)):
+            adapter.set_cameras(*cams, num_frames=3)
+            adapter.dense_mask_max_elements = 0
+            ref, ref_grads = _run_unet(unet, batch_inputs, adapter)
+            assert not built
+            adapter.dense_mask_max_elements = 2**25
+            out, grads = _run_unet(unet, batch_inputs, adapter)
+            assert sorted(built) == [(6, 8), (12, 16)]  # one mask per token grid, shared by its blocks
+            masks = [m for key, m in adapter._geometry_cache.items() if key[0] == "mask"]
+            assert [m.masks.shape[0] for m in masks] == [1, 1]  # CFG halves share one mask
+            assert (out - ref).abs().max() < 1e-5
+            for name, g in grads.items():
+                assert g.abs().max() > 0 and torch.allclose(g, ref_grads[name], rtol=1e-4, atol=1e-7), name
+            adapter.clear()
+            built.clear()
+    finally:
+        adapter.detach()
+        unet.zero_grad()
+
+
+def test_adapter_reuses_masks_while_camera_values_are_unchanged(tiny_unet, monkeypatch):
+    unet, inputs, K, c2w = tiny_unet
+    built = []
+    monkeypatch.setattr(attention_modules, "build_shared_mask",
+                        lambda *a: built.append(a[2:4]) or build_shared_mask(*a))
+    adapter = attach_attention(unet, kind="epipolar", band_width=2.0, heads=4, levels=[1])
+    K, c2w = K.clone(), c2w.clone()
+    try:
+        with torch.no_grad():
+            adapter.blocks["mid_block_attentions_0"].to_out.weight.normal_()
+            for _ in range(2):  # a sampler: set_cameras / forward / clear, the same cameras every call
+                adapter.set_cameras(K, c2w, num_frames=3)
+                first = unet(*inputs).sample
+                adapter.clear()
+            adapter.set_cameras(K.clone(), c2w.clone(), num_frames=3)  # equal values, new tensors
+            unet(*inputs)
+            assert len(built) == 1
+            c2w[0, 1, 0, 3] += 0.5  # same tensor object, edited in place: new values, new mask
+            adapter.set_cameras(K, c2w, num_frames=3)
+            moved = unet(*inputs).sample
+            assert len(built) == 2 and (moved - first).abs().max() > 1e-4
+            adapter.set_cameras(K, c2w.double(), num_frames=3)  # equal values, other dtype: not reused
+            unet(*inputs)
+            assert len(built) == 3
+        with torch.inference_mode():  # inference tensors cannot be saved for backward: never reused outside
+            adapter.set_cameras(K, c2w, num_frames=3)
+            unet(*inputs)
+            assert len(built) == 4
+        adapter.set_cameras(K, c2w, num_frames=3)
+        unet(*inputs).sample.sum().backward()
+        assert len(built) == 5
+        adapter.forget_cache()
+        assert adapter._last_cameras is None
+    finally:
+        adapter.detach()
+        unet.zero_grad()

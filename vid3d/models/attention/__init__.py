@@ -1,6 +1,16 @@
 """Cross-frame attention for camera-controlled video diffusion: epipolar band attention (exact, without a
-dense mask) and full spatio-temporal attention, attached to a diffusers spatio-temporal UNet by hooks."""
+dense mask; a dense-mask fast path on small grids) and full spatio-temporal attention, attached to a
+diffusers spatio-temporal UNet by hooks."""
 
+from .dense import (
+    DEFAULT_DENSE_MASK_MAX_ELEMENTS,
+    SharedMask,
+    band_mask,
+    build_shared_mask,
+    distinct_samples,
+    shared_mask_attention,
+    use_dense_mask,
+)
 from .epipolar import (
     band_candidates,
     choose_method,
@@ -16,11 +26,16 @@ from .epipolar import (
 from .modules import AttentionAdapter, CrossFrameAttention, attach_attention, transformer_levels
 
 __all__ = [
+    "DEFAULT_DENSE_MASK_MAX_ELEMENTS",
     "AttentionAdapter",
     "CrossFrameAttention",
     "attach_attention",
+    "SharedMask",
     "band_candidates",
+    "band_mask",
+    "build_shared_mask",
     "choose_method",
+    "distinct_samples",
     "epipolar_attention",
     "epipolar_mask_dense",
     "line_distance",
@@ -28,6 +43,8 @@ __all__ = [
     "pair_geometry",
     "pixel_centres",
     "rescale_K",
+    "shared_mask_attention",
     "transformer_levels",
+    "use_dense_mask",
     "window_size",
 ]

@@ -35,7 +35,8 @@ measured faster on CPU -- see benchmarks/README.md -- else "blocked"):
 
 Both use the SAME line computation (``_lines_from_frame``) and distance formula (``line_distance``) as the
 dense reference ``epipolar_mask_dense``, so the attended sets are identical (ties included) and the
-outputs equal ``masked_attention_dense`` up to float rounding.
+outputs equal ``masked_attention_dense`` up to float rounding. On small grids the attention adapter uses
+that dense mask itself, built once per forward (``dense.py``), which is faster there.
 """
 
 from __future__ import annotations

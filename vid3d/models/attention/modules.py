@@ -17,6 +17,12 @@ Usage (the adapter is an nn.Module the caller stores as ``attention_adapter``; t
     adapter.clear()
 A UNet batch that is a multiple k of the camera batch (classifier-free guidance concatenating
 [uncond, cond]) reuses the cameras tiled k times.
+
+Per token grid the adapter computes the pair geometry once per forward and shares it with every block at
+that grid. While batch * (F h w)^2 <= ``dense_mask_max_elements`` it also builds the dense band mask once
+(one per distinct camera set of the batch, so CFG's halves share one) and the blocks run SDPA with it
+(``dense.py``) instead of the memory-linear kernels; both give the same attention. Geometry and masks are
+cached by camera VALUE: a later ``set_cameras`` with equal values (a sampler's steps) reuses them.
 """
 
 from __future__ import annotations
@@ -27,6 +33,13 @@ import torch
 import torch.nn.functional as nnf
 from torch import nn
 
+from .dense import (
+    DEFAULT_DENSE_MASK_MAX_ELEMENTS,
+    SharedMask,
+    build_shared_mask,
+    shared_mask_attention,
+    use_dense_mask,
+)
 from .epipolar import epipolar_attention, pair_geometry, rescale_K
 
 KINDS = ("epipolar", "full", "none")
@@ -59,9 +72,12 @@ class CrossFrameAttention(nn.Module):
         nn.init.zeros_(self.to_out.bias)
 
     def forward(self, hidden: torch.Tensor, num_frames: int,
-                geometry: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+                geometry: tuple[torch.Tensor, torch.Tensor] | None = None,
+                mask: SharedMask | None = None) -> torch.Tensor:
         """hidden (B*F, C, h, w) -> residual (B*F, C, h, w). ``geometry`` = (F_hat, degenerate) from
-        ``pair_geometry`` at this (h, w), shapes (B, F, F, 3, 3) / (B, F, F); required for "epipolar"."""
+        ``pair_geometry`` at this (h, w), shapes (B, F, F, 3, 3) / (B, F, F); required for "epipolar".
+        ``mask``: the dense band mask of that geometry (``build_shared_mask``); when given, attention runs
+        with it (the fast path for small grids) instead of the kernel ``self.method``."""
         BF, C, h, w = hidden.shape
         B, H = BF // num_frames, self.heads
         x = self.norm(hidden.view(B, num_frames, C, h, w).permute(0, 1, 3, 4, 2).reshape(B, -1, C))
@@ -72,6 +88,8 @@ class CrossFrameAttention(nn.Module):
         q, k, v = split(self.to_q(x)), split(self.to_k(x)), split(self.to_v(x))
         if self.kind == "full":
             o = nnf.scaled_dot_product_attention(q, k, v)
+        elif mask is not None:
+            o = shared_mask_attention(q, k, v, mask)
         else:
             if geometry is None:
                 raise RuntimeError("epipolar attention needs cameras: call adapter.set_cameras(...) first")
@@ -107,12 +125,16 @@ class AttentionAdapter(nn.Module):
     """Holds the added attention blocks (``blocks``: ModuleDict keyed by the transformer's dotted name with
     '.' -> '_') and the per-forward camera state; owns the hooks it placed on the UNet (``detach()``)."""
 
-    def __init__(self, kind: str, blocks: dict[str, CrossFrameAttention], min_baseline: float = 1e-4):
+    def __init__(self, kind: str, blocks: dict[str, CrossFrameAttention], min_baseline: float = 1e-4,
+                 dense_mask_max_elements: int | None = DEFAULT_DENSE_MASK_MAX_ELEMENTS):
         super().__init__()
         self.kind = kind
         self.min_baseline = float(min_baseline)
+        self.dense_mask_max_elements = dense_mask_max_elements
         self.blocks = nn.ModuleDict(blocks)
         self._handles: list = []
+        # (K, c2w copies, inference mode, cache) of the last cameras set: reused while they are unchanged
+        self._last_cameras: tuple[torch.Tensor, torch.Tensor, bool, dict] | None = None
         self.clear()
         self._latent_hw: tuple[int, int] | None = None
 
@@ -124,7 +146,21 @@ class AttentionAdapter(nn.Module):
             raise ValueError(f"set_cameras: expected K_px_latent (B, {num_frames}, 3, 3) and c2w (B, "
                              f"{num_frames}, 4, 4), got {tuple(K_px_latent.shape)} and {tuple(c2w.shape)}")
         self._K, self._c2w, self._num_frames = K_px_latent.detach(), c2w.detach(), int(num_frames)
-        self._geometry_cache = {}
+        self._geometry_cache = self._cache_for(self._K, self._c2w)
+
+    def _cache_for(self, K: torch.Tensor, c2w: torch.Tensor) -> dict:
+        """The geometry/mask cache of these camera VALUES: the last one if K and c2w equal the last cameras
+        set (same shape, dtype, device and values; copies are compared, so in-place edits are seen) and
+        inference mode is as it was (its tensors cannot be saved for backward), else a new one. Holds one
+        camera set at a time."""
+        last, inference = self._last_cameras, torch.is_inference_mode_enabled()
+        if last is not None and last[2] == inference and all(
+                a.shape == b.shape and a.dtype == b.dtype and a.device == b.device and torch.equal(a, b)
+                for a, b in ((last[0], K), (last[1], c2w))):
+            return last[3]
+        cache: dict = {}
+        self._last_cameras = (K.clone(), c2w.clone(), inference, cache)
+        return cache
 
     def get_state(self) -> tuple:
         """The per-forward camera state (for restoring it when a checkpointed block is recomputed)."""
@@ -135,14 +171,20 @@ class AttentionAdapter(nn.Module):
         self._K, self._c2w, self._num_frames, self._geometry_cache = state
 
     def clear(self) -> None:
-        """Forget the cameras (and cached geometry) of the last forward."""
+        """Forget the cameras of the last forward (their geometry stays cached for equal cameras; to drop
+        it too, ``forget_cache()``)."""
         self._K = self._c2w = None
         self._num_frames: int | None = None
         self._geometry_cache: dict = {}
 
+    def forget_cache(self) -> None:
+        """Drop the geometry and masks kept for the last cameras (memory: at most one dense mask per grid)."""
+        self._last_cameras = None
+        self._geometry_cache = {}
+
     def _geometry(self, h: int, w: int, batch: int, device: torch.device):
         """(F_hat, degenerate) at an (h, w) token grid for a UNet batch of ``batch`` samples (cached)."""
-        key = (h, w, batch)
+        key = (h, w, batch, self._latent_hw, str(device))
         if key not in self._geometry_cache:
             if self._K is None:
                 raise RuntimeError("epipolar attention needs cameras: call adapter.set_cameras(...) first")
@@ -154,6 +196,15 @@ class AttentionAdapter(nn.Module):
             c2w = self._c2w.to(device, torch.float64).repeat(batch // B, 1, 1, 1)
             with torch.no_grad():
                 self._geometry_cache[key] = pair_geometry(K, c2w, self.min_baseline)
+        return self._geometry_cache[key]
+
+    def _dense_mask(self, h: int, w: int, batch: int, band_width: float, device: torch.device) -> SharedMask:
+        """The dense band mask of ``_geometry(h, w, batch, device)`` (cached beside it, so every block at
+        this grid and every sample with the same cameras share one)."""
+        key = ("mask", h, w, batch, self._latent_hw, str(device), float(band_width))
+        if key not in self._geometry_cache:
+            F_hat, degenerate = self._geometry(h, w, batch, device)
+            self._geometry_cache[key] = build_shared_mask(F_hat, degenerate, h, w, band_width)
         return self._geometry_cache[key]
 
     # --- hooks --------------------------------------------------------------------------------------
@@ -171,11 +222,13 @@ class AttentionAdapter(nn.Module):
         if self._num_frames is not None and self._num_frames != num_frames:
             raise ValueError(f"set_cameras got {self._num_frames} frames but the UNet runs {num_frames}")
         block = self.blocks[key]
-        geometry = None
+        geometry = mask = None
         if block.kind == "epipolar":
-            geometry = self._geometry(hidden.shape[-2], hidden.shape[-1], hidden.shape[0] // num_frames,
-                                      hidden.device)
-        hidden = hidden + block(hidden, num_frames, geometry).to(hidden.dtype)
+            h, w, batch = hidden.shape[-2], hidden.shape[-1], hidden.shape[0] // num_frames
+            geometry = self._geometry(h, w, batch, hidden.device)
+            if use_dense_mask(batch, num_frames * h * w, self.dense_mask_max_elements):
+                mask = self._dense_mask(h, w, batch, block.band_width, hidden.device)
+        hidden = hidden + block(hidden, num_frames, geometry, mask).to(hidden.dtype)
         if isinstance(output, tuple):
             return (hidden, *output[1:])
         output.sample = hidden
@@ -208,7 +261,9 @@ class _BoundHook:
 
 def attach_attention(unet: nn.Module, kind: str = "epipolar", band_width: float = 2.0, heads: int = 8,
                      levels: Iterable[int] | None = None, min_baseline: float = 1e-4, method: str = "auto",
-                     max_chunk_bytes: int | None = None) -> AttentionAdapter | None:
+                     max_chunk_bytes: int | None = None,
+                     dense_mask_max_elements: int | None = DEFAULT_DENSE_MASK_MAX_ELEMENTS,
+                     ) -> AttentionAdapter | None:
     """Add cross-frame attention after the spatio-temporal transformers of ``unet``.
 
     Args:
@@ -222,6 +277,10 @@ def attach_attention(unet: nn.Module, kind: str = "epipolar", band_width: float 
             frame's tokens is attended (the query still attends to itself).
         method, max_chunk_bytes: epipolar kernel ("auto" | "blocked" | "gather") and its per-chunk budget
             (None: 32 MiB on CPU, 512 MiB on GPU).
+        dense_mask_max_elements: epipolar only: while UNet batch * (F h w)^2 is at most this, a level's
+            dense band mask is built once per forward and attention runs SDPA with it (same result,
+            faster on small grids, memory quadratic in F h w); above it, the kernel ``method``. 0 or
+            None: always the kernel.
     Returns:
         The AttentionAdapter (an nn.Module; store it on the caller as ``attention_adapter``) or None.
     """
@@ -242,6 +301,6 @@ def attach_attention(unet: nn.Module, kind: str = "epipolar", band_width: float 
             block = CrossFrameAttention(module.in_channels, heads, kind, band_width, method, max_chunk_bytes)
             blocks[name.replace(".", "_")] = block.to(ref.device, ref.dtype)
             names.append(name)
-    adapter = AttentionAdapter(kind, blocks, min_baseline)
+    adapter = AttentionAdapter(kind, blocks, min_baseline, dense_mask_max_elements)
     adapter.attach(unet, names)
     return adapter
