@@ -24,6 +24,7 @@ from pathlib import Path
 import yaml
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from vid3d.data.formats.re10k import atomic_write_bytes
 from vid3d.tasks.common import log
 
 # overrides that say where a job writes or what it resumes, not which variant it is
@@ -227,7 +228,7 @@ def sweep_objective(cfg: DictConfig, train_out: dict) -> float | None:
     settings = cfg.post_eval.get("objective") or {}
     metric, failed_value = settings.get("metric", "rot_err_deg"), settings.get("failed_value", 180.0)
     out = objective_from_results(results, metric=metric, failed_value=failed_value)
-    (eval_dir / "objective.json").write_text(json.dumps(out, indent=2) + "\n")
+    atomic_write_bytes(eval_dir / "objective.json", (json.dumps(out, indent=2) + "\n").encode())
     if out["failed"]:
         log.warning("objective: no %s on row %s: %s (failed_value)", out["metric"], out["row"], out["value"])
     else:
