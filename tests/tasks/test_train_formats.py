@@ -2,6 +2,7 @@
 mixture and the paper_mix phase schedule, on tiny folders converted from one synthetic set; each option's
 test_dataset also loads."""
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from lightning.pytorch.callbacks import Callback
 
 import vid3d.tasks.train as train_mod
 from vid3d.config import CONFIG_DIR
+from vid3d.data.datamodule import DataSourceLogger
 from vid3d.data.formats.convert import re10k_to_chunks, re10k_to_dl3dv
 from vid3d.data.synthetic import build_synthetic_dataset
 from vid3d.training.checkpoint_io import load_checkpoint_file
@@ -101,7 +103,13 @@ class _Probe(Callback):
 def test_paper_mix_switches_phase_at_the_configured_step(roots, tmp_path, monkeypatch):
     probe = _Probe()
     original = train_mod.instantiate_callbacks
-    monkeypatch.setattr(train_mod, "instantiate_callbacks", lambda cfg: [*original(cfg), probe])
+    made = []
+
+    def callbacks(cfg):
+        made.extend(original(cfg))
+        return [*made, probe]
+
+    monkeypatch.setattr(train_mod, "instantiate_callbacks", callbacks)
     cfg = cfg_for(
         [
             "data=paper_mix",
@@ -109,12 +117,17 @@ def test_paper_mix_switches_phase_at_the_configured_step(roots, tmp_path, monkey
             "data.phase2_start_step=2",
             "data.phase2_weights={re10k: 0, acid: 0, dl3dv: 1}",
             "trainer.max_steps=6",
+            "callbacks.data_sources.log_every_n_steps=1",
             f"paths.output_dir={tmp_path}",
             *SMALL,
         ]
     )
-    train_mod.train(cfg)
+    out = train_mod.train(cfg)
     assert [s for s, _, _ in probe.seen] == list(range(6))
+    # the data-source logger counted the same samples the batches carried, and logged them and the phase
+    (sources,) = [c for c in made if isinstance(c, DataSourceLogger)]
+    assert sources.totals == dict(Counter(name for _, _, name in probe.seen))
+    assert out["data/samples/dl3dv"] == sources.totals["dl3dv"] and out["data/phase"] == 1
     # VideoDataModule's resumable sampler hands each item the step that trains on it: the switch is exact
     assert [(step, phase) for step, phase, _ in probe.seen] == [(k, int(k >= 2)) for k in range(6)]
     assert all((name == "dl3dv") == (phase == 1) for _, phase, name in probe.seen)

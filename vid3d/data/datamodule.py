@@ -103,6 +103,38 @@ class SkippedClipsLogger(pl.Callback):
         self.totals.update({k: int(v) for k, v in state_dict.get("totals", {}).items()})
 
 
+class DataSourceLogger(pl.Callback):
+    """For mixtures (``data=paper_mix``, ``re10k_acid_dl3dv``): cumulative training samples drawn from each
+    dataset, ``data/samples/<name>``, and the phase of a phased mixture, ``data/phase`` (the highest in the
+    batch), summed / maxed over DDP ranks. Samples carry ``dataset`` / ``phase`` (vid3d.data.mixture);
+    batches without them log nothing. ``totals`` holds this rank's counts (saved in checkpoints)."""
+
+    def __init__(self, log_every_n_steps: int = 50) -> None:
+        super().__init__()
+        self.log_every_n_steps = max(1, int(log_every_n_steps))
+        self.totals: dict[str, int] = {}
+
+    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        if not isinstance(batch, Mapping) or "dataset" not in batch:
+            return
+        names = batch["dataset"]
+        for name in [names] if isinstance(names, str) else names:
+            self.totals[str(name)] = self.totals.get(str(name), 0) + 1
+        if trainer.global_step % self.log_every_n_steps == 0:
+            values = {f"data/samples/{k}": float(v) for k, v in sorted(self.totals.items())}
+            pl_module.log_dict(values, on_step=True, on_epoch=False, reduce_fx="sum", sync_dist=True)
+            phase = batch.get("phase")
+            if isinstance(phase, torch.Tensor) and phase.numel():
+                pl_module.log("data/phase", float(phase.max()), on_step=True, on_epoch=False,
+                              reduce_fx="max", sync_dist=True)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"totals": dict(self.totals)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.totals = {k: int(v) for k, v in state_dict.get("totals", {}).items()}
+
+
 class ResumableSampler(Sampler):
     """Training order that is a pure function of ``(seed, epoch)``, resumable from the trainer's step.
 
