@@ -52,3 +52,12 @@ def test_re10k_dataset_sides_are_disjoint(tmp_path):
     assert ids(train) | ids(val) == ids(full) and not ids(train) & ids(val)
     assert ids(val) == {i for i in ids(full) if is_held_out(i, 0.25, 0)} and len(val) >= 1
     assert val[0]["frames"].shape[0] == 2
+
+
+def test_mixtures_refuse_a_holdout_by_name():
+    from vid3d.data.mixture import MixtureDataset, PhasedMixtureDataset
+
+    with pytest.raises(ValueError, match="single-dataset data option"):
+        MixtureDataset({"a": [0]}, holdout={"fraction": 0.25})
+    with pytest.raises(ValueError, match="single-dataset data option"):
+        PhasedMixtureDataset({"a": [0]}, [{"start_step": 0, "weights": {"a": 1}}], holdout={"fraction": 0.25})

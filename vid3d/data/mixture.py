@@ -30,6 +30,16 @@ from .interval import SharedProgress, set_progress
 __all__ = ["MixtureDataset", "PhasedMixtureDataset"]
 
 
+def _refuse_holdout(holdout: Any) -> None:
+    """A validation hold-out (vid3d.data.holdout) is defined on one dataset's split, not on a mixture."""
+    if holdout is not None:
+        raise ValueError(
+            "holdout on a mixture dataset is not supported: the validation hold-out (hparams_search=optuna, "
+            "post_eval.split=validation) needs a single-dataset data option (re10k, acid, dl3dv, "
+            f"re10k_chunks, synthetic); got holdout={holdout}"
+        )
+
+
 class MixtureDataset(Dataset):
     """Args:
     datasets: name -> map-style dataset (each item a sample dict).
@@ -44,7 +54,9 @@ class MixtureDataset(Dataset):
         weights: dict[str, float] | None = None,
         length: int = 10_000,
         seed: int = 0,
+        holdout: Any = None,
     ) -> None:
+        _refuse_holdout(holdout)
         if not datasets:
             raise ValueError("MixtureDataset needs at least one dataset")
         weights = dict(weights) if weights is not None else {name: 1.0 for name in datasets}
@@ -114,7 +126,9 @@ class PhasedMixtureDataset(MixtureDataset):
         phases: list[dict[str, Any]],
         length: int = 10_000,
         seed: int = 0,
+        holdout: Any = None,
     ) -> None:
+        _refuse_holdout(holdout)
         if not phases:
             raise ValueError("PhasedMixtureDataset needs at least one phase")
         starts, weights = [], []
