@@ -27,6 +27,8 @@ import torch.nn as nn
 from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
+from vid3d.data.formats.re10k import replace_dir
+
 from .vae import PixelUnshuffleAutoencoder, TemporalVAEAdapter
 
 PIXEL_VAE_FILE = "vid3d_pixel_vae.json"
@@ -238,13 +240,7 @@ def save_backbone(backbone: Backbone, folder: str | os.PathLike) -> Path:
         else:
             backbone.vae.vae.save_pretrained(tmp / "vae")
         backbone.image_encoder.save_pretrained(tmp / "image_encoder")
-        old = None
-        if folder.exists():
-            old = folder.parent / f".{folder.name}.old-{os.getpid()}"
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        replace_dir(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -32,6 +32,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from vid3d.data.formats.re10k import replace_dir
+
 from .pipeline import VideoSampler, from_uint8, to_uint8
 from .samplers import sample_ddim, sample_edm_euler, sample_edm_heun
 
@@ -153,13 +155,7 @@ class CameraVideoPipeline:
                 "vid3d_version": _vid3d_version(),
             }
             (pipe / INDEX_FILE).write_text(json.dumps(index, indent=1))
-            old = None
-            if folder.exists():
-                old = folder.parent / f".{folder.name}.old-{os.getpid()}"
-                os.replace(folder, old)
-            os.replace(pipe, folder)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
+            replace_dir(pipe, folder)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return folder

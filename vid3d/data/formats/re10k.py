@@ -387,8 +387,10 @@ def read_depth(clip: Re10kClip, indices: Sequence[int] | np.ndarray) -> np.ndarr
     return depth[idx].astype(np.float32, copy=False)
 
 
-def _replace_dir(tmp_dir: Path, final_dir: Path) -> None:
-    """Move ``tmp_dir`` to ``final_dir``, replacing an existing folder (old one removed afterwards)."""
+def replace_dir(tmp_dir: str | os.PathLike, final_dir: str | os.PathLike) -> None:
+    """Move ``tmp_dir`` to ``final_dir`` (same file system), replacing an existing folder: the old one is
+    renamed aside first and removed afterwards, so ``final_dir`` is never half-written."""
+    tmp_dir, final_dir = Path(tmp_dir), Path(final_dir)
     old = None
     if final_dir.exists():
         old = final_dir.with_name(f".{final_dir.name}.old-{os.getpid()}-{os.urandom(3).hex()}")
@@ -441,7 +443,7 @@ def write_clip(
             if not ok:
                 raise ValueError(f"{tmp_dir}: cannot encode frame {ts} as {ext}")
             (tmp_dir / f"{int(ts)}.{ext}").write_bytes(buf.tobytes())
-        _replace_dir(tmp_dir, split_dir / clip_id)
+        replace_dir(tmp_dir, split_dir / clip_id)
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise
