@@ -82,7 +82,7 @@ def test_random_init_whole_path_shapes_labels_determinism():
     np.testing.assert_allclose(r1.c2w[:, 3], np.tile([0, 0, 0, 1.0], (4, 1)))
     # known focal: the frames' focal goes to the DUSt3R resolution (x 32/48) and back unchanged
     np.testing.assert_allclose(np.diag(r1.K_px), np.diag(K), rtol=1e-5)
-    np.testing.assert_array_equal(r1.c2w, r2.c2w)  # same seed, same model weights, same numbers
+    np.testing.assert_allclose(r1.c2w, r2.c2w, rtol=0, atol=1e-6)  # same seed and weights: same numbers
     # fewer than two frames: a failure with a reason, not an exception
     r = est.estimate(frames[:1], K)
     assert not r.success and "at least 2 frames" in r.reason and RANDOM_INIT_LABEL in r.reason

@@ -10,6 +10,9 @@ from transformers import CLIPVisionModelWithProjection
 from vid3d.models.backbone import build_tiny_backbone, load_svd_backbone, save_backbone
 from vid3d.models.vae import PixelUnshuffleAutoencoder, TemporalVAEAdapter
 
+# float32 results of the same math through two module objects (issue 22): round-off only
+F32 = {"rtol": 1e-5, "atol": 1e-6}
+
 
 def test_pixel_autoencoder_layout_and_exact_round_trip() -> None:
     ae = PixelUnshuffleAutoencoder(factor=4)
@@ -19,7 +22,7 @@ def test_pixel_autoencoder_layout_and_exact_round_trip() -> None:
     # channel c * f^2 + i * f + j at (y, x) holds pixel (c, y * f + i, x * f + j)
     for c, i, j, y, xx in [(0, 0, 0, 0, 0), (1, 2, 3, 1, 2), (2, 3, 1, 0, 1)]:
         assert z[1, c * 16 + i * 4 + j, y, xx] == x[1, c, y * 4 + i, xx * 4 + j]
-    assert torch.equal(ae.decode_latents(z, num_frames=2), x)
+    assert torch.equal(ae.decode_latents(z, num_frames=2), x)  # a pure permutation: bitwise by construction
     with pytest.raises(ValueError, match="divisible"):
         ae.encode_latents(torch.zeros(1, 3, 10, 12))
 
@@ -86,18 +89,25 @@ def test_save_and_load_round_trip(tmp_path, vae: str) -> None:
     assert {p.name for p in folder.iterdir()} == {"unet", "vae", "image_encoder"}
     loaded = load_svd_backbone(folder)
     assert type(loaded.vae) is type(bb.vae)
-    assert torch.equal(_unet_out(bb), _unet_out(loaded))
+    # stored tensors round-trip bitwise; outputs of two module objects only to float32 round-off (their
+    # CPU kernels may take different, equally valid paths)
+    for name, module in [("unet", bb.unet), ("vae", bb.vae), ("image_encoder", bb.image_encoder)]:
+        other = getattr(loaded, name).state_dict()
+        for k, v in module.state_dict().items():
+            assert torch.equal(v, other[k]), (name, k)
+    torch.testing.assert_close(_unet_out(loaded), _unet_out(bb), **F32)
     img = torch.rand(1, 3, 224, 224)
     with torch.no_grad():
-        assert torch.equal(
-            bb.image_encoder(pixel_values=img).image_embeds,
+        torch.testing.assert_close(
             loaded.image_encoder(pixel_values=img).image_embeds,
+            bb.image_encoder(pixel_values=img).image_embeds,
+            **F32,
         )
         x = torch.rand(2, 3, 16, 16) * 2 - 1
-        assert torch.equal(bb.vae.encode_latents(x), loaded.vae.encode_latents(x))
+        torch.testing.assert_close(loaded.vae.encode_latents(x), bb.vae.encode_latents(x), **F32)
     # saving again over an existing folder replaces it
     save_backbone(build_tiny_backbone(vae=vae, seed=2), folder)
-    assert not torch.equal(_unet_out(load_svd_backbone(folder)), _unet_out(bb))
+    assert (_unet_out(load_svd_backbone(folder)) - _unet_out(bb)).abs().max() > 1e-3
 
 
 def test_missing_component_names_the_path(tmp_path) -> None:

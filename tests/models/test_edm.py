@@ -79,7 +79,7 @@ def test_train_sigma_is_log_normal() -> None:
     assert log_s.std().item() == pytest.approx(1.6, abs=0.02)
     # median of a log-normal is exp(P_mean)
     assert s.double().median().item() == pytest.approx(math.exp(0.7), rel=0.03)
-    # reproducible with the same seed, different otherwise
+    # reproducible with the same seed (seeded draws: bitwise), different otherwise
     assert torch.equal(
         sample_train_sigma(10, generator=torch.Generator().manual_seed(3)),
         sample_train_sigma(10, generator=torch.Generator().manual_seed(3)),

@@ -34,7 +34,7 @@ def test_encode_decode_round_trip(model) -> None:
     x = _batch()["frames"]
     z = model.encode(x)
     assert z.shape == (B, F, 48, H // 4, W // 4)
-    assert torch.equal(model.decode(z), x)
+    assert torch.equal(model.decode(z), x)  # pixel-unshuffle stand-in: a permutation, bitwise
 
 
 def test_clip_preprocess_constant_image() -> None:
@@ -143,7 +143,8 @@ def test_training_loss_deterministic_and_backpropagates() -> None:
     loss, logs = m.training_loss(b, generator=torch.Generator().manual_seed(8))
     loss2, _ = m.training_loss(b, generator=torch.Generator().manual_seed(8))
     loss3, _ = m.training_loss(b, generator=torch.Generator().manual_seed(9))
-    assert loss.ndim == 0 and torch.isfinite(loss) and torch.equal(loss, loss2) and loss3 != loss
+    assert loss.ndim == 0 and torch.isfinite(loss) and loss3 != loss
+    torch.testing.assert_close(loss, loss2, rtol=1e-6, atol=0.0)  # same draws: same loss up to round-off
     assert set(logs) >= {"sigma_mean", "loss_unweighted", "cond_dropped"}
     loss.backward()
     out_grad = m.camera_encoder.outs[0].weight.grad

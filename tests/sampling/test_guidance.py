@@ -44,7 +44,7 @@ def test_scale_endpoints_exact(setup):
     assert not torch.allclose(d_c, d_u)
     for scale, expected in [(1.0, d_c), (0.0, d_u), (torch.ones(F), d_c), (torch.zeros(F), d_u)]:
         out = cfg_denoiser(FakeModel(), cond, uncond, scale)(x, sigma)
-        assert torch.equal(out, expected), scale
+        assert torch.equal(out, expected), scale  # _combine selects d_u / d_c exactly at w = 0 / 1
 
 
 def test_one_batched_call_and_formula(setup):

@@ -202,7 +202,8 @@ def load_svd_backbone(
     """
     source = str(source)
     is_dir = os.path.isdir(source)
-    kw: dict = {"revision": revision, "local_files_only": local_files_only}
+    # safetensors only: a folder named by a checkpoint must not make from_pretrained unpickle a .bin
+    kw: dict = {"revision": revision, "local_files_only": local_files_only, "use_safetensors": True}
     if torch_dtype is not None:
         kw["torch_dtype"] = torch_dtype
     if variant is not None:

@@ -3,7 +3,8 @@
 ``CameraVideoPipeline.save_pretrained(folder)`` writes
 
     {folder}/model_index.json            {"_class_name": "CameraVideoPipeline", format, version, ...}
-    {folder}/vid3d_model.json            the model config (Hydra ``_target_`` tree) without its backbone,
+    {folder}/vid3d_model.json            the model config (a ``_target_`` tree read against
+                                         vid3d.models.schema, never passed to Hydra) without its backbone,
                                          the default sampler settings and, when known, the image size
     {folder}/unet/ vae/ image_encoder/   the backbone, trained UNet weights included, in the diffusers SVD
                                          layout (vid3d.models.save_backbone; safetensors)
@@ -168,10 +169,10 @@ class CameraVideoPipeline:
         torch_dtype: torch.dtype | None = None,
     ) -> CameraVideoPipeline:
         """Load a folder written by :meth:`save_pretrained` (safetensors only; never unpickles)."""
-        from hydra.utils import instantiate
         from safetensors.torch import load_file
 
         from vid3d.models.backbone import load_svd_backbone
+        from vid3d.models.schema import build_model, validate_model_config
 
         folder = Path(folder)
         for name in (INDEX_FILE, MODEL_FILE, WEIGHTS_FILE):
@@ -190,10 +191,13 @@ class CameraVideoPipeline:
         if pickled:
             raise ValueError(f"{pickled[0]}: pickle weight files are refused (safetensors only)")
         spec = json.loads((folder / MODEL_FILE).read_text())
-        if not isinstance(spec.get("model"), dict) or "_target_" not in spec["model"]:
-            raise ValueError(f"{folder / MODEL_FILE}: 'model' must be a config with a '_target_'")
+        if not isinstance(spec, dict) or not isinstance(spec.get("model"), dict):
+            raise ValueError(f"{folder / MODEL_FILE}: 'model' must be a model config mapping")
+        # checked before the backbone is read, so a refused file costs nothing and loads nothing
+        no_backbone = {k: v for k, v in spec["model"].items() if k != "backbone"}
+        validate_model_config(no_backbone, str(folder / MODEL_FILE))
         backbone = load_svd_backbone(folder, torch_dtype=torch_dtype)
-        model = instantiate(spec["model"], backbone=backbone)
+        model = build_model(spec["model"], str(folder / MODEL_FILE), backbone=backbone)
         state = load_file(str(folder / WEIGHTS_FILE))
         missing, unexpected = model.load_state_dict(state, strict=False)
         if unexpected:

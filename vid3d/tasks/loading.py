@@ -11,9 +11,9 @@ import logging
 from pathlib import Path
 
 import torch
-from hydra.utils import instantiate
 from torch import nn
 
+from vid3d.models.schema import build_model, validate_model_config
 from vid3d.training.checkpoint_io import load_checkpoint_file
 from vid3d.training.ema import EMA_KEY
 from vid3d.training.strategies import WEIGHTS_FILE
@@ -52,6 +52,8 @@ def read_trained_state(path: str | Path, use_ema: bool = True) -> tuple[dict, di
         raise ValueError(
             f"checkpoint {ckpt_path} has no vid3d model config (not written by vid3d's train.py)"
         )
+    # refused here, so init_from and export refuse a hostile config too (they never build it)
+    validate_model_config(meta["model_config"], str(ckpt_path))
     weights = ckpt["state_dict"]
     if use_ema and ckpt.get(EMA_KEY):
         log.info("%s: using the EMA weights", ckpt_path)
@@ -82,14 +84,17 @@ def load_trained_weights(model: nn.Module, path: str | Path, use_ema: bool = Fal
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu", use_ema: bool = True) -> nn.Module:
-    """Instantiate the model config stored in the checkpoint, then load its trained weights.
+    """Rebuild the model from the config stored in the checkpoint, then load its trained weights.
+
+    The stored config is data: it is checked against vid3d's model schema (``vid3d.models.schema``) and
+    built without Hydra; a ``_target_`` outside vid3d's own model classes is refused before any import.
 
     Frozen weights are not in the checkpoint: they come from the backbone source named in the config
     (a pretrained folder or hub id, or the seed of a tiny random backbone). Every weight the checkpoint
     lists as trained must load; anything unexpected is an error. ``use_ema``: prefer the EMA weights.
     """
     state, meta, ckpt_path = read_trained_state(path, use_ema=use_ema)
-    model = instantiate(meta["model_config"])
+    model = build_model(meta["model_config"], where=str(ckpt_path))
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected:
         raise ValueError(f"checkpoint {ckpt_path}: weights {unexpected[:5]} do not exist in the model config")

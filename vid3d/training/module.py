@@ -103,6 +103,12 @@ class CameraDiffusionModule(L.LightningModule):
         checkpoint["vid3d"] = {"model_config": self.model_config, "trainable": sorted(keep)}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        stored = checkpoint.get("vid3d", {}).get("model_config")
+        if stored:  # resume: a checkpoint whose config is not a vid3d model is refused
+            from vid3d.models.schema import validate_model_config
+
+            trainer = getattr(self, "_trainer", None)
+            validate_model_config(stored, str(getattr(trainer, "ckpt_path", None) or "resumed checkpoint"))
         if "state_dict" not in checkpoint:  # DeepSpeed restores the module weights itself
             return
         missing = self.trainable_names() - set(checkpoint["state_dict"])

@@ -1,0 +1,251 @@
+"""Rebuild a model from a config stored in a file a user hands us: data, never instructions.
+
+A checkpoint (``vid3d.model_config``) and an exported pipeline folder (``vid3d_model.json``) store the
+composed ``model`` config: a tree of ``_target_`` nodes. Passing it to Hydra's ``instantiate`` would let
+the file name any callable in any installed module (``torch.load``, ``os.system``, ``builtins.open``...).
+Instead the tree is read against a **schema**, then built here without Hydra:
+
+- every node sits in a *slot* (``model``, ``backbone``, ``camera_encoder``, ``attention``) and its
+  ``_target_`` must be one of vid3d's own classes listed for that slot (``TARGETS``); the check is a
+  string comparison done before anything is imported;
+- the only other reserved key is ``_partial_``, and it must equal what the target is (a factory called
+  with the UNet, or not); ``_args_``, ``_recursive_``, ``_convert_`` and any other ``_x_`` are refused;
+- every other key must be a parameter of the target, and its value must match the parameter's annotation
+  (numbers, strings, booleans, None, lists of those; plain ``{str: scalar}`` maps for ``*_kwargs``).
+  A node is only allowed where the parameter is a slot.
+
+Anything else raises :class:`ConfigRefused` with one line naming the file and the offending entry.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+import types
+import typing
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+class ConfigRefused(ValueError):
+    """A stored model config that is not a valid vid3d model description."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """An allowed ``_target_``: the slot it fills, whether it is stored as a partial (a factory called
+    with the UNet), the callable whose parameters are the node's fields, and fields filled by the
+    builder, not the file."""
+
+    slot: str
+    partial: bool
+    fields_of: str  # dotted path of the callable whose signature lists the allowed fields
+    positional: tuple[str, ...] = ()  # leading parameters supplied by the builder (e.g. the UNet)
+
+
+_M = "vid3d.models"
+TARGETS: dict[str, Target] = {
+    f"{_M}.video_diffusion.CameraVideoDiffusion": Target(
+        "model", False, f"{_M}.video_diffusion.CameraVideoDiffusion.__init__", ("self",)
+    ),
+    f"{_M}.backbone.build_tiny_backbone": Target("backbone", False, f"{_M}.backbone.build_tiny_backbone"),
+    f"{_M}.backbone.load_svd_backbone": Target("backbone", False, f"{_M}.backbone.load_svd_backbone"),
+    f"{_M}.camera_encoder.NoCameraEncoder": Target(
+        "camera_encoder", False, f"{_M}.camera_encoder.NoCameraEncoder.__init__", ("self",)
+    ),
+    f"{_M}.camera_encoder.PluckerEncoder.from_unet": Target(
+        "camera_encoder", True, f"{_M}.camera_encoder.PluckerEncoder.__init__", ("self", "block_out_channels")
+    ),
+    f"{_M}.camera_encoder.RTEncoder.from_unet": Target(
+        "camera_encoder", True, f"{_M}.camera_encoder.RTEncoder.__init__", ("self", "temporal_dims")
+    ),
+    f"{_M}.attention.attach_attention": Target(
+        "attention", True, f"{_M}.attention.modules.attach_attention", ("unet",)
+    ),
+}
+# Parameters of a target that hold a node of another slot (a string kind is also accepted where the
+# annotation allows one: CameraVideoDiffusion(camera_encoder="plucker")).
+SLOT_FIELDS: dict[str, str] = {
+    "backbone": "backbone",
+    "camera_encoder": "camera_encoder",
+    "attention": "attention",
+}
+# Parameters never taken from a file: torch objects (the caller chooses them).
+_NEVER_FROM_FILE = {"torch_dtype"}
+_MAX_DEPTH = 8
+_MAX_LIST = 64
+
+
+def _resolve(dotted: str) -> Any:
+    """Import a dotted path from TARGETS (never called with anything the file chose)."""
+    parts = dotted.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ModuleNotFoundError:
+            continue
+        for name in parts[i:]:
+            obj = getattr(obj, name)
+        return obj
+    raise ImportError(dotted)
+
+
+@functools.cache
+def _fields(target: str) -> tuple[dict[str, inspect.Parameter], dict[str, Any]]:
+    spec = TARGETS[target]
+    fn = _resolve(spec.fields_of)
+    params = dict(inspect.signature(fn).parameters)
+    for name in spec.positional:
+        params.pop(name, None)
+    params = {
+        k: p
+        for k, p in params.items()
+        if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and k not in _NEVER_FROM_FILE
+    }
+    return params, typing.get_type_hints(fn)
+
+
+# ------------------------------------------------------------------ value checks against annotations
+def _is_scalar(v: Any) -> bool:
+    return v is None or isinstance(v, (bool, int, float, str))
+
+
+def _plain(v: Any, depth: int = 0) -> bool:
+    """Scalars and lists of scalars (no mappings: a mapping could carry a ``_target_``)."""
+    if _is_scalar(v):
+        return True
+    return (
+        isinstance(v, (list, tuple))
+        and len(v) <= _MAX_LIST
+        and depth < 2
+        and all(_plain(x, depth + 1) for x in v)
+    )
+
+
+def _matches(v: Any, hint: Any) -> bool:
+    if hint is Any:
+        return _plain(v)
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(v, a) for a in args)
+    if hint is type(None):
+        return v is None
+    if hint is bool:
+        return isinstance(v, bool)
+    if hint is int:
+        return isinstance(v, int) and not isinstance(v, bool)
+    if hint is float:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+    if hint is str:
+        return isinstance(v, str)
+    if origin in (tuple, list, Sequence, Iterable) or hint in (tuple, list):
+        if not isinstance(v, (list, tuple)) or len(v) > _MAX_LIST:
+            return False
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            return len(v) == len(args) and all(_matches(x, a) for x, a in zip(v, args, strict=True))
+        elem = args[0] if args else Any
+        return all(_matches(x, elem) for x in v)
+    if origin in (dict, Mapping):
+        key_t, val_t = args if args else (str, Any)
+        return (
+            isinstance(v, dict)
+            and len(v) <= _MAX_LIST
+            and all(isinstance(k, str) and not k.startswith("_") and _matches(x, val_t) for k, x in v.items())
+            and key_t is str
+        )
+    return False  # classes, callables, torch objects: never from a file
+
+
+def _accepts_str(hint: Any) -> bool:
+    return hint is str or str in typing.get_args(hint)
+
+
+# ------------------------------------------------------------------ validation and building
+def _refuse(where: str, path: str, what: str) -> ConfigRefused:
+    return ConfigRefused(f"{where}: model config entry '{path}' refused: {what}")
+
+
+def validate_model_config(cfg: Any, where: str = "model config", slot: str = "model") -> None:
+    """Raise :class:`ConfigRefused` unless ``cfg`` is a valid stored model config (nothing imported
+    outside vid3d.models, nothing built)."""
+    _validate(cfg, where, slot, slot, 0)
+
+
+def _validate(node: Any, where: str, slot: str, path: str, depth: int) -> None:
+    if depth > _MAX_DEPTH:
+        raise _refuse(where, path, "nested too deeply")
+    if not isinstance(node, dict):
+        raise _refuse(
+            where, path, f"expected a {slot} node (a mapping with '_target_'), got {type(node).__name__}"
+        )
+    target = node.get("_target_")
+    if not isinstance(target, str) or target not in TARGETS:
+        allowed = sorted(t for t, s in TARGETS.items() if s.slot == slot)
+        raise _refuse(
+            where, f"{path}._target_", f"{target!r} is not a vid3d {slot} class (allowed: {allowed})"
+        )
+    spec = TARGETS[target]
+    if spec.slot != slot:
+        raise _refuse(where, f"{path}._target_", f"{target!r} is a {spec.slot}, not a {slot}")
+    partial = node.get("_partial_", False)
+    if partial is not spec.partial:
+        raise _refuse(where, f"{path}._partial_", f"must be {spec.partial} for {target}, got {partial!r}")
+    params, hints = _fields(target)
+    for key, value in node.items():
+        sub = f"{path}.{key}"
+        if not isinstance(key, str):
+            raise _refuse(where, sub, "keys must be strings")
+        if key in ("_target_", "_partial_"):
+            continue
+        if key.startswith("_"):
+            raise _refuse(where, sub, "reserved key (only '_target_' and '_partial_' are accepted)")
+        if key not in params:
+            raise _refuse(where, sub, f"{target} has no parameter {key!r}")
+        if slot == "model" and key in SLOT_FIELDS:
+            if isinstance(value, dict):
+                _validate(value, where, SLOT_FIELDS[key], sub, depth + 1)
+                continue
+            if isinstance(value, str) and _accepts_str(hints.get(key, Any)):
+                continue
+            raise _refuse(where, sub, f"expected a {SLOT_FIELDS[key]} node or kind name, got {value!r:.80}")
+        if not _matches(value, hints.get(key, Any)):
+            raise _refuse(where, sub, f"{value!r:.80} does not match {hints.get(key, Any)}")
+
+
+def _build(node: dict, extra: Mapping[str, Any] | None = None) -> Any:
+    target = node["_target_"]
+    spec = TARGETS[target]
+    kwargs: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in ("_target_", "_partial_"):
+            continue
+        kwargs[key] = (
+            _build(value)
+            if isinstance(value, dict) and key in SLOT_FIELDS and spec.slot == "model"
+            else value
+        )
+    kwargs.update(extra or {})
+    fn = _resolve(target)
+    return functools.partial(fn, **kwargs) if spec.partial else fn(**kwargs)
+
+
+def build_model(cfg: Any, where: str, backbone: Any = None):
+    """Validate then build a stored model config (see the module docstring).
+
+    Args:
+        cfg: the stored tree (plain dicts/lists/scalars as read from JSON).
+        where: the file it came from, named in every error.
+        backbone: an already built Backbone (an exported pipeline folder); else the config's own
+            ``backbone`` node is built.
+    Raises:
+        ConfigRefused: before anything is imported or called, for anything outside the schema.
+    """
+    validate_model_config(cfg, where)
+    if backbone is not None:
+        return _build({k: v for k, v in cfg.items() if k != "backbone"}, {"backbone": backbone})
+    if not isinstance(cfg.get("backbone"), dict):
+        raise _refuse(where, "model.backbone", "missing (needed to rebuild the frozen backbone)")
+    return _build(cfg)
