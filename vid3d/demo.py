@@ -48,6 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + "=" * 80)
     print("Camera-control results (tiny demo model, random-init backbone; not a published number):\n")
     print((out / "eval" / "results.md").read_text().split("\nProtocol:")[0])
+    gap = out / "eval" / "camera_gap.md"
+    if gap.is_file():
+        print("Camera gap (held-out denoising error with another clip's cameras / with the clip's own;")
+        print("> 1: the model uses its camera; a model without camera input reads exactly 1):\n")
+        print(gap.read_text())
     print(f"results: {out / 'eval' / 'results.json'} (.csv, .md beside it)")
     print(f"samples: {out / 'sample' / 'samples'} (mp4, frames, cameras.json, trajectory.png)")
     print(f"checkpoint: {ckpt}")

@@ -74,6 +74,29 @@ def model_method(model, sampler, seed: int):
     return generate
 
 
+def model_camera_gap(cfg: DictConfig, model, clips: list[EvalClip], out: Path) -> str | None:
+    """The model's camera gap on the evaluated clips -> camera_gap.{json,md}; returns the markdown."""
+    import json
+
+    from vid3d.data.formats.re10k import atomic_write_bytes
+    from vid3d.evaluation.camera_gap import camera_gap_markdown, measure_camera_gap
+
+    opts = cfg.eval.get("camera_gap") or {}
+    use = clips[: int(opts.get("max_clips", 8))]
+    if not opts.get("enabled", True) or int(cfg.eval.shard) != 0 or len(use) < 2:
+        return None
+    samples = [
+        {"frames": from_uint8(c.frames), "K_px": torch.from_numpy(c.K_px).float().expand(len(c.frames), 3, 3),
+         "c2w": torch.from_numpy(c.gt_c2w).float()}
+        for c in use
+    ]
+    gap = measure_camera_gap(model, samples, tuple(opts.get("sigmas", (0.2, 1.0, 5.0))), int(cfg.seed))
+    table = camera_gap_markdown({model.name: gap})
+    atomic_write_bytes(out / "camera_gap.json", json.dumps({model.name: gap}, indent=1).encode())
+    atomic_write_bytes(out / "camera_gap.md", (table + "\n").encode())
+    return table
+
+
 def reproducibility(cfg: DictConfig) -> dict:
     """What a reader needs to reproduce the numbers (versions, commit, seeds, config, weight hashes)."""
     from vid3d.evaluation.reproducibility import reproducibility_block
@@ -234,12 +257,13 @@ def evaluate(cfg: DictConfig) -> dict:
     print_config_tree(cfg, save_to=out / "config.yaml")
     fvd = fvd_metric(cfg)  # a bad metrics.fvd.i3d fails here, before any data or sampling work
     clips = eval_clips(cfg)
-    methods = {}
+    methods, gap_table = {}, None
     if cfg.ckpt:
         from vid3d.tasks.loading import load_model
 
         model = load_model(cfg.ckpt)
         methods[model.name] = model_method(model, instantiate(cfg.sampler), cfg.seed)
+        gap_table = model_camera_gap(cfg, model, clips, out)
     if cfg.eval.reference_rows:
         methods["gt_video"] = gt_video_method
         methods["static_first_frame"] = static_first_frame_method
@@ -279,7 +303,17 @@ def evaluate(cfg: DictConfig) -> dict:
     if warning:
         table = f"WARNING: {warning}\n\n{table}"
     print(table)
+    if gap_table:
+        print(
+            "\nCamera gap (denoising error with another clip's cameras / with the clip's own; > 1: the "
+            f"camera is used, model=svd reads 1):\n\n{gap_table}"
+        )
     records = merge_shards([out])
     log_to_wandb(cfg, out, summary["results"], records, {c.clip_id: c for c in clips}, warning, tags or None)
     log.info("results written to %s", out)
-    return {"results_md": table, "run_dir": str(out), "results": summary["results"]}
+    return {
+        "results_md": table,
+        "run_dir": str(out),
+        "results": summary["results"],
+        "camera_gap_md": gap_table,
+    }
