@@ -58,6 +58,7 @@ SKIP_REASONS: tuple[str, ...] = (
     "image_size",  # frames of a clip do not share one size (or are empty)
     "too_short",  # fewer frames than the requested clip length
     "other",  # any other error while loading
+    "outside_root",  # a path from an index / transforms file that leaves the dataset root
 )
 _REASON_INDEX = {r: k for k, r in enumerate(SKIP_REASONS)}
 IMAGE_EXTS = (".png", ".jpg", ".jpeg")

@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from vid3d.data.clips import BadClip, ClipSamplingDataset, OpenedClip, stack_same_size
+from vid3d.data.files import UnsafePath, confined
 from vid3d.data.holdout import select
 from vid3d.data.interval import UniformInterval
 from vid3d.geometry import c2w_to_w2c, opencv_to_opengl_c2w, opengl_to_opencv_c2w
@@ -139,12 +140,11 @@ def resolve_image_path(scene_dir: str | Path, file_path: str, image_dir: str | N
 
 def read_image(path: Path) -> np.ndarray:
     """uint8 (H, W, 3) RGB; FileNotFoundError if absent, ValueError if undecodable."""
-    if not path.is_file():
+    from vid3d.data.files import decode_image
+
+    if not path.exists():
         raise FileNotFoundError(str(path))
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise ValueError(f"{path}: cannot decode image")
-    return img[..., ::-1].copy()
+    return decode_image(path)  # regular files only: a FIFO or a directory is refused, never opened
 
 
 def write_scene(
@@ -326,7 +326,10 @@ class Dl3dvClipDataset(ClipSamplingDataset):
             for k in idx:
                 p = resolve_image_path(scene.scene_dir, scene.file_paths[int(k)], self.image_dir)
                 try:
+                    confined(p, self.root)
                     frames.append(read_image(p))
+                except UnsafePath as e:
+                    raise BadClip(e.reason if e.reason == "outside_root" else "unreadable_frames", str(e)) from e
                 except FileNotFoundError as e:
                     raise BadClip("missing_frames", f"{p}: missing frame") from e
                 except ValueError as e:

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from vid3d.data.clips import BadClip, ClipSamplingDataset, OpenedClip, stack_same_size
+from vid3d.data.files import UnsafePath, confined
 from vid3d.data.holdout import select
 
 __all__ = [
@@ -293,6 +294,10 @@ class ChunkClipDataset(ClipSamplingDataset):
     def _example(self, key: str) -> dict[str, Any]:
         name = self.index[key]
         path = self.split_dir / name
+        try:
+            confined(path, self.split_dir)  # index.json entries must name a file of this split
+        except UnsafePath as e:
+            raise BadClip("outside_root", f"{self.split_dir / 'index.json'}: key {key!r}: {e}") from e
         if name != self._chunk_name:
             try:
                 examples = load_chunk(path)

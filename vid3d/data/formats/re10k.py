@@ -310,12 +310,9 @@ def _frame_file(frames_dir: Path, names: set[str], ts: int, i: int) -> Path:
 
 
 def _read_image(path: Path) -> np.ndarray:
-    import cv2
+    from vid3d.data.files import decode_image
 
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise ValueError(f"{path}: cannot decode image")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return decode_image(path)  # regular files only: a FIFO never blocks
 
 
 def _read_video_frames(path: Path, wanted: np.ndarray) -> dict[int, np.ndarray]:
