@@ -329,7 +329,8 @@ class Dl3dvClipDataset(ClipSamplingDataset):
                     confined(p, self.root)
                     frames.append(read_image(p))
                 except UnsafePath as e:
-                    raise BadClip(e.reason if e.reason == "outside_root" else "unreadable_frames", str(e)) from e
+                    reason = "outside_root" if e.reason == "outside_root" else "unreadable_frames"
+                    raise BadClip(reason, str(e)) from e
                 except FileNotFoundError as e:
                     raise BadClip("missing_frames", f"{p}: missing frame") from e
                 except ValueError as e:
