@@ -144,3 +144,19 @@ def test_slurm_launcher_composes():
         cfg = compose("train", overrides=["hydra/launcher=slurm"], return_hydra_config=True)
     assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
     assert cfg.hydra.launcher.max_num_timeout == 0
+
+
+SINGLE_DATA = ["synthetic", "re10k", "acid", "dl3dv", "re10k_chunks"]
+EXP_DATA = [(e, d) for e in options("experiment") for d in SINGLE_DATA]
+
+
+@pytest.mark.parametrize(("experiment", "data"), EXP_DATA, ids=[f"{e}+{d}" for e, d in EXP_DATA])
+def test_every_experiment_composes_with_every_data_option(experiment, data):
+    """The experiment's data settings fit whatever data option the user picks (was: experiment=demo
+    data=dl3dv -> UniformInterval got an unexpected keyword 'start'): the interval instantiates."""
+    need = [] if data == "synthetic" else ["data.root=/nonexistent"]
+    cfg = compose_cfg("train", [f"experiment={experiment}", f"data={data}", *need])
+    OmegaConf.to_container(cfg.data, resolve=True, throw_on_missing=True)
+    interval = cfg.data.get("interval")
+    if interval is not None and "_target_" in interval:
+        assert instantiate(interval) is not None
