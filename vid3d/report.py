@@ -20,7 +20,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from vid3d.data.formats.re10k import atomic_write_bytes
+from vid3d.atomic import atomic_write_bytes
 from vid3d.evaluation.fvd import FVD_KEY, find_fvd
 
 __all__ = ["collect", "build_table", "to_markdown", "to_csv", "to_latex", "write_report", "main"]

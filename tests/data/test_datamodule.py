@@ -1,7 +1,10 @@
+import csv
+
 import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
+from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import Dataset
 
 from vid3d.data.clips import SKIP_REASONS
@@ -93,10 +96,10 @@ def test_datamodule_fit_logs_skips_and_publishes_step(tmp_path):
     ds = _Fake(16, interval, "t")
     dm = VideoDataModule(ds, batch_size=4, num_workers=0, shuffle=False)
     assert dm.persistent_workers is False and dm.val_dataloader() == []
-    skip_logger = SkippedClipsLogger(log_every_n_steps=1)
+    skip_logger = SkippedClipsLogger(log_every_n_steps=2)
     trainer = pl.Trainer(
         max_steps=4,
-        logger=False,
+        logger=CSVLogger(tmp_path, name="csv"),
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
@@ -109,8 +112,16 @@ def test_datamodule_fit_logs_skips_and_publishes_step(tmp_path):
     # items 0, 4, 8, 12 each report one skip of reason i % 3 -> reasons 0, 1, 2, 0
     assert skip_logger.totals[SKIP_REASONS[0]] == 2 and skip_logger.totals[SKIP_REASONS[1]] == 1
     assert skip_logger.totals[SKIP_REASONS[2]] == 1
-    m = trainer.callback_metrics
-    assert float(m[f"data/skipped/{SKIP_REASONS[0]}"]) == 2 and float(m["data/skipped/total"]) == 4
+    # logged at steps 0 and 2 (3 skips so far), and the final totals (4) once training ends
+    rows = [
+        r
+        for r in csv.DictReader(open(tmp_path / "csv" / "version_0" / "metrics.csv"))
+        if r.get("data/skipped/total")
+    ]
+    assert (
+        float(rows[-1]["data/skipped/total"]) == 4 and float(rows[-1][f"data/skipped/{SKIP_REASONS[0]}"]) == 2
+    )
+    assert skip_logger.final["data/skipped/total"] == 4
     # the dataset saw the trainer's global step through the shared schedule
     steps_seen = [s for s, _ in ds.strides]
     assert steps_seen[0] == 0 and max(steps_seen) >= 2

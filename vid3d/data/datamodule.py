@@ -86,6 +86,7 @@ class SkippedClipsLogger(pl.Callback):
         super().__init__()
         self.log_every_n_steps = max(1, int(log_every_n_steps))
         self.totals: dict[str, int] = {r: 0 for r in SKIP_REASONS}
+        self.final: dict[str, float] = {}
 
     def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
         if isinstance(batch, Mapping):
@@ -95,6 +96,18 @@ class SkippedClipsLogger(pl.Callback):
             values = {f"data/skipped/{r}": float(c) for r, c in self.totals.items()}
             values["data/skipped/total"] = float(sum(self.totals.values()))
             pl_module.log_dict(values, on_step=True, on_epoch=False, reduce_fx="sum", sync_dist=True)
+
+    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+        """The final totals (the last step's skips included), summed over ranks, to every logger."""
+        t = torch.tensor([float(self.totals[r]) for r in SKIP_REASONS], device=pl_module.device)
+        t = trainer.strategy.reduce(t, reduce_op="sum")
+        values = {f"data/skipped/{r}": float(c) for r, c in zip(SKIP_REASONS, t.tolist(), strict=True)}
+        values["data/skipped/total"] = float(t.sum())
+        self.final = values
+        if trainer.is_global_zero:
+            for lg in trainer.loggers:
+                lg.log_metrics(values, step=int(trainer.global_step))
+                lg.save()
 
     def state_dict(self) -> dict[str, Any]:
         return {"totals": dict(self.totals)}

@@ -13,12 +13,13 @@ import io
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from vid3d.atomic import atomic_write_text
 
 from .fvd import FVD_KEY, find_fvd, fvd_column, fvd_entry
 from .records import read_records, record_key, to_jsonable
@@ -183,21 +184,6 @@ def merge_shards(dirs: Iterable[str | os.PathLike], pattern: str = "records*.jso
     return [seen[k] for k in sorted(seen)]
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _fmt(x: float, digits: int = 2) -> str:
     return "nan" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
 
@@ -316,7 +302,7 @@ def write_results(
     out = Path(out_dir)
     paths = {"json": out / "results.json", "csv": out / "results.csv", "md": out / "results.md"}
     payload = {"protocol": to_jsonable(protocol), "results": to_jsonable(results)}
-    _atomic_write_text(paths["json"], json.dumps(payload, indent=2, sort_keys=True, allow_nan=False) + "\n")
-    _atomic_write_text(paths["csv"], _results_csv(results))
-    _atomic_write_text(paths["md"], _results_markdown(results, protocol))
+    atomic_write_text(paths["json"], json.dumps(payload, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    atomic_write_text(paths["csv"], _results_csv(results))
+    atomic_write_text(paths["md"], _results_markdown(results, protocol))
     return paths

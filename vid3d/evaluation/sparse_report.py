@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from vid3d.data.formats.re10k import atomic_write_bytes
+from vid3d.atomic import atomic_write_bytes
 
 from .aggregate import merge_shards
 from .records import to_jsonable

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vid3d.data.formats.re10k import atomic_write_bytes
+from vid3d.atomic import atomic_write_bytes
 
 from .aggregate import bootstrap_ci, merge_shards
 from .camera_runner import trial_seed

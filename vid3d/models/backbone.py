@@ -27,7 +27,7 @@ import torch.nn as nn
 from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
-from vid3d.data.formats.re10k import replace_dir
+from vid3d.atomic import replace_dir
 
 from .vae import PixelUnshuffleAutoencoder, TemporalVAEAdapter
 

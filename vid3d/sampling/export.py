@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vid3d.data.formats.re10k import replace_dir
+from vid3d.atomic import replace_dir
 
 from .pipeline import VideoSampler, from_uint8, to_uint8
 from .samplers import sample_ddim, sample_edm_euler, sample_edm_heun

@@ -78,7 +78,7 @@ def model_camera_gap(cfg: DictConfig, model, clips: list[EvalClip], out: Path) -
     """The model's camera gap on the evaluated clips -> camera_gap.{json,md}; returns the markdown."""
     import json
 
-    from vid3d.data.formats.re10k import atomic_write_bytes
+    from vid3d.atomic import atomic_write_bytes
     from vid3d.evaluation.camera_gap import camera_gap_markdown, measure_camera_gap
 
     opts = cfg.eval.get("camera_gap") or {}

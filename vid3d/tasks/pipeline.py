@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from vid3d.data.formats.re10k import atomic_write_bytes
+from vid3d.atomic import atomic_write_bytes
 from vid3d.tasks.common import log
 
 # overrides that say where a job writes or what it resumes, not which variant it is

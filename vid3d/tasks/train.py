@@ -43,6 +43,25 @@ def trainer_plugins(cfg: DictConfig) -> list:
     return [SafetensorsCheckpointIO()]
 
 
+def resume_path(resume: str | None) -> str | None:
+    """``resume=<checkpoint>`` as given; ``resume=<run dir>`` (or its checkpoints/) -> its newest complete
+    checkpoint. Temporary files a killed writer left beside it are removed (no writer is running there)."""
+    if not resume:
+        return None
+    from vid3d.atomic import remove_stale_temps
+    from vid3d.training.checkpoint_io import newest_complete_checkpoint
+
+    p = Path(resume).expanduser()
+    if p.is_dir() and not p.name.endswith(".ckpt"):  # a run dir, not a DeepSpeed checkpoint dir
+        p = newest_complete_checkpoint(p)
+        log.info("resume: newest complete checkpoint of the run is %s", p)
+    if p.parent.is_dir():
+        n = remove_stale_temps(p.parent, older_than_s=60)
+        if n:
+            log.info("resume: removed %d stale temporary checkpoint file(s) in %s", n, p.parent)
+    return str(p)
+
+
 @task_wrapper
 def train(cfg: DictConfig) -> dict:
     """Train a model; returns ``{"last_checkpoint": path, "run_dir": path, **final logged metrics}``."""
@@ -80,7 +99,7 @@ def train(cfg: DictConfig) -> dict:
     groups = {k: len(v) for k, v in module.trainable_groups.items()}
     log.info("trainable parameter tensors by group: %s", groups)
 
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("resume"))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_path(cfg.get("resume")))
 
     last = Path(cfg.paths.run_dir) / "checkpoints" / "last.ckpt"
     ckpt_cb = trainer.checkpoint_callback

@@ -25,6 +25,8 @@ from lightning.fabric.plugins import CheckpointIO
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from vid3d.atomic import FILE_MODE, remove_stale_temps
+
 SKELETON_KEY = "vid3d_skeleton"
 FORMAT_VERSION = "1"
 
@@ -77,13 +79,14 @@ def save_checkpoint_file(checkpoint: dict, path: str | os.PathLike) -> None:
     # safetensors refuses tensors that share storage; the copies are cheap next to a training step.
     tensors = {k: v.clone() for k, v in tensors.items()}
     metadata = {SKELETON_KEY: json.dumps(skeleton), "format": "vid3d-checkpoint", "version": FORMAT_VERSION}
+    remove_stale_temps(path)  # left by a writer killed more than an hour ago
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=metadata)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; checkpoints are shared like any output
+        os.chmod(tmp, FILE_MODE)  # mkstemp creates 0600; checkpoints are shared like any output
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -117,3 +120,31 @@ class SafetensorsCheckpointIO(CheckpointIO):
 
     def remove_checkpoint(self, path) -> None:
         Path(path).unlink(missing_ok=True)
+
+
+def is_complete_checkpoint(path: str | os.PathLike) -> bool:
+    """A vid3d checkpoint file whose safetensors header and skeleton read (cheap: no tensor is loaded),
+    or a DeepSpeed checkpoint directory holding vid3d's weights file."""
+    from vid3d.training.strategies import WEIGHTS_FILE
+
+    path = Path(path)
+    if path.is_dir():
+        return (path / WEIGHTS_FILE).is_file()
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        return meta.get("format") == "vid3d-checkpoint" and SKELETON_KEY in meta
+    except Exception:  # noqa: BLE001 - truncated, empty, not safetensors: not complete
+        return False
+
+
+def newest_complete_checkpoint(folder: str | os.PathLike) -> Path:
+    """The most recently written complete checkpoint (``*.ckpt``) in a run dir or its ``checkpoints/``:
+    after a kill between ``step_N.ckpt`` and ``last.ckpt``, the step file. FileNotFoundError if none."""
+    folder = Path(folder)
+    ckpt_dir = folder / "checkpoints" if (folder / "checkpoints").is_dir() else folder
+    candidates = sorted(ckpt_dir.glob("*.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for p in candidates:
+        if is_complete_checkpoint(p):
+            return p
+    raise FileNotFoundError(f"{ckpt_dir}: no complete checkpoint (*.ckpt) to resume from")

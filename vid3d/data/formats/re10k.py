@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vid3d.atomic import atomic_write_bytes, replace_dir
 from vid3d.geometry import K_norm_to_px, c2w_to_w2c, w2c_to_c2w
 
 __all__ = [
@@ -207,20 +208,6 @@ def read_camera_file(path: str | os.PathLike) -> Re10kCameras:
 
 
 # ----------------------------------------------------------------------------------------- writing
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _fmt(x: float) -> str:
     return repr(float(x))  # shortest string that parses back to the same float64
 
@@ -382,19 +369,6 @@ def read_depth(clip: Re10kClip, indices: Sequence[int] | np.ndarray) -> np.ndarr
         raise ValueError(f"{clip.depth_path}: 'depth' must be (N, H, W), got shape {depth.shape}")
     idx = _check_indices(indices, len(depth), clip.depth_path)
     return depth[idx].astype(np.float32, copy=False)
-
-
-def replace_dir(tmp_dir: str | os.PathLike, final_dir: str | os.PathLike) -> None:
-    """Move ``tmp_dir`` to ``final_dir`` (same file system), replacing an existing folder: the old one is
-    renamed aside first and removed afterwards, so ``final_dir`` is never half-written."""
-    tmp_dir, final_dir = Path(tmp_dir), Path(final_dir)
-    old = None
-    if final_dir.exists():
-        old = final_dir.with_name(f".{final_dir.name}.old-{os.getpid()}-{os.urandom(3).hex()}")
-        os.rename(final_dir, old)
-    os.rename(tmp_dir, final_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def write_clip(

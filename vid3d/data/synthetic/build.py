@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vid3d.data.formats.re10k import Re10kCameras, atomic_write_bytes, write_clip
+from vid3d.atomic import atomic_write_bytes
+from vid3d.data.formats.re10k import Re10kCameras, write_clip
 from vid3d.geometry import K_norm_to_px
 
 from .render import render_views

@@ -31,7 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from vid3d.data.formats.re10k import atomic_write_bytes, list_clips, read_camera_file, read_depth, read_frames
+from vid3d.atomic import atomic_write_bytes
+from vid3d.data.formats.re10k import list_clips, read_camera_file, read_depth, read_frames
 
 from .base import OverlapEstimator, OverlapView
 

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Recipe exploration for a vid3d-trained model that uses its camera on a CPU (issue 14). One train.py run per
+# recipe, time-boxed (MAX_TIME, default 20 min each), camera gap on the 4 held-out test clips every GAP_EVERY
+# steps (<run>/camera_gap.jsonl). Usage: experiments/cpu_camera_control/explore.sh R1 [R2 ...]
+# Results are written up by hand in experiments/cpu_camera_control/README.md (numbers from camera_gap.jsonl).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PY=${PYTHON:-.venv/bin/python}
+OUT=${OUT:-outputs/experiments/cpu_camera_control/explore}
+MAX_TIME=${MAX_TIME:-00:00:20:00}
+GAP_EVERY=${GAP_EVERY:-500}
+export WANDB_MODE=offline
+# 60 training scenes rendered at 72x128 (cheaper than the demo's 144x256; crops to the training size)
+DATA=(data.build.num_train=60 data.build.num_test=4 data.build.height=72 data.build.width=128
+      data.datamodule.num_workers=0 torch_threads=${THREADS:-1})
+COMMON=(experiment=demo logger=csv callbacks.media.every_n_steps=0 callbacks.checkpoint.every_n_train_steps=1000
+        callbacks.camera_gap.every_n_steps=$GAP_EVERY +trainer.max_time=$MAX_TIME trainer.log_every_n_steps=50)
+recipe() {
+  case "$1" in
+    # 32x48, 8 frames, batch 4, lr 1e-3, wide sigma (ln sigma ~ N(-0.4, 1.6^2)), Pluecker, interval 2->4
+    R1) echo "model=plucker data.height=32 data.width=48 data.datamodule.batch_size=4 module.optimizer.lr=1e-3
+              model.P_mean=-0.4 model.P_std=1.6 trainer.max_steps=6000 module.warmup_steps=100" ;;
+    # R1 with a larger frame interval (4 -> 8): more motion between frames, so the camera says more
+    R2) echo "model=plucker data.height=32 data.width=48 data.datamodule.batch_size=4 module.optimizer.lr=1e-3
+              model.P_mean=-0.4 model.P_std=1.6 trainer.max_steps=6000 module.warmup_steps=100
+              data.interval.start=4 data.interval.end=8" ;;
+    # the control: R1 without a camera encoder
+    R1svd) echo "model=svd data.height=32 data.width=48 data.datamodule.batch_size=4 module.optimizer.lr=1e-3
+              model.P_mean=-0.4 model.P_std=1.6 trainer.max_steps=6000 module.warmup_steps=100" ;;
+    *) echo "unknown recipe $1" >&2; exit 2 ;;
+  esac
+}
+for r in "$@"; do
+  read -r -a R <<< "$(recipe "$r" | tr "\n" " ")"
+  echo "== $r: ${R[*]}"
+  "$PY" train.py "${COMMON[@]}" "${DATA[@]}" "${R[@]}" hydra.run.dir="$OUT/$r" > "$OUT.$r.log" 2>&1 || echo "$r failed: $OUT.$r.log"
+  tail -n 3 "$OUT/$r/camera_gap.jsonl" 2>/dev/null | cut -c1-400
+done

@@ -1,0 +1,60 @@
+"""After a kill: stale temp files go, outputs are 0644, resume takes the newest complete checkpoint."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+
+import torch
+
+from vid3d.atomic import atomic_write_bytes, remove_stale_temps
+from vid3d.tasks.train import resume_path
+from vid3d.training.checkpoint_io import (
+    is_complete_checkpoint,
+    newest_complete_checkpoint,
+    save_checkpoint_file,
+)
+
+
+def _mode(p) -> int:
+    return stat.S_IMODE(os.stat(p).st_mode)
+
+
+def test_atomic_write_mode_and_stale_temp_cleanup(tmp_path):
+    target = tmp_path / "results.json"
+    stale = tmp_path / ".results.json.abc123.tmp"  # left by a writer killed long ago
+    fresh = tmp_path / ".results.json.def456.tmp"  # a writer that may still be running
+    other = tmp_path / ".other.json.xyz.tmp"  # another file's: not ours to remove
+    for p in (stale, fresh, other):
+        p.write_bytes(b"partial")
+    old = time.time() - 2 * 3600
+    os.utime(stale, (old, old))
+    os.utime(other, (old, old))
+    atomic_write_bytes(target, b"{}")
+    assert target.read_bytes() == b"{}" and _mode(target) == 0o644
+    assert not stale.exists() and fresh.exists() and other.exists()
+    assert remove_stale_temps(tmp_path, older_than_s=0) == 2 and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_checkpoint_mode_matches_results(tmp_path):
+    save_checkpoint_file({"state_dict": {"w": torch.zeros(2)}}, tmp_path / "last.ckpt")
+    atomic_write_bytes(tmp_path / "results.md", b"x")
+    assert _mode(tmp_path / "last.ckpt") == _mode(tmp_path / "results.md") == 0o644
+
+
+def test_resume_takes_the_newest_complete_checkpoint(tmp_path):
+    ckpts = tmp_path / "run" / "checkpoints"
+    save_checkpoint_file({"global_step": 2}, ckpts / "last.ckpt")
+    save_checkpoint_file({"global_step": 4}, ckpts / "step_0000004.ckpt")  # killed before last.ckpt
+    (ckpts / "step_0000006.ckpt").write_bytes(b"\x00" * 40)  # a torn write that was never replaced
+    (ckpts / ".last.ckpt.k1ll3d.tmp").write_bytes(b"partial")
+    t = time.time()
+    for name, age in (("last.ckpt", 30), ("step_0000004.ckpt", 20), ("step_0000006.ckpt", 10)):
+        os.utime(ckpts / name, (t - age, t - age))
+    os.utime(ckpts / ".last.ckpt.k1ll3d.tmp", (t - 120, t - 120))
+    assert not is_complete_checkpoint(ckpts / "step_0000006.ckpt")
+    assert newest_complete_checkpoint(tmp_path / "run") == ckpts / "step_0000004.ckpt"
+    assert resume_path(str(tmp_path / "run")) == str(ckpts / "step_0000004.ckpt")
+    assert not (ckpts / ".last.ckpt.k1ll3d.tmp").exists()
+    assert resume_path(str(ckpts / "last.ckpt")) == str(ckpts / "last.ckpt")  # a file: as given
