@@ -80,6 +80,24 @@ def chunks_root(root, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def broken_root(tmp_path_factory) -> Path:
+    """The same 7-clip set with 5 clips damaged in one frame each (tests/adversarial/corpus.py)."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "adversarial"))
+    from corpus import break_corpus
+
+    r = tmp_path_factory.mktemp("resume_broken") / "set"
+    root = build_synthetic_dataset(r, num_train=7, num_test=1, num_frames=24, height=72, width=128)
+    assert len(break_corpus(root)) == 5
+    return root
+
+
+def final_skips(run_dir: Path) -> float:
+    """data/skipped/total of the last row that has it (logged at the end of training)."""
+    rows = [r for f in Path(run_dir).rglob("metrics.csv") for r in csv.DictReader(open(f))]
+    return [float(r["data/skipped/total"]) for r in rows if r.get("data/skipped/total")][-1]
+
+
 def cfg_for(o: list[str]):
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         return compose("train", overrides=o)
@@ -93,11 +111,16 @@ def cfg_for(o: list[str]):
         pytest.param(0, "re10k", marks=pytest.mark.slow),
         (1, "re10k"),
         pytest.param(2, "re10k_chunks", marks=pytest.mark.slow),
+        # a partly broken corpus (issue 20): the same clips skipped, the same losses, the same skip totals
+        pytest.param(0, "broken", marks=pytest.mark.slow),
+        pytest.param(2, "broken", marks=pytest.mark.slow),
     ],
 )
 def test_sigkill_resume_matches_uninterrupted(request, root, tmp_path, workers, data):
     if data == "re10k_chunks":
         root = request.getfixturevalue("chunks_root")
+    if data == "broken":
+        root, data = request.getfixturevalue("broken_root"), "re10k"
     ref = train(cfg_for(overrides(root, tmp_path / "ref", workers, data)))
     ref_loss = losses(Path(ref["run_dir"]))
     assert len(ref_loss) >= STEPS - 1
@@ -132,3 +155,4 @@ def test_sigkill_resume_matches_uninterrupted(request, root, tmp_path, workers, 
     for s, v in res_loss.items():
         assert v == pytest.approx(ref_loss[s], rel=1e-6, abs=1e-7), (s, v, ref_loss[s])
     assert load_checkpoint_file(resumed["last_checkpoint"])["global_step"] == STEPS
+    assert final_skips(Path(resumed["run_dir"])) == final_skips(Path(ref["run_dir"]))

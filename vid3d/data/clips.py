@@ -161,6 +161,13 @@ class ClipSamplingDataset(Dataset):
         window_start: "random" (training) or "first" (evaluation: every clip starts at its frame 0).
         holdout: ``{fraction, seed, keep}``: keep only the clips of one side of a validation hold-out of
             this split (vid3d.data.holdout; ``keep="rest"`` for training, ``"held_out"`` for validation).
+        check_frames: "all" (default): the first time a process uses a clip, every frame of it is read
+            and checked (readable, decodable, one size, at least ``min_frame_size``), so whether a clip is
+            used never depends on which frames were drawn, nor on the process, the loader workers or a
+            resume: training is a function of (seed, step). Costs one full read of each clip per process.
+            "sampled": only the drawn frames are checked (cheaper; a partly broken clip is then used or
+            skipped depending on the draw).
+        min_frame_size: frames smaller than this on either side are refused (``image_size``), not upscaled.
     """
 
     def __init__(
@@ -175,6 +182,8 @@ class ClipSamplingDataset(Dataset):
         max_tries: int = 50,
         window_start: str = "random",
         holdout: Mapping[str, Any] | None = None,
+        check_frames: str = "all",
+        min_frame_size: int = 16,
     ) -> None:
         if num_frames < 1:
             raise ValueError(f"num_frames must be >= 1, got {num_frames}")
@@ -185,6 +194,10 @@ class ClipSamplingDataset(Dataset):
         if window_start not in ("random", "first"):
             raise ValueError(f"window_start must be 'random' or 'first', got {window_start!r}")
         self.window_start = window_start
+        if check_frames not in ("all", "sampled"):
+            raise ValueError(f"check_frames must be 'all' or 'sampled', got {check_frames!r}")
+        self.check_frames, self.min_frame_size = check_frames, int(min_frame_size)
+        self._checked: set[int] = set()  # clips whose every frame passed (this process)
         self.holdout = check_holdout(holdout)
         self.progress = SharedProgress()
         self.skipped: Counter[str] = Counter()
@@ -263,10 +276,28 @@ class ClipSamplingDataset(Dataset):
             if e.cacheable:
                 self._bad[i] = e
 
+    def _check_all_frames(self, clip: OpenedClip) -> None:
+        """BadClip unless every frame of ``clip`` reads, decodes, shares one size >= min_frame_size."""
+        shape, src = None, clip.source
+        for a in range(0, clip.num_frames, CHECK_CHUNK):
+            frames = np.asarray(clip.read(np.arange(a, min(a + CHECK_CHUNK, clip.num_frames))))
+            if frames.ndim != 4 or frames.shape[-1] != 3:
+                raise BadClip("image_size", f"{src}: frames have shape {frames.shape}")
+            if shape is not None and frames.shape[1:] != shape:
+                raise BadClip("image_size", f"{src}: frames {a}.. are {frames.shape[1:]}, earlier {shape}")
+            shape = frames.shape[1:]
+            if min(shape[:2]) < self.min_frame_size:
+                raise BadClip(
+                    "image_size", f"{src}: frames of {shape[0]}x{shape[1]} px, below {self.min_frame_size} px"
+                )
+
     def _make_sample(self, i: int, rng: np.random.Generator) -> dict[str, Any]:
         try:
             clip = self.open_clip(i)
             validate_cameras(clip.K_norm, clip.w2c, clip.source)
+            if self.check_frames == "all" and i not in self._checked:
+                self._check_all_frames(clip)
+                self._checked.add(i)
             idx = self.choose_indices(i, clip, rng)
             frames = clip.read(idx)
         except BadClip:
@@ -279,8 +310,12 @@ class ClipSamplingDataset(Dataset):
                 "image_size",
                 f"{clip.source}: frames have shape {frames.shape}, expected ({len(idx)}, H, W, 3)",
             )
-        if frames.shape[1] == 0 or frames.shape[2] == 0:
-            raise BadClip("image_size", f"{clip.source}: empty frames {frames.shape}")
+        if frames.shape[1] < self.min_frame_size or frames.shape[2] < self.min_frame_size:
+            raise BadClip(
+                "image_size",
+                f"{clip.source}: frames of {frames.shape[1]}x{frames.shape[2]} px, below the minimum "
+                f"{self.min_frame_size} px (min_frame_size)",
+            )
         H0, W0 = frames.shape[1:3]
         K_px = K_norm_to_px(clip.K_norm[idx], H0, W0)
         frames, K_px = center_crop_resize(frames.astype(np.uint8, copy=False), K_px, self.height, self.width)
@@ -292,6 +327,9 @@ class ClipSamplingDataset(Dataset):
             "clip_id": clip.clip_id,
             "frame_indices": torch.from_numpy(idx.astype(np.int64)),
         }
+
+
+CHECK_CHUNK = 16  # frames read at a time by the whole-clip check (bounded memory)
 
 
 def stack_same_size(frames: list[np.ndarray], source: str) -> np.ndarray:
