@@ -8,9 +8,11 @@ import vid3d.config  # noqa: F401  (registers config resolvers)
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 def main(cfg: DictConfig) -> None:
+    from vid3d.tasks.common import user_errors
     from vid3d.tasks.evaluate import evaluate
 
-    evaluate(cfg)
+    with user_errors():
+        evaluate(cfg)
 
 
 if __name__ == "__main__":

@@ -168,7 +168,10 @@ def _refused(excinfo, path: Path) -> None:
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_checkpoint_payload_refused_by_load_model_export_and_init_from(trained, tmp_path, case):
+def test_checkpoint_payload_refused_by_load_model_export_and_init_from(
+    trained, tmp_path, case, capsys, monkeypatch
+):
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     from vid3d.sampling.export import CameraVideoPipeline, main
     from vid3d.tasks.loading import load_model, load_trained_weights
 
@@ -176,14 +179,18 @@ def test_checkpoint_payload_refused_by_load_model_export_and_init_from(trained, 
     for load in (
         load_model,
         CameraVideoPipeline.from_checkpoint,
-        lambda p: main([f"ckpt={p}", f"out={tmp_path / 'export'}", "height=64", "width=96"]),
         lambda p: load_trained_weights(load_model(trained["ckpt"]), p),  # init_from
     ):
         with pytest.raises(ConfigRefused) as e:
             load(path)
         _refused(e, path)
         assert not marker.exists()
-    assert not (tmp_path / "export").exists()
+    # the export CLI: one line on stderr, exit code 2, nothing written
+    with pytest.raises(SystemExit) as e:
+        main([f"ckpt={path}", f"out={tmp_path / 'export'}", "height=64", "width=96"])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and err.startswith("error: ") and "refused" in err and "\n" not in err, err
+    assert not marker.exists() and not (tmp_path / "export").exists()
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -355,3 +362,33 @@ def test_fuzz_validation_never_imports_or_accepts_a_foreign_target(tree):
         assert all(t in TARGETS for t in _targets_in(tree))
         assert {k for k in _keys_in(tree) if str(k).startswith("_")} <= {"_target_", "_partial_"}
     assert set(sys.modules) == before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", ["eval.py", "sample.py", "train.py", "export"])
+def test_cli_refuses_a_hostile_checkpoint_in_one_line(trained, tmp_path, script):
+    """The commands a user runs: exit code 2, one `error:` line naming the file, no traceback, no marker."""
+    import subprocess
+
+    path, marker = _hostile_ckpt(trained, tmp_path, "torch_load_from_hex@nested_value")
+    repo = Path(__file__).resolve().parents[2]
+    out = f"hydra.run.dir={tmp_path / 'run'}"
+    args = {
+        "eval.py": ["eval.py", f"ckpt={path}", out],
+        "sample.py": ["sample.py", f"ckpt={path}", out],
+        "train.py": ["train.py", *trained["overrides"], f"init_from={path}", out],
+        "export": ["-m", "vid3d.sampling.export", f"ckpt={path}", f"out={tmp_path / 'pipe'}"],
+    }[script]
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    proc = subprocess.run(
+        [sys.executable, *args],
+        cwd=repo,
+        env={**env, "WANDB_MODE": "offline"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    err_lines = [x for x in proc.stderr.splitlines() if x.startswith("error: ")]
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert len(err_lines) == 1 and str(path) in err_lines[0] and "refused" in err_lines[0]
+    assert "Traceback" not in proc.stderr and not marker.exists()

@@ -329,7 +329,11 @@ def main(argv: Sequence[str] | None = None) -> Path:
     ckpt, out = args.pop("ckpt"), args.pop("out")
     if args:
         raise SystemExit(f"unknown arguments: {sorted(args)}")
-    folder = CameraVideoPipeline.from_checkpoint(ckpt, sampler=sampler, image_size=size).save_pretrained(out)
+    from vid3d.tasks.common import user_errors
+
+    with user_errors():
+        pipe = CameraVideoPipeline.from_checkpoint(ckpt, sampler=sampler, image_size=size)
+        folder = pipe.save_pretrained(out)
     print(f"wrote {folder}")
     return folder
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
-from collections.abc import Callable
+import os
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import rich
@@ -86,3 +89,18 @@ def task_wrapper(fn: Callable[[DictConfig], dict]) -> Callable[[DictConfig], dic
                 pass
 
     return wrapped
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """In an entry point: a refused checkpoint or a missing file is one line on stderr and exit code 2,
+    not a traceback (``HYDRA_FULL_ERROR=1`` shows the traceback)."""
+    from vid3d.models.schema import ConfigRefused
+
+    try:
+        yield
+    except (ConfigRefused, FileNotFoundError) as e:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -253,15 +253,17 @@ def evaluate(cfg: DictConfig) -> dict:
         return evaluate_sparse(cfg)
     if cfg.task != "camera":
         raise ValueError(f"task={cfg.task!r} is not available: use task=camera or task=sparse (overlap=...)")
+    model = None
+    if cfg.ckpt:  # a wrong or refused checkpoint fails before anything else
+        from vid3d.tasks.loading import load_model
+
+        model = load_model(cfg.ckpt)
     out = run_dir(cfg)
     print_config_tree(cfg, save_to=out / "config.yaml")
     fvd = fvd_metric(cfg)  # a bad metrics.fvd.i3d fails here, before any data or sampling work
     clips = eval_clips(cfg)
     methods, gap_table = {}, None
-    if cfg.ckpt:
-        from vid3d.tasks.loading import load_model
-
-        model = load_model(cfg.ckpt)
+    if model is not None:
         methods[model.name] = model_method(model, instantiate(cfg.sampler), cfg.seed)
         gap_table = model_camera_gap(cfg, model, clips, out)
     if cfg.eval.reference_rows:

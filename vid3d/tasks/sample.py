@@ -27,9 +27,9 @@ def _list(value):
 
 @task_wrapper
 def sample(cfg: DictConfig) -> dict:
+    model = load_model(cfg.ckpt)  # a wrong or refused checkpoint fails before anything else
     out = run_dir(cfg)
     print_config_tree(cfg, save_to=out / "config.yaml")
-    model = load_model(cfg.ckpt)
     sampler = instantiate(cfg.sampler)
     mode = instantiate(cfg.mode) if cfg.get("mode") is not None else None
     if mode is None:
