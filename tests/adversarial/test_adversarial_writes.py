@@ -58,3 +58,38 @@ def test_resume_takes_the_newest_complete_checkpoint(tmp_path):
     assert resume_path(str(tmp_path / "run")) == str(ckpts / "step_0000004.ckpt")
     assert not (ckpts / ".last.ckpt.k1ll3d.tmp").exists()
     assert resume_path(str(ckpts / "last.ckpt")) == str(ckpts / "last.ckpt")  # a file: as given
+
+
+def test_a_second_process_on_the_same_eval_shard_stops_at_once(tmp_path):
+    """Two evals on one shard: the second exits with a clear message instead of computing it all again."""
+    import subprocess
+    import sys
+
+    import pytest
+
+    from vid3d.evaluation.records import RecordWriter, ShardBusy
+
+    path = tmp_path / "records.shard0of2.jsonl"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from vid3d.evaluation.records import RecordWriter\n"
+            f"w = RecordWriter({str(path)!r})\n"
+            "with w.exclusive():\n    print('locked', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(ShardBusy, match="another process is evaluating this shard"):
+            with RecordWriter(path).exclusive():
+                pass
+        with RecordWriter(tmp_path / "records.shard1of2.jsonl").exclusive():  # another shard: free
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with RecordWriter(path).exclusive():  # the lock dies with its process
+        pass

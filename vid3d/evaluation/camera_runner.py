@@ -294,43 +294,44 @@ def run_camera_eval(
     """
     out = Path(out_dir)
     writer = RecordWriter(out / f"records.shard{shard}of{num_shards}.jsonl")
-    done = writer.done_keys()
-    mine = shard_clips(clips, shard, num_shards)
-    todo = [
-        (clip, name, trial)
-        for clip in mine
-        for name in methods
-        for trial in range(trials)
-        if (name, clip.clip_id, trial) not in done
-    ]
-    n_skipped = len(mine) * len(methods) * trials - len(todo)
-    gt_features = {}
-    if fvd is not None:
-        for clip in {c.clip_id: c for c, _, _ in todo}.values():
-            gt_features[clip.clip_id] = fvd.features(clip.frames[None])[0]
+    with writer.exclusive():  # one process per shard (a second one stops with ShardBusy)
+        done = writer.done_keys()
+        mine = shard_clips(clips, shard, num_shards)
+        todo = [
+            (clip, name, trial)
+            for clip in mine
+            for name in methods
+            for trial in range(trials)
+            if (name, clip.clip_id, trial) not in done
+        ]
+        n_skipped = len(mine) * len(methods) * trials - len(todo)
+        gt_features = {}
+        if fvd is not None:
+            for clip in {c.clip_id: c for c, _, _ in todo}.values():
+                gt_features[clip.clip_id] = fvd.features(clip.frames[None])[0]
 
-    bar = None
-    if progress and todo:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        bar = None
+        if progress and todo:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        bar = Progress(
-            TextColumn("[bold]camera eval[/] shard {task.fields[shard]}"), BarColumn(), MofNCompleteColumn(),
-            TimeRemainingColumn(), TextColumn("{task.description}"),
-        )
-    with bar if bar is not None else contextlib.nullcontext():
-        task = bar.add_task("", total=len(todo), shard=f"{shard}/{num_shards}") if bar else None
-        for clip, name, trial in todo:
-            if bar is not None:
-                bar.update(task, description=f"{name} | {clip.clip_id} | trial {trial}")
-            writer.append(
-                _evaluate_one(
-                    clip, name, methods[name], trial, estimator,
-                    video_dir=out if save_videos else None, fps=video_fps,
-                    fvd=fvd, gt_features=gt_features.get(clip.clip_id),
-                )
+            bar = Progress(
+                TextColumn("[bold]camera eval[/] shard {task.fields[shard]}"), BarColumn(),
+                MofNCompleteColumn(), TimeRemainingColumn(), TextColumn("{task.description}"),
             )
-            if bar is not None:
-                bar.advance(task)
+        with bar if bar is not None else contextlib.nullcontext():
+            task = bar.add_task("", total=len(todo), shard=f"{shard}/{num_shards}") if bar else None
+            for clip, name, trial in todo:
+                if bar is not None:
+                    bar.update(task, description=f"{name} | {clip.clip_id} | trial {trial}")
+                writer.append(
+                    _evaluate_one(
+                        clip, name, methods[name], trial, estimator,
+                        video_dir=out if save_videos else None, fps=video_fps,
+                        fvd=fvd, gt_features=gt_features.get(clip.clip_id),
+                    )
+                )
+                if bar is not None:
+                    bar.advance(task)
 
     records = merge_shards([out])
     results = aggregate(records, metrics=metrics, failure_policy=failure_policy)

@@ -10,10 +10,11 @@ corruption and raises ``RecordFileError`` naming the file and line.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,10 @@ def read_records(path: str | os.PathLike) -> list[dict[str, Any]]:
     return records
 
 
+class ShardBusy(RuntimeError):
+    """Another process holds the lock of this records file."""
+
+
 class RecordWriter:
     """Append-only writer of one JSONL records file.
 
@@ -94,6 +99,28 @@ class RecordWriter:
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         self._repaired = False
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold an advisory lock (``<file>.lock``, ``flock``) while this process works on the file: a
+        second process on the same shard fails at once with :class:`ShardBusy` instead of computing and
+        writing every record a second time. Released when the block ends or the process dies."""
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        with open(lock_path, "a") as f:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ShardBusy(
+                    f"{self.path}: another process is evaluating this shard (lock {lock_path}); wait for it "
+                    "to finish, or give this job another eval.shard"
+                ) from None
+            try:
+                yield
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
     def records(self) -> list[dict[str, Any]]:
         """Complete records already in the file (torn trailing line ignored)."""

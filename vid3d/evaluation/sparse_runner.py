@@ -324,38 +324,39 @@ def run_sparse_eval(
     # the records file exists even for a shard with no pair (an empty bucket), so reports find the run
     writer.path.parent.mkdir(parents=True, exist_ok=True)
     writer.path.touch()
-    done = writer.done_keys()
-    mine = shard_pairs(pairs, shard, num_shards)
-    todo = [
-        (p, name, t)
-        for p in mine
-        for name in methods
-        for t in range(trials)
-        if (name, p.pair_id, t) not in done
-    ]
-    n_skipped = len(mine) * len(methods) * trials - len(todo)
-    bar = None
-    if progress and todo:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    with writer.exclusive():  # one process per shard (a second one stops with ShardBusy)
+        done = writer.done_keys()
+        mine = shard_pairs(pairs, shard, num_shards)
+        todo = [
+            (p, name, t)
+            for p in mine
+            for name in methods
+            for t in range(trials)
+            if (name, p.pair_id, t) not in done
+        ]
+        n_skipped = len(mine) * len(methods) * trials - len(todo)
+        bar = None
+        if progress and todo:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        bar = Progress(
-            TextColumn("[bold]sparse eval[/]"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            TextColumn("{task.description}"),
-        )
-    with bar if bar is not None else contextlib.nullcontext():
-        task = bar.add_task("", total=len(todo)) if bar else None
-        for pair, name, trial in todo:
-            if bar is not None:
-                bar.update(task, description=f"{name} | {pair.pair_id}")
-            rec, pred = _evaluate_one(pair, name, methods[name], trial, metrics)
-            writer.append(rec)
-            if on_record is not None:
-                on_record(pair, name, pred, rec)
-            if bar is not None:
-                bar.advance(task)
+            bar = Progress(
+                TextColumn("[bold]sparse eval[/]"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.description}"),
+            )
+        with bar if bar is not None else contextlib.nullcontext():
+            task = bar.add_task("", total=len(todo)) if bar else None
+            for pair, name, trial in todo:
+                if bar is not None:
+                    bar.update(task, description=f"{name} | {pair.pair_id}")
+                rec, pred = _evaluate_one(pair, name, methods[name], trial, metrics)
+                writer.append(rec)
+                if on_record is not None:
+                    on_record(pair, name, pred, rec)
+                if bar is not None:
+                    bar.advance(task)
     records = merge_shards([out])
     results = aggregate_sparse(records)
     proto = {**dict(protocol or {}), "image_metrics": metrics.describe()}

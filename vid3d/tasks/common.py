@@ -95,11 +95,12 @@ def task_wrapper(fn: Callable[[DictConfig], dict]) -> Callable[[DictConfig], dic
 def user_errors() -> Iterator[None]:
     """In an entry point: a refused checkpoint or a missing file is one line on stderr and exit code 2,
     not a traceback (``HYDRA_FULL_ERROR=1`` shows the traceback)."""
+    from vid3d.evaluation.records import ShardBusy
     from vid3d.models.schema import ConfigRefused
 
     try:
         yield
-    except (ConfigRefused, FileNotFoundError) as e:
+    except (ConfigRefused, FileNotFoundError, ShardBusy) as e:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         print(f"error: {e}", file=sys.stderr)
