@@ -147,3 +147,46 @@ def test_rejects_bad_inputs():
         camera_errors(bad, traj)
     with pytest.raises(ValueError, match="camera-to-world"):
         camera_errors(traj[:, :3, :3], traj)
+
+
+def test_zero_floor_on_real_realestate10k_files():
+    """A real trajectory against its own SO(3) projection reads 0 (< 1e-6 rad over the whole clip), though
+    the files' rotations are only near-orthonormal (issue 19: arccos on them alone gave up to 4.4e-3 rad)."""
+    from pathlib import Path
+
+    from vid3d.data.formats import re10k
+    from vid3d.geometry import project_to_so3, w2c_to_c2w
+
+    files = sorted(
+        (Path(re10k.__file__).resolve().parents[1] / "assets" / "re10k_trajectories").glob("*.txt")
+    )
+    assert len(files) == 10
+    worst_orth = 0.0
+    for f in files:
+        c2w = np.asarray(w2c_to_c2w(re10k.read_camera_file(f).w2c), dtype=np.float64)
+        R = c2w[:, :3, :3]
+        worst_orth = max(worst_orth, float(np.abs(R @ R.transpose(0, 2, 1) - np.eye(3)).max()))
+        projected = c2w.copy()
+        projected[:, :3, :3] = project_to_so3(R)
+        np.testing.assert_allclose(
+            projected[:, :3, :3] @ projected[:, :3, :3].transpose(0, 2, 1),
+            np.broadcast_to(np.eye(3), R.shape),
+            atol=1e-14,
+        )
+        for a, b in ((c2w, projected), (projected, c2w), (c2w, c2w)):
+            e = camera_errors(a, b)
+            assert e["rot_err_rad"] < 1e-6 and e["trans_err"] < 1e-6, (
+                f.name,
+                e["rot_err_rad"],
+                e["trans_err"],
+            )
+    assert worst_orth > 1e-9  # the files really are only near-orthonormal: the test exercises the fix
+
+
+def test_small_angles_are_exact():
+    """atan2 form: a rotation of 1e-7 rad reads 1e-7 (arccos of the trace loses it to round-off)."""
+    from vid3d.geometry import rotation_angle_between
+
+    for angle in (1e-9, 1e-7, 1e-4, 0.5, 3.0):
+        R = np.asarray(axis_angle_to_matrix(np.array([0.3, -0.5, 0.8]), np.float64(angle)))
+        assert float(rotation_angle_between(R, np.eye(3))) == pytest.approx(angle, rel=1e-6)

@@ -19,7 +19,7 @@ from .cameras import (
 )
 from .epipolar import epipolar_lines, fundamental_matrix
 from .plucker import pixel_rays, plucker_embedding
-from .rotations import axis_angle_to_matrix, look_at_c2w, rotation_angle_between
+from .rotations import axis_angle_to_matrix, look_at_c2w, project_to_so3, rotation_angle_between
 
 __all__ = [
     "K_norm_to_px",
@@ -39,6 +39,7 @@ __all__ = [
     "plucker_embedding",
     "project_points",
     "relative_to_first",
+    "project_to_so3",
     "rotation_angle_between",
     "to_homogeneous",
     "w2c_to_c2w",
