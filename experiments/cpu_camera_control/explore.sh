@@ -24,6 +24,10 @@ recipe() {
     R2) echo "model=plucker data.height=32 data.width=48 data.datamodule.batch_size=4 module.optimizer.lr=1e-3
               model.P_mean=-0.4 model.P_std=1.6 trainer.max_steps=6000 module.warmup_steps=100
               data.interval.start=4 data.interval.end=8" ;;
+    # R1 with epipolar attention (cross-frame attention along epipolar lines can fetch the conditioning
+    # frame's content from the displaced position: a warp, which additive Pluecker features cannot do)
+    R3) echo "model=epipolar data.height=32 data.width=48 data.datamodule.batch_size=4 module.optimizer.lr=1e-3
+              model.P_mean=-0.4 model.P_std=1.6 trainer.max_steps=6000 module.warmup_steps=100" ;;
     # the control: R1 without a camera encoder
     R1svd) echo "model=svd data.height=32 data.width=48 data.datamodule.batch_size=4 module.optimizer.lr=1e-3
               model.P_mean=-0.4 model.P_std=1.6 trainer.max_steps=6000 module.warmup_steps=100" ;;
