@@ -14,7 +14,7 @@ endif
 # VENV_FLAGS=--system-site-packages reuses a system (CUDA) torch instead of installing one.
 VENV_FLAGS ?=
 
-.PHONY: install demo test lint clean-demo
+.PHONY: install demo test lint clean-demo gpu-check
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
@@ -39,6 +39,10 @@ demo: install
 test: install
 	$(PY) -m ruff check vid3d tests benchmarks train.py sample.py eval.py
 	$(PY) -m pytest -q -m "not slow"
+
+# The prepared GPU check (benchmarks/gpu_check.py): ~8 minutes on one GPU; table + JSON in benchmarks/results/.
+gpu-check: install
+	$(PY) benchmarks/gpu_check.py
 
 lint: install
 	$(PY) -m ruff check vid3d tests benchmarks train.py sample.py eval.py

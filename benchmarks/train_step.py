@@ -36,6 +36,7 @@ SIZES = {
     # name: (hydra overrides, batch size)
     "tiny": (["model/backbone=tiny", "data.num_frames=8", "data.height=128", "data.width=192"], 1),
     "stage1": (["model/backbone=svd", "data.num_frames=25", "data.height=320", "data.width=512"], 2),
+    "custom": ([], 1),  # everything from --override (benchmarks/gpu_check.py)
 }
 
 
@@ -53,6 +54,7 @@ def main(argv: list[str] | None = None) -> dict:
         "--precision", default=None, help="32 | 16-mixed | bf16-mixed (default: 32 CPU, 16-mixed CUDA)"
     )
     ap.add_argument("--trainable", default=None, help="'all' or comma list (default: the config's)")
+    ap.add_argument("--grad-ckpt", action="store_true", help="gradient checkpointing (module option)")
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int, default=None)
@@ -102,7 +104,9 @@ def main(argv: list[str] | None = None) -> dict:
         trainable = ["all"] if args.trainable == "all" else args.trainable.split(",")
     dm = instantiate(cfg.data.datamodule)
     model = instantiate(cfg.model)
-    module = CameraDiffusionModule(model, optimizer=torch.optim.Adam, trainable=trainable)
+    module = CameraDiffusionModule(
+        model, optimizer=torch.optim.Adam, trainable=trainable, gradient_checkpointing=args.grad_ckpt
+    )
     module.to(dev).train()
     params = [p for p in module.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=1e-5)
@@ -196,6 +200,7 @@ def main(argv: list[str] | None = None) -> dict:
             else f" ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
         ),
         "precision": precision,
+        "gradient_checkpointing": args.grad_ckpt,
         "steps": args.steps,
         "warmup": args.warmup,
         "phases": phases,
