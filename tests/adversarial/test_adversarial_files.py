@@ -96,3 +96,20 @@ def test_pixelsplat_index_entries_outside_the_split_are_skipped(tmp_path):
     )
     assert {ds[i]["clip_id"] for i in range(len(ds))} == {"k0"}
     assert ds.skipped["outside_root"] >= 1
+
+
+def test_re10k_frame_symlinked_outside_the_root_is_skipped(tmp_path):
+    from vid3d.data.clips import Re10kClipDataset
+    from vid3d.data.synthetic import build_synthetic_dataset
+
+    root = build_synthetic_dataset(
+        tmp_path / "set", num_train=2, num_test=1, num_frames=6, height=72, width=128
+    )
+    clips = sorted(p for p in (root / "train").iterdir() if p.is_dir())
+    frames = sorted(clips[1].glob("*.jpg"))
+    outside = tmp_path / "outside.jpg"
+    frames[2].rename(outside)
+    frames[2].symlink_to(outside)  # decodable, but outside the dataset
+    ds = Re10kClipDataset(root, "train", num_frames=2, height=32, width=48, interval=FixedInterval(1))
+    assert {ds[i]["clip_id"] for i in range(4)} == {clips[0].name}
+    assert ds.known_bad() == {1: "outside_root"}

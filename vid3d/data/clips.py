@@ -41,6 +41,7 @@ from torch.utils.data import Dataset
 
 from vid3d.geometry import K_norm_to_px, relative_to_first, w2c_to_c2w
 
+from .files import UnsafePath
 from .holdout import check_holdout, select
 from .interval import FixedInterval, IntervalSchedule, SharedProgress
 from .transforms import center_crop_resize
@@ -183,7 +184,7 @@ class ClipSamplingDataset(Dataset):
         window_start: str = "random",
         holdout: Mapping[str, Any] | None = None,
         check_frames: str = "all",
-        min_frame_size: int = 16,
+        min_frame_size: int = 8,
     ) -> None:
         if num_frames < 1:
             raise ValueError(f"num_frames must be >= 1, got {num_frames}")
@@ -399,7 +400,10 @@ class Re10kClipDataset(ClipSamplingDataset):
 
         def read(idx: np.ndarray) -> np.ndarray:
             try:
-                frames = re10k.read_frames(clip, cams, [int(k) for k in idx])
+                frames = re10k.read_frames(clip, cams, [int(k) for k in idx], root=self.root)
+            except UnsafePath as e:
+                reason = "outside_root" if e.reason == "outside_root" else "unreadable_frames"
+                raise BadClip(reason, f"{frames_src}: {e}") from e
             except FileNotFoundError as e:
                 raise BadClip("missing_frames", f"{frames_src}: {e}") from e
             except (IndexError, EOFError) as e:

@@ -328,18 +328,33 @@ def _read_video_frames(path: Path, wanted: np.ndarray) -> dict[int, np.ndarray]:
     return got
 
 
-def read_frames(clip: Re10kClip, cams: Re10kCameras, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+def read_frames(
+    clip: Re10kClip,
+    cams: Re10kCameras,
+    indices: Sequence[int] | np.ndarray,
+    root: str | os.PathLike | None = None,
+) -> np.ndarray:
     """Frames for camera lines ``indices``: (n, H, W, 3) uint8 RGB.
 
+    ``root``: when given, every frame file (symlinks followed) and the video must lie inside it
+    (vid3d.data.files.UnsafePath "outside_root" otherwise).
     Raises FileNotFoundError / ValueError naming the missing or unreadable file, and ValueError if
     the frames do not all have the same size.
     """
+    from vid3d.data.files import confined
+
     idx = _check_indices(indices, len(cams), clip.camera_path)
     if clip.frames_dir is not None:
         names = set(os.listdir(clip.frames_dir))
         files = [_frame_file(clip.frames_dir, names, int(cams.timestamps[i]), int(i)) for i in idx]
+        if root is not None:
+            for f in files:
+                if f.is_symlink() or not f.exists():  # a plain file in the clip folder cannot leave it
+                    confined(f, root)
         images = [_read_image(f) for f in files]
     elif clip.video_path is not None:
+        if root is not None:
+            confined(clip.video_path, root)
         if len(idx) == 0:
             return np.zeros((0, 0, 0, 3), np.uint8)
         got = _read_video_frames(clip.video_path, idx)
