@@ -45,7 +45,7 @@ def _model(camera_encoder: str, attention: str = "none", perturb: bool = False) 
         with torch.no_grad():
             for mod in (m.camera_encoder, m.attention_adapter):
                 for p in mod.parameters() if mod is not None else []:
-                    p.add_(0.2 * torch.randn(p.shape, generator=g))
+                    p.add_(1.0 * torch.randn(p.shape, generator=g))
     return m
 
 
@@ -69,8 +69,8 @@ def test_zero_init_and_broken_camera_path_read_one_a_live_path_does_not(encoder,
     assert all(g0[f"camera_gap@{s}"] == pytest.approx(1.0, abs=EXACT) for s in ("0.2", "1", "5"))
     live = _model(encoder, perturb=True)
     g1 = _gaps(live)
-    assert max(abs(g1[f"camera_gap@{s}"] - 1) for s in ("0.2", "1", "5")) > 1e-4
-    assert max(abs(g1[f"camera_gap_static@{s}"] - 1) for s in ("0.2", "1", "5")) > 1e-4
+    assert max(abs(g1[f"camera_gap@{s}"] - 1) for s in ("0.2", "1", "5")) > 5e-4
+    assert max(abs(g1[f"camera_gap_static@{s}"] - 1) for s in ("0.2", "1", "5")) > 5e-4
     # the same weights with the encoder's input multiplied by 0: a broken camera path reads 1 again
     prepare = live.camera_encoder.prepare
     monkeypatch.setattr(live.camera_encoder, "prepare", lambda *a, **k: prepare(*a, **k) * 0)

@@ -218,10 +218,11 @@ def _results_markdown(results: dict[str, dict[str, Any]], protocol: dict[str, An
     fvd_header = "FVD" + fvd_key[len(FVD_KEY):]
     header = (
         "| method | n | failures | RotErr (deg, Σ frames) [95% CI] | RotErr per frame (deg) "
+        "| RotErr (rad, Σ frames) [95% CI] "
         f"| TransErr (Σ frames, scale-normalised) [95% CI] | CamMC (Σ frames) [95% CI] | success rate "
         f"| {fvd_header} (n videos) |"
     )
-    lines = [header, "|" + "---|" * 9]
+    lines = [header, "|" + "---|" * 10]
     for method, r in results.items():
         m = r["metrics"]
 
@@ -234,7 +235,7 @@ def _results_markdown(results: dict[str, dict[str, Any]], protocol: dict[str, An
         rot_pf = _fmt(m["rot_err_deg"]["per_frame_mean"], 3) if "rot_err_deg" in m else "n/a"
         lines.append(
             f"| {method} | {r['n']} | {r['failures']} | {cell('rot_err_deg')} | {rot_pf} | "
-            f"{cell('trans_err')} | {cell('cammc')} | {_fmt(100 * r['success_rate'], 1)}% | "
+            f"{cell('rot_err_rad')} | {cell('trans_err')} | {cell('cammc')} | {_fmt(100 * r['success_rate'], 1)}% | "
             f"{_fvd_cell(find_fvd(r)[1])} |"
         )
     spread = []
@@ -254,7 +255,8 @@ def _results_markdown(results: dict[str, dict[str, Any]], protocol: dict[str, An
         "",
         "Σ frames: per-video sum over the frames of the clip, then mean over videos; CI: 95% percentile "
         "bootstrap of that mean. Means exclude failed pose estimations unless the failure policy says "
-        "otherwise.",
+        "otherwise. RotErr in radians summed over frames is the unit of the published CameraCtrl / CamI2V "
+        "tables.",
         *_fvd_notes(results),
         "",
         "Protocol:",
