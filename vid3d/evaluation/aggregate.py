@@ -235,8 +235,8 @@ def _results_markdown(results: dict[str, dict[str, Any]], protocol: dict[str, An
         rot_pf = _fmt(m["rot_err_deg"]["per_frame_mean"], 3) if "rot_err_deg" in m else "n/a"
         lines.append(
             f"| {method} | {r['n']} | {r['failures']} | {cell('rot_err_deg')} | {rot_pf} | "
-            f"{cell('rot_err_rad')} | {cell('trans_err')} | {cell('cammc')} | {_fmt(100 * r['success_rate'], 1)}% | "
-            f"{_fvd_cell(find_fvd(r)[1])} |"
+            f"{cell('rot_err_rad')} | {cell('trans_err')} | {cell('cammc')} | "
+            f"{_fmt(100 * r['success_rate'], 1)}% | {_fvd_cell(find_fvd(r)[1])} |"
         )
     spread = []
     for method, r in results.items():
