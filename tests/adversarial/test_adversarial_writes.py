@@ -93,3 +93,31 @@ def test_a_second_process_on_the_same_eval_shard_stops_at_once(tmp_path):
         holder.wait()
     with RecordWriter(path).exclusive():  # the lock dies with its process
         pass
+
+
+def test_a_full_disk_is_named_when_the_video_encoder_hides_it(tmp_path, monkeypatch):
+    """PyAV reports ENOSPC as an EOFError; the writer names the cause and leaves no partial file."""
+    import errno
+    import shutil
+    from collections import namedtuple
+
+    import imageio.v3 as iio
+    import numpy as np
+    import pytest
+
+    from vid3d.viz import video
+
+    def broken_imwrite(*a, **k):
+        raise EOFError("End of file")
+
+    monkeypatch.setattr(iio, "imwrite", broken_imwrite)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 10**9, 4096))
+    frames = np.zeros((2, 8, 8, 3), np.uint8)
+    with pytest.raises(OSError) as e:
+        video.write_video(tmp_path / "v.mp4", frames)
+    assert e.value.errno == errno.ENOSPC and "no space left" in str(e.value) and "EOFError" in str(e.value)
+    assert not list(tmp_path.iterdir())
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 0, 10**9))  # space left: the real error
+    with pytest.raises(EOFError):
+        video.write_video(tmp_path / "v.mp4", frames)

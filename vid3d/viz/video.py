@@ -43,6 +43,29 @@ def _pad_even(frames: np.ndarray) -> np.ndarray:
     return frames
 
 
+# below this much free space a failed write is reported as the full disk it almost surely is (the video
+# encoder reports ENOSPC as an EOFError or a generic FFmpeg error)
+DISK_FULL_BYTES = 64 * 2**20
+
+
+def _raise_if_disk_full(path: Path, err: Exception) -> None:
+    import errno
+    import shutil
+
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+        return  # already says so
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        return
+    if free < DISK_FULL_BYTES:
+        raise OSError(
+            errno.ENOSPC,
+            f"no space left on device writing {path} ({free / 2**20:.0f} MiB free; the encoder "
+            f"said {type(err).__name__}: {err})",
+        ) from err
+
+
 def write_video(path: str | os.PathLike, frames, fps: float = 8) -> Path:
     """Write frames (F, H, W, 3) uint8 to ``path``.
 
@@ -70,6 +93,9 @@ def write_video(path: str | os.PathLike, frames, fps: float = 8) -> Path:
                 out_pixel_format="yuv420p",
             )
         os.replace(tmp, path)
+    except Exception as e:
+        _raise_if_disk_full(path, e)
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()
