@@ -173,7 +173,7 @@ def test_checkpoint_payload_refused_by_load_model_export_and_init_from(
 ):
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     from vid3d.sampling.export import CameraVideoPipeline, main
-    from vid3d.tasks.loading import load_model, load_trained_weights
+    from vid3d.training.loading import load_model, load_trained_weights
 
     path, marker = _hostile_ckpt(trained, tmp_path, case)
     for load in (
@@ -231,7 +231,7 @@ def test_hydra_entry_points_refuse_a_hostile_checkpoint(trained, tmp_path, task)
 
 def test_a_valid_stored_config_still_loads(trained):
     """The schema accepts what train.py writes, for every model option (and rebuilds the same model)."""
-    from vid3d.tasks.loading import load_model
+    from vid3d.training.loading import load_model
 
     model = load_model(trained["ckpt"])
     assert model.attention == "epipolar"

@@ -118,7 +118,7 @@ class CameraVideoPipeline:
     @classmethod
     def from_checkpoint(cls, ckpt: str | os.PathLike, **kw) -> CameraVideoPipeline:
         """From a vid3d training checkpoint (file or training run dir; EMA weights when it has them)."""
-        from vid3d.tasks.loading import load_model, read_trained_state
+        from vid3d.training.loading import load_model, read_trained_state
 
         _, meta, path = read_trained_state(ckpt)
         return cls(load_model(path), meta.get("model_config"), **kw)

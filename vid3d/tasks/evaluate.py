@@ -103,7 +103,7 @@ def reproducibility(cfg: DictConfig) -> dict:
 
     weights = {}
     if cfg.get("ckpt"):
-        from vid3d.tasks.loading import resolve_checkpoint
+        from vid3d.training.loading import resolve_checkpoint
 
         ckpt = resolve_checkpoint(cfg.ckpt)
         # a DeepSpeed checkpoint is a directory; its vid3d weights file is what sampling read
@@ -255,7 +255,7 @@ def evaluate(cfg: DictConfig) -> dict:
         raise ValueError(f"task={cfg.task!r} is not available: use task=camera or task=sparse (overlap=...)")
     model = None
     if cfg.ckpt:  # a wrong or refused checkpoint fails before anything else
-        from vid3d.tasks.loading import load_model
+        from vid3d.training.loading import load_model
 
         model = load_model(cfg.ckpt)
     out = run_dir(cfg)

@@ -18,7 +18,7 @@ from rich.progress import Progress
 
 from vid3d.sampling.io import load_inputs, write_sample
 from vid3d.tasks.common import log, prepare_data, print_config_tree, run_dir, task_wrapper
-from vid3d.tasks.loading import load_model
+from vid3d.training.loading import load_model
 
 
 def _list(value):

@@ -78,7 +78,7 @@ def train(cfg: DictConfig) -> dict:
     datamodule = instantiate(cfg.data.datamodule)
     model = instantiate(cfg.model)
     if cfg.get("init_from"):
-        from vid3d.tasks.loading import load_trained_weights
+        from vid3d.training.loading import load_trained_weights
 
         names = load_trained_weights(model, cfg.init_from)
         log.info("init_from %s: %d trained weight tensors loaded", cfg.init_from, len(names))

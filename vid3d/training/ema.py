@@ -3,7 +3,7 @@
 shadow <- decay * shadow + (1 - decay) * weight after every optimiser step (from ``start_step``), kept in
 float32 on the weights' device. The shadow is written into checkpoints as ``ema_state_dict`` (same
 ``model.``-prefixed names as ``state_dict``, trained weights only), restored on resume, and preferred by
-``vid3d.tasks.loading.load_model`` (sampling / evaluation) when present. ``decay`` warms up as
+``vid3d.training.loading.load_model`` (sampling / evaluation) when present. ``decay`` warms up as
 min(decay, (1 + n) / (10 + n)) over the first updates n so early shadows are not dominated by the init.
 """
 
