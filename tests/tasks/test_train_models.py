@@ -99,3 +99,23 @@ def test_mixed_precision_training_runs_on_the_cpu(model, re10k_root, tmp_path):
         assert ckpt["global_step"] == 1
         assert {str(v.dtype) for v in ckpt["state_dict"].values()} == {"torch.float32"}
     assert losses["32"] == pytest.approx(losses["bf16-mixed"], rel=0.05), losses
+
+
+def test_a_run_shorter_than_the_logging_interval_still_logs_its_loss(re10k_root, tmp_path):
+    import csv
+
+    out = train(
+        cfg_for(
+            [
+                "model=svd",
+                "data=re10k",
+                f"data.root={re10k_root}",
+                "trainer.max_steps=3",
+                "trainer.log_every_n_steps=50",
+                f"paths.output_dir={tmp_path}",
+                *SMALL,
+            ]
+        )
+    )
+    rows = list(csv.DictReader(open(next(Path(out["run_dir"]).rglob("metrics.csv")))))
+    assert [r["step"] for r in rows if r.get("train/loss")] == ["2"]
