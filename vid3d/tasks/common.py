@@ -105,3 +105,20 @@ def user_errors() -> Iterator[None]:
             raise
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def reproducibility(cfg: DictConfig) -> dict:
+    """What a reader needs to reproduce the numbers (versions, commit, seeds, config, weight hashes)."""
+    from vid3d.evaluation.reproducibility import reproducibility_block
+
+    weights = {}
+    if cfg.get("ckpt"):
+        from vid3d.training.loading import resolve_checkpoint
+
+        ckpt = resolve_checkpoint(cfg.ckpt)
+        # a DeepSpeed checkpoint is a directory; its vid3d weights file is what sampling read
+        weights["model_checkpoint"] = ckpt / "vid3d_weights.safetensors" if ckpt.is_dir() else ckpt
+    if cfg.get("pose") is not None and cfg.pose.get("checkpoint"):
+        weights["pose_checkpoint"] = cfg.pose.checkpoint
+    weights["fvd_i3d"] = OmegaConf.select(cfg, "metrics.fvd.i3d")
+    return reproducibility_block(cfg, weights)

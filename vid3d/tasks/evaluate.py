@@ -31,6 +31,7 @@ from vid3d.tasks.common import (
     log,
     prepare_data,
     print_config_tree,
+    reproducibility,
     run_dir,
     task_wrapper,
 )
@@ -95,23 +96,6 @@ def model_camera_gap(cfg: DictConfig, model, clips: list[EvalClip], out: Path) -
     atomic_write_bytes(out / "camera_gap.json", json.dumps({model.name: gap}, indent=1).encode())
     atomic_write_bytes(out / "camera_gap.md", (table + "\n").encode())
     return table
-
-
-def reproducibility(cfg: DictConfig) -> dict:
-    """What a reader needs to reproduce the numbers (versions, commit, seeds, config, weight hashes)."""
-    from vid3d.evaluation.reproducibility import reproducibility_block
-
-    weights = {}
-    if cfg.get("ckpt"):
-        from vid3d.training.loading import resolve_checkpoint
-
-        ckpt = resolve_checkpoint(cfg.ckpt)
-        # a DeepSpeed checkpoint is a directory; its vid3d weights file is what sampling read
-        weights["model_checkpoint"] = ckpt / "vid3d_weights.safetensors" if ckpt.is_dir() else ckpt
-    if cfg.get("pose") is not None and cfg.pose.get("checkpoint"):
-        weights["pose_checkpoint"] = cfg.pose.checkpoint
-    weights["fvd_i3d"] = OmegaConf.select(cfg, "metrics.fvd.i3d")
-    return reproducibility_block(cfg, weights)
 
 
 def fvd_metric(cfg: DictConfig) -> FVDMetric | None:

@@ -39,7 +39,15 @@ from vid3d.evaluation.sparse_runner import (
     nearest_context_method,
     run_sparse_eval,
 )
-from vid3d.tasks.common import init_wandb_run, log, prepare_data, print_config_tree, run_dir, task_wrapper
+from vid3d.tasks.common import (
+    init_wandb_run,
+    log,
+    prepare_data,
+    print_config_tree,
+    reproducibility,
+    run_dir,
+    task_wrapper,
+)
 
 __all__ = ["evaluate_sparse", "model_method", "resolve_index"]
 
@@ -177,7 +185,6 @@ def evaluate_sparse(cfg: DictConfig) -> dict:
     if not methods:
         raise ValueError("nothing to evaluate: give ckpt=... or keep eval.reference_rows=true")
     metrics = ImageMetrics(cfg.metrics.lpips.net, cfg.metrics.lpips.backbone_weights, cfg.metrics.device)
-    from vid3d.tasks.evaluate import reproducibility
 
     protocol = {
         "benchmark": "sparse_view",
