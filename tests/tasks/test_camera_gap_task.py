@@ -34,7 +34,11 @@ def _cfg(name: str, overrides: list[str]):
 
 
 @pytest.mark.parametrize("model", ["plucker", "svd"])
-def test_gap_logged_while_training_and_written_by_eval(model, root, tmp_path):
+def test_gap_logged_while_training_and_written_by_eval(model, root, tmp_path, monkeypatch):
+    import vid3d.tasks.evaluate as ev
+
+    sent = {}
+    monkeypatch.setattr(ev, "log_to_wandb", lambda *a, **k: sent.update(gap=a[-1]))
     data = ["data=re10k", f"data.root={root}", *SMALL]
     out = train(
         _cfg(
@@ -72,5 +76,6 @@ def test_gap_logged_while_training_and_written_by_eval(model, root, tmp_path):
     )
     gap = json.loads((Path(res["run_dir"]) / "camera_gap.json").read_text())[model]
     assert gap["n_clips"] == 3 and f"| {model} | 3 |" in res["camera_gap_md"]
+    assert sent["gap"] == {model: gap}  # the same numbers reach the W&B summary
     if model == "svd":  # no camera input: exactly 1, whatever the weights
         assert all(gap[f"camera_gap@{s}"] == pytest.approx(1.0, abs=1e-9) for s in ("0.2", "1", "5"))

@@ -75,8 +75,8 @@ def model_method(model, sampler, seed: int):
     return generate
 
 
-def model_camera_gap(cfg: DictConfig, model, clips: list[EvalClip], out: Path) -> str | None:
-    """The model's camera gap on the evaluated clips -> camera_gap.{json,md}; returns the markdown."""
+def model_camera_gap(cfg: DictConfig, model, clips: list[EvalClip], out: Path) -> dict | None:
+    """The model's camera gap on the evaluated clips -> camera_gap.{json,md}; returns {name: gaps}."""
     import json
 
     from vid3d.atomic import atomic_write_bytes
@@ -95,7 +95,7 @@ def model_camera_gap(cfg: DictConfig, model, clips: list[EvalClip], out: Path) -
     table = camera_gap_markdown({model.name: gap})
     atomic_write_bytes(out / "camera_gap.json", json.dumps({model.name: gap}, indent=1).encode())
     atomic_write_bytes(out / "camera_gap.md", (table + "\n").encode())
-    return table
+    return {model.name: gap}
 
 
 def fvd_metric(cfg: DictConfig) -> FVDMetric | None:
@@ -192,10 +192,11 @@ def log_to_wandb(
     clips: dict[str, EvalClip] | None = None,
     warning: str | None = None,
     tags: list[str] | None = None,
+    camera_gap: dict[str, dict[str, float]] | None = None,
 ) -> None:
     """The results table (one scalar per row/metric, FVD under its results key, e.g.
-    ``eval/<method>/fvd``) and, with ``wandb.media``, the per-sample media table as a W&B run; offline
-    without credentials."""
+    ``eval/<method>/fvd``), the model's camera gap (``eval/<method>/camera_gap@<sigma>``) and, with
+    ``wandb.media``, the per-sample media table as a W&B run; offline without credentials."""
     import wandb
 
     run = init_wandb_run(
@@ -221,6 +222,10 @@ def log_to_wandb(
                 run.summary[f"eval/{method}/{m}"] = v
         # not computed: a string, never a number that could pass for an FVD
         run.summary[f"eval/{method}/{fvd_key}"] = fvd_value if fvd_value is not None else "not computed"
+    for method, gap in (camera_gap or {}).items():
+        for k, v in gap.items():
+            if k.startswith("camera_gap"):
+                run.summary[f"eval/{method}/{k}"] = v
     logs = {"eval/camera_results": table}
     if records and cfg.wandb.get("media", True):
         max_rows = int(cfg.wandb.get("max_media_rows", 100))
@@ -246,10 +251,10 @@ def evaluate(cfg: DictConfig) -> dict:
     print_config_tree(cfg, save_to=out / "config.yaml")
     fvd = fvd_metric(cfg)  # a bad metrics.fvd.i3d fails here, before any data or sampling work
     clips = eval_clips(cfg)
-    methods, gap_table = {}, None
+    methods, gap = {}, None
     if model is not None:
         methods[model.name] = model_method(model, instantiate(cfg.sampler), cfg.seed)
-        gap_table = model_camera_gap(cfg, model, clips, out)
+        gap = model_camera_gap(cfg, model, clips, out)
     if cfg.eval.reference_rows:
         methods["gt_video"] = gt_video_method
         methods["static_first_frame"] = static_first_frame_method
@@ -289,13 +294,16 @@ def evaluate(cfg: DictConfig) -> dict:
     if warning:
         table = f"WARNING: {warning}\n\n{table}"
     print(table)
+    gap_table = (out / "camera_gap.md").read_text().strip() if gap else None
     if gap_table:
         print(
             "\nCamera gap (denoising error with another clip's cameras / with the clip's own; > 1: the "
             f"camera is used, model=svd reads 1):\n\n{gap_table}"
         )
     records = merge_shards([out])
-    log_to_wandb(cfg, out, summary["results"], records, {c.clip_id: c for c in clips}, warning, tags or None)
+    log_to_wandb(
+        cfg, out, summary["results"], records, {c.clip_id: c for c in clips}, warning, tags or None, gap
+    )
     log.info("results written to %s", out)
     return {
         "results_md": table,
