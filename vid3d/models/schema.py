@@ -15,6 +15,8 @@ Instead the tree is read against a **schema**, then built here without Hydra:
   A node is only allowed where the parameter is a slot.
 
 Anything else raises :class:`ConfigRefused` with one line naming the file and the offending entry.
+A new model part (a camera encoder of your own, say) becomes loadable by adding its dotted path to
+``TARGETS`` with its slot: the list is code, reviewed like code, never data.
 """
 
 from __future__ import annotations
