@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ def camera_row(n, failures, rot, trans, cammc):
         "failures": failures,
         "metrics": {
             "rot_err_deg": stat(*rot),
-            "rot_err_rad": stat(0.1, 0.0, 0.2),
+            "rot_err_rad": stat(*(math.radians(x) for x in rot)),
             "trans_err": stat(*trans),
             "cammc": stat(*cammc),
         },
@@ -76,22 +77,26 @@ def test_table_has_known_cells_in_every_format(sweep, tmp_path):
     rep = write_report(sweep, tmp_path / "out", wandb_log=False)
     assert rep["override_columns"] == ["extra", "model"]
     assert rep["constant_overrides"] == {"trainer.max_steps": "2"}
-    assert rep["metrics"] == ["rot_err_deg", "trans_err", "cammc"]  # rot_err_rad hidden (same as deg)
+    assert rep["metrics"] == ["rot_err_deg", "rot_err_rad", "trans_err", "cammc"]
     md = (tmp_path / "out" / "report.md").read_text().splitlines()
     assert md[0] == (
-        "| job | extra | model | method | n | failures | RotErr (deg) [95% CI] | TransErr [95% CI] "
+        "| job | extra | model | method | n | failures | RotErr (deg) [95% CI] | RotErr (rad) [95% CI] "
+        "| TransErr [95% CI] "
         "| CamMC [95% CI] |"
     )
     assert (
-        "| 0/eval |  | plucker | plucker | 2 | 1 | 1.500 [1.000, 2.000] | 0.250 [0.125, 0.500] "
+        "| 0/eval |  | plucker | plucker | 2 | 1 | 1.500 [1.000, 2.000] | 0.026 [0.017, 0.035] "
+        "| 0.250 [0.125, 0.500] "
         "| 3.000 [2.000, 4.000] |" in md
     )
     assert (
-        "| 0/eval |  | plucker | gt_video | 3 | 0 | 0.500 [0.250, 0.750] | 0.000 [0.000, 0.000] "
+        "| 0/eval |  | plucker | gt_video | 3 | 0 | 0.500 [0.250, 0.750] | 0.009 [0.004, 0.013] "
+        "| 0.000 [0.000, 0.000] "
         "| 0.500 [0.500, 0.500] |" in md
     )
     assert (
-        "| 1 | a_b | svd | svd | 1 | 2 | 10.000 [10.000, 10.000] | 1.000 [1.000, 1.000] "
+        "| 1 | a_b | svd | svd | 1 | 2 | 10.000 [10.000, 10.000] | 0.175 [0.175, 0.175] "
+        "| 1.000 [1.000, 1.000] "
         "| 12.000 [12.000, 12.000] |" in md
     )
     assert "Shared by every job: `trainer.max_steps=2`" in md
@@ -102,7 +107,7 @@ def test_table_has_known_cells_in_every_format(sweep, tmp_path):
     assert (svd["model"], svd["n"], svd["failures"]) == ("svd", "1", "2")
     assert float(svd["cammc_mean"]) == 12.0 and float(svd["trans_err_ci_high"]) == 1.0
     tex = (tmp_path / "out" / "report.tex").read_text()
-    assert r"\begin{tabular}{llllrrrrr}" in tex
+    assert r"\begin{tabular}{llllrrrrrr}" in tex
     assert r"0/eval &  & plucker & gt\_video & 3 & 0 & 0.500 [0.250, 0.750]" in tex
     assert r"1 & a\_b & svd & svd & 1 & 2 & 10.000" in tex and r"RotErr (deg) [95\% CI]" in tex
     saved = json.loads((tmp_path / "out" / "report.json").read_text())

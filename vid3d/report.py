@@ -28,13 +28,13 @@ __all__ = ["collect", "build_table", "to_markdown", "to_csv", "to_latex", "write
 # metrics shown first, in this order, with their labels; any other metric follows by name
 METRIC_LABELS = {
     "rot_err_deg": "RotErr (deg)",
+    "rot_err_rad": "RotErr (rad)",  # the unit of the published CameraCtrl / CamI2V tables
     "trans_err": "TransErr",
     "cammc": "CamMC",
     "psnr": "PSNR",
     "ssim": "SSIM",
     "lpips": "LPIPS",
 }
-HIDDEN_METRICS = {"rot_err_rad"}  # the same number as rot_err_deg in other units
 
 
 def _job_dir(results_path: Path, root: Path) -> Path:
@@ -133,7 +133,7 @@ def build_table(jobs: list[dict[str, Any]], methods: list[str] | None = None) ->
         for j in jobs
         for r in j["results"].values()
         for m, s in r.get("metrics", {}).items()
-        if isinstance(s, dict) and s.get("available", True) and m not in HIDDEN_METRICS
+        if isinstance(s, dict) and s.get("available", True)
     }
     metrics = [m for m in METRIC_LABELS if m in present] + sorted(present - set(METRIC_LABELS))
     # FVD (camera benchmark, when computed): one value per method (mean over trials), no bootstrap CI. A
