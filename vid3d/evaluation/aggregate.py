@@ -262,7 +262,15 @@ def _results_markdown(results: dict[str, dict[str, Any]], protocol: dict[str, An
         "Protocol:",
         "",
     ]
-    notes += [f"- {k}: {json.dumps(to_jsonable(v), sort_keys=True)}" for k, v in protocol.items()]
+    notes += [
+        f"- {k}: {json.dumps(to_jsonable(v), sort_keys=True)}"
+        for k, v in protocol.items()
+        if k != "reproducibility"
+    ]
+    if "reproducibility" in protocol:  # kilobytes of versions and config: collapsed (also in results.json)
+        record = json.dumps(to_jsonable(protocol["reproducibility"]), sort_keys=True, indent=1)
+        notes += ["", "<details><summary>Reproducibility record</summary>", "", "```json", record, "```",
+                  "", "</details>"]
     return "\n".join(lines + notes) + "\n"
 
 

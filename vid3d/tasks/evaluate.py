@@ -293,13 +293,14 @@ def evaluate(cfg: DictConfig) -> dict:
     table = (out / "results.md").read_text()
     if warning:
         table = f"WARNING: {warning}\n\n{table}"
-    print(table)
+    print(table.split("\nProtocol:")[0].rstrip())  # the protocol and reproducibility record: results.*
     gap_table = (out / "camera_gap.md").read_text().strip() if gap else None
     if gap_table:
         print(
             "\nCamera gap (denoising error with another clip's cameras / with the clip's own; > 1: the "
             f"camera is used, model=svd reads 1):\n\n{gap_table}"
         )
+    print(f"\nresults: {out / 'results.md'} (protocol, reproducibility record), results.json, results.csv")
     records = merge_shards([out])
     log_to_wandb(
         cfg, out, summary["results"], records, {c.clip_id: c for c in clips}, warning, tags or None, gap
