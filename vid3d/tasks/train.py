@@ -93,13 +93,12 @@ def train(cfg: DictConfig) -> dict:
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     if logger and hasattr(logger, "log_hyperparams"):
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    trainer_cfg = cfg.trainer
-    max_steps = int(trainer_cfg.get("max_steps") or -1)
-    if 0 < max_steps < int(trainer_cfg.get("log_every_n_steps") or 50):
+    max_steps = int(cfg.trainer.get("max_steps") or -1)
+    if 0 < max_steps < int(cfg.trainer.get("log_every_n_steps") or 50):
         # a run shorter than the logging interval would log no train/loss at all
-        trainer_cfg = OmegaConf.merge(trainer_cfg, {"log_every_n_steps": max_steps})
+        cfg.trainer.log_every_n_steps = max_steps
     trainer: L.Trainer = instantiate(
-        trainer_cfg, callbacks=instantiate_callbacks(cfg), logger=logger, plugins=trainer_plugins(cfg)
+        cfg.trainer, callbacks=instantiate_callbacks(cfg), logger=logger, plugins=trainer_plugins(cfg)
     )
     groups = {k: len(v) for k, v in module.trainable_groups.items()}
     log.info("trainable parameter tensors by group: %s", groups)
