@@ -1,6 +1,15 @@
 """Hydra overrides shared by the task tests: a tiny synthetic set built on first use and a tiny run."""
 
-# train.py/eval.py on the embedded synthetic set at the smallest size the whole path supports
+# the smallest clip size the whole path supports, for any data option
+TINY_SIZE = [
+    "data.num_frames=4",
+    "data.height=64",
+    "data.width=96",
+    "data.datamodule.num_workers=0",
+    "torch_threads=1",
+]
+
+# train.py/eval.py on the embedded synthetic set at that size
 TINY_DATA = [
     "torch_threads=1",
     "data.build.num_train=2",

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+from _tiny import TINY_SIZE
 from hydra import compose, initialize_config_dir
 
 from vid3d.config import CONFIG_DIR
@@ -12,13 +13,7 @@ from vid3d.data.synthetic import build_synthetic_dataset
 from vid3d.tasks.evaluate import evaluate
 from vid3d.tasks.train import train
 
-SMALL = [
-    "data.num_frames=4",
-    "data.height=64",
-    "data.width=96",
-    "data.datamodule.num_workers=0",
-    "torch_threads=1",
-]
+SMALL = TINY_SIZE
 
 
 @pytest.fixture(scope="module")

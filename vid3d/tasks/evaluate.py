@@ -75,8 +75,9 @@ def model_method(model, sampler, seed: int):
     return generate
 
 
-def model_camera_gap(cfg: DictConfig, model, clips: list[EvalClip], out: Path) -> dict | None:
-    """The model's camera gap on the evaluated clips -> camera_gap.{json,md}; returns {name: gaps}."""
+def model_camera_gap(cfg: DictConfig, model, clips: list[EvalClip], out: Path) -> tuple[dict, str] | None:
+    """The model's camera gap on the evaluated clips -> camera_gap.{json,md}; returns ({name: gaps},
+    the markdown table), or None when not measured."""
     import json
 
     from vid3d.atomic import atomic_write_bytes
@@ -95,7 +96,7 @@ def model_camera_gap(cfg: DictConfig, model, clips: list[EvalClip], out: Path) -
     table = camera_gap_markdown({model.name: gap})
     atomic_write_bytes(out / "camera_gap.json", json.dumps({model.name: gap}, indent=1).encode())
     atomic_write_bytes(out / "camera_gap.md", (table + "\n").encode())
-    return {model.name: gap}
+    return {model.name: gap}, table
 
 
 def fvd_metric(cfg: DictConfig) -> FVDMetric | None:
@@ -251,10 +252,10 @@ def evaluate(cfg: DictConfig) -> dict:
     print_config_tree(cfg, save_to=out / "config.yaml")
     fvd = fvd_metric(cfg)  # a bad metrics.fvd.i3d fails here, before any data or sampling work
     clips = eval_clips(cfg)
-    methods, gap = {}, None
+    methods, gap, gap_table = {}, None, None
     if model is not None:
         methods[model.name] = model_method(model, instantiate(cfg.sampler), cfg.seed)
-        gap = model_camera_gap(cfg, model, clips, out)
+        gap, gap_table = model_camera_gap(cfg, model, clips, out) or (None, None)
     if cfg.eval.reference_rows:
         methods["gt_video"] = gt_video_method
         methods["static_first_frame"] = static_first_frame_method
@@ -294,7 +295,6 @@ def evaluate(cfg: DictConfig) -> dict:
     if warning:
         table = f"WARNING: {warning}\n\n{table}"
     print(table.split("\nProtocol:")[0].rstrip())  # the protocol and reproducibility record: results.*
-    gap_table = (out / "camera_gap.md").read_text().strip() if gap else None
     if gap_table:
         print(
             "\nCamera gap (denoising error with another clip's cameras / with the clip's own; > 1: the "
