@@ -15,6 +15,9 @@ DATA=(data.build.num_train=60 data.build.num_test=4 data.build.height=72 data.bu
       data.datamodule.num_workers=0 torch_threads=${THREADS:-1})
 COMMON=(experiment=demo logger=csv callbacks.media.every_n_steps=0 callbacks.checkpoint.every_n_train_steps=1000
         callbacks.camera_gap.every_n_steps=$GAP_EVERY +trainer.max_time=$MAX_TIME trainer.log_every_n_steps=50)
+# smoother scenes (texture_scale 4) with 16 held-out test clips for a less noisy camera gap
+SMOOTH="data.build.texture_scale=4.0 data.build.num_test=16 data.root=data_cache/smooth4_60x48_72x128_t16_s0
+        callbacks.camera_gap.num_clips=16"
 recipe() {
   case "$1" in
     # 32x48, 8 frames, batch 4, lr 1e-3, wide sigma (ln sigma ~ N(-0.4, 1.6^2)), Pluecker, interval 2->4
@@ -28,6 +31,13 @@ recipe() {
     # frame's content from the displaced position: a warp, which additive Pluecker features cannot do)
     R3) echo "model=epipolar data.height=32 data.width=48 data.datamodule.batch_size=4 module.optimizer.lr=1e-3
               model.P_mean=-0.4 model.P_std=1.6 trainer.max_steps=6000 module.warmup_steps=100" ;;
+    # R1 / R3 on smoother scenes: the same 60 + 16 scenes and cameras with 4x larger texture features
+    S1) echo "model=plucker data.height=32 data.width=48 data.datamodule.batch_size=4 module.optimizer.lr=1e-3
+              model.P_mean=-0.4 model.P_std=1.6 trainer.max_steps=6000 module.warmup_steps=100 $SMOOTH" ;;
+    S3) echo "model=epipolar data.height=32 data.width=48 data.datamodule.batch_size=4 module.optimizer.lr=1e-3
+              model.P_mean=-0.4 model.P_std=1.6 trainer.max_steps=6000 module.warmup_steps=100 $SMOOTH" ;;
+    S1svd) echo "model=svd data.height=32 data.width=48 data.datamodule.batch_size=4 module.optimizer.lr=1e-3
+              model.P_mean=-0.4 model.P_std=1.6 trainer.max_steps=6000 module.warmup_steps=100 $SMOOTH" ;;
     # the control: R1 without a camera encoder
     R1svd) echo "model=svd data.height=32 data.width=48 data.datamodule.batch_size=4 module.optimizer.lr=1e-3
               model.P_mean=-0.4 model.P_std=1.6 trainer.max_steps=6000 module.warmup_steps=100" ;;

@@ -2,7 +2,7 @@
 
 For every (method, clip, trial) of this shard: skip it if its record exists, else generate the video
 with the method, estimate its camera poses, compare them with the clip's ground truth
-(``camera_errors``) and append one record (``records.RecordWriter``). Finally aggregate every record
+(``camera_errors``) and append one record (``runner.run_shard``). Finally aggregate every record
 found in ``out_dir`` and write ``results.{json,csv,md}``. Killing and rerunning resumes where it
 stopped; shards can run on separate machines into separate (or the same) directories and be merged
 with ``aggregate.merge_shards``. With an ``fvd.FVDMetric`` each record also stores the I3D features of its
@@ -12,10 +12,8 @@ uninterrupted run (``fvd.fvd_entry``).
 
 from __future__ import annotations
 
-import contextlib
 import re
 import time
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +28,7 @@ from .aggregate import DEFAULT_METRICS, aggregate, merge_shards, write_results
 from .camera_errors import camera_errors
 from .fvd import FVDMetric
 from .pose.base import PoseEstimator, check_frames
-from .records import RecordWriter
+from .runner import run_shard, shard_items, trial_seed
 
 __all__ = [
     "EvalClip",
@@ -132,18 +130,7 @@ def static_first_frame_method(clip: EvalClip) -> np.ndarray:
 
 def shard_clips(clips: Sequence[EvalClip], shard: int, num_shards: int) -> list[EvalClip]:
     """Clips of ``shard``: clip i of the clips sorted by id goes to shard i % num_shards."""
-    if num_shards < 1 or not 0 <= shard < num_shards:
-        raise ValueError(f"need 0 <= shard < num_shards, got shard={shard}, num_shards={num_shards}")
-    ordered = sorted(clips, key=lambda c: c.clip_id)
-    ids = [c.clip_id for c in ordered]
-    if len(set(ids)) != len(ids):
-        raise ValueError("clip ids must be unique")
-    return [c for i, c in enumerate(ordered) if i % num_shards == shard]
-
-
-def trial_seed(method: str, clip_id: str, trial: int) -> int:
-    """Stable 31-bit seed of a (method, clip, trial), independent of the shard layout and process."""
-    return zlib.crc32(f"{method}\x00{clip_id}\x00{trial}".encode()) & 0x7FFFFFFF
+    return shard_items(clips, lambda c: c.clip_id, shard, num_shards)
 
 
 def protocol_block(estimator: PoseEstimator, failure_policy: str, trials: int) -> dict[str, Any]:
@@ -293,46 +280,23 @@ def run_camera_eval(
         "n_skipped": already done}.
     """
     out = Path(out_dir)
-    writer = RecordWriter(out / f"records.shard{shard}of{num_shards}.jsonl")
-    with writer.exclusive():  # one process per shard (a second one stops with ShardBusy)
-        done = writer.done_keys()
-        mine = shard_clips(clips, shard, num_shards)
-        todo = [
-            (clip, name, trial)
-            for clip in mine
-            for name in methods
-            for trial in range(trials)
-            if (name, clip.clip_id, trial) not in done
-        ]
-        n_skipped = len(mine) * len(methods) * trials - len(todo)
-        gt_features = {}
+    gt_features: dict[str, Any] = {}
+
+    def features_of_todo(todo: list[tuple[EvalClip, str, int]]) -> None:
         if fvd is not None:
             for clip in {c.clip_id: c for c, _, _ in todo}.values():
                 gt_features[clip.clip_id] = fvd.features(clip.frames[None])[0]
 
-        bar = None
-        if progress and todo:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    def evaluate(clip: EvalClip, name: str, trial: int) -> dict[str, Any]:
+        return _evaluate_one(
+            clip, name, methods[name], trial, estimator, video_dir=out if save_videos else None,
+            fps=video_fps, fvd=fvd, gt_features=gt_features.get(clip.clip_id),
+        )
 
-            bar = Progress(
-                TextColumn("[bold]camera eval[/] shard {task.fields[shard]}"), BarColumn(),
-                MofNCompleteColumn(), TimeRemainingColumn(), TextColumn("{task.description}"),
-            )
-        with bar if bar is not None else contextlib.nullcontext():
-            task = bar.add_task("", total=len(todo), shard=f"{shard}/{num_shards}") if bar else None
-            for clip, name, trial in todo:
-                if bar is not None:
-                    bar.update(task, description=f"{name} | {clip.clip_id} | trial {trial}")
-                writer.append(
-                    _evaluate_one(
-                        clip, name, methods[name], trial, estimator,
-                        video_dir=out if save_videos else None, fps=video_fps,
-                        fvd=fvd, gt_features=gt_features.get(clip.clip_id),
-                    )
-                )
-                if bar is not None:
-                    bar.advance(task)
-
+    run = run_shard(
+        clips, lambda c: c.clip_id, methods, evaluate, out, shard=shard, num_shards=num_shards,
+        trials=trials, label="camera eval", progress=progress, before=features_of_todo,
+    )
     records = merge_shards([out])
     results = aggregate(records, metrics=metrics, failure_policy=failure_policy)
     fvd_protocol = {"computed": False, "reason": "metrics.fvd.i3d not set"} if fvd is None else fvd.describe()
@@ -340,5 +304,6 @@ def run_camera_eval(
                 **dict(extra_protocol or {})}
     paths = write_results(out, results, protocol)
     return {
-        "results": results, "protocol": protocol, "paths": paths, "n_new": len(todo), "n_skipped": n_skipped
+        "results": results, "protocol": protocol, "paths": paths,
+        "n_new": run.n_new, "n_skipped": run.n_skipped,
     }

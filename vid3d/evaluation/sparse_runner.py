@@ -3,13 +3,12 @@
 For every (method, pair, trial) of this shard: skip it if its record exists, else ask the method for the
 target frames (given the context frames, the cameras of [context_0, *targets, context_1] and nothing
 else of the ground truth), score them against the ground-truth target frames and append one record
-(``records.RecordWriter``, key (method, pair_id, trial); ``clip_id`` holds the pair id). Then aggregate
+(``runner.run_shard``, key (method, pair_id, trial); ``clip_id`` holds the pair id). Then aggregate
 every record in ``out_dir`` and write ``results.{json,csv,md}``. Reruns resume; shards merge.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
@@ -26,9 +25,9 @@ import torch
 from vid3d.atomic import atomic_write_bytes
 
 from .aggregate import bootstrap_ci, merge_shards
-from .camera_runner import trial_seed
 from .image_metrics import ImageMetrics
-from .records import RecordWriter, to_jsonable
+from .records import to_jsonable
+from .runner import run_shard, shard_items, trial_seed
 
 __all__ = [
     "METRICS",
@@ -129,12 +128,7 @@ def ground_truth_method(pair: SparsePair) -> np.ndarray:
 
 def shard_pairs(pairs: Sequence[SparsePair], shard: int, num_shards: int) -> list[SparsePair]:
     """Pair i of the pairs sorted by id goes to shard i % num_shards."""
-    if num_shards < 1 or not 0 <= shard < num_shards:
-        raise ValueError(f"need 0 <= shard < num_shards, got shard={shard}, num_shards={num_shards}")
-    ordered = sorted(pairs, key=lambda p: p.pair_id)
-    if len({p.pair_id for p in ordered}) != len(ordered):
-        raise ValueError("pair ids must be unique")
-    return [p for k, p in enumerate(ordered) if k % num_shards == shard]
+    return shard_items(pairs, lambda p: p.pair_id, shard, num_shards)
 
 
 def _evaluate_one(
@@ -320,45 +314,26 @@ def run_sparse_eval(
     Returns {"results", "protocol", "paths", "n_new", "n_skipped"}.
     """
     out = Path(out_dir)
-    writer = RecordWriter(out / f"records.shard{shard}of{num_shards}.jsonl")
-    # the records file exists even for a shard with no pair (an empty bucket), so reports find the run
-    writer.path.parent.mkdir(parents=True, exist_ok=True)
-    writer.path.touch()
-    with writer.exclusive():  # one process per shard (a second one stops with ShardBusy)
-        done = writer.done_keys()
-        mine = shard_pairs(pairs, shard, num_shards)
-        todo = [
-            (p, name, t)
-            for p in mine
-            for name in methods
-            for t in range(trials)
-            if (name, p.pair_id, t) not in done
-        ]
-        n_skipped = len(mine) * len(methods) * trials - len(todo)
-        bar = None
-        if progress and todo:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    predicted: dict[tuple[str, str, int], np.ndarray] = {}
 
-            bar = Progress(
-                TextColumn("[bold]sparse eval[/]"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                TextColumn("{task.description}"),
-            )
-        with bar if bar is not None else contextlib.nullcontext():
-            task = bar.add_task("", total=len(todo)) if bar else None
-            for pair, name, trial in todo:
-                if bar is not None:
-                    bar.update(task, description=f"{name} | {pair.pair_id}")
-                rec, pred = _evaluate_one(pair, name, methods[name], trial, metrics)
-                writer.append(rec)
-                if on_record is not None:
-                    on_record(pair, name, pred, rec)
-                if bar is not None:
-                    bar.advance(task)
+    def evaluate(pair: SparsePair, name: str, trial: int) -> dict[str, Any]:
+        rec, pred = _evaluate_one(pair, name, methods[name], trial, metrics)
+        if on_record is not None:
+            predicted[(name, pair.pair_id, trial)] = pred
+        return rec
+
+    def after(pair: SparsePair, name: str, trial: int, rec: dict[str, Any]) -> None:
+        if on_record is not None:
+            on_record(pair, name, predicted.pop((name, pair.pair_id, trial)), rec)
+
+    run = run_shard(
+        pairs, lambda p: p.pair_id, methods, evaluate, out, shard=shard, num_shards=num_shards,
+        trials=trials, label="sparse eval", progress=progress, after=after,
+    )
     records = merge_shards([out])
     results = aggregate_sparse(records)
     proto = {**dict(protocol or {}), "image_metrics": metrics.describe()}
     paths = write_sparse_results(out, results, proto)
-    return {"results": results, "protocol": proto, "paths": paths, "n_new": len(todo), "n_skipped": n_skipped}
+    return {
+        "results": results, "protocol": proto, "paths": paths, "n_new": run.n_new, "n_skipped": run.n_skipped,
+    }

@@ -53,8 +53,10 @@ def render_clip(
     return render_views(spec.scene, K_px, cams.c2w(), height, width, supersample)
 
 
-def _params(num_train, num_test, num_frames, height, width, seed, image_ext, supersample) -> dict:
-    return {
+def _params(
+    num_train, num_test, num_frames, height, width, seed, image_ext, supersample, texture_scale=1.0
+) -> dict:
+    params = {
         "num_train": int(num_train),
         "num_test": int(num_test),
         "num_frames": int(num_frames),
@@ -64,6 +66,9 @@ def _params(num_train, num_test, num_frames, height, width, seed, image_ext, sup
         "image_ext": str(image_ext),
         "supersample": int(supersample),
     }
+    if float(texture_scale) != 1.0:  # absent at the default, so datasets built before it still match
+        params["texture_scale"] = float(texture_scale)
+    return params
 
 
 def _read_manifest(root: Path) -> dict | None:
@@ -82,7 +87,7 @@ def _matches(manifest: dict | None, params: dict) -> bool:
 
 
 def _build_one(out_root: str, split: str, index: int, params: dict) -> str:
-    spec = make_clip(index, params["seed"], params["num_frames"])
+    spec = make_clip(index, params["seed"], params["num_frames"], params.get("texture_scale", 1.0))
     cams = clip_cameras(spec, params["height"], params["width"], params["seed"])
     frames, depth = render_clip(spec, cams, params["height"], params["width"], params["supersample"])
     depth = (np.round(depth / DEPTH_STEP) * DEPTH_STEP).astype(np.float32)
@@ -112,6 +117,7 @@ def build_synthetic_dataset(
     seed: int = 0,
     image_ext: str = "jpg",
     supersample: int = 1,
+    texture_scale: float = 1.0,
     workers: int | None = None,
     verbose: bool = False,
 ) -> Path:
@@ -120,11 +126,14 @@ def build_synthetic_dataset(
     Raises FileExistsError if ``root`` is a non-empty folder that is not a synthetic dataset (it is
     never deleted). A synthetic dataset with other parameters is replaced (after the new one is built).
     ``workers`` > 1 renders clips in that many processes (output identical to workers=1); None picks
-    min(2, CPUs) for builds of 200+ frames (the demo set) and 1 for small ones.
+    min(2, CPUs) for builds of 200+ frames (the demo set) and 1 for small ones. ``texture_scale`` > 1
+    renders the same scenes and cameras with larger texture features (smoother frames).
     """
     root = Path(root).absolute()
-    params = _params(num_train, num_test, num_frames, height, width, seed, image_ext, supersample)
-    if num_train < 0 or num_test < 0 or num_frames < 2 or height < 8 or width < 8:
+    params = _params(
+        num_train, num_test, num_frames, height, width, seed, image_ext, supersample, texture_scale
+    )
+    if num_train < 0 or num_test < 0 or num_frames < 2 or height < 8 or width < 8 or not texture_scale > 0:
         raise ValueError(f"invalid synthetic dataset parameters: {params}")
     if _matches(_read_manifest(root), params):
         return root

@@ -2,7 +2,7 @@
 trajectory of each synthetic clip.
 
 World frame: y-down (world up = -y), floor/ground at y = 0, metres. Every clip is a deterministic
-function of (seed, index): ``make_clip(index, seed, num_frames)`` draws the scene kind, the
+function of (seed, index): ``make_clip(index, seed, num_frames, texture_scale)`` draws the scene kind, the
 trajectory, the cameras (OpenCV c2w) and then places objects away from every camera centre, so the
 camera never passes through or right next to geometry.
 """
@@ -16,7 +16,7 @@ import numpy as np
 from . import trajectories as traj
 from .primitives import Box, Cylinder, Plane, Primitive, Sphere
 from .render import Scene
-from .textures import random_material
+from .textures import feature_scale, random_material
 
 __all__ = ["KINDS", "TRAJECTORIES", "ClipSpec", "make_clip", "outdoor_scene", "room_scene", "turntable_scene"]
 
@@ -272,8 +272,16 @@ def _free_distance(c2w: np.ndarray, half_x: float, height: float, half_z: float)
     return float(t.min(axis=1).min())
 
 
-def make_clip(index: int, seed: int, num_frames: int) -> ClipSpec:
-    """The ``index``-th clip of the dataset drawn from ``seed`` (scene kind cycles room/outdoor/turntable)."""
+def make_clip(index: int, seed: int, num_frames: int, texture_scale: float = 1.0) -> ClipSpec:
+    """The ``index``-th clip of the dataset drawn from ``seed`` (scene kind cycles room/outdoor/turntable).
+
+    texture_scale: feature size of every texture (see ``textures.feature_scale``); > 1 gives smoother
+    scenes with the same geometry and cameras (easier for a small model to learn)."""
+    with feature_scale(texture_scale):
+        return _make_clip(index, seed, num_frames)
+
+
+def _make_clip(index: int, seed: int, num_frames: int) -> ClipSpec:
     rng = np.random.default_rng([int(seed), int(index)])
     kind = KINDS[index % len(KINDS)]
     options = TRAJECTORIES[kind]

@@ -14,6 +14,9 @@ metres one pixel covers on the surface. Colours are (P, 3) float32 RGB in [0, 1]
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,6 +24,7 @@ import numpy as np
 __all__ = [
     "Material",
     "MaterialBank",
+    "feature_scale",
     "flat_material",
     "random_material",
     "shade",
@@ -90,9 +94,27 @@ def _hsv(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
     return v - v * s * np.clip(np.minimum(k, 4.0 - k), 0.0, 1.0)
 
 
+_FEATURE_SCALE: contextvars.ContextVar[float] = contextvars.ContextVar("feature_scale", default=1.0)
+
+
+@contextlib.contextmanager
+def feature_scale(scale: float) -> Iterator[None]:
+    """Multiply the feature size of every material ``random_material`` draws inside the block by
+    ``scale`` (> 1: larger blobs, tiles and noise cells, so fewer edges per pixel). The random draws
+    are unchanged, so a scene built at another scale has the same geometry, colours and cameras."""
+    if not scale > 0:
+        raise ValueError(f"texture feature scale must be > 0, got {scale}")
+    token = _FEATURE_SCALE.set(float(scale))
+    try:
+        yield
+    finally:
+        _FEATURE_SCALE.reset(token)
+
+
 def random_material(rng: np.random.Generator, style: str | None = None, scale: float = 1.0) -> Material:
     """A colourful random material; ``style`` "tiles" | "noise" | None (random); ``scale`` multiplies
-    feature sizes (> 1 for large surfaces such as an outdoor ground)."""
+    feature sizes (> 1 for large surfaces such as an outdoor ground), on top of ``feature_scale``."""
+    scale = scale * _FEATURE_SCALE.get()
     hue = rng.random()
     hues = (hue + rng.uniform(-0.2, 0.2, 4) + np.array([0, 0, 0.5, 0]) * rng.integers(0, 2)) % 1.0
     pal = _hsv(hues, rng.uniform(0.25, 0.85, 4), rng.uniform(0.35, 0.95, 4))

@@ -1,0 +1,145 @@
+"""The one evaluation engine every benchmark runs on: items -> shard -> resume -> records -> progress.
+
+A benchmark supplies its items (anything with a unique string id: camera clips, sparse-view pairs), the
+methods to compare and one function ``evaluate(item, method_name, trial) -> record``; the engine owns
+what is the same for all of them:
+
+- sharding: item i of the items sorted by id goes to shard i % num_shards (``shard_items``), so shards
+  on separate machines cover every item once whatever order the items came in;
+- resuming: records are appended to ``{out_dir}/records.shard{shard}of{num_shards}.jsonl`` (one
+  ``records.RecordWriter``, key (method, item id, trial)); a rerun skips every key already written;
+- one process per shard file (``RecordWriter.exclusive``: a second one stops with ``ShardBusy``);
+- a progress bar.
+
+Aggregating the records and writing the tables stays with the benchmark (its metrics differ).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from .records import RecordWriter
+
+__all__ = ["ShardRun", "run_shard", "shard_file", "shard_items", "trial_seed"]
+
+T = TypeVar("T")
+
+
+def trial_seed(method: str, item_id: str, trial: int) -> int:
+    """Stable 31-bit seed of a (method, item, trial), independent of the shard layout and process."""
+    return zlib.crc32(f"{method}\x00{item_id}\x00{trial}".encode()) & 0x7FFFFFFF
+
+
+def shard_items(items: Sequence[T], item_id: Callable[[T], str], shard: int, num_shards: int) -> list[T]:
+    """Items of ``shard``: item i of ``items`` sorted by ``item_id`` goes to shard i % num_shards.
+
+    Raises ValueError on a bad (shard, num_shards) or duplicate ids."""
+    if num_shards < 1 or not 0 <= shard < num_shards:
+        raise ValueError(f"need 0 <= shard < num_shards, got shard={shard}, num_shards={num_shards}")
+    ordered = sorted(items, key=item_id)
+    ids = [item_id(x) for x in ordered]
+    if len(set(ids)) != len(ids):
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        raise ValueError(f"item ids must be unique; repeated: {dup[:5]}")
+    return [x for i, x in enumerate(ordered) if i % num_shards == shard]
+
+
+def shard_file(out_dir: str | Path, shard: int, num_shards: int) -> Path:
+    """The records file of one shard."""
+    return Path(out_dir) / f"records.shard{shard}of{num_shards}.jsonl"
+
+
+@dataclass
+class ShardRun(Generic[T]):
+    """What ``run_shard`` did: ``todo`` the (item, method, trial) it evaluated, in order; ``n_skipped``
+    the ones whose records already existed."""
+
+    todo: list[tuple[T, str, int]]
+    n_skipped: int
+
+    @property
+    def n_new(self) -> int:
+        return len(self.todo)
+
+
+def _progress(label: str, total: int, enabled: bool) -> tuple[Any, Any]:
+    if not (enabled and total):
+        return None, None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(
+        TextColumn(f"[bold]{label}[/]"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        TextColumn("{task.description}"),
+    )
+    return bar, bar.add_task("", total=total)
+
+
+def run_shard(
+    items: Sequence[T],
+    item_id: Callable[[T], str],
+    methods: Mapping[str, Any] | Sequence[str],
+    evaluate: Callable[[T, str, int], dict[str, Any]],
+    out_dir: str | Path,
+    *,
+    shard: int = 0,
+    num_shards: int = 1,
+    trials: int = 1,
+    label: str = "eval",
+    progress: bool = True,
+    before: Callable[[list[tuple[T, str, int]]], None] | None = None,
+    after: Callable[[T, str, int, dict[str, Any]], None] | None = None,
+) -> ShardRun[T]:
+    """Evaluate every (item, method, trial) of this shard that has no record yet; resumable.
+
+    Args:
+        items: all items of the benchmark (ids unique); this process takes its shard of them.
+        item_id: an item's id (the record's ``clip_id``).
+        methods: method names (a mapping's keys), evaluated in this order for each item.
+        evaluate: ``(item, method_name, trial) -> record`` with keys ``method``, ``clip_id``, ``trial``;
+            each record is appended (and flushed) as soon as it returns, so a kill loses at most the one
+            being computed.
+        out_dir: where the shard's records file is (created if missing, also for a shard with no item, so
+            reports find the run).
+        trials: samples per (item, method), trial = 0 .. trials-1.
+        before: called once with the to-do list before the first evaluation (e.g. to precompute
+            per-item features), inside the shard lock.
+        after: called with (item, method_name, trial, record) once the record is written.
+    """
+    writer = RecordWriter(shard_file(out_dir, shard, num_shards))
+    writer.path.parent.mkdir(parents=True, exist_ok=True)
+    writer.path.touch()
+    names = list(methods)
+    with writer.exclusive():  # one process per shard (a second one stops with ShardBusy)
+        done = writer.done_keys()
+        mine = shard_items(items, item_id, shard, num_shards)
+        todo = [
+            (item, name, trial)
+            for item in mine
+            for name in names
+            for trial in range(trials)
+            if (name, item_id(item), trial) not in done
+        ]
+        if before is not None:
+            before(todo)
+        bar, task = _progress(f"{label} shard {shard}/{num_shards}", len(todo), progress)
+        with bar if bar is not None else contextlib.nullcontext():
+            for item, name, trial in todo:
+                iid = item_id(item)
+                if bar is not None:
+                    bar.update(task, description=f"{name} | {iid} | trial {trial}")
+                record = evaluate(item, name, trial)
+                key = (record.get("method"), record.get("clip_id"), record.get("trial"))
+                if key != (want := (name, iid, trial)):
+                    raise ValueError(f"evaluate returned a record keyed {key} for {want}")
+                writer.append(record)
+                if after is not None:
+                    after(item, name, trial, record)
+                if bar is not None:
+                    bar.advance(task)
+    return ShardRun(todo=todo, n_skipped=len(mine) * len(names) * trials - len(todo))
+
