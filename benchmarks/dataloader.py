@@ -52,8 +52,14 @@ from vid3d.data.clips import Re10kClipDataset, choose_stride_window  # noqa: E40
 from vid3d.data.datamodule import ResumableSampler, StepIndexedDataset, collate_samples  # noqa: E402
 from vid3d.data.formats import convert, pixelsplat, re10k  # noqa: E402
 from vid3d.data.interval import FixedInterval  # noqa: E402
-from vid3d.data.transforms import center_crop_box, crop_resize_intrinsics  # noqa: E402
-from vid3d.geometry import K_norm_to_px, plucker_embedding, relative_to_first, w2c_to_c2w  # noqa: E402
+from vid3d.data.transforms import center_crop_box  # noqa: E402
+from vid3d.geometry import (  # noqa: E402
+    K_norm_to_px,
+    crop_resize_K,
+    plucker_embedding,
+    relative_to_first,
+    w2c_to_c2w,
+)
 
 LATENT_FACTOR = 8  # 320x512 frames -> 40x64 latents
 
@@ -61,7 +67,7 @@ LATENT_FACTOR = 8  # 320x512 frames -> 40x64 latents
 def add_plucker(sample: dict, height: int, width: int) -> dict:
     """Add ``plucker`` (F, 6, height / 8, width / 8) computed from the sample's K_px and c2w."""
     h, w = height // LATENT_FACTOR, width // LATENT_FACTOR
-    K_lat = crop_resize_intrinsics(sample["K_px"], 0, 0, width, height, w, h)
+    K_lat = crop_resize_K(sample["K_px"], 0, 0, width, height, w, h)
     sample["plucker"] = plucker_embedding(K_lat, sample["c2w"], h, w).float()
     return sample
 
@@ -107,7 +113,7 @@ class PilBaseline(Dataset):
                 im = im.crop((x0, y0, x0 + cw, y0 + ch)).resize((self.width, self.height), Image.BILINEAR)
                 imgs.append(torch.from_numpy(np.array(im)).permute(2, 0, 1))
             if K is None:
-                K = crop_resize_intrinsics(
+                K = crop_resize_K(
                     K_norm_to_px(cams.K_norm[idx], H0, W0), x0, y0, cw, ch, self.width, self.height
                 )
         frames = torch.stack(imgs).float() / 127.5 - 1.0

@@ -2,8 +2,15 @@ import numpy as np
 import pytest
 import torch
 
-from vid3d.data.transforms import center_crop_box, center_crop_resize, crop_resize_intrinsics
-from vid3d.geometry import intrinsics_matrix, look_at_c2w, pixel_rays, plucker_embedding, project_points
+from vid3d.data.transforms import center_crop_box, center_crop_resize
+from vid3d.geometry import (
+    crop_resize_K,
+    intrinsics_matrix,
+    look_at_c2w,
+    pixel_rays,
+    plucker_embedding,
+    project_points,
+)
 
 
 def _blob_image(H, W, centre_xy, sigma=3.0):
@@ -27,10 +34,10 @@ def test_crop_box_known_cases():
 
 def test_intrinsics_known_case():
     K = intrinsics_matrix(100.0, 110.0, 100.0, 50.0)
-    K2 = crop_resize_intrinsics(K, 50, 0, 100, 100, 50, 50)
+    K2 = crop_resize_K(K, 50, 0, 100, 100, 50, 50)
     # cx' = (100 - 50) * 0.5, cy' = 50 * 0.5, fx' = 50, fy' = 55
     np.testing.assert_allclose(K2, [[50, 0, 25], [0, 55, 25], [0, 0, 1]])
-    Kt = crop_resize_intrinsics(torch.as_tensor(K, dtype=torch.float32), 50, 0, 100, 100, 50, 50)
+    Kt = crop_resize_K(torch.as_tensor(K, dtype=torch.float32), 50, 0, 100, 100, 50, 50)
     assert isinstance(Kt, torch.Tensor) and Kt.dtype == torch.float32
     np.testing.assert_allclose(Kt.numpy(), K2, rtol=1e-6)
 

@@ -12,7 +12,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from vid3d.geometry import axis_angle_to_matrix, intrinsics_matrix, look_at_c2w, project_points
+from vid3d.geometry import axis_angle_to_matrix, intrinsics_matrix, look_at_c2w, project_points, rescale_K
 from vid3d.models.attention import (
     CrossFrameAttention,
     attach_attention,
@@ -25,7 +25,6 @@ from vid3d.models.attention import (
     masked_attention_dense,
     pair_geometry,
     pixel_centres,
-    rescale_K,
     shared_mask_attention,
     use_dense_mask,
     window_size,

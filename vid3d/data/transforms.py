@@ -17,7 +17,9 @@ import cv2
 import numpy as np
 import torch
 
-__all__ = ["center_crop_box", "center_crop_resize", "crop_resize_intrinsics"]
+from vid3d.geometry import crop_resize_K
+
+__all__ = ["center_crop_box", "center_crop_resize"]
 
 
 def center_crop_box(height: int, width: int, out_h: int, out_w: int) -> tuple[int, int, int, int]:
@@ -35,19 +37,6 @@ def center_crop_box(height: int, width: int, out_h: int, out_w: int) -> tuple[in
         crop_w = width
         crop_h = min(height, max(1, int(round(width * out_h / out_w))))
     return (width - crop_w) // 2, (height - crop_h) // 2, crop_w, crop_h
-
-
-def crop_resize_intrinsics(K_px, x0: float, y0: float, crop_w: int, crop_h: int, out_w: int, out_h: int):
-    """Pixel intrinsics (..., 3, 3) after a crop at (x0, y0) and a resize (crop_h, crop_w) -> (out_h, out_w).
-
-    K' = S @ T @ K with T the translation by (-x0, -y0) and S = diag(out_w / crop_w, out_h / crop_h, 1).
-    numpy in -> numpy (float64) out, torch in -> torch out (same dtype).
-    """
-    sx, sy = out_w / crop_w, out_h / crop_h
-    M = np.array([[sx, 0.0, -x0 * sx], [0.0, sy, -y0 * sy], [0.0, 0.0, 1.0]])
-    if isinstance(K_px, torch.Tensor):
-        return torch.as_tensor(M, dtype=K_px.dtype, device=K_px.device) @ K_px
-    return M @ np.asarray(K_px, dtype=np.float64)
 
 
 def _resize_stack(frames_hwc: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
@@ -83,7 +72,7 @@ def center_crop_resize(frames, K_px, out_h: int, out_w: int):
             raise ValueError(f"numpy frames must be (F, H, W, C), got {frames.shape}")
         H, W = frames.shape[1:3]
     x0, y0, cw, ch = center_crop_box(H, W, out_h, out_w)
-    K_out = crop_resize_intrinsics(K_px, x0, y0, cw, ch, out_w, out_h)
+    K_out = crop_resize_K(K_px, x0, y0, cw, ch, out_w, out_h)
     if is_torch:
         arr = frames[:, :, y0 : y0 + ch, x0 : x0 + cw].permute(0, 2, 3, 1).detach().cpu().float().numpy()
         res = _resize_stack(arr, out_h, out_w)

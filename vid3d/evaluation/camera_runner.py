@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vid3d.geometry import K_norm_to_px, K_px_to_norm
+from vid3d.geometry import rescale_K
 
 from .aggregate import DEFAULT_METRICS, aggregate, merge_shards, write_results
 from .camera_errors import camera_errors
@@ -157,12 +157,6 @@ def protocol_block(estimator: PoseEstimator, failure_policy: str, trials: int) -
     }
 
 
-def _K_at(K_px: np.ndarray, src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> np.ndarray:
-    if src_hw == dst_hw:
-        return K_px
-    return np.asarray(K_norm_to_px(K_px_to_norm(K_px, *src_hw), *dst_hw))
-
-
 def video_relpath(method: str, clip_id: str, trial: int) -> str:
     """Where a generated video is saved, relative to the run dir: ``videos/{method}/{clip_id}_t{trial}.mp4``
     (characters other than letters, digits, '.', '_', '-' replaced by '_')."""
@@ -202,7 +196,7 @@ def _evaluate_one(
         video_path = video_relpath(name, clip.clip_id, trial)
         write_video(video_dir / video_path, frames, fps=fps)
     # Intrinsics follow the generated resolution (a model may generate at a lower resolution than GT).
-    K = _K_at(clip.K_px, clip.frames.shape[1:3], frames.shape[1:3])
+    K = rescale_K(clip.K_px, clip.frames.shape[1:3], frames.shape[1:3])
     result = estimator.estimate(frames, K, gt_c2w=clip.gt_c2w)
     record: dict[str, Any] = {
         "method": name,

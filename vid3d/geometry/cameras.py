@@ -132,6 +132,26 @@ def K_px_to_norm(K_px, height: int, width: int):
     return back(t / scale[:, None], np_in)
 
 
+def crop_resize_K(K_px, x0: float, y0: float, crop_w: int, crop_h: int, out_w: int, out_h: int):
+    """Pixel intrinsics (..., 3, 3) after a crop at integer offset (x0, y0) and a resize of the
+    (crop_h, crop_w) window to (out_h, out_w).
+
+    K' = S @ T @ K with T the translation by (-x0, -y0) and S = diag(out_w / crop_w, out_h / crop_h, 1):
+    continuous coordinates scale, so pixel centres map to pixel centres (no half-pixel term).
+    """
+    t, np_in = to_torch(K_px)
+    sx, sy = out_w / crop_w, out_h / crop_h
+    M = torch.tensor([[sx, 0.0, -x0 * sx], [0.0, sy, -y0 * sy], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    M = M.to(dtype=t.dtype, device=t.device)
+    return back(M @ t, np_in)
+
+
+def rescale_K(K_px, src_hw: tuple[int, int], dst_hw: tuple[int, int]):
+    """Pixel intrinsics (..., 3, 3) at resolution src_hw = (H, W) -> at dst_hw = (h, w) (a resize of the
+    whole image: ``crop_resize_K`` with no crop)."""
+    return crop_resize_K(K_px, 0, 0, src_hw[1], src_hw[0], dst_hw[1], dst_hw[0])
+
+
 def project_points(K_px, c2w, points_world):
     """Project world points (..., N, 3) into a camera: returns (pixels (..., N, 2), depth (..., N)).
 

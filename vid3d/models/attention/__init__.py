@@ -20,7 +20,6 @@ from .epipolar import (
     masked_attention_dense,
     pair_geometry,
     pixel_centres,
-    rescale_K,
     window_size,
 )
 from .modules import AttentionAdapter, CrossFrameAttention, attach_attention, transformer_levels
@@ -42,7 +41,6 @@ __all__ = [
     "masked_attention_dense",
     "pair_geometry",
     "pixel_centres",
-    "rescale_K",
     "shared_mask_attention",
     "transformer_levels",
     "use_dense_mask",

@@ -61,14 +61,6 @@ def default_chunk_bytes(device: torch.device | str) -> int:
 _EPS = 1e-6  # pixel margin covering float64 rounding of the line crossing
 
 
-def rescale_K(K_px: torch.Tensor, src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> torch.Tensor:
-    """Pixel intrinsics (..., 3, 3) at resolution src_hw=(H, W) -> at dst_hw=(h, w) (pixel-edge convention:
-    continuous coordinates scale by w/W, h/H, so centres map to centres)."""
-    sy, sx = dst_hw[0] / src_hw[0], dst_hw[1] / src_hw[1]
-    S = torch.diag(torch.tensor([sx, sy, 1.0], dtype=K_px.dtype, device=K_px.device))
-    return S @ K_px
-
-
 def pixel_centres(h: int, w: int, device=None, dtype=torch.float64) -> torch.Tensor:
     """(h * w, 2) centres (u + 0.5, v + 0.5) in flat order v * w + u."""
     v, u = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij")

@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as nnf
 from torch import nn
 
+from vid3d.geometry import rescale_K
+
 from .dense import (
     DEFAULT_DENSE_MASK_MAX_ELEMENTS,
     SharedMask,
@@ -40,7 +42,7 @@ from .dense import (
     shared_mask_attention,
     use_dense_mask,
 )
-from .epipolar import epipolar_attention, pair_geometry, rescale_K
+from .epipolar import epipolar_attention, pair_geometry
 
 KINDS = ("epipolar", "full", "none")
 
