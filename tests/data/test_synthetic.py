@@ -230,11 +230,11 @@ def test_interrupted_build_leaves_nothing(tmp_path, monkeypatch):
     real = build_mod.make_clip
     calls = []
 
-    def flaky(index, seed, num_frames):
+    def flaky(index, seed, num_frames, texture_scale=1.0):
         calls.append(index)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(index, seed, num_frames)
+        return real(index, seed, num_frames, texture_scale)
 
     monkeypatch.setattr(build_mod, "make_clip", flaky)
     params = {**SMALL, "num_train": 2, "num_test": 0, "num_frames": 2}

@@ -175,7 +175,7 @@ def test_load_json(tmp_path):
     _check_valid(traj.c2w)
     np.testing.assert_allclose(traj.c2w, np.linalg.inv(c2w[0]) @ c2w, atol=1e-10)
     assert traj.name == "traj"
-    traj14 = load_trajectory_file(p, num_frames=11)
+    traj14 = load_trajectory_file(p, num_frames=11, resample=True)
     assert len(traj14) == 11
     np.testing.assert_allclose(traj14.c2w[::2], traj.c2w, atol=1e-10)
     (tmp_path / "obj.json").write_text(json.dumps({"c2w": c2w[:, :3].tolist()}))
@@ -197,6 +197,6 @@ def test_load_re10k(tmp_path):
     )
     path = tmp_path / "clip.txt"
     re10k.write_camera_file(path, cams)
-    traj = load_trajectory_file(path, num_frames=9)
+    traj = load_trajectory_file(path, num_frames=9, resample=True)
     assert len(traj) == 9
     np.testing.assert_allclose(traj.c2w[::2], np.linalg.inv(c2w[0]) @ c2w, atol=1e-5)  # file precision

@@ -30,8 +30,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from vid3d.errors import InputError
 
-class ConfigRefused(ValueError):
+
+class ConfigRefused(InputError):
     """A stored model config that is not a valid vid3d model description."""
 
 

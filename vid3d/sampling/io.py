@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from vid3d.errors import InputError
+
 __all__ = [
     "CAMERA_CONVENTION",
     "InputImage",
@@ -71,16 +73,26 @@ def load_image(path: str | os.PathLike, height: int, width: int, fov_deg: float 
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"image {path} does not exist")
+        raise InputError(f"image {path} does not exist (image=)")
     try:
         img = iio.imread(path)
     except Exception as e:  # imageio raises several error types
-        raise ValueError(f"image {path} cannot be read: {e}") from e
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(f"image {path} cannot be read as an image ({first}); give a PNG or JPEG") from e
+    if img.ndim == 4 or (img.ndim == 3 and img.shape[-1] not in (1, 3, 4)):
+        raise InputError(
+            f"image {path} holds {img.shape[0]} frames (a video or multi-page file); give one image (PNG or "
+            "JPEG), e.g. the video's first frame"
+        )
     if img.ndim == 2:
         img = np.repeat(img[..., None], 3, axis=-1)
+    if img.ndim != 3 or min(img.shape[:2]) < 2:
+        raise InputError(f"image {path}: not a 2D image (array shape {img.shape})")
     img = np.asarray(img[..., :3])
+    if img.shape[-1] == 1:
+        img = np.repeat(img, 3, axis=-1)
     if img.dtype != np.uint8:
-        raise ValueError(f"image {path}: expected 8-bit RGB, got dtype {img.dtype}")
+        raise InputError(f"image {path}: expected 8-bit RGB, got dtype {img.dtype}; save it as 8-bit PNG")
     h0, w0 = img.shape[:2]
     f = 0.5 * w0 / math.tan(math.radians(fov_deg) / 2)
     K0 = intrinsics_matrix(f, f, w0 / 2, h0 / 2)
@@ -102,17 +114,17 @@ def image_list(images: str | os.PathLike | Sequence[str] | None) -> list[list[Pa
         if p.suffix.lower() not in (".txt", ".lst", ".list"):
             return [[p]]
         if not p.is_file():
-            raise FileNotFoundError(f"image list {p} does not exist")
+            raise InputError(f"image list {p} does not exist (images=)")
         out = []
         for lineno, line in enumerate(p.read_text().splitlines(), 1):
             parts = line.split("#", 1)[0].split()
             if not parts:
                 continue
             if len(parts) > 2:
-                raise ValueError(f"{p}:{lineno}: expected 'image' or 'first last', got {len(parts)} paths")
+                raise InputError(f"{p}:{lineno}: expected 'image' or 'first last', got {len(parts)} paths")
             out.append([q if q.is_absolute() else p.parent / q for q in map(Path, parts)])
         if not out:
-            raise ValueError(f"image list {p} names no images")
+            raise InputError(f"image list {p} names no images")
         return out
     return [[Path(q) for q in str(item).split()] for item in images]
 
@@ -167,12 +179,12 @@ def load_inputs(
     Returns [] when no image is given (the test clips are used then).
     """
     if image and images:
-        raise ValueError("give either image=... or images=[...], not both")
+        raise InputError("give either image=... or images=[...], not both")
     groups = image_list(images) if images else ([[Path(image)]] if image else [])
     if image_end:
         ends = [[Path(image_end)]] if isinstance(image_end, (str, os.PathLike)) else image_list(image_end)
         if len(ends) != len(groups) or any(len(g) != 1 for g in groups):
-            raise ValueError(
+            raise InputError(
                 f"image_end names {len(ends)} image(s) for {len(groups)} input(s): give one last frame per "
                 "first frame (or write 'first last' pairs in the image list)"
             )

@@ -121,17 +121,18 @@ class SingleMode(SamplingMode):
         if images:
             _single_images(images, self.name)
             traj = _need_trajectory(trajectory, self.name)
-            return [
-                SampleJob(f"{g[0].name}_{traj.name}", g[0].image, traj.scaled_K(g[0].K_px), traj.c2w)
-                for g in images
-            ]
+            jobs = []
+            for g in images:
+                K_t = traj.scaled_K(g[0].K_px, *g[0].image.shape[:2])
+                jobs.append(SampleJob(f"{g[0].name}_{traj.name}", g[0].image, K_t, traj.c2w))
+            return jobs
         out = []
         for item in _clip_items(dataset, num_samples):
             frames, K, c2w = _clip_cameras(item)
             if trajectory is None:
                 out.append(SampleJob(f"{item['clip_id']}_gt", frames[0], K, c2w, gt_frames=frames))
             else:
-                K_t = trajectory.scaled_K(K[0])
+                K_t = trajectory.scaled_K(K[0], *frames.shape[1:3])
                 out.append(SampleJob(f"{item['clip_id']}_{trajectory.name}", frames[0], K_t, trajectory.c2w))
         return out
 
@@ -179,7 +180,8 @@ class InterpolateMode(SamplingMode):
                     )
                 name = f"{g[0].name}_to_{g[1].name}_{traj.name}"
                 c2w = self._path(traj.c2w)
-                out.append(SampleJob(name, g[0].image, traj.scaled_K(g[0].K_px), c2w, g[1].image, info=info))
+                K_t = traj.scaled_K(g[0].K_px, *g[0].image.shape[:2])
+                out.append(SampleJob(name, g[0].image, K_t, c2w, g[1].image, info=info))
             return out
         out = []
         for item in _clip_items(dataset, num_samples):

@@ -41,7 +41,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vid3d.geometry import axis_angle_to_matrix, look_at_c2w, relative_to_first, to_homogeneous
+from vid3d.errors import InputError
+from vid3d.geometry import K_norm_to_px, axis_angle_to_matrix, look_at_c2w, relative_to_first, to_homogeneous
 
 __all__ = [
     "AMPLITUDES",
@@ -75,11 +76,15 @@ class Trajectory:
         c2w: (F, 4, 4) float64 OpenCV camera-to-world poses, ``c2w[0] = I``.
         K_scale: (F,) float64 multiplier on fx and fy (focal zoom) or None for fixed intrinsics.
         name: preset name or file name.
+        K_norm: (F, 3, 3) float64 normalised intrinsics (fx, cx over width; fy, cy over height) of the
+            camera that recorded the path (a RealEstate10K file), or None: the input image's own
+            intrinsics are used (``scaled_K``).
     """
 
     c2w: np.ndarray
     K_scale: np.ndarray | None = None
     name: str = ""
+    K_norm: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.c2w = np.asarray(self.c2w, dtype=np.float64)
@@ -91,6 +96,9 @@ class Trajectory:
                 raise ValueError(
                     f"Trajectory {self.name!r}: K_scale must be ({len(self.c2w)},), got {self.K_scale.shape}"
                 )
+        if self.K_norm is not None:
+            K_norm = np.asarray(self.K_norm, np.float64)
+            self.K_norm = np.array(np.broadcast_to(K_norm, (len(self.c2w), 3, 3)))
 
     def __len__(self) -> int:
         return len(self.c2w)
@@ -103,12 +111,18 @@ class Trajectory:
         """c2w as a torch tensor (F, 4, 4)."""
         return torch.as_tensor(self.c2w, dtype=dtype, device=device)
 
-    def scaled_K(self, K_px):
-        """Per-frame intrinsics (F, 3, 3) from K_px (3, 3) or (F, 3, 3) with fx, fy times ``K_scale``
-        (numpy in -> numpy out, torch in -> torch out; a copy of the broadcast K if K_scale is None)."""
+    def scaled_K(self, K_px, height: int | None = None, width: int | None = None):
+        """Per-frame intrinsics (F, 3, 3) with fx, fy times ``K_scale``, in pixels at the frame size.
+
+        The base is the trajectory's own ``K_norm`` at (height, width) when it has one and the size is
+        given, else ``K_px`` (3, 3) or (F, 3, 3), the input image's intrinsics (numpy in -> numpy out,
+        torch in -> torch out; a copy of the broadcast K if K_scale is None)."""
         is_torch = isinstance(K_px, torch.Tensor)
         K_in = K_px.detach().cpu().numpy() if is_torch else np.asarray(K_px)
-        K = np.array(np.broadcast_to(K_in, (len(self), 3, 3)), dtype=np.float64)
+        if self.K_norm is not None and height is not None and width is not None:
+            K = np.asarray(K_norm_to_px(self.K_norm, height, width), dtype=np.float64).copy()
+        else:
+            K = np.array(np.broadcast_to(K_in, (len(self), 3, 3)), dtype=np.float64)
         if self.K_scale is not None:
             K[:, 0, 0] *= self.K_scale
             K[:, 1, 1] *= self.K_scale
@@ -274,31 +288,33 @@ def _load_json(path: Path) -> np.ndarray:
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from e
+        raise InputError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from e
     convention = "opencv"
     if isinstance(data, dict):
         convention = data.get("convention", "opencv")
         if "c2w" not in data:
-            raise ValueError(f"{path}: JSON object needs a 'c2w' key (list of 4x4 matrices)")
+            raise InputError(f"{path}: JSON object needs a 'c2w' key (list of 4x4 matrices)")
         data = data["c2w"]
     try:
         arr = np.asarray(data, dtype=np.float64)
     except (ValueError, TypeError) as e:
-        raise ValueError(f"{path}: 'c2w' must be a list of 4x4 (or 3x4) numeric matrices: {e}") from e
+        raise InputError(f"{path}: 'c2w' must be a list of 4x4 (or 3x4) numeric matrices: {e}") from e
     if arr.ndim != 3 or arr.shape[1:] not in ((4, 4), (3, 4)) or len(arr) == 0:
-        raise ValueError(f"{path}: expected a non-empty list of 4x4 or 3x4 matrices, got shape {arr.shape}")
+        raise InputError(f"{path}: expected a non-empty list of 4x4 or 3x4 matrices, got shape {arr.shape}")
     arr = np.asarray(to_homogeneous(arr))
     if convention == "opengl":
         from vid3d.geometry import opengl_to_opencv_c2w
 
         arr = np.asarray(opengl_to_opencv_c2w(arr))
     elif convention != "opencv":
-        raise ValueError(f"{path}: 'convention' must be 'opencv' or 'opengl', got {convention!r}")
+        raise InputError(f"{path}: 'convention' must be 'opencv' or 'opengl', got {convention!r}")
     return arr
 
 
-def load_trajectory_file(path: str | Path, num_frames: int | None = None) -> Trajectory:
-    """Load a camera path, make it relative to its first frame and optionally resample it.
+def load_trajectory_file(
+    path: str | Path, num_frames: int | None = None, resample: bool = False, use_intrinsics: bool = True
+) -> Trajectory:
+    """Load a camera path, make it relative to its first frame and fit it to ``num_frames``.
 
     Formats (by suffix):
       - ``.txt``: RealEstate10K camera file (``vid3d.data.formats.re10k.read_camera_file``).
@@ -307,30 +323,47 @@ def load_trajectory_file(path: str | Path, num_frames: int | None = None) -> Tra
         (OpenGL/nerfstudio axes are converted to OpenCV).
       - ``.npy``: array (F, 4, 4) or (F, 3, 4) of OpenCV camera-to-world matrices.
     Args:
-        num_frames: if given, resample to this many frames (slerp rotation, linear translation) over
-            the file's full time span.
+        num_frames: if given, the path is sampled at this many frames spread uniformly over the file's
+            full time span (slerp rotation, linear translation between neighbouring poses).
+        resample: allow ``num_frames`` above the number of poses in the file (interpolated poses);
+            without it such a file is an error naming it (a 1-pose file would be a static video).
+        use_intrinsics: keep a RealEstate10K file's intrinsics (``Trajectory.K_norm``, resampled with
+            the poses: nearest pose) so the video is generated with the recording camera's field of view,
+            rescaled to the output size; False uses the input image's.
     Returns:
         ``Trajectory`` (c2w relative to the first pose, K_scale None, name = file stem).
     """
     path = Path(path)
+    if not path.is_file():
+        raise InputError(f"trajectory file not found: {path} (trajectory.path)")
     suffix = path.suffix.lower()
+    K_norm = None
     if suffix == ".txt":
         from vid3d.data.formats.re10k import read_camera_file
 
-        c2w = np.asarray(read_camera_file(path).c2w(), dtype=np.float64)
+        cams = read_camera_file(path)
+        c2w = np.asarray(cams.c2w(), dtype=np.float64)
+        K_norm = np.asarray(cams.K_norm, dtype=np.float64) if use_intrinsics else None
     elif suffix == ".json":
         c2w = _load_json(path)
     elif suffix == ".npy":
         c2w = np.load(path, allow_pickle=False).astype(np.float64)
         if c2w.ndim != 3 or c2w.shape[1:] not in ((4, 4), (3, 4)) or len(c2w) == 0:
-            raise ValueError(f"{path}: expected an (F, 4, 4) or (F, 3, 4) array, got shape {c2w.shape}")
+            raise InputError(f"{path}: expected an (F, 4, 4) or (F, 3, 4) array, got shape {c2w.shape}")
         c2w = np.asarray(to_homogeneous(c2w))
     else:
-        raise ValueError(f"{path}: unsupported trajectory file type {suffix!r} (use .txt, .json or .npy)")
+        raise InputError(f"{path}: unsupported trajectory file type {suffix!r} (use .txt, .json or .npy)")
     c2w = np.asarray(relative_to_first(c2w))
     if num_frames is not None:
+        if len(c2w) < num_frames and not resample:
+            raise InputError(
+                f"{path}: {len(c2w)} camera pose(s) for {num_frames} frames; give a file with at least "
+                f"{num_frames} poses, or set trajectory.resample=true to interpolate between them"
+            )
+        if K_norm is not None:  # the recording camera of the nearest input pose
+            K_norm = K_norm[np.rint(np.linspace(0.0, len(c2w) - 1.0, num_frames)).astype(int)]
         c2w = np.asarray(relative_to_first(resample_c2w(c2w, num_frames)))
-    return Trajectory(c2w=c2w, K_scale=None, name=path.stem)
+    return Trajectory(c2w=c2w, K_scale=None, name=path.stem, K_norm=K_norm)
 
 
 def compose_segments(segments: Sequence[np.ndarray | Trajectory]) -> np.ndarray:

@@ -93,17 +93,25 @@ def task_wrapper(fn: Callable[[DictConfig], dict]) -> Callable[[DictConfig], dic
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """In an entry point: a refused checkpoint or a missing file is one line on stderr and exit code 2,
-    not a traceback (``HYDRA_FULL_ERROR=1`` shows the traceback)."""
-    from vid3d.evaluation.records import ShardBusy
-    from vid3d.models.schema import ConfigRefused
+    """In an entry point: a user's wrong input (``vid3d.errors.InputError``: a refused checkpoint, a bad
+    trajectory or image file), a missing file or a busy shard is one line on stderr and exit code 2, not a
+    traceback (``HYDRA_FULL_ERROR=1`` shows the traceback). Hydra wraps errors raised while it builds a
+    config node (``InstantiationException``); the user error inside is what is printed."""
+    from hydra.errors import InstantiationException
 
+    from vid3d.errors import InputError
+    from vid3d.evaluation.records import ShardBusy
+
+    known = (InputError, FileNotFoundError, ShardBusy)
     try:
         yield
-    except (ConfigRefused, FileNotFoundError, ShardBusy) as e:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+    except (*known, InstantiationException) as e:
+        cause = e
+        while isinstance(cause, InstantiationException) and cause.__cause__ is not None:
+            cause = cause.__cause__
+        if not isinstance(cause, known) or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {cause}", file=sys.stderr)
         raise SystemExit(2) from None
 
 

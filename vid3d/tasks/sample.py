@@ -11,6 +11,8 @@ Outputs per sample under ``<run dir>/samples/<name>/``: ``video.mp4``, ``frames/
 
 from __future__ import annotations
 
+import math
+
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -27,16 +29,8 @@ def _list(value):
 
 @task_wrapper
 def sample(cfg: DictConfig) -> dict:
-    model = load_model(cfg.ckpt)  # a wrong or refused checkpoint fails before anything else
-    out = run_dir(cfg)
-    print_config_tree(cfg, save_to=out / "config.yaml")
-    sampler = instantiate(cfg.sampler)
-    mode = instantiate(cfg.mode) if cfg.get("mode") is not None else None
-    if mode is None:
-        from vid3d.sampling.modes import SingleMode
-
-        mode = SingleMode()
-    trajectory = instantiate(cfg.trajectory) if cfg.get("trajectory") is not None else None
+    # the user's files first (images, trajectory file, checkpoint): a wrong one fails in one line, before
+    # the config print, and nothing is written
     images = load_inputs(
         cfg.get("image"),
         _list(cfg.get("images")),
@@ -45,6 +39,24 @@ def sample(cfg: DictConfig) -> dict:
         cfg.data.width,
         cfg.fov_deg,
     )
+    trajectory = instantiate(cfg.trajectory) if cfg.get("trajectory") is not None else None
+    model = load_model(cfg.ckpt)
+    out = run_dir(cfg)
+    print_config_tree(cfg, save_to=out / "config.yaml")
+    sampler = instantiate(cfg.sampler)
+    mode = instantiate(cfg.mode) if cfg.get("mode") is not None else None
+    if mode is None:
+        from vid3d.sampling.modes import SingleMode
+
+        mode = SingleMode()
+    if trajectory is not None and trajectory.K_norm is not None:
+        fx = float(trajectory.K_norm[0, 0, 0]) * cfg.data.width
+        log.info(
+            "trajectory %s: using the file's own intrinsics rescaled to %dx%d (fx %.1f px, horizontal FOV "
+            "%.1f deg) instead of fov_deg=%s; trajectory.use_intrinsics=false uses the image's",
+            trajectory.name, cfg.data.height, cfg.data.width, fx,
+            2 * math.degrees(math.atan(cfg.data.width / (2 * fx))), cfg.fov_deg,
+        )
     dataset = None
     if not images:
         prepare_data(cfg)

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from vid3d.atomic import atomic_write_bytes, replace_dir
+from vid3d.errors import InputError
 from vid3d.geometry import K_norm_to_px, c2w_to_w2c, w2c_to_c2w
 
 __all__ = [
@@ -49,7 +50,7 @@ _NUM_FIELDS = 19
 _CLIP_ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
 
-class CameraFileError(ValueError):
+class CameraFileError(InputError):
     """A malformed camera file; ``str(e) == "<path>:<line>: <what is wrong>"``."""
 
     def __init__(self, path: str | os.PathLike, line: int, what: str) -> None:
