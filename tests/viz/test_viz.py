@@ -68,3 +68,22 @@ def test_plot_trajectory(tmp_path):
     np.testing.assert_array_equal(iio.imread(tmp_path / "plot.png")[..., :3], img)
     with pytest.raises(ValueError):
         plot_trajectory({"bad": np.zeros((3, 4))})
+
+
+def test_side_by_side_labels_and_frame_numbers():
+    rng = np.random.default_rng(0)
+    gt = rng.integers(0, 256, (3, 20, 60, 3), dtype=np.uint8)
+    gen = rng.integers(0, 256, (3, 20, 60, 3), dtype=np.uint8)
+    plain = side_by_side([gt, gen], gap=4)
+    out = side_by_side([gt, gen], gap=4, labels=["ground truth", "generated"], frame_numbers=True)
+    head = out.shape[1] - plain.shape[1]
+    assert head > 0 and out.shape[0] == 3 and out.shape[2] == plain.shape[2]
+    np.testing.assert_array_equal(out[:, head:], plain)  # the videos themselves are untouched
+    strip = out[:, :head]
+    left, right = strip[:, :, :60], strip[:, :, 64:]
+    assert (left < 128).any() and (right < 128).any()  # dark text on the white strip over each video
+    np.testing.assert_array_equal(left[0], left[2])  # the first label is the same on every frame
+    assert not np.array_equal(right[0], right[1])  # the frame number (right end) changes
+    assert not np.array_equal(left[0, :, :30], right[0, :, :30])  # different words
+    with pytest.raises(ValueError, match="2 labels for 1 videos"):
+        side_by_side([gt], labels=["a", "b"])

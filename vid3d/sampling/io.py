@@ -160,7 +160,10 @@ def write_sample(out: Path, job: SampleJob, frames: np.ndarray, fps: int) -> Pat
     write_cameras(out / "cameras.json", job.K_px, job.c2w, h, w, **job.info)
     plot_trajectory({"trajectory": job.c2w}, path=out / "trajectory.png", title=job.name)
     if job.gt_frames is not None and len(job.gt_frames) == len(frames):
-        write_video(out / "gt_vs_generated.mp4", side_by_side([job.gt_frames, frames], gap=4), fps=fps)
+        both = side_by_side(
+            [job.gt_frames, frames], gap=4, labels=["ground truth", "generated"], frame_numbers=True
+        )
+        write_video(out / "gt_vs_generated.mp4", both, fps=fps)
     return out
 
 

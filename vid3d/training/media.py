@@ -77,7 +77,7 @@ class TrainingMediaLogger(L.Callback):
             model.train(was_training)
         gt = to_uint8(frames[0].cpu())
         gen_u8 = to_uint8(video[0].float().cpu())
-        both = side_by_side([gt, gen_u8], gap=4)
+        both = side_by_side([gt, gen_u8], gap=4, labels=["ground truth", "generated"], frame_numbers=True)
         plot = plot_trajectory({"trajectory": c2w[0].cpu()}, title="camera trajectory", size_px=256)
         return both, plot
 

@@ -124,11 +124,35 @@ def write_frames(directory: str | os.PathLike, frames, start: int = 0) -> list[P
     return paths
 
 
-def side_by_side(videos: Sequence, gap: int = 0, fill: int = 255) -> np.ndarray:
+HEADER_PX = 14  # height of the label strip above labelled videos
+
+
+def _label_strip(text: str, width: int, fill: int, right: bool = False) -> np.ndarray:
+    """(HEADER_PX, width, 3) uint8: ``text`` in black on ``fill``, left- (or right-) aligned, clipped."""
+    import cv2
+
+    font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.35
+    strip = np.full((HEADER_PX, width, 3), fill, np.uint8)
+    x = 2
+    if right:
+        x = max(0, width - 2 - cv2.getTextSize(text, font, scale, 1)[0][0])
+    cv2.putText(strip, text, (x, HEADER_PX - 4), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    return strip
+
+
+def side_by_side(
+    videos: Sequence,
+    gap: int = 0,
+    fill: int = 255,
+    labels: Sequence[str] | None = None,
+    frame_numbers: bool = False,
+) -> np.ndarray:
     """Concatenate videos (F, H_i, W_i, 3) uint8 along width -> (F, max H, sum W + gap * (n - 1), 3).
 
     All videos must have the same frame count; shorter ones are padded at the bottom with ``fill``
-    (as is the ``gap`` between videos).
+    (as is the ``gap`` between videos). With ``labels`` (one per video, e.g. "ground truth",
+    "generated") and/or ``frame_numbers`` (the frame index "k/F-1", right-aligned), a ``HEADER_PX``
+    strip above the videos carries the text: the output is then (F, HEADER_PX + max H, ..., 3).
     """
     if len(videos) == 0:
         raise ValueError("side_by_side needs at least one video")
@@ -145,4 +169,23 @@ def side_by_side(videos: Sequence, gap: int = 0, fill: int = 255) -> np.ndarray:
         if a.shape[1] < H:
             a = np.concatenate([a, np.full((F, H - a.shape[1], a.shape[2], 3), fill, np.uint8)], axis=1)
         pieces.append(a)
-    return np.concatenate(pieces, axis=2)
+    out = np.concatenate(pieces, axis=2)
+    if labels is None and not frame_numbers:
+        return out
+    labels = list(labels) if labels is not None else [""] * len(arrs)
+    if len(labels) != len(arrs):
+        raise ValueError(f"side_by_side: {len(labels)} labels for {len(arrs)} videos")
+    row = []
+    for i, (a, text) in enumerate(zip(arrs, labels, strict=True)):
+        if i > 0 and gap > 0:
+            row.append(np.full((HEADER_PX, gap, 3), fill, np.uint8))
+        row.append(_label_strip(text, a.shape[2], fill))
+    header = np.concatenate(row, axis=1)
+    headers = np.repeat(header[None], F, axis=0)
+    if frame_numbers:  # over the right end of the strip, in the last video's part
+        w_last = arrs[-1].shape[2]
+        for k in range(F):
+            number = _label_strip(f"{k}/{F - 1}", w_last, fill, right=True)
+            keep = number.min(axis=-1) < fill  # the number's own pixels
+            headers[k, :, -w_last:][keep] = number[keep]
+    return np.concatenate([headers, out], axis=1)
