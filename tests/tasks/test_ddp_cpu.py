@@ -88,7 +88,8 @@ def test_two_rank_ddp_on_cpu(tmp_path):
 
     # resume from step 3: the same losses as the uninterrupted run from there on
     resumed = tmp_path / "resumed"
-    _train(resumed, data, 6, [f"resume={ref / 'run' / 'checkpoints' / 'step_0000003.ckpt'}"])
+    branch = [f"resume={ref / 'run' / 'checkpoints' / 'step_0000003.ckpt'}", "resume_in_place=false"]
+    _train(resumed, data, 6, branch)
     ref_loss, res_loss = _losses(ref), _losses(resumed)
     assert sorted(res_loss) == [3, 4, 5], res_loss
     for s, v in res_loss.items():

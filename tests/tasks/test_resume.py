@@ -150,9 +150,13 @@ def test_sigkill_resume_matches_uninterrupted(request, root, tmp_path, workers, 
     assert KILL_AFTER <= k < STEPS, k
 
     resumed = train(cfg_for([*overrides(root, tmp_path / "resumed", workers, data), f"resume={ckpt}"]))
-    res_loss = losses(Path(resumed["run_dir"]))
+    # the resumed run continues in the killed run's own directory; its CSV rows are a new logger version
+    assert Path(resumed["run_dir"]) == ckpt.parents[1] and not (tmp_path / "resumed" / "checkpoints").exists()
+    assert (ckpt.parents[1] / "config.yaml").is_file() and (ckpt.parents[1] / "config.resume1.yaml").is_file()
+    newest = max((ckpt.parents[1] / "csv").glob("version_*"), key=lambda d: int(d.name.split("_")[1]))
+    res_loss = losses(newest)
     assert sorted(res_loss) == [s for s in sorted(ref_loss) if s >= k], (sorted(res_loss), k)
     for s, v in res_loss.items():
         assert v == pytest.approx(ref_loss[s], rel=1e-6, abs=1e-7), (s, v, ref_loss[s])
     assert load_checkpoint_file(resumed["last_checkpoint"])["global_step"] == STEPS
-    assert final_skips(Path(resumed["run_dir"])) == final_skips(Path(ref["run_dir"]))
+    assert final_skips(newest) == final_skips(Path(ref["run_dir"]))

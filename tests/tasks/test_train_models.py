@@ -72,6 +72,24 @@ def test_resume_continues_from_checkpoint(re10k_root, tmp_path):
         )
     )
     assert load_checkpoint_file(second["last_checkpoint"])["global_step"] == 4
+    # in place: the first run's directory holds both launches (a new run dir only with resume_in_place=false)
+    assert second["run_dir"] == first["run_dir"] and not (tmp_path / "b" / "train" / "checkpoints").exists()
+    assert sorted(p.name for p in Path(first["run_dir"]).glob("config*.yaml")) == [
+        "config.resume1.yaml",
+        "config.yaml",
+    ]
+
+
+def test_resume_continues_the_wandb_run(re10k_root, tmp_path, offline_wandb):
+    base = ["model=plucker", "data=re10k", f"data.root={re10k_root}", *SMALL, "logger=wandb"]
+    first = train(cfg_for([*base, "trainer.max_steps=1", f"paths.output_dir={tmp_path}/a"]))
+    run = Path(first["run_dir"])
+    run_id = (run / "wandb_run_id").read_text().strip()
+    assert run_id
+    train(cfg_for([*base, "trainer.max_steps=2", f"paths.output_dir={tmp_path}/b", f"resume={run}"]))
+    assert (run / "wandb_run_id").read_text().strip() == run_id
+    offline = sorted((run / "wandb").glob("offline-run-*"))
+    assert len(offline) == 2 and all(p.name.endswith(f"-{run_id}") for p in offline), offline
 
 
 @pytest.mark.parametrize("model", ["epipolar", "plucker", "rt"])

@@ -62,6 +62,34 @@ def resume_path(resume: str | None) -> str | None:
     return str(p)
 
 
+def resumed_run_dir(resume: str | None) -> Path | None:
+    """The run dir a ``resume=`` points into (``<run>``, ``<run>/checkpoints`` or a checkpoint under
+    ``<run>/checkpoints/``), when it is a vid3d run dir (holds config.yaml); else None."""
+    if not resume:
+        return None
+    p = Path(resume).expanduser().absolute()
+    for cand in (p, p.parent, p.parent.parent):
+        if (cand / "config.yaml").is_file() and (cand / "checkpoints").is_dir():
+            return cand
+    return None
+
+
+def _continue_in(cfg: DictConfig, run: Path) -> None:
+    """Point the run's outputs (paths.run_dir: checkpoints, CSV, W&B, media) at the resumed run's dir and
+    continue its W&B run."""
+    from vid3d.training.loggers import read_wandb_id
+
+    log.info("resume: continuing in the run's own directory %s", run)
+    cfg.paths.run_dir = str(run)
+    logger = cfg.get("logger")
+    if logger is not None and str(logger.get("_target_", "")).endswith("make_wandb_logger"):
+        run_id = read_wandb_id(run)
+        if run_id:
+            log.info("resume: continuing W&B run %s", run_id)
+            cfg.logger.id = run_id
+            cfg.logger.resume = "allow"
+
+
 @task_wrapper
 def train(cfg: DictConfig) -> dict:
     """Train a model; returns ``{"last_checkpoint": path, "run_dir": path, **final logged metrics}``."""
@@ -70,8 +98,13 @@ def train(cfg: DictConfig) -> dict:
             f"experiment {cfg.get('task_name')} starts from trained weights: set init_from=<checkpoint file, "
             "DeepSpeed checkpoint dir or run dir> (or resume=<its own last.ckpt>)"
         )
+    resumed = resumed_run_dir(cfg.get("resume")) if cfg.get("resume_in_place", True) else None
+    if resumed is not None:
+        _continue_in(cfg, resumed)
     out = run_dir(cfg)
-    print_config_tree(cfg, save_to=out / "config.yaml")
+    # a resumed run keeps its first config.yaml; each resume adds config.resume<k>.yaml
+    k = len(list(out.glob("config.resume*.yaml"))) + 1
+    print_config_tree(cfg, save_to=out / ("config.yaml" if resumed is None else f"config.resume{k}.yaml"))
     L.seed_everything(cfg.seed, workers=True)
 
     prepare_data(cfg)
@@ -93,6 +126,10 @@ def train(cfg: DictConfig) -> dict:
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     if logger and hasattr(logger, "log_hyperparams"):
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    if logger and type(logger).__name__ == "WandbLogger":
+        from vid3d.training.loggers import record_wandb_id
+
+        record_wandb_id(logger, out)
     max_steps = int(cfg.trainer.get("max_steps") or -1)
     if 0 < max_steps < int(cfg.trainer.get("log_every_n_steps") or 50):
         # a run shorter than the logging interval would log no train/loss at all

@@ -40,11 +40,17 @@ def make_wandb_logger(
     entity: str | None = None,
     tags: list[str] | None = None,
     config: dict | None = None,
+    id: str | None = None,  # noqa: A002  (wandb's name)
+    resume: str | None = None,
 ) -> WandbLogger:
-    """A WandbLogger writing under ``save_dir/wandb``; offline runs sync later with ``wandb sync``."""
+    """A WandbLogger writing under ``save_dir/wandb``; offline runs sync later with ``wandb sync``.
+
+    ``id`` + ``resume="allow"`` continue an existing W&B run (``resume=<run dir>`` sets them from the
+    run dir's ``WANDB_ID_FILE``)."""
     resolved = resolve_wandb_mode(mode)
     Path(save_dir).mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("WANDB_SILENT", "true")
+    extra = {} if id is None else {"id": str(id), "resume": resume or "allow"}
     return WandbLogger(
         project=project,
         save_dir=save_dir,
@@ -55,4 +61,29 @@ def make_wandb_logger(
         offline=resolved == "offline",
         mode="disabled" if resolved == "disabled" else None,
         config=config,
+        **extra,
     )
+
+
+WANDB_ID_FILE = "wandb_run_id"  # in the run dir: the W&B run a resumed training continues
+
+
+def read_wandb_id(run_dir: str | os.PathLike) -> str | None:
+    """The W&B run id recorded in ``run_dir`` (None without one)."""
+    try:
+        text = (Path(run_dir) / WANDB_ID_FILE).read_text().strip()
+    except OSError:
+        return None
+    return text or None
+
+
+def record_wandb_id(logger: object, run_dir: str | os.PathLike) -> str | None:
+    """Write the W&B run id of ``logger`` (a WandbLogger whose run has started) to ``run_dir``."""
+    from vid3d.atomic import atomic_write_text
+
+    try:
+        run_id = str(logger.experiment.id)  # type: ignore[attr-defined]
+    except Exception:  # a disabled run has no id worth keeping
+        return None
+    atomic_write_text(Path(run_dir) / WANDB_ID_FILE, run_id + "\n")
+    return run_id
