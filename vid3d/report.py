@@ -34,6 +34,7 @@ METRIC_LABELS = {
     "psnr": "PSNR",
     "ssim": "SSIM",
     "lpips": "LPIPS",
+    "psnr_gt": "PSNR vs GT (dB)",
 }
 
 

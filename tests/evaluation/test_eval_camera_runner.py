@@ -11,6 +11,7 @@ import pytest
 from vid3d.evaluation.aggregate import aggregate, merge_shards
 from vid3d.evaluation.camera_runner import (
     EvalClip,
+    fidelity_to_gt,
     gt_video_method,
     run_camera_eval,
     shard_clips,
@@ -89,6 +90,32 @@ def test_gt_estimator_and_reference_methods(tmp_path):
     assert "failure_policy" in payload["protocol"] and (tmp_path / "results.md").exists()
     with pytest.raises(ValueError, match="gt_c2w"):
         GTPoseEstimator().estimate(clips[0].frames, clips[0].K_px, None)
+
+
+def test_fidelity_to_ground_truth_known_values(tmp_path):
+    gt = np.full((4, 8, 12, 3), 100, np.uint8)
+    gen = gt.copy()
+    gen[0] = 0  # frame 0 (the conditioning image) is not scored
+    gen[2] = 100 + 51  # 0.2 off everywhere: MSE 0.04, PSNR 10 log10(1 / 0.04) = 13.979 dB
+    f = fidelity_to_gt(gen, gt)
+    assert f["mse_gt"] == pytest.approx(0.04 / 3, rel=1e-12)
+    assert f["psnr_gt"] == pytest.approx(
+        (100 + 10 * math.log10(25) + 100) / 3, rel=1e-12
+    )  # 100 dB = identical
+    # ground truth at twice the resolution is resized to the generated one (a flat image stays flat)
+    big = np.full((4, 16, 24, 3), 100, np.uint8)
+    assert fidelity_to_gt(gt, big)["psnr_gt"] == pytest.approx(100.0)
+    # through the benchmark: every video gets the value, pose failures included
+    clips = [_clip(i) for i in range(3)]
+    for i, c in enumerate(clips):  # frames that change over time
+        c.frames[:] = np.random.default_rng(10 + i).integers(0, 256, c.frames.shape, dtype=np.uint8)
+    methods = {"gt_video": gt_video_method, "static": static_first_frame_method}
+    res = run_camera_eval(clips, methods, GTPoseEstimator(), tmp_path, progress=False)["results"]
+    assert res["gt_video"]["metrics"]["psnr_gt"]["mean"] == pytest.approx(100.0)
+    expected = np.mean([fidelity_to_gt(static_first_frame_method(c), c.frames)["psnr_gt"] for c in clips])
+    assert res["static"]["metrics"]["psnr_gt"]["mean"] == pytest.approx(expected, rel=1e-12)
+    assert expected < 60 and res["static"]["metrics"]["psnr_gt"]["n"] == 3
+    assert "PSNR vs GT" in (tmp_path / "results.md").read_text()
 
 
 def test_known_errors_failures_and_resized_intrinsics(tmp_path):
@@ -177,8 +204,16 @@ def test_merge_two_shards_equals_unsharded(tmp_path):
     methods = {"rot5": _rotate_method(5), "rot20": _rotate_method(20), "fail": _fail_method}
     full = run_camera_eval(clips, methods, PixelAngleEstimator(), tmp_path / "full", trials=2, progress=False)
     for s in range(2):
-        run_camera_eval(clips, methods, PixelAngleEstimator(), tmp_path / f"s{s}", shard=s, num_shards=2,
-                        trials=2, progress=False)
+        run_camera_eval(
+            clips,
+            methods,
+            PixelAngleEstimator(),
+            tmp_path / f"s{s}",
+            shard=s,
+            num_shards=2,
+            trials=2,
+            progress=False,
+        )
     merged = merge_shards([tmp_path / "s0", tmp_path / "s1"])
     assert _strip(merged) == _strip(merge_shards([tmp_path / "full"]))
     assert len(merged) == 5 * 3 * 2

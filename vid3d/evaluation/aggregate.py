@@ -34,6 +34,8 @@ __all__ = [
 ]
 
 DEFAULT_METRICS = ("rot_err_deg", "rot_err_rad", "trans_err", "cammc")
+# per-video values in record["fidelity"], aggregated over every record (pose failures included)
+FIDELITY_METRICS = ("psnr_gt",)
 FAILURE_POLICIES = ("exclude", "worst", "raise")
 
 
@@ -159,6 +161,11 @@ def aggregate(
                 if f"{m}_per_frame" in worst:
                     pfs += [worst[f"{m}_per_frame"]] * len(failed)
             stats[m] = _metric_stats(vals, pfs, n_boot, seed, trials)
+        for m in FIDELITY_METRICS:
+            with_value = [r for r in recs if (r.get("fidelity") or {}).get(m) is not None]
+            if with_value:  # records written before the metric existed have none
+                vals = [float(r["fidelity"][m]) for r in with_value]
+                stats[m] = _metric_stats(vals, [], n_boot, seed, [int(r["trial"]) for r in with_value])
         n_total = len(recs)
         out[group] = {
             "n": len(ok),
@@ -220,9 +227,9 @@ def _results_markdown(results: dict[str, dict[str, Any]], protocol: dict[str, An
         "| method | n | failures | RotErr (deg, Σ frames) [95% CI] | RotErr per frame (deg) "
         "| RotErr (rad, Σ frames) [95% CI] "
         f"| TransErr (Σ frames, scale-normalised) [95% CI] | CamMC (Σ frames) [95% CI] | success rate "
-        f"| {fvd_header} (n videos) |"
+        f"| PSNR vs GT (dB, frames 1..N) [95% CI] | {fvd_header} (n videos) |"
     )
-    lines = [header, "|" + "---|" * 10]
+    lines = [header, "|" + "---|" * 11]
     for method, r in results.items():
         m = r["metrics"]
 
@@ -236,7 +243,7 @@ def _results_markdown(results: dict[str, dict[str, Any]], protocol: dict[str, An
         lines.append(
             f"| {method} | {r['n']} | {r['failures']} | {cell('rot_err_deg')} | {rot_pf} | "
             f"{cell('rot_err_rad')} | {cell('trans_err')} | {cell('cammc')} | "
-            f"{_fmt(100 * r['success_rate'], 1)}% | {_fvd_cell(find_fvd(r)[1])} |"
+            f"{_fmt(100 * r['success_rate'], 1)}% | {cell('psnr_gt')} | {_fvd_cell(find_fvd(r)[1])} |"
         )
     spread = []
     for method, r in results.items():
@@ -256,7 +263,8 @@ def _results_markdown(results: dict[str, dict[str, Any]], protocol: dict[str, An
         "Σ frames: per-video sum over the frames of the clip, then mean over videos; CI: 95% percentile "
         "bootstrap of that mean. Means exclude failed pose estimations unless the failure policy says "
         "otherwise. RotErr in radians summed over frames is the unit of the published CameraCtrl / CamI2V "
-        "tables.",
+        "tables. PSNR vs GT: generated frames 1..N against the ground truth, every video (no pose "
+        "estimation involved); static_first_frame is the copy-the-first-frame baseline a model must beat.",
         *_fvd_notes(results),
         "",
         "Protocol:",
