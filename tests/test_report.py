@@ -198,3 +198,27 @@ def test_fvd_column_value_without_ci_and_random_init_label(tmp_path):
     assert rep["metrics"][-1] == "fvd [random-init (not I3D)]"
     md = (tmp_path / "out2" / "report.md").read_text().splitlines()
     assert md[0].endswith("| FVD [random-init (not I3D)] |")
+
+
+def test_camera_gap_columns_from_eval_camera_gap_json(tmp_path):
+    root = tmp_path / "multirun"
+    make_job(root, "0", ["model=plucker"], {"plucker": camera_row(2, 0, (1, 1, 1), (0, 0, 0), (1, 1, 1)),
+                                            "gt_video": camera_row(2, 0, (0, 0, 0), (0, 0, 0), (0, 0, 0))})
+    make_job(root, "1", ["model=svd"], {"svd": camera_row(2, 0, (2, 2, 2), (0, 0, 0), (1, 1, 1))})
+    gaps = {"camera_gap@0.2": 1.00004, "camera_gap@5": 1.23456, "camera_gap_static@5": 1.1, "n_clips": 4.0}
+    (root / "0" / "eval" / "camera_gap.json").write_text(json.dumps({"plucker": gaps}))
+    (root / "1" / "eval" / "camera_gap.json").write_text(
+        json.dumps({"svd": {"camera_gap@0.2": 1.0, "camera_gap@5": 1.0, "n_clips": 4.0}})
+    )
+    rep = write_report(root, tmp_path / "out", wandb_log=False)
+    assert rep["metrics"][-2:] == ["camera_gap@0.2", "camera_gap@5"]  # sorted by sigma
+    md = (tmp_path / "out" / "report.md").read_text().splitlines()
+    assert md[0].endswith("| camera gap σ=0.2 | camera gap σ=5 |")
+    by_method = {line.split(" | ")[2]: line for line in md[2:5]}  # job | model | method | ...
+    assert by_method["plucker"].endswith("| 1.0000 | 1.2346 |")
+    assert by_method["gt_video"].endswith("| n/a | n/a |")  # reference rows have no camera input
+    assert by_method["svd"].endswith("| 1.0000 | 1.0000 |")
+    assert "Camera gap:" in (tmp_path / "out" / "report.md").read_text()
+    (root / "1" / "eval" / "camera_gap.json").write_text("{oops")
+    with pytest.raises(ValueError, match=r"camera_gap.json: not a camera-gap file"):
+        collect(root)

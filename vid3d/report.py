@@ -84,6 +84,11 @@ def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
         except (json.JSONDecodeError, KeyError) as e:
             raise ValueError(f"{path}: not a benchmark results file ({e})") from e
         job = _job_dir(path, root)
+        gap_file = path.parent / "camera_gap.json"  # eval's camera-sensitivity table, when it ran
+        try:
+            camera_gap = json.loads(gap_file.read_text()) if gap_file.is_file() else {}
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{gap_file}: not a camera-gap file ({e})") from e
         rel = job.relative_to(root).as_posix() if job != root else "."
         sub = path.parent.relative_to(job).as_posix()
         jobs.append(
@@ -92,6 +97,7 @@ def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
                 "overrides": _override_dict(_read_overrides(job)),
                 "results": results,
                 "protocol": payload.get("protocol", {}),
+                "camera_gap": camera_gap,
                 "path": str(path),
             }
         )
@@ -159,7 +165,22 @@ def build_table(jobs: list[dict[str, Any]], methods: list[str] | None = None) ->
             rows.append(row)
     if fvd_col is not None:
         metrics.append(fvd_col)
+    # camera gap (eval's camera_gap.json): one ratio per model, no CI; reference rows have none
+    gap_cols = sorted(
+        {k for j in jobs for g in j.get("camera_gap", {}).values() for k in g if k.startswith("camera_gap@")},
+        key=lambda k: float(k.split("@", 1)[1]),
+    )
+    for row, (j, method) in zip(rows, _row_sources(jobs, methods), strict=True):
+        g = j.get("camera_gap", {}).get(method, {})
+        for c in gap_cols:
+            row[c] = {"mean": _num(g.get(c)), "ci_low": None, "ci_high": None}
+    metrics += gap_cols
     return {"override_columns": varying, "constant_overrides": constant, "metrics": metrics, "rows": rows}
+
+
+def _row_sources(jobs: list[dict[str, Any]], methods: list[str] | None) -> list[tuple[dict, str]]:
+    """(job, method) of each table row, in ``build_table``'s row order."""
+    return [(j, m) for j in jobs for m in j["results"] if not methods or m in methods]
 
 
 def _fmt(x: float | None, digits: int = 3) -> str:
@@ -181,6 +202,8 @@ def _cell(s: dict, digits: int = 3) -> str:
 def _label(metric: str) -> str:
     if metric == FVD_KEY or metric.startswith(f"{FVD_KEY} ["):  # no CI; keeps a random-init label
         return "FVD" + metric[len(FVD_KEY):]
+    if metric.startswith("camera_gap@"):  # a ratio per model, no CI
+        return f"camera gap σ={metric.split('@', 1)[1]}"
     return f"{METRIC_LABELS.get(metric, metric)} [95% CI]"
 
 
@@ -191,7 +214,8 @@ def _header(table: dict) -> list[str]:
 
 def _cells(table: dict, row: dict) -> list[str]:
     base = [row["job"], *[row[k] for k in table["override_columns"]], row["method"]]
-    return [*map(str, base), str(row["n"]), str(row["failures"]), *[_cell(row[m]) for m in table["metrics"]]]
+    cells = [_cell(row[m], 4 if m.startswith("camera_gap@") else 3) for m in table["metrics"]]
+    return [*map(str, base), str(row["n"]), str(row["failures"]), *cells]
 
 
 def to_markdown(table: dict) -> str:
@@ -207,6 +231,11 @@ def to_markdown(table: dict) -> str:
         "",
         "Mean over clips (camera metrics: per-video sums over frames) [95% percentile-bootstrap CI].",
     ]
+    if any(m.startswith("camera_gap@") for m in table["metrics"]):
+        lines.append(
+            "Camera gap: denoising error with another clip's cameras / with the clip's own, at noise level σ "
+            "(> 1: the model uses its camera; a model without camera input reads 1)."
+        )
     return "\n".join(lines) + "\n"
 
 
