@@ -38,6 +38,14 @@ recipe() {
               model.P_mean=-0.4 model.P_std=1.6 trainer.max_steps=6000 module.warmup_steps=100 $SMOOTH" ;;
     S1svd) echo "model=svd data.height=32 data.width=48 data.datamodule.batch_size=4 module.optimizer.lr=1e-3
               model.P_mean=-0.4 model.P_std=1.6 trainer.max_steps=6000 module.warmup_steps=100 $SMOOTH" ;;
+    # S3 / S1 with a pixel-unshuffle factor of 2 instead of 4 (latents 16x24x12 instead of 8x12x48): a camera
+    # motion of a few pixels is then a shift of latent pixels rather than a mixing of channels
+    P3) echo "model=epipolar data.height=32 data.width=48 data.datamodule.batch_size=4 module.optimizer.lr=1e-3
+              model.P_mean=-0.4 model.P_std=1.6 trainer.max_steps=6000 module.warmup_steps=100 $SMOOTH
+              model.backbone.pixel_factor=2" ;;
+    P1) echo "model=plucker data.height=32 data.width=48 data.datamodule.batch_size=4 module.optimizer.lr=1e-3
+              model.P_mean=-0.4 model.P_std=1.6 trainer.max_steps=6000 module.warmup_steps=100 $SMOOTH
+              model.backbone.pixel_factor=2" ;;
     # the control: R1 without a camera encoder
     R1svd) echo "model=svd data.height=32 data.width=48 data.datamodule.batch_size=4 module.optimizer.lr=1e-3
               model.P_mean=-0.4 model.P_std=1.6 trainer.max_steps=6000 module.warmup_steps=100" ;;

@@ -81,3 +81,64 @@ def test_demo_runs_at_tiny_size(entry, tmp_path):
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     check(out)
+
+
+# experiments/cpu_camera_control/run.sh at a tiny size: two steps per model, two test clips (the camera gap
+# needs two), GT poses (the plumbing check), the recipe's factor-2 pixel autoencoder and smoother scenes
+CPU_TABLE_TINY = [
+    "experiment=demo",
+    "logger=csv",
+    "callbacks.media.every_n_steps=0",
+    "torch_threads=1",
+    "data.build.num_train=2",
+    "data.build.num_test=2",
+    "data.build.num_frames=12",
+    "data.build.height=72",
+    "data.build.width=128",
+    "data.build.texture_scale=4.0",
+    "data.root=${paths.data_dir}/smooth_tiny",
+    "data.num_frames=4",
+    "data.height=32",
+    "data.width=48",
+    "model.backbone.pixel_factor=2",
+    "data.datamodule.num_workers=0",
+    "data.datamodule.batch_size=1",
+    "trainer.max_steps=2",
+    "module.warmup_steps=1",
+    "post_eval=camera",
+    "post_eval.sampler_steps=2",
+    "post_eval.pose=gt",
+]
+
+
+@pytest.mark.slow
+def test_cpu_camera_control_table_runs_at_tiny_size(tmp_path):
+    out = tmp_path / "exp"
+    env = {
+        **os.environ,
+        "VID3D_DATA_DIR": str(tmp_path / "data"),
+        "WANDB_MODE": "offline",
+        "HYDRA_FULL_ERROR": "1",
+        "PYTHON": sys.executable,
+        "OUT": str(out),
+        "RECIPE": " ".join(CPU_TABLE_TINY),
+    }
+    proc = subprocess.run(
+        ["bash", "experiments/cpu_camera_control/run.sh"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    rows = list(csv.DictReader((out / "report" / "report.csv").open()))
+    models = {"epipolar", "plucker", "rt", "svd"}
+    assert {r["model"] for r in rows} == models
+    assert {r["method"] for r in rows} == models | REFERENCES
+    for r in rows:  # every model row has its camera gap and PSNR vs GT; reference rows have no gap
+        has_gap = r["camera_gap@5_mean"] != ""
+        assert has_gap == (r["method"] in models), r
+        assert float(r["psnr_gt_mean"]) > 0
+        if r["method"] == "svd":  # no camera input: exactly 1
+            assert float(r["camera_gap@5_mean"]) == pytest.approx(1.0, abs=1e-12)
