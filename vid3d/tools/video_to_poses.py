@@ -3,6 +3,12 @@
     python -m vid3d.tools.video_to_poses video.mp4 --estimator colmap
         [--fov-deg 60 | --intrinsics fx,fy,cx,cy] [--stride k] [--max-frames n] --out cams.txt
     python -m vid3d.tools.video_to_poses video.mp4 --estimator dust3r --checkpoint DUSt3R.pth --out c.txt
+        [--set key=value ...]   (any setting of conf/pose/<estimator>.yaml, e.g. --set matcher=sequential)
+
+The estimator is the camera benchmark's own (``conf/pose/colmap.yaml`` or ``conf/pose/dust3r.yaml``: for
+COLMAP the tuned matching and the several mapping attempts that register every ground-truth clip), with
+the intrinsics fixed when ``--fov-deg``/``--intrinsics`` give them (COLMAP: PINHOLE, fixed) and estimated
+otherwise (COLMAP: SIMPLE_PINHOLE, refined).
 
 The file (line 1: the video's URI; then per kept frame "timestamp_us fx fy cx cy 0 0" + the row-major 3x4
 world-to-camera matrix, intrinsics normalised by width/height) is what ``sample.py trajectory=file`` and the
@@ -103,38 +109,72 @@ def intrinsics_from_args(
                 f"--intrinsics must be four numbers fx,fy,cx,cy (pixels), got {intrinsics!r}"
             ) from None
         if not (np.isfinite([fx, fy, cx, cy]).all() and fx > 0 and fy > 0):
-            raise VideoToPosesError(
-                f"--intrinsics: need finite values and fx, fy > 0, got {intrinsics!r}"
-            )
+            raise VideoToPosesError(f"--intrinsics: need finite values and fx, fy > 0, got {intrinsics!r}")
         return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
     return None
 
 
-def build_estimator(
-    name: str, checkpoint: str | None = None, device: str = "auto", known_focal: bool = False
+def pose_config(
+    name: str,
+    checkpoint: str | None = None,
+    device: str = "auto",
+    known_focal: bool = False,
+    settings: list[str] | tuple[str, ...] = (),
 ):
-    """The pose estimator for ``--estimator`` (COLMAP: sequential matching, fixed intrinsics when given)."""
-    if name == "colmap":
-        from vid3d.evaluation.pose import ColmapPoseEstimator
+    """The benchmark's ``conf/pose/<name>.yaml`` (composed as eval.py's ``pose`` group) with this tool's
+    intrinsics choice and the user's ``key=value`` settings on top; returns the ``pose`` node."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
 
-        # Known intrinsics: PINHOLE, fixed. Unknown: one focal length (square pixels), refined by COLMAP.
-        model = "PINHOLE" if known_focal else "SIMPLE_PINHOLE"
-        return ColmapPoseEstimator(matcher="sequential", camera_model=model, fix_intrinsics=known_focal)
-    if name == "dust3r":
-        if not checkpoint:
-            raise VideoToPosesError(
-                "--estimator dust3r needs --checkpoint /path/to/DUSt3R_ViTLarge_BaseDecoder_512_dpt.pth "
-                "(nothing is downloaded)"
-            )
-        try:
-            from vid3d.evaluation.pose.dust3r import Dust3rPoseEstimator
-        except ImportError as e:
-            raise VideoToPosesError(f"--estimator dust3r needs the mini-dust3r extra ({e})") from e
-        try:
-            return Dust3rPoseEstimator(checkpoint=checkpoint, device=device, known_focal=known_focal)
-        except (OSError, ValueError) as e:
-            raise VideoToPosesError(f"--checkpoint {checkpoint}: {e}") from e
-    raise VideoToPosesError(f"--estimator must be one of {ESTIMATORS}, got {name!r}")
+    from vid3d.config import CONFIG_DIR
+
+    if name not in ESTIMATORS:
+        raise VideoToPosesError(f"--estimator must be one of {ESTIMATORS}, got {name!r}")
+    own = []
+    if name == "colmap":  # known intrinsics: PINHOLE, fixed; unknown: one focal length, refined by COLMAP
+        own = [
+            f"pose.camera_model={'PINHOLE' if known_focal else 'SIMPLE_PINHOLE'}",
+            f"pose.fix_intrinsics={str(known_focal).lower()}",
+        ]
+    else:
+        own = [f"pose.known_focal={str(known_focal).lower()}", f"pose.device={device}"]
+        if checkpoint:
+            own.append(f"pose.checkpoint={checkpoint}")
+    for s in settings:
+        if "=" not in s:
+            raise VideoToPosesError(f"--set needs key=value (a setting of conf/pose/{name}.yaml), got {s!r}")
+    try:
+        with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+            cfg = compose("eval", overrides=[f"pose={name}", *own, *[f"pose.{s}" for s in settings]])
+    except (HydraException, OmegaConfBaseException) as e:
+        raise VideoToPosesError(f"--set: {str(e).splitlines()[0]} (see conf/pose/{name}.yaml)") from None
+    return cfg.pose
+
+
+def build_estimator(
+    name: str,
+    checkpoint: str | None = None,
+    device: str = "auto",
+    known_focal: bool = False,
+    settings: list[str] | tuple[str, ...] = (),
+):
+    """The camera benchmark's pose estimator ``name`` (``conf/pose/<name>.yaml``) for this video."""
+    from hydra.utils import instantiate
+
+    cfg = pose_config(name, checkpoint, device, known_focal, settings)
+    if name == "dust3r" and not cfg.get("checkpoint"):
+        raise VideoToPosesError(
+            "--estimator dust3r needs --checkpoint /path/to/DUSt3R_ViTLarge_BaseDecoder_512_dpt.pth "
+            "(nothing is downloaded)"
+        )
+    try:
+        return instantiate(cfg)
+    except ImportError as e:
+        raise VideoToPosesError(f"--estimator {name} needs its extra ({e})") from e
+    except Exception as e:  # Hydra wraps the estimator's own errors (a missing checkpoint, a bad setting)
+        cause = e.__cause__ or e
+        raise VideoToPosesError(f"--estimator {name}: {cause}") from e
 
 
 def video_to_poses(
@@ -173,6 +213,13 @@ def video_to_poses(
             f"{video}: {estimator.name} returned no intrinsics; pass --fov-deg or --intrinsics"
         )
     keep = res.registered_mask()
+    if not keep.all():
+        left_out = [int(i) for i in np.flatnonzero(~keep)]
+        print(
+            f"video_to_poses: {len(left_out)} of {n} frames not registered and left out of the file: "
+            f"decoded frames {left_out} (after --stride/--max-frames)",
+            file=sys.stderr,
+        )
     K_norm = K_px_to_norm(np.asarray(K_used, dtype=np.float64), height, width)
     url = f"file://{Path(video).resolve()}#estimator={estimator.name}"
     cams = Re10kCameras.from_c2w(res.c2w[keep], K_norm, ts[keep], url=url)
@@ -193,13 +240,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", default=None, help="DUSt3R weights (--estimator dust3r)")
     p.add_argument("--device", default="auto", help="DUSt3R device: auto, cpu, cuda, ...")
     p.add_argument("--out", required=True, help="RealEstate10K camera file to write")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting of conf/pose/<estimator>.yaml (repeatable), e.g. --set min_registered_fraction=0.75",
+    )
     args = p.parse_args(argv)
     try:
         known = args.fov_deg is not None or args.intrinsics is not None
-        est = build_estimator(args.estimator, args.checkpoint, args.device, known_focal=known)
+        est = build_estimator(
+            args.estimator, args.checkpoint, args.device, known_focal=known, settings=args.set
+        )
         cams = video_to_poses(
-            args.video, args.out, est, stride=args.stride, max_frames=args.max_frames,
-            fov_deg=args.fov_deg, intrinsics=args.intrinsics,
+            args.video,
+            args.out,
+            est,
+            stride=args.stride,
+            max_frames=args.max_frames,
+            fov_deg=args.fov_deg,
+            intrinsics=args.intrinsics,
         )
     except VideoToPosesError as e:
         print(f"video_to_poses: error: {e}", file=sys.stderr)
