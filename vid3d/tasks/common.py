@@ -91,6 +91,15 @@ def task_wrapper(fn: Callable[[DictConfig], dict]) -> Callable[[DictConfig], dic
     return wrapped
 
 
+def check_inputs_early(cfg: DictConfig) -> None:
+    """The user's files that are cheap to check, checked before an entry point's heavy imports: the
+    checkpoint path (``ckpt=``). Raises the same one-line errors the full load would."""
+    if cfg.get("ckpt"):
+        from vid3d.training.checkpoint_paths import resolve_checkpoint
+
+        resolve_checkpoint(cfg.ckpt)
+
+
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
     """In an entry point: a user's wrong input (``vid3d.errors.InputError``: a refused checkpoint, a bad
@@ -100,12 +109,12 @@ def user_errors() -> Iterator[None]:
     from hydra.errors import InstantiationException
 
     from vid3d.errors import InputError
-    from vid3d.evaluation.records import ShardBusy
 
-    known = (InputError, FileNotFoundError, ShardBusy)
     try:
         yield
-    except (*known, InstantiationException) as e:
+    except (InputError, FileNotFoundError, RuntimeError, InstantiationException) as e:
+        records = sys.modules.get("vid3d.evaluation.records")  # only a loaded module can have raised it
+        known = (InputError, FileNotFoundError, *((records.ShardBusy,) if records else ()))
         cause = e
         while isinstance(cause, InstantiationException) and cause.__cause__ is not None:
             cause = cause.__cause__
@@ -121,7 +130,7 @@ def reproducibility(cfg: DictConfig) -> dict:
 
     weights = {}
     if cfg.get("ckpt"):
-        from vid3d.training.loading import resolve_checkpoint
+        from vid3d.training.checkpoint_paths import resolve_checkpoint
 
         ckpt = resolve_checkpoint(cfg.ckpt)
         # a DeepSpeed checkpoint is a directory; its vid3d weights file is what sampling read

@@ -125,7 +125,7 @@ class SafetensorsCheckpointIO(CheckpointIO):
 def is_complete_checkpoint(path: str | os.PathLike) -> bool:
     """A vid3d checkpoint file whose safetensors header and skeleton read (cheap: no tensor is loaded),
     or a DeepSpeed checkpoint directory holding vid3d's weights file."""
-    from vid3d.training.strategies import WEIGHTS_FILE
+    from vid3d.training.checkpoint_paths import WEIGHTS_FILE
 
     path = Path(path)
     if path.is_dir():

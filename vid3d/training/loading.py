@@ -15,29 +15,10 @@ from torch import nn
 
 from vid3d.models.schema import build_model, validate_model_config
 from vid3d.training.checkpoint_io import load_checkpoint_file
+from vid3d.training.checkpoint_paths import resolve_checkpoint
 from vid3d.training.ema import EMA_KEY
-from vid3d.training.strategies import WEIGHTS_FILE
 
 log = logging.getLogger(__name__)
-
-
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint file, a DeepSpeed checkpoint dir, or a training run dir -> the safetensors file."""
-    p = Path(path).expanduser()
-    if p.is_dir() and not (p / WEIGHTS_FILE).is_file():
-        p = p / "checkpoints" / "last.ckpt"
-    if p.is_dir():
-        if not (p / WEIGHTS_FILE).is_file():
-            raise FileNotFoundError(
-                f"{p} is a DeepSpeed checkpoint directory without {WEIGHTS_FILE} (written by vid3d's "
-                "Vid3dDeepSpeedStrategy); it can only be resumed (resume=...), not loaded for sampling"
-            )
-        p = p / WEIGHTS_FILE
-    if not p.is_file():
-        raise FileNotFoundError(
-            f"checkpoint {p} does not exist (pass ckpt=<file> or ckpt=<training run dir>)"
-        )
-    return p
 
 
 def read_trained_state(path: str | Path, use_ema: bool = True) -> tuple[dict, dict, Path]:

@@ -17,9 +17,9 @@ from typing import Any
 from lightning.pytorch.strategies import DeepSpeedStrategy
 
 from .checkpoint_io import save_checkpoint_file
+from .checkpoint_paths import WEIGHTS_FILE
 from .ema import EMA_KEY
 
-WEIGHTS_FILE = "vid3d_weights.safetensors"
 WEIGHT_KEYS = ("state_dict", "vid3d", EMA_KEY, "global_step", "epoch")
 
 
