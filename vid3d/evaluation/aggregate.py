@@ -75,6 +75,17 @@ def trial_spread(values: Sequence[float], trials: Sequence[int]) -> dict[str, An
     }
 
 
+def drop_outliers(values: Sequence[float], k: float) -> np.ndarray:
+    """(n,) bool: True for values within ``k`` population standard deviations of the mean."""
+    x = np.asarray(values, dtype=np.float64)
+    if not k > 0:
+        raise ValueError(f"outlier_sigma must be > 0, got {k}")
+    std = x.std()
+    if x.size == 0 or std == 0:
+        return np.ones(x.shape, dtype=bool)
+    return np.abs(x - x.mean()) <= k * std
+
+
 def _metric_stats(
     values: list[float], per_frame: list[float], n_boot: int, seed: int, trials: list[int] | None = None
 ) -> dict[str, Any]:
@@ -100,6 +111,7 @@ def aggregate(
     failure_policy: str = "exclude",
     n_boot: int = 1000,
     seed: int = 0,
+    outlier_sigma: float | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Per-group summary of the records.
 
@@ -113,6 +125,9 @@ def aggregate(
             ``failures`` / ``failure_rate``; ``"worst"``: each failed sample is scored with the worst
             (largest) value of that metric over all successful samples of all groups; ``"raise"``:
             any failure raises ``ValueError``.
+        outlier_sigma: None (default: every value counts) or k: per group and metric, values further
+            than k standard deviations (population std of the group's values) from the group's mean are
+            dropped before the statistics (CamI2V's rule with k = 10); ``n_outliers`` says how many.
     Returns:
         {group: {"n": successes, "n_total", "failures", "failure_rate", "success_rate",
         "metrics": {metric: {"mean" (of per-video sums), "ci_low", "ci_high" (95% percentile bootstrap),
@@ -160,7 +175,17 @@ def aggregate(
                 trials += [int(r["trial"]) for r in failed]
                 if f"{m}_per_frame" in worst:
                     pfs += [worst[f"{m}_per_frame"]] * len(failed)
+            n_out = 0
+            if outlier_sigma is not None and len(vals) > 2:
+                keep = drop_outliers(vals, float(outlier_sigma))
+                n_out = len(vals) - int(keep.sum())
+                vals = [v for v, k in zip(vals, keep) if k]
+                trials = [t for t, k in zip(trials, keep) if k]
+                if len(pfs) == len(keep):
+                    pfs = [v for v, k in zip(pfs, keep) if k]
             stats[m] = _metric_stats(vals, pfs, n_boot, seed, trials)
+            if outlier_sigma is not None:
+                stats[m]["n_outliers"] = n_out
         for m in FIDELITY_METRICS:
             with_value = [r for r in recs if (r.get("fidelity") or {}).get(m) is not None]
             if with_value:  # records written before the metric existed have none
@@ -220,16 +245,38 @@ def _fvd_notes(results: dict[str, dict[str, Any]]) -> list[str]:
     return notes
 
 
+def _outlier_notes(results: dict[str, dict[str, Any]], preset: dict[str, Any]) -> list[str]:
+    k = preset.get("outlier_sigma")
+    if k is None:
+        return []
+    dropped = {m: sum(int(s.get("n_outliers", 0)) for s in r["metrics"].values()) for m, r in results.items()}
+    counts = ", ".join(f"{m}: {n}" for m, n in dropped.items())
+    return ["", f"Outlier rule ON: values further than {k:g} standard deviations from their row's mean are "
+                f"dropped per metric (values dropped, all metrics: {counts})."]
+
+
 def _results_markdown(results: dict[str, dict[str, Any]], protocol: dict[str, Any]) -> str:
     fvd_key = fvd_column(results)
     fvd_header = "FVD" + fvd_key[len(FVD_KEY):]
+    preset = protocol.get("preset") or {}
+    rad_first = preset.get("units") == "rad"  # the published tables' unit leads (protocol=cami2v|cameractrl)
+    rot = ["RotErr (deg, Σ frames) [95% CI]", "RotErr per frame (deg)", "RotErr (rad, Σ frames) [95% CI]"]
+    if rad_first:
+        rot = [rot[2], rot[0], rot[1]]
     header = (
-        "| method | n | failures | RotErr (deg, Σ frames) [95% CI] | RotErr per frame (deg) "
-        "| RotErr (rad, Σ frames) [95% CI] "
+        "| method | n | failures | " + " | ".join(rot) + " "
         f"| TransErr (Σ frames, scale-normalised) [95% CI] | CamMC (Σ frames) [95% CI] | success rate "
         f"| PSNR vs GT (dB, frames 1..N) [95% CI] | {fvd_header} (n videos) |"
     )
     lines = [header, "|" + "---|" * 11]
+    if preset.get("name") and preset.get("name") != "vid3d":
+        differs = "; ".join(preset.get("differs_from_publication") or []) or "nothing listed"
+        lines = [
+            f"Protocol preset: {preset['name']} ({preset.get('publication')}). Differs from the publication: "
+            f"{differs}.",
+            "",
+            *lines,
+        ]
     for method, r in results.items():
         m = r["metrics"]
 
@@ -240,9 +287,12 @@ def _results_markdown(results: dict[str, dict[str, Any]], protocol: dict[str, An
             return f"{_fmt(s['mean'])} [{_fmt(s['ci_low'])}, {_fmt(s['ci_high'])}]"
 
         rot_pf = _fmt(m["rot_err_deg"]["per_frame_mean"], 3) if "rot_err_deg" in m else "n/a"
+        rot_cells = [cell("rot_err_deg"), rot_pf, cell("rot_err_rad")]
+        if rad_first:
+            rot_cells = [rot_cells[2], rot_cells[0], rot_cells[1]]
         lines.append(
-            f"| {method} | {r['n']} | {r['failures']} | {cell('rot_err_deg')} | {rot_pf} | "
-            f"{cell('rot_err_rad')} | {cell('trans_err')} | {cell('cammc')} | "
+            f"| {method} | {r['n']} | {r['failures']} | {' | '.join(rot_cells)} | "
+            f"{cell('trans_err')} | {cell('cammc')} | "
             f"{_fmt(100 * r['success_rate'], 1)}% | {cell('psnr_gt')} | {_fvd_cell(find_fvd(r)[1])} |"
         )
     spread = []
@@ -265,6 +315,7 @@ def _results_markdown(results: dict[str, dict[str, Any]], protocol: dict[str, An
         "otherwise. RotErr in radians summed over frames is the unit of the published CameraCtrl / CamI2V "
         "tables. PSNR vs GT: generated frames 1..N against the ground truth, every video (no pose "
         "estimation involved); static_first_frame is the copy-the-first-frame baseline a model must beat.",
+        *_outlier_notes(results, preset),
         *_fvd_notes(results),
         "",
         "Protocol:",

@@ -275,6 +275,7 @@ def run_camera_eval(
     save_videos: bool = False,
     video_fps: float = 8,
     fvd: FVDMetric | None = None,
+    outlier_sigma: float | None = None,
 ) -> dict[str, Any]:
     """Evaluate camera accuracy of ``methods`` on this shard of ``clips``; resumable.
 
@@ -293,6 +294,7 @@ def run_camera_eval(
         save_videos: also write each generated video to ``out_dir/videos/{method}/{clip_id}_t{trial}.mp4``
             (H.264, ``video_fps``; path in the record's ``video`` field) before its record is appended.
             Resumed samples are not regenerated, so they keep whatever video an earlier run wrote.
+        outlier_sigma: see ``aggregate.aggregate`` (None: no outlier removal; protocol=cami2v: 10).
         fvd: when given, every new record stores the features of its generated video and of its clip's
             ground-truth video (computed for this shard's clips before any generation, which also checks
             the network on the clips' shape), and each method's results get an FVD entry
@@ -320,7 +322,7 @@ def run_camera_eval(
         trials=trials, label="camera eval", progress=progress, before=features_of_todo,
     )
     records = merge_shards([out])
-    results = aggregate(records, metrics=metrics, failure_policy=failure_policy)
+    results = aggregate(records, metrics=metrics, failure_policy=failure_policy, outlier_sigma=outlier_sigma)
     fvd_protocol = {"computed": False, "reason": "metrics.fvd.i3d not set"} if fvd is None else fvd.describe()
     protocol = {**protocol_block(estimator, failure_policy, trials), "fvd": fvd_protocol,
                 **dict(extra_protocol or {})}

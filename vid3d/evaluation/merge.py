@@ -37,13 +37,15 @@ def merge(paths: list[str | Path], out: str | Path) -> dict:
     ]
     if not protocols:
         raise FileNotFoundError(f"none of {[str(d) for d in dirs]} has a results.json with a protocol block")
-    for key in ("pose_estimator", "failure_policy"):
+    for key in ("pose_estimator", "failure_policy", "preset"):
         values = {json.dumps(p.get(key), sort_keys=True) for p in protocols}
         if len(values) > 1:
             raise ValueError(f"shards disagree on {key}: {sorted(values)}")
     protocol = {**protocols[0], "merged_from": [str(d) for d in dirs]}
     records = merge_shards(dirs)
-    results = aggregate(records, failure_policy=protocol.get("failure_policy", "exclude"))
+    preset = protocol.get("preset") or {}
+    policy = protocol.get("failure_policy", "exclude")
+    results = aggregate(records, failure_policy=policy, outlier_sigma=preset.get("outlier_sigma"))
     Path(out).mkdir(parents=True, exist_ok=True)
     write_results(out, results, protocol)
     return results

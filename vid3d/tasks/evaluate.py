@@ -263,6 +263,9 @@ def evaluate(cfg: DictConfig) -> dict:
         raise ValueError("nothing to evaluate: give ckpt=... or keep eval.reference_rows=true")
     estimator = instantiate(cfg.pose)
     extra = {"reproducibility": reproducibility(cfg)}
+    preset = OmegaConf.to_container(cfg.protocol, resolve=True) if cfg.get("protocol") else None
+    if preset:
+        extra["preset"] = preset
     warning_lines, tags = [], []
     if is_random_init(estimator):
         # Never presented as the real estimator's numbers: every row and the protocol say so.
@@ -290,6 +293,7 @@ def evaluate(cfg: DictConfig) -> dict:
         save_videos=bool(cfg.eval.get("save_videos", True)),
         video_fps=float(cfg.eval.get("video_fps", 8)),
         fvd=fvd,
+        outlier_sigma=(preset or {}).get("outlier_sigma"),
     )
     table = (out / "results.md").read_text()
     if warning:

@@ -30,6 +30,7 @@ from .base import PoseEstimator, PoseResult, check_frames
 __all__ = ["ColmapPoseEstimator", "camera_params_from_K", "judge_registration"]
 
 MATCHERS = ("sequential", "exhaustive")
+MAPPERS = ("incremental", "global")
 
 
 def camera_params_from_K(K_px: np.ndarray, camera_model: str) -> list[float]:
@@ -142,8 +143,12 @@ class ColmapPoseEstimator(PoseEstimator):
         sift_options: extra ``SiftExtractionOptions`` attributes, e.g. {"peak_threshold": 0.004}.
         verification_options: extra ``TwoViewGeometryOptions`` attributes (geometric verification of
             the matches), dotted names reach nested options, e.g. {"ransac.max_error": 1.0}.
-        mapper_options: extra ``IncrementalPipelineOptions`` attributes; dotted names reach nested
-            options, e.g. {"mapper.init_max_forward_motion": 0.99}. Unknown names raise ValueError.
+        mapper_options: extra ``IncrementalPipelineOptions`` attributes (``GlobalPipelineOptions`` with
+            ``mapper="global"``); dotted names reach nested options, e.g.
+            {"mapper.init_max_forward_motion": 0.99}. Unknown names raise ValueError.
+        mapper: "incremental" (COLMAP's incremental SfM with the attempts above) or "global" (GLOMAP's
+            global SfM as bundled in pycolmap: rotation averaging, then global positioning; one attempt,
+            the init_* settings do not apply) — CamI2V's protocol uses GLOMAP.
         verbose: let COLMAP print its log.
         workdir: keep the database/images/model under this directory instead of a temp dir.
     """
@@ -171,7 +176,11 @@ class ColmapPoseEstimator(PoseEstimator):
         mapper_options: dict[str, Any] | None = None,
         verbose: bool = False,
         workdir: str | Path | None = None,
+        mapper: str = "incremental",
     ) -> None:
+        if mapper not in MAPPERS:
+            raise ValueError(f"mapper must be one of {MAPPERS}, got {mapper!r}")
+        self.mapper = mapper
         if matcher not in MATCHERS:
             raise ValueError(f"matcher must be one of {MATCHERS}, got {matcher!r}")
         camera_params_from_K(np.eye(3), camera_model)  # validates the model name
@@ -205,7 +214,10 @@ class ColmapPoseEstimator(PoseEstimator):
 
         _set_options(pycolmap.SiftExtractionOptions(), self.sift_options, "sift_options")
         _set_options(pycolmap.TwoViewGeometryOptions(), self.verification_options, "verification_options")
-        _set_options(pycolmap.IncrementalPipelineOptions(), self.mapper_options, "mapper_options")
+        if mapper == "global":
+            _set_options(pycolmap.GlobalPipelineOptions(), self.mapper_options, "mapper_options")
+        else:
+            _set_options(pycolmap.IncrementalPipelineOptions(), self.mapper_options, "mapper_options")
         self.verbose = verbose
         self.workdir = None if workdir is None else Path(workdir)
 
@@ -216,6 +228,7 @@ class ColmapPoseEstimator(PoseEstimator):
             "name": self.name,
             "pycolmap_version": getattr(pycolmap, "__version__", "unknown"),
             "matcher": self.matcher,
+            "mapper": self.mapper,
             "camera_model": self.camera_model,
             "fix_intrinsics": self.fix_intrinsics,
             "min_registered_fraction": self.min_registered_fraction,
@@ -293,7 +306,10 @@ class ColmapPoseEstimator(PoseEstimator):
         return [(int(i), int(i) + gap) for i in starts]
 
     def _attempts(self, pycolmap, work: Path, names: list[str], fixed: bool) -> list:
-        """Every mapping attempt (automatic initial pair per angle, then the fixed pairs): all models."""
+        """Every mapping attempt (automatic initial pair per angle, then the fixed pairs): all models.
+        With ``mapper="global"``: the one global (GLOMAP) reconstruction."""
+        if self.mapper == "global":
+            return list(self._map_global(pycolmap, work, fixed, work / "sparse" / "global").values())
         models = []
         for k, angle in enumerate(self.init_min_tri_angles):
             models += self._map(pycolmap, work, angle, fixed, work / "sparse" / f"auto{k}").values()
@@ -333,6 +349,20 @@ class ColmapPoseEstimator(PoseEstimator):
         _set_options(opts, self.mapper_options, "mapper_options")
         out.mkdir(parents=True, exist_ok=True)
         return pycolmap.incremental_mapping(work / "database.db", work / "images", out, options=opts)
+
+    def _map_global(self, pycolmap, work: Path, fixed: bool, out: Path) -> dict:
+        """One global-SfM (GLOMAP) reconstruction of the database in ``work``: {index: Reconstruction}."""
+        opts = pycolmap.GlobalPipelineOptions()
+        opts.num_threads = self.num_threads
+        opts.random_seed = self.seed
+        opts.min_model_size = 2
+        ba = opts.mapper.bundle_adjustment
+        ba.refine_focal_length = not fixed
+        ba.refine_principal_point = False
+        ba.refine_extra_params = not fixed
+        _set_options(opts, self.mapper_options, "mapper_options")
+        out.mkdir(parents=True, exist_ok=True)
+        return pycolmap.global_mapping(work / "database.db", work / "images", out, options=opts)
 
     @staticmethod
     def _verified_matches(pycolmap, work: Path) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
