@@ -92,33 +92,28 @@ def test_sample_task_stops_in_one_line_before_loading_the_checkpoint(tmp_path, c
     from vid3d.tasks.sample import sample
 
     short = _re10k_file(tmp_path / "short.txt", 2)
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(
-            "sample",
-            overrides=[
-                f"ckpt={tmp_path / 'no_such.ckpt'}",
-                f"paths.output_dir={tmp_path / 'out'}",
-                "trajectory=file",
-                f"trajectory.path={short}",
-                "image=whatever.png",
-            ],
-        )
+
+    def cfg_with(*extra: str):
+        with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+            return compose(
+                "sample",
+                overrides=[
+                    f"ckpt={tmp_path / 'no_such.ckpt'}",
+                    f"paths.output_dir={tmp_path / 'out'}",
+                    "trajectory=file",
+                    f"trajectory.path={short}",
+                    *extra,
+                ],
+            )
+
+    cfg = cfg_with("image=whatever.png")
     with pytest.raises(SystemExit) as e, user_errors():
         sample(cfg)
     assert e.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err and "whatever.png" in err  # the image comes first
     Path(tmp_path / "whatever.png").write_bytes(b"")  # exists now, but holds no image
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(
-            "sample",
-            overrides=[
-                f"ckpt={tmp_path / 'no_such.ckpt'}",
-                f"paths.output_dir={tmp_path / 'out'}",
-                "trajectory=file",
-                f"trajectory.path={short}",
-            ],
-        )
+    cfg = cfg_with()
     with pytest.raises(SystemExit) as e, user_errors():  # Hydra wraps it: the cause is what is printed
         sample(cfg)
     err = capsys.readouterr().err.strip()

@@ -62,21 +62,26 @@ def test_every_experiment_has_a_demo_and_a_test():
     assert all((ROOT / "experiments" / e / "README.md").is_file() for e in entries)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("entry", sorted(ENTRIES))
-def test_demo_runs_at_tiny_size(entry, tmp_path):
-    env_extra, check = ENTRIES[entry]
-    out = tmp_path / "exp"
-    env = {
+def experiment_env(tmp_path, out, **extra: str) -> dict[str, str]:
+    """The environment an experiments/* script runs in under test: its own data cache and output folder,
+    offline W&B, full Hydra errors, this interpreter; ``extra`` sets the size knobs."""
+    return {
         **os.environ,
         "VID3D_DATA_DIR": str(tmp_path / "data"),
         "WANDB_MODE": "offline",
         "HYDRA_FULL_ERROR": "1",
         "PYTHON": sys.executable,
         "OUT": str(out),
-        "DEMO_SIZE": " ".join(TINY),
-        **env_extra,
+        **extra,
     }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("entry", sorted(ENTRIES))
+def test_demo_runs_at_tiny_size(entry, tmp_path):
+    env_extra, check = ENTRIES[entry]
+    out = tmp_path / "exp"
+    env = experiment_env(tmp_path, out, DEMO_SIZE=" ".join(TINY), **env_extra)
     cmd = ["bash", f"experiments/{entry}/demo.sh"]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
@@ -114,15 +119,7 @@ CPU_TABLE_TINY = [
 @pytest.mark.slow
 def test_cpu_camera_control_table_runs_at_tiny_size(tmp_path):
     out = tmp_path / "exp"
-    env = {
-        **os.environ,
-        "VID3D_DATA_DIR": str(tmp_path / "data"),
-        "WANDB_MODE": "offline",
-        "HYDRA_FULL_ERROR": "1",
-        "PYTHON": sys.executable,
-        "OUT": str(out),
-        "RECIPE": " ".join(CPU_TABLE_TINY),
-    }
+    env = experiment_env(tmp_path, out, RECIPE=" ".join(CPU_TABLE_TINY))
     proc = subprocess.run(
         ["bash", "experiments/cpu_camera_control/run.sh"],
         cwd=ROOT,
