@@ -3,7 +3,9 @@
     python experiments/cpu_camera_control/toy_shift.py [--encoder plucker] [--pixel-factor 2] [--steps 3000]
 
 Every clip is a smooth random pattern (sums of sinusoids) seen by a camera translating sideways at a random
-speed v (-1..1 scene units per frame, identity rotation): frame k is frame 0 shifted by round(6 v k) pixels.
+speed v (-1..1 scene units per frame, identity rotation): frame k is frame 0 shifted by round(p v k) pixels,
+p = ``--pixels-per-unit`` (default 6: up to 18 px by frame 3; 2 keeps every step within one latent pixel at
+pixel factor 2).
 Nothing but the camera tells the model which way and how far the content moves, so a model that uses its
 camera input must show a camera gap (vid3d/evaluation/camera_gap.py) above 1 on held-out clips; the SVD
 architecture (tiny, random init, every weight trains) is the one the CPU recipes use. Prints the gap and
@@ -23,13 +25,15 @@ PIXELS_PER_UNIT = 6.0
 FOCAL_PX = 40.0
 
 
-def toy_clip(rng: np.random.Generator) -> dict[str, torch.Tensor]:
+def toy_clip(rng: np.random.Generator, pixels_per_unit: float = PIXELS_PER_UNIT) -> dict[str, torch.Tensor]:
     """{"frames" (F, 3, H, W) in [-1, 1], "c2w" (F, 4, 4) OpenCV camera-to-world, "K_px" (F, 3, 3)}."""
     yy, xx = np.mgrid[0:H, 0 : W + 40]
     phase, freq = rng.uniform(0, 6, 3), rng.uniform(0.1, 0.3, 3)
     pattern = np.stack([0.8 * np.sin(xx * freq[c] + phase[c]) for c in range(3)]) * np.cos(yy * 0.1)[None]
     v = rng.uniform(-1, 1)
-    shifts = np.round(np.arange(F) * v * PIXELS_PER_UNIT).astype(int)  # |shift| <= 18 < 20 px margin
+    if not 0 < pixels_per_unit <= PIXELS_PER_UNIT:
+        raise ValueError(f"pixels_per_unit must be in (0, {PIXELS_PER_UNIT}] (20 px margin), got {pixels_per_unit}")
+    shifts = np.round(np.arange(F) * v * pixels_per_unit).astype(int)  # |shift| <= 18 < 20 px margin
     frames = np.stack([pattern[:, :, 20 + s : 20 + s + W] for s in shifts])
     c2w = np.tile(np.eye(4), (F, 1, 1))
     c2w[:, 0, 3] = np.arange(F) * v  # the camera moves +x: the content moves left in the image
@@ -49,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--every", type=int, default=200)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--pixels-per-unit", type=float, default=PIXELS_PER_UNIT)
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -66,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     model = CameraVideoDiffusion(backbone, camera_encoder=a.encoder, P_mean=-0.4, P_std=1.6, name=a.encoder)
     rng = np.random.default_rng(0)
-    held_out = [toy_clip(rng) for _ in range(8)]
+    held_out = [toy_clip(rng, a.pixels_per_unit) for _ in range(8)]
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)
     gen, t0 = torch.Generator().manual_seed(1), time.perf_counter()
     for step in range(a.steps + 1):
@@ -78,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                 + " ".join(f"{k}={gap[k]:.4f}" for k in cols),
                 flush=True,
             )
-        clips = [toy_clip(rng) for _ in range(a.batch)]
+        clips = [toy_clip(rng, a.pixels_per_unit) for _ in range(a.batch)]
         batch = {k: torch.stack([c[k] for c in clips]) for k in clips[0]}
         model.train()
         loss, _ = model.training_loss(batch, generator=gen)
