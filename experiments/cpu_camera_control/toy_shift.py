@@ -32,7 +32,7 @@ def toy_clip(rng: np.random.Generator, pixels_per_unit: float = PIXELS_PER_UNIT)
     pattern = np.stack([0.8 * np.sin(xx * freq[c] + phase[c]) for c in range(3)]) * np.cos(yy * 0.1)[None]
     v = rng.uniform(-1, 1)
     if not 0 < pixels_per_unit <= PIXELS_PER_UNIT:
-        raise ValueError(f"pixels_per_unit must be in (0, {PIXELS_PER_UNIT}] (20 px margin), got {pixels_per_unit}")
+        raise ValueError(f"pixels_per_unit must be in (0, {PIXELS_PER_UNIT}], got {pixels_per_unit}")
     shifts = np.round(np.arange(F) * v * pixels_per_unit).astype(int)  # |shift| <= 18 < 20 px margin
     frames = np.stack([pattern[:, :, 20 + s : 20 + s + W] for s in shifts])
     c2w = np.tile(np.eye(4), (F, 1, 1))
