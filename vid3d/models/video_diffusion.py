@@ -112,6 +112,8 @@ class CameraVideoDiffusion(nn.Module):
             )
         else:
             raise ValueError(f"attention must be one of {ATTENTION_KINDS} or a factory, got {attention!r}")
+        if self.attention_adapter is not None and hasattr(self.attention_adapter, "image_per_latent"):
+            self.attention_adapter.image_per_latent = int(backbone.downscale)
         self.P_mean, self.P_std = float(P_mean), float(P_std)
         self.latent_sample = bool(latent_sample)
         self.cond_cfg = SVDConditioningConfig(

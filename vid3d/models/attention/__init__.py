@@ -2,6 +2,7 @@
 dense mask; a dense-mask fast path on small grids) and full spatio-temporal attention, attached to a
 diffusers spatio-temporal UNet by hooks."""
 
+from .cami2v import band_mask_cami2v
 from .dense import (
     DEFAULT_DENSE_MASK_MAX_ELEMENTS,
     SharedMask,
@@ -31,6 +32,7 @@ __all__ = [
     "attach_attention",
     "SharedMask",
     "band_candidates",
+    "band_mask_cami2v",
     "band_mask",
     "build_shared_mask",
     "choose_method",

@@ -45,14 +45,19 @@ class SharedMask:
     index: tuple[int, ...]
     _biases: dict = field(default_factory=dict, repr=False, compare=False)
 
-    def bias(self, dtype: torch.dtype) -> torch.Tensor:
-        """(U, 1, T, T) additive form of ``masks`` (0 = attend, -inf = not) in ``dtype``, made once per
-        dtype. SDPA converts a bool mask into exactly this on every call (and saves its copy for backward):
-        passing it ready made is 2x faster at the demo size and gives bitwise the same output."""
-        if dtype not in self._biases:
-            bias = torch.zeros(self.masks.shape, dtype=dtype, device=self.masks.device)
-            self._biases[dtype] = bias.masked_fill_(~self.masks, float("-inf"))[:, None]
-        return self._biases[dtype]
+    def bias(self, dtype: torch.dtype, registers: int = 0) -> torch.Tensor:
+        """(U, 1, T, registers + T) additive form of ``masks`` (0 = attend, -inf = not) in ``dtype``, made
+        once per (dtype, registers); the first ``registers`` key columns (register tokens prepended to the
+        keys) are attended by every query. SDPA converts a bool mask into exactly this on every call (and
+        saves its copy for backward): passing it ready made is 2x faster at the demo size and gives bitwise
+        the same output."""
+        key = (dtype, int(registers))
+        if key not in self._biases:
+            U, T, _ = self.masks.shape
+            bias = torch.zeros(U, T, registers + T, dtype=dtype, device=self.masks.device)
+            bias[..., registers:].masked_fill_(~self.masks, float("-inf"))
+            self._biases[key] = bias[:, None]
+        return self._biases[key]
 
 
 def band_mask(F_hat: torch.Tensor, degenerate: torch.Tensor, h: int, w: int,
@@ -106,14 +111,15 @@ def build_shared_mask(F_hat: torch.Tensor, degenerate: torch.Tensor, h: int, w: 
 
 
 def shared_mask_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                          mask: SharedMask) -> torch.Tensor:
-    """Masked attention with shared masks: q, k, v (B, H, T, D) -> (B, H, T, D), sample b attending by
-    ``mask.masks[mask.index[b]]``. Equal to ``epipolar_attention`` with the geometry the mask was built from.
+                          mask: SharedMask, registers: int = 0) -> torch.Tensor:
+    """Masked attention with shared masks: q (B, H, T, D), k, v (B, H, registers + T, D) -> (B, H, T, D),
+    sample b attending by ``mask.masks[mask.index[b]]`` and to the ``registers`` leading keys (register
+    tokens). Without registers, equal to ``epipolar_attention`` with the geometry the mask was built from.
 
     One SDPA call when every sample shares one mask (broadcast, no copy) or each has its own; otherwise
     one call per distinct mask.
     """
-    index, bias = mask.index, mask.bias(q.dtype)
+    index, bias = mask.index, mask.bias(q.dtype, registers)
     if len(index) != q.shape[0]:
         raise ValueError(f"shared_mask_attention: mask built for {len(index)} samples, got {q.shape[0]}")
     if bias.shape[0] == 1 or index == tuple(range(len(index))):

@@ -35,6 +35,7 @@ from torch import nn
 
 from vid3d.geometry import rescale_K
 
+from .cami2v import band_mask_cami2v, zero_translation_noise
 from .dense import (
     DEFAULT_DENSE_MASK_MAX_ELEMENTS,
     SharedMask,
@@ -45,6 +46,7 @@ from .dense import (
 from .epipolar import epipolar_attention, pair_geometry
 
 KINDS = ("epipolar", "full", "none")
+MASK_RULES = ("vid3d", "cami2v")
 
 
 class CrossFrameAttention(nn.Module):
@@ -53,18 +55,23 @@ class CrossFrameAttention(nn.Module):
     kind "epipolar": each token attends to itself and to the tokens of the other frames inside the epipolar
     band (see ``epipolar.py``); kind "full": every token attends to all F*h*w tokens (SDPA, memory-efficient
     kernels). Input/output (B*F, C, h, w); pre-LayerNorm over channels, bias-free q/k/v, zero-initialised
-    output projection.
+    output projection. ``registers`` > 0 adds that many learned tokens (``register_tokens`` (1, R, C),
+    initialised N(0, 1) as in CamI2V) whose keys/values every query attends to besides its mask; with
+    "epipolar" they need the dense-mask path (``mask`` given).
     """
 
     def __init__(self, dim: int, heads: int, kind: str = "epipolar", band_width: float = 2.0,
-                 method: str = "auto", max_chunk_bytes: int | None = None):
+                 method: str = "auto", max_chunk_bytes: int | None = None, registers: int = 0):
         super().__init__()
         if kind not in ("epipolar", "full"):
             raise ValueError(f"CrossFrameAttention: kind must be 'epipolar' or 'full', got {kind!r}")
         if heads < 1 or dim % heads:
             raise ValueError(f"CrossFrameAttention: channels {dim} not divisible by heads={heads}")
+        if registers < 0:
+            raise ValueError(f"CrossFrameAttention: registers must be >= 0, got {registers}")
         self.dim, self.heads, self.kind = dim, heads, kind
         self.band_width, self.method, self.max_chunk_bytes = float(band_width), method, max_chunk_bytes
+        self.num_registers = int(registers)
         self.norm = nn.LayerNorm(dim)
         self.to_q = nn.Linear(dim, dim, bias=False)
         self.to_k = nn.Linear(dim, dim, bias=False)
@@ -72,6 +79,7 @@ class CrossFrameAttention(nn.Module):
         self.to_out = nn.Linear(dim, dim)
         nn.init.zeros_(self.to_out.weight)
         nn.init.zeros_(self.to_out.bias)
+        self.register_tokens = nn.Parameter(torch.randn(1, registers, dim)) if registers else None
 
     def forward(self, hidden: torch.Tensor, num_frames: int,
                 geometry: tuple[torch.Tensor, torch.Tensor] | None = None,
@@ -88,13 +96,21 @@ class CrossFrameAttention(nn.Module):
             return t.view(B, t.shape[1], H, C // H).transpose(1, 2)
 
         q, k, v = split(self.to_q(x)), split(self.to_k(x)), split(self.to_v(x))
+        R = self.num_registers
+        if R:
+            reg = self.register_tokens.to(x.dtype).expand(B, -1, -1)
+            k = torch.cat([split(self.to_k(reg)), k], dim=2)
+            v = torch.cat([split(self.to_v(reg)), v], dim=2)
         if self.kind == "full":
             o = nnf.scaled_dot_product_attention(q, k, v)
         elif mask is not None:
-            o = shared_mask_attention(q, k, v, mask)
+            o = shared_mask_attention(q, k, v, mask, registers=R)
         else:
             if geometry is None:
                 raise RuntimeError("epipolar attention needs cameras: call adapter.set_cameras(...) first")
+            if R:
+                raise ValueError("register tokens need the dense-mask path: raise dense_mask_max_elements "
+                                 f"(this grid has {k.shape[2] - R} tokens per sample) or use registers=0")
             o = epipolar_attention(q, k, v, geometry[0], geometry[1], h, w, self.band_width, self.method,
                                    self.max_chunk_bytes)
         o = self.to_out(o.transpose(1, 2).reshape(B, -1, C))
@@ -128,11 +144,18 @@ class AttentionAdapter(nn.Module):
     '.' -> '_') and the per-forward camera state; owns the hooks it placed on the UNet (``detach()``)."""
 
     def __init__(self, kind: str, blocks: dict[str, CrossFrameAttention], min_baseline: float = 1e-4,
-                 dense_mask_max_elements: int | None = DEFAULT_DENSE_MASK_MAX_ELEMENTS):
+                 dense_mask_max_elements: int | None = DEFAULT_DENSE_MASK_MAX_ELEMENTS,
+                 mask_rule: str = "vid3d"):
         super().__init__()
+        if mask_rule not in MASK_RULES:
+            raise ValueError(f"attention adapter: mask_rule must be one of {MASK_RULES}, got {mask_rule!r}")
         self.kind = kind
+        self.mask_rule = mask_rule
         self.min_baseline = float(min_baseline)
         self.dense_mask_max_elements = dense_mask_max_elements
+        # Image pixels per latent pixel (the VAE's downscale; CameraVideoDiffusion sets it). Only the
+        # "cami2v" rule needs it: its token centres are placed in image pixels.
+        self.image_per_latent: int | None = None
         self.blocks = nn.ModuleDict(blocks)
         self._handles: list = []
         # (K, c2w copies, inference mode, cache) of the last cameras set: reused while they are unchanged
@@ -209,6 +232,34 @@ class AttentionAdapter(nn.Module):
             self._geometry_cache[key] = build_shared_mask(F_hat, degenerate, h, w, band_width)
         return self._geometry_cache[key]
 
+    def _cami2v_mask(self, h: int, w: int, batch: int, device: torch.device) -> SharedMask:
+        """CamI2V's band mask (``cami2v.py``) at an (h, w) grid for a UNet batch of ``batch`` samples: built
+        for the camera batch (one zero-translation draw per camera set, shared by every grid) and shared
+        by CFG's copies; cached beside the geometry."""
+        key = ("cami2v", h, w, batch, self._latent_hw, str(device))
+        if key not in self._geometry_cache:
+            if self._K is None:
+                raise RuntimeError("epipolar attention needs cameras: call adapter.set_cameras(...) first")
+            if self.image_per_latent is None:
+                raise RuntimeError("mask_rule='cami2v' places tokens in image pixels: set "
+                                   "adapter.image_per_latent (CameraVideoDiffusion does)")
+            B, n = self._K.shape[:2]
+            if batch % B:
+                raise ValueError(f"UNet batch {batch} is not a multiple of the camera batch {B}")
+            lat_h, lat_w = self._latent_hw if self._latent_hw is not None else (h, w)
+            img_h, img_w = lat_h * self.image_per_latent, lat_w * self.image_per_latent
+            if img_h * w != img_w * h or img_h % h:
+                raise ValueError(f"mask_rule='cami2v' needs token grids that divide the image evenly: image "
+                                 f"{img_h}x{img_w}, grid {h}x{w} (choose sizes divisible by 8 * 2^levels)")
+            if "cami2v_noise" not in self._geometry_cache:
+                self._geometry_cache["cami2v_noise"] = zero_translation_noise(B, n, device)
+            K_img = rescale_K(self._K.to(device, torch.float64), (lat_h, lat_w), (img_h, img_w))
+            with torch.no_grad():
+                masks = band_mask_cami2v(K_img, self._c2w.to(device, torch.float64), h, w, img_h // h,
+                                         self._geometry_cache["cami2v_noise"])
+            self._geometry_cache[key] = SharedMask(masks, tuple(b % B for b in range(batch)))
+        return self._geometry_cache[key]
+
     # --- hooks --------------------------------------------------------------------------------------
     def _unet_pre_hook(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
         sample = args[0] if args else kwargs.get("sample")
@@ -225,7 +276,10 @@ class AttentionAdapter(nn.Module):
             raise ValueError(f"set_cameras got {self._num_frames} frames but the UNet runs {num_frames}")
         block = self.blocks[key]
         geometry = mask = None
-        if block.kind == "epipolar":
+        if block.kind == "epipolar" and self.mask_rule == "cami2v":  # dense, as CamI2V's own
+            mask = self._cami2v_mask(hidden.shape[-2], hidden.shape[-1], hidden.shape[0] // num_frames,
+                                     hidden.device)
+        elif block.kind == "epipolar":
             h, w, batch = hidden.shape[-2], hidden.shape[-1], hidden.shape[0] // num_frames
             geometry = self._geometry(h, w, batch, hidden.device)
             if use_dense_mask(batch, num_frames * h * w, self.dense_mask_max_elements):
@@ -265,6 +319,7 @@ def attach_attention(unet: nn.Module, kind: str = "epipolar", band_width: float 
                      levels: Iterable[int] | None = None, min_baseline: float = 1e-4, method: str = "auto",
                      max_chunk_bytes: int | None = None,
                      dense_mask_max_elements: int | None = DEFAULT_DENSE_MASK_MAX_ELEMENTS,
+                     mask_rule: str = "vid3d", registers: int = 0,
                      ) -> AttentionAdapter | None:
     """Add cross-frame attention after the spatio-temporal transformers of ``unet``.
 
@@ -283,6 +338,11 @@ def attach_attention(unet: nn.Module, kind: str = "epipolar", band_width: float 
             dense band mask is built once per forward and attention runs SDPA with it (same result,
             faster on small grids, memory quadratic in F h w); above it, the kernel ``method``. 0 or
             None: always the kernel.
+        mask_rule: "vid3d" (the band above) or "cami2v": CamI2V's mask (``cami2v.py``: its token centres,
+            a strict band of sqrt(2) tokens, a random line through the query in its own frame); always
+            a dense mask, as CamI2V's own (memory quadratic in F h w); ``band_width`` and
+            ``min_baseline`` do not apply.
+        registers: learned register tokens per block that every query attends to (CamI2V: 4).
     Returns:
         The AttentionAdapter (an nn.Module; store it on the caller as ``attention_adapter``) or None.
     """
@@ -300,9 +360,10 @@ def attach_attention(unet: nn.Module, kind: str = "epipolar", band_width: float 
     blocks, names = {}, []
     for name, module, level in found:
         if level in wanted:
-            block = CrossFrameAttention(module.in_channels, heads, kind, band_width, method, max_chunk_bytes)
+            block = CrossFrameAttention(module.in_channels, heads, kind, band_width, method, max_chunk_bytes,
+                                        registers)
             blocks[name.replace(".", "_")] = block.to(ref.device, ref.dtype)
             names.append(name)
-    adapter = AttentionAdapter(kind, blocks, min_baseline, dense_mask_max_elements)
+    adapter = AttentionAdapter(kind, blocks, min_baseline, dense_mask_max_elements, mask_rule)
     adapter.attach(unet, names)
     return adapter
