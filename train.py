@@ -9,7 +9,7 @@ import vid3d.config  # noqa: F401  (registers config resolvers)
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     # with post_eval: the value a Hydra sweeper optimises (hparams_search=optuna); else None
-    from vid3d.tasks.common import user_errors
+    from vid3d.errors import user_errors
     from vid3d.tasks.pipeline import sweep_objective
     from vid3d.tasks.train import train
 

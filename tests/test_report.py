@@ -222,3 +222,24 @@ def test_camera_gap_columns_from_eval_camera_gap_json(tmp_path):
     (root / "1" / "eval" / "camera_gap.json").write_text("{oops")
     with pytest.raises(ValueError, match=r"camera_gap.json: not a camera-gap file"):
         collect(root)
+
+
+def test_several_folders_merge_into_one_table(tmp_path):
+    """The demo's layout: two eval run dirs (the camera model with reference rows; the control without),
+    merged into one table; each job is named by its folder, eval.reference_rows is not a column."""
+    make_job(tmp_path, "eval", ["ckpt=/a/last.ckpt", "torch_threads=1"],
+             {"plucker": camera_row(2, 0, (1, 1, 1), (0, 0, 0), (1, 1, 1)),
+              "gt_video": camera_row(2, 0, (0, 0, 0), (0, 0, 0), (0, 0, 0))}, sub="")
+    make_job(tmp_path, "eval_control", ["ckpt=/b/last.ckpt", "eval.reference_rows=false", "torch_threads=1"],
+             {"svd": camera_row(2, 1, (4, 3, 5), (0, 0, 0), (1, 1, 1))}, sub="")
+    (tmp_path / "train" / ".hydra").mkdir(parents=True)  # a training run beside them is not a missing job
+    (tmp_path / "train" / ".hydra" / "overrides.yaml").write_text("- model=plucker\n")
+    rep = write_report([tmp_path / "eval", tmp_path / "eval_control"], tmp_path / "report", wandb_log=False)
+    assert [(r["job"], r["method"], r["failures"]) for r in rep["rows"]] == [
+        ("eval", "plucker", 0), ("eval", "gt_video", 0), ("eval_control", "svd", 1)]
+    assert rep["override_columns"] == [] and rep["missing_jobs"] == []
+    assert rep["constant_overrides"] == {"torch_threads": "1"}
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "| eval_control | svd | 2 | 1 | 4.000 [3.000, 5.000] |" in md
+    with pytest.raises(ValueError, match="out="):
+        write_report([tmp_path / "eval"], None, wandb_log=False)

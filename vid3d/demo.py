@@ -1,9 +1,12 @@
 """The CPU demo behind `make demo`: build the embedded dataset, train, sample, evaluate, print the table.
 
 Runs the same entry points a user runs (``train.py``, ``sample.py``, ``eval.py``) as subprocesses, so
-what the demo shows is what those commands do. Outputs go to ``outputs/demo/{train,sample,eval}``; the
-results table is ``outputs/demo/eval/results.md`` (JSON and CSV beside it), W&B runs are offline under
-each run dir's ``wandb/`` unless an account is configured.
+what the demo shows is what those commands do. Two models train side by side (one CPU thread each): the
+camera model (``experiment=demo``: the Plücker encoder) and the same recipe without any camera input
+(``model=svd``, the control), so the table shows what the camera input adds. Outputs go to
+``outputs/demo/{train,train_control,sample,eval,eval_control,report}``: the merged table is
+``outputs/demo/report/report.md`` (CSV, LaTeX and JSON beside it; each eval folder keeps its own
+``results.json``); W&B runs are offline under each run dir's ``wandb/`` unless an account is configured.
 """
 
 from __future__ import annotations
@@ -25,37 +28,85 @@ def run(step: str, args: list[str], env: dict[str, str]) -> float:
     return time.perf_counter() - t
 
 
+def run_pair(step: str, shown: list[str], quiet: list[str], log: Path, env: dict[str, str]) -> float:
+    """Run two entry points at once: ``shown`` prints to the terminal, ``quiet`` to ``log`` (its tail is
+    printed if it fails). Raises CalledProcessError when either fails."""
+    print(f"\n=== {step}: python {' '.join(shown)}", flush=True)
+    print(f"    and python {' '.join(quiet)}  (output: {log})", flush=True)
+    t = time.perf_counter()
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as fh:
+        background = subprocess.Popen([sys.executable, *quiet], cwd=ROOT, env=env, stdout=fh, stderr=fh)
+        try:
+            subprocess.run([sys.executable, *shown], cwd=ROOT, env=env, check=True)
+        except BaseException:
+            background.terminate()
+            background.wait()
+            raise
+        code = background.wait()
+    if code:
+        print("".join(log.read_text(errors="replace").splitlines(keepends=True)[-30:]), file=sys.stderr)
+        raise subprocess.CalledProcessError(code, [sys.executable, *quiet])
+    return time.perf_counter() - t
+
+
+def build_dataset(overrides: list[str]) -> float:
+    """Render the embedded dataset the demo's config names (once; both trainings then read it)."""
+    from hydra import compose, initialize_config_dir
+
+    from vid3d.config import CONFIG_DIR
+    from vid3d.tasks.common import prepare_data
+
+    print("\n=== dataset: the embedded synthetic set (rendered on first use, kept in data_cache/)")
+    t = time.perf_counter()
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        prepare_data(compose("train", overrides=["experiment=demo", *overrides]))
+    return time.perf_counter() - t
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", default="outputs/demo", help="where the three run dirs go")
+    parser.add_argument("--out", default="outputs/demo", help="where the run dirs go")
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: experiment=demo's)")
-    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for all three steps")
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every step")
     a = parser.parse_args(argv)
     out = Path(a.out)
     env = {**os.environ, "HYDRA_FULL_ERROR": "1"}
     common = ["torch_threads=1", *a.overrides]
     steps = [f"trainer.max_steps={a.steps}"] if a.steps else []
-    times = {
-        "train": run(
-            "train", ["train.py", "experiment=demo", f"hydra.run.dir={out}/train", *steps, *common], env
-        ),
-    }
+    times = {"dataset": build_dataset(a.overrides)}
+    train = ["train.py", "experiment=demo", *steps, *common]
+    times["train"] = run_pair(
+        "train (camera model, and the model=svd control beside it)",
+        [*train, f"hydra.run.dir={out}/train"],
+        [*train, "model=svd", f"hydra.run.dir={out}/train_control"],
+        out / "train_control.log",
+        env,
+    )
     ckpt = out / "train" / "checkpoints" / "last.ckpt"
+    control = out / "train_control" / "checkpoints" / "last.ckpt"
     times["sample"] = run(
         "sample", ["sample.py", f"ckpt={ckpt}", "num_samples=2", f"hydra.run.dir={out}/sample", *common], env
     )
-    times["eval"] = run("eval", ["eval.py", f"ckpt={ckpt}", f"hydra.run.dir={out}/eval", *common], env)
+    times["eval"] = run_pair(
+        "eval (camera model with the reference rows, and the control)",
+        ["eval.py", f"ckpt={ckpt}", f"hydra.run.dir={out}/eval", *common],
+        ["eval.py", f"ckpt={control}", "eval.reference_rows=false", f"hydra.run.dir={out}/eval_control"]
+        + common,
+        out / "eval_control.log",
+        env,
+    )
+    from vid3d.report import write_report
+
+    write_report([out / "eval", out / "eval_control"], out / "report", wandb_log=False)  # one table
     print("\n" + "=" * 80)
-    print("Camera-control results (tiny demo model, random-init backbone; not a published number):\n")
-    print((out / "eval" / "results.md").read_text().split("\nProtocol:")[0])
-    gap = out / "eval" / "camera_gap.md"
-    if gap.is_file():
-        print("Camera gap (held-out denoising error with another clip's cameras / with the clip's own;")
-        print("> 1: the model uses its camera; a model without camera input reads exactly 1):\n")
-        print(gap.read_text())
-    print(f"results: {out / 'eval' / 'results.json'} (.csv, .md beside it)")
+    print("Camera-control results (tiny demo models, random-init backbone; not a published number). The")
+    print("camera gap columns: held-out denoising error with another clip's cameras / with the clip's own")
+    print("(> 1: the model uses its camera; the control, with no camera input, reads exactly 1):\n")
+    print((out / "report" / "report.md").read_text())
+    print(f"results: {out / 'report'}/report.{{md,csv,tex,json}}; per model: {out}/eval*/results.json")
     print(f"samples: {out / 'sample' / 'samples'} (mp4, frames, cameras.json, trajectory.png)")
-    print(f"checkpoint: {ckpt}")
+    print(f"checkpoints: {ckpt}, {control}")
     print(f"W&B offline runs: {out}/*/wandb (upload later with `wandb sync <dir>`)")
     print("times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in times.items()))
     return 0

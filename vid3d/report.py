@@ -63,7 +63,9 @@ def _override_dict(overrides: list[str]) -> dict[str, str]:
     for o in overrides:
         if "=" in o and not o.startswith("~"):
             k, v = o.split("=", 1)
-            if not k.lstrip("+").startswith(("hydra.", "paths.", "ckpt")):
+            # where outputs go, which checkpoint, and whether reference rows were computed say nothing
+            # about a row's numbers: never columns
+            if not k.lstrip("+").startswith(("hydra.", "paths.", "ckpt", "eval.reference_rows")):
                 out[k.lstrip("+")] = v
     return out
 
@@ -343,15 +345,31 @@ def log_to_wandb(
 
 
 def write_report(
-    sweep_dir: str | Path,
+    sweep_dir: str | Path | list[str | Path],
     out: str | Path | None = None,
     methods: list[str] | None = None,
     wandb_log: bool = True,
     wandb_mode: str = "auto",
 ) -> dict[str, Any]:
-    jobs = collect(sweep_dir)
+    """Collect, tabulate and write ``report.{md,csv,tex,json}`` into ``out`` (default
+    ``<sweep_dir>/report``). ``sweep_dir`` may be a list of folders (e.g. two eval run dirs): their
+    jobs are merged, each named by its folder's name; ``out`` is then required."""
+    if isinstance(sweep_dir, (list, tuple)):
+        if out is None:
+            raise ValueError("write_report: give out= when merging several folders")
+        jobs, missing = [], []
+        for d in sweep_dir:
+            name = Path(d).name
+            found = collect(d)
+            for j in found:
+                j["job"] = name if j["job"] == "." else f"{name}/{j['job']}"
+            jobs += found
+            missing += [name if m == "." else f"{name}/{m}" for m in missing_jobs(d, found)]
+    else:
+        jobs = collect(sweep_dir)
+        missing = missing_jobs(sweep_dir, jobs)
     table = build_table(jobs, methods)
-    table["missing_jobs"] = missing_jobs(sweep_dir, jobs)
+    table["missing_jobs"] = missing
     out = Path(out) if out is not None else Path(sweep_dir) / "report"
     out.mkdir(parents=True, exist_ok=True)
     texts = {

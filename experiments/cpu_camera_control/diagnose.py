@@ -36,9 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     from hydra.utils import instantiate
 
     from vid3d.config import CONFIG_DIR
+    from vid3d.models.checkpoint import load_model
     from vid3d.sampling.samplers import karras_sigmas
     from vid3d.tasks.common import prepare_data
-    from vid3d.training.loading import load_model
 
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("eval", overrides=[f"ckpt={a.ckpt}", *a.overrides])

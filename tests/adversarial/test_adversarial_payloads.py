@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 from vid3d.config import CONFIG_DIR
 from vid3d.data.synthetic import build_synthetic_dataset
 from vid3d.models import schema
+from vid3d.models.checkpoint import load_checkpoint_file, save_checkpoint_file
 from vid3d.models.schema import TARGETS, ConfigRefused, validate_model_config
-from vid3d.training.checkpoint_io import load_checkpoint_file, save_checkpoint_file
 
 MARKER_NAME = "PWNED"
 
@@ -172,8 +172,8 @@ def test_checkpoint_payload_refused_by_load_model_export_and_init_from(
     trained, tmp_path, case, capsys, monkeypatch
 ):
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    from vid3d.models.checkpoint import load_model, load_trained_weights
     from vid3d.sampling.export import CameraVideoPipeline, main
-    from vid3d.training.loading import load_model, load_trained_weights
 
     path, marker = _hostile_ckpt(trained, tmp_path, case)
     for load in (
@@ -231,7 +231,7 @@ def test_hydra_entry_points_refuse_a_hostile_checkpoint(trained, tmp_path, task)
 
 def test_a_valid_stored_config_still_loads(trained):
     """The schema accepts what train.py writes, for every model option (and rebuilds the same model)."""
-    from vid3d.training.loading import load_model
+    from vid3d.models.checkpoint import load_model
 
     model = load_model(trained["ckpt"])
     assert model.attention == "epipolar"

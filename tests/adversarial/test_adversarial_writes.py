@@ -9,12 +9,12 @@ import time
 import torch
 
 from vid3d.atomic import atomic_write_bytes, remove_stale_temps
-from vid3d.tasks.train import resume_path
-from vid3d.training.checkpoint_io import (
+from vid3d.models.checkpoint import (
     is_complete_checkpoint,
     newest_complete_checkpoint,
     save_checkpoint_file,
 )
+from vid3d.tasks.train import resume_path
 
 
 def _mode(p) -> int:

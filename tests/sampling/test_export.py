@@ -77,7 +77,7 @@ def test_export_round_trip_gives_identical_weights_and_frames(ckpt, tmp_path):
 
 
 def test_cli_export_matches_checkpoint_and_pins_last_frame(ckpt, tmp_path):
-    from vid3d.training.loading import load_model
+    from vid3d.models.checkpoint import load_model
 
     folder = main([f"ckpt={ckpt}", f"out={tmp_path / 'cli'}", "num_steps=2", "height=64", "width=96"])
     pipe = CameraVideoPipeline.from_pretrained(folder)

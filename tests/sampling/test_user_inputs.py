@@ -14,12 +14,11 @@ from hydra import compose, initialize_config_dir
 
 from vid3d.config import CONFIG_DIR
 from vid3d.data.formats.re10k import Re10kCameras, write_camera_file
-from vid3d.errors import InputError
+from vid3d.errors import InputError, user_errors
 from vid3d.geometry import axis_angle_to_matrix
 from vid3d.sampling.io import InputImage, load_image
 from vid3d.sampling.modes import SingleMode
 from vid3d.sampling.trajectories import load_trajectory_file
-from vid3d.tasks.common import user_errors
 
 ROOT = Path(__file__).resolve().parents[2]
 K_FILE = np.array([[0.9, 0.0, 0.48], [0.0, 1.6, 0.52], [0.0, 0.0, 1.0]])  # normalised, not the image's

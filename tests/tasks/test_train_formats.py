@@ -15,7 +15,7 @@ from vid3d.config import CONFIG_DIR
 from vid3d.data.datamodule import DataSourceLogger
 from vid3d.data.formats.convert import re10k_to_chunks, re10k_to_dl3dv
 from vid3d.data.synthetic import build_synthetic_dataset
-from vid3d.training.checkpoint_io import load_checkpoint_file
+from vid3d.models.checkpoint import load_checkpoint_file
 
 SMALL = [
     "model=plucker",

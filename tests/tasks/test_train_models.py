@@ -7,8 +7,8 @@ from hydra import compose, initialize_config_dir
 
 from vid3d.config import CONFIG_DIR
 from vid3d.data.synthetic import build_synthetic_dataset
+from vid3d.models.checkpoint import load_checkpoint_file
 from vid3d.tasks.train import train
-from vid3d.training.checkpoint_io import load_checkpoint_file
 
 SMALL = [
     "data.num_frames=4",

@@ -5,7 +5,7 @@ import pickle
 import pytest
 import torch
 
-from vid3d.training.checkpoint_io import load_checkpoint_file, save_checkpoint_file
+from vid3d.models.checkpoint import load_checkpoint_file, save_checkpoint_file
 
 
 def nested():

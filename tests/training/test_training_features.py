@@ -9,10 +9,15 @@ from hydra.utils import instantiate
 
 from vid3d.config import CONFIG_DIR
 from vid3d.data.synthetic import build_synthetic_dataset
+from vid3d.models.checkpoint import (
+    EMA_KEY,
+    load_checkpoint_file,
+    load_model,
+    load_trained_weights,
+    save_checkpoint_file,
+)
 from vid3d.tasks.train import train
-from vid3d.training.checkpoint_io import load_checkpoint_file, save_checkpoint_file
-from vid3d.training.ema import EMA_KEY, EMACallback
-from vid3d.training.loading import load_model, load_trained_weights
+from vid3d.training.ema import EMACallback
 from vid3d.training.module import CameraDiffusionModule
 
 SMALL = [

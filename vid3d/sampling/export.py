@@ -118,7 +118,7 @@ class CameraVideoPipeline:
     @classmethod
     def from_checkpoint(cls, ckpt: str | os.PathLike, **kw) -> CameraVideoPipeline:
         """From a vid3d training checkpoint (file or training run dir; EMA weights when it has them)."""
-        from vid3d.training.loading import load_model, read_trained_state
+        from vid3d.models.checkpoint import load_model, read_trained_state
 
         _, meta, path = read_trained_state(ckpt)
         return cls(load_model(path), meta.get("model_config"), **kw)
@@ -329,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     ckpt, out = args.pop("ckpt"), args.pop("out")
     if args:
         raise SystemExit(f"unknown arguments: {sorted(args)}")
-    from vid3d.tasks.common import user_errors
+    from vid3d.errors import user_errors
 
     with user_errors():
         pipe = CameraVideoPipeline.from_checkpoint(ckpt, sampler=sampler, image_size=size)

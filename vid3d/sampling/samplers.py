@@ -22,6 +22,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from vid3d.models.edm import karras_sigmas as _edm_karras_sigmas
+
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 ProgressFn = Callable[[int, int], None]
 
@@ -47,11 +49,9 @@ def karras_sigmas(
 
     ``sigma_i = (sigma_max^(1/rho) + i / (n - 1) * (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho`` for
     i = 0 .. n-1, then ``sigma_n = 0``; ``n`` is the number of sampler steps (denoiser evaluations for
-    Euler/DDIM) and ``n == 1`` gives ``[sigma_max, 0]``. Delegates to ``vid3d.models.edm.karras_sigmas``
-    (the single implementation), imported on first call so that importing ``vid3d.sampling`` stays light.
+    Euler/DDIM) and ``n == 1`` gives ``[sigma_max, 0]``. ``vid3d.models.edm.karras_sigmas`` (the single
+    implementation) with the samplers' defaults: the trailing 0 and float64.
     """
-    from vid3d.models.edm import karras_sigmas as _edm_karras_sigmas
-
     sig = _edm_karras_sigmas(n, sigma_min, sigma_max, rho, append_zero=True, dtype=torch.float64)
     return sig.to(device) if device is not None else sig
 

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
-import os
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import rich
@@ -95,33 +92,9 @@ def check_inputs_early(cfg: DictConfig) -> None:
     """The user's files that are cheap to check, checked before an entry point's heavy imports: the
     checkpoint path (``ckpt=``). Raises the same one-line errors the full load would."""
     if cfg.get("ckpt"):
-        from vid3d.training.checkpoint_paths import resolve_checkpoint
+        from vid3d.models.checkpoint import resolve_checkpoint
 
         resolve_checkpoint(cfg.ckpt)
-
-
-@contextlib.contextmanager
-def user_errors() -> Iterator[None]:
-    """In an entry point: a user's wrong input (``vid3d.errors.InputError``: a refused checkpoint, a bad
-    trajectory or image file), a missing file or a busy shard is one line on stderr and exit code 2, not a
-    traceback (``HYDRA_FULL_ERROR=1`` shows the traceback). Hydra wraps errors raised while it builds a
-    config node (``InstantiationException``); the user error inside is what is printed."""
-    from hydra.errors import InstantiationException
-
-    from vid3d.errors import InputError
-
-    try:
-        yield
-    except (InputError, FileNotFoundError, RuntimeError, InstantiationException) as e:
-        records = sys.modules.get("vid3d.evaluation.records")  # only a loaded module can have raised it
-        known = (InputError, FileNotFoundError, *((records.ShardBusy,) if records else ()))
-        cause = e
-        while isinstance(cause, InstantiationException) and cause.__cause__ is not None:
-            cause = cause.__cause__
-        if not isinstance(cause, known) or os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        print(f"error: {cause}", file=sys.stderr)
-        raise SystemExit(2) from None
 
 
 def reproducibility(cfg: DictConfig) -> dict:
@@ -130,7 +103,7 @@ def reproducibility(cfg: DictConfig) -> dict:
 
     weights = {}
     if cfg.get("ckpt"):
-        from vid3d.training.checkpoint_paths import resolve_checkpoint
+        from vid3d.models.checkpoint import resolve_checkpoint
 
         ckpt = resolve_checkpoint(cfg.ckpt)
         # a DeepSpeed checkpoint is a directory; its vid3d weights file is what sampling read

@@ -245,7 +245,7 @@ def evaluate(cfg: DictConfig) -> dict:
         raise ValueError(f"task={cfg.task!r} is not available: use task=camera or task=sparse (overlap=...)")
     model = None
     if cfg.ckpt:  # a wrong or refused checkpoint fails before anything else
-        from vid3d.training.loading import load_model
+        from vid3d.models.checkpoint import load_model
 
         model = load_model(cfg.ckpt)
     out = run_dir(cfg)

@@ -175,7 +175,7 @@ def evaluate_sparse(cfg: DictConfig) -> dict:
     pairs = load_pairs(cfg.data.root, o.split, rows, int(o.height), int(o.width))
     methods = {}
     if cfg.ckpt:
-        from vid3d.training.loading import load_model
+        from vid3d.models.checkpoint import load_model
 
         model = load_model(cfg.ckpt)
         methods[model.name] = model_method(model, instantiate(cfg.sampler), int(cfg.seed))

@@ -18,9 +18,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from rich.progress import Progress
 
+from vid3d.models.checkpoint import load_model
 from vid3d.sampling.io import load_inputs, write_sample
 from vid3d.tasks.common import log, prepare_data, print_config_tree, run_dir, task_wrapper
-from vid3d.training.loading import load_model
 
 
 def _list(value):

@@ -49,7 +49,7 @@ def resume_path(resume: str | None) -> str | None:
     if not resume:
         return None
     from vid3d.atomic import remove_stale_temps
-    from vid3d.training.checkpoint_io import newest_complete_checkpoint
+    from vid3d.models.checkpoint import newest_complete_checkpoint
 
     p = Path(resume).expanduser()
     if p.is_dir() and not p.name.endswith(".ckpt"):  # a run dir, not a DeepSpeed checkpoint dir
@@ -111,7 +111,7 @@ def train(cfg: DictConfig) -> dict:
     datamodule = instantiate(cfg.data.datamodule)
     model = instantiate(cfg.model)
     if cfg.get("init_from"):
-        from vid3d.training.loading import load_trained_weights
+        from vid3d.models.checkpoint import load_trained_weights
 
         names = load_trained_weights(model, cfg.init_from)
         log.info("init_from %s: %d trained weight tensors loaded", cfg.init_from, len(names))

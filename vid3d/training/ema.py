@@ -3,7 +3,7 @@
 shadow <- decay * shadow + (1 - decay) * weight after every optimiser step (from ``start_step``), kept in
 float32 on the weights' device. The shadow is written into checkpoints as ``ema_state_dict`` (same
 ``model.``-prefixed names as ``state_dict``, trained weights only), restored on resume, and preferred by
-``vid3d.training.loading.load_model`` (sampling / evaluation) when present. ``decay`` warms up as
+``vid3d.models.checkpoint.load_model`` (sampling / evaluation) when present. ``decay`` warms up as
 min(decay, (1 + n) / (10 + n)) over the first updates n so early shadows are not dominated by the init.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 import lightning as L
 import torch
 
-EMA_KEY = "ema_state_dict"
+from vid3d.models.checkpoint import EMA_KEY
 
 
 class EMACallback(L.Callback):

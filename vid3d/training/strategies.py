@@ -16,9 +16,7 @@ from typing import Any
 
 from lightning.pytorch.strategies import DeepSpeedStrategy
 
-from .checkpoint_io import save_checkpoint_file
-from .checkpoint_paths import WEIGHTS_FILE
-from .ema import EMA_KEY
+from vid3d.models.checkpoint import EMA_KEY, WEIGHTS_FILE, save_checkpoint_file
 
 WEIGHT_KEYS = ("state_dict", "vid3d", EMA_KEY, "global_step", "epoch")
 
