@@ -13,7 +13,6 @@ Layers, bottom to top:
 from __future__ import annotations
 
 import ast
-from collections import defaultdict
 from pathlib import Path
 
 import vid3d

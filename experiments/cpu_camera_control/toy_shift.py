@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--pixels-per-unit", type=float, default=PIXELS_PER_UNIT)
+    p.add_argument("--p-mean", type=float, default=-0.4, help="training ln(sigma) mean")
+    p.add_argument("--p-std", type=float, default=1.6, help="training ln(sigma) std (0: one sigma)")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -69,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         pixel_factor=a.pixel_factor,
         seed=0,
     )
-    model = CameraVideoDiffusion(backbone, camera_encoder=a.encoder, P_mean=-0.4, P_std=1.6, name=a.encoder)
+    model = CameraVideoDiffusion(
+        backbone, camera_encoder=a.encoder, P_mean=a.p_mean, P_std=a.p_std, name=a.encoder
+    )
     rng = np.random.default_rng(0)
     held_out = [toy_clip(rng, a.pixels_per_unit) for _ in range(8)]
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)

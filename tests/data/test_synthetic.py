@@ -357,3 +357,16 @@ def test_texture_scale_is_part_of_the_manifest(tmp_path):
     assert json.loads((root / "manifest.json").read_text())["params"]["texture_scale"] == 2.0
     with pytest.raises(ValueError, match="invalid synthetic dataset parameters"):
         build_synthetic_dataset(tmp_path / "other", **small, texture_scale=0.0)
+
+
+def test_verbose_build_says_what_and_where_with_progress(tmp_path, capsys):
+    """A first-use build (what the configs run) names its size and folder and shows a progress bar
+    reaching every clip; reusing the cached set prints nothing."""
+    params = {**SMALL, "num_train": 2, "num_test": 1}
+    root = build_synthetic_dataset(tmp_path / "ds", **params, verbose=True)
+    out, err = capsys.readouterr()
+    assert f"2 train + 1 test clips of {SMALL['num_frames']} frames" in out and str(root) in out
+    assert "rendering clips" in err and "3/3" in err
+    assert "built 3 clips in" in out
+    build_synthetic_dataset(tmp_path / "ds", **params, verbose=True)
+    assert capsys.readouterr() == ("", "")

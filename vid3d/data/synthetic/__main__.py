@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         image_ext=a.image_ext,
         supersample=a.supersample,
         workers=a.workers,
+        verbose=True,
     )
     print(f"{root} ready ({time.perf_counter() - start:.1f}s)")
     return 0

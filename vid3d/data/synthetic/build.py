@@ -95,15 +95,31 @@ def _build_one(out_root: str, split: str, index: int, params: dict) -> str:
     return spec.clip_id
 
 
-def _run_jobs(tmp: Path, jobs: list[tuple[str, int]], params: dict, workers: int) -> list[str]:
-    if workers <= 1 or len(jobs) <= 1:
-        return [_build_one(str(tmp), split, i, params) for split, i in jobs]
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
+def _run_jobs(
+    tmp: Path, jobs: list[tuple[str, int]], params: dict, workers: int, verbose: bool = False
+) -> list[str]:
+    """Render every (split, index) job into ``tmp``; clip ids in job order. ``verbose``: a progress bar
+    (one tick per finished clip) on stderr."""
+    from tqdm.auto import tqdm
 
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-        futures = [pool.submit(_build_one, str(tmp), split, i, params) for split, i in jobs]
-        return [f.result() for f in futures]
+    bar = tqdm(total=len(jobs), desc="rendering clips", unit="clip", disable=not verbose, leave=True)
+    try:
+        if workers <= 1 or len(jobs) <= 1:
+            ids = []
+            for split, i in jobs:
+                ids.append(_build_one(str(tmp), split, i, params))
+                bar.update()
+            return ids
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            futures = [pool.submit(_build_one, str(tmp), split, i, params) for split, i in jobs]
+            for f in futures:
+                f.add_done_callback(lambda _: bar.update())
+            return [f.result() for f in futures]
+    finally:
+        bar.close()
 
 
 def build_synthetic_dataset(
@@ -127,7 +143,8 @@ def build_synthetic_dataset(
     never deleted). A synthetic dataset with other parameters is replaced (after the new one is built).
     ``workers`` > 1 renders clips in that many processes (output identical to workers=1); None picks
     min(2, CPUs) for builds of 200+ frames (the demo set) and 1 for small ones. ``texture_scale`` > 1
-    renders the same scenes and cameras with larger texture features (smoother frames).
+    renders the same scenes and cameras with larger texture features (smoother frames). ``verbose``:
+    say what is built and where, with a progress bar (the configs set it; a reused dataset prints nothing).
     """
     root = Path(root).absolute()
     params = _params(
@@ -151,7 +168,13 @@ def build_synthetic_dataset(
         jobs = [("train", i) for i in range(num_train)] + [("test", num_train + i) for i in range(num_test)]
         if workers is None:
             workers = min(2, os.cpu_count() or 1) if len(jobs) * num_frames >= 200 else 1
-        ids = _run_jobs(tmp, jobs, params, workers)
+        if verbose:
+            print(
+                f"building the synthetic dataset (first use; cached): {num_train} train + {num_test} test "
+                f"clips of {num_frames} frames at {height}x{width}, {workers} process(es) -> {root}",
+                flush=True,
+            )
+        ids = _run_jobs(tmp, jobs, params, workers, verbose)
         manifest = {
             "format": "vid3d-synthetic-re10k",
             "format_version": FORMAT_VERSION,
