@@ -362,7 +362,10 @@ def attach_attention(unet: nn.Module, kind: str = "epipolar", band_width: float 
         if level in wanted:
             block = CrossFrameAttention(module.in_channels, heads, kind, band_width, method, max_chunk_bytes,
                                         registers)
-            blocks[name.replace(".", "_")] = block.to(ref.device, ref.dtype)
+            first = next(block.parameters())
+            if (first.device, first.dtype) != (ref.device, ref.dtype):  # (a no-op .to() fails on fake tensors)
+                block = block.to(ref.device, ref.dtype)
+            blocks[name.replace(".", "_")] = block
             names.append(name)
     adapter = AttentionAdapter(kind, blocks, min_baseline, dense_mask_max_elements, mask_rule)
     adapter.attach(unet, names)
