@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pixels-per-unit", type=float, default=PIXELS_PER_UNIT)
     p.add_argument("--p-mean", type=float, default=-0.4, help="training ln(sigma) mean")
     p.add_argument("--p-std", type=float, default=1.6, help="training ln(sigma) std (0: one sigma)")
+    p.add_argument("--high-fraction", type=float, default=0.0, help="share of sigmas from N(1.6, 0.3^2)")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -72,7 +73,12 @@ def main(argv: list[str] | None = None) -> int:
         seed=0,
     )
     model = CameraVideoDiffusion(
-        backbone, camera_encoder=a.encoder, P_mean=a.p_mean, P_std=a.p_std, name=a.encoder
+        backbone,
+        camera_encoder=a.encoder,
+        P_mean=a.p_mean,
+        P_std=a.p_std,
+        sigma_high_fraction=a.high_fraction,
+        name=a.encoder,
     )
     rng = np.random.default_rng(0)
     held_out = [toy_clip(rng, a.pixels_per_unit) for _ in range(8)]

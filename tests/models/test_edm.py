@@ -86,6 +86,27 @@ def test_train_sigma_is_log_normal() -> None:
     )
 
 
+def test_train_sigma_mixture() -> None:
+    """high_fraction = f: a two-component log-normal mixture. Its CDF at the components' midpoint is the
+    weighted sum of the two normal CDFs; f = 0 gives bitwise the single log-normal's draws."""
+    n, f, (m1, s1), (m2, s2) = 200_000, 0.3, (-0.4, 1.6), (1.6, 0.3)
+    s = sample_train_sigma(n, m1, s1, generator=torch.Generator().manual_seed(4), high_fraction=f,
+                           P_mean_high=m2, P_std_high=s2)
+    log_s = s.double().log()
+    phi = lambda x: 0.5 * (1 + math.erf(x / math.sqrt(2)))  # noqa: E731
+    for t in (0.0, 1.0, 1.6, 2.2):
+        expected = (1 - f) * phi((t - m1) / s1) + f * phi((t - m2) / s2)
+        assert (log_s <= t).double().mean().item() == pytest.approx(expected, abs=0.005)
+    assert log_s.mean().item() == pytest.approx((1 - f) * m1 + f * m2, abs=0.01)
+    g = lambda: torch.Generator().manual_seed(5)  # noqa: E731
+    plain = sample_train_sigma(50, generator=g())
+    assert torch.equal(sample_train_sigma(50, generator=g(), high_fraction=0.0), plain)
+    assert torch.allclose(sample_train_sigma(50, 0.0, 1.0, generator=g(), high_fraction=1.0, P_mean_high=0.0,
+                                             P_std_high=1.0), sample_train_sigma(50, 0.0, 1.0, generator=g()))
+    with pytest.raises(ValueError, match="high_fraction"):
+        sample_train_sigma(4, high_fraction=1.5)
+
+
 def test_karras_schedule() -> None:
     s = karras_sigmas(25, dtype=torch.float64)
     assert s.shape == (26,)

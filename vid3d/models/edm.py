@@ -8,7 +8,8 @@ Conventions:
       c_in    = 1 / sqrt(sigma^2 + 1)
       c_noise = 0.25 * ln(sigma)
   Denoiser D(x; sigma) = c_skip * x + c_out * F(c_in * x; c_noise).
-- Training sigma ~ exp(P_mean + P_std * N(0, 1)); loss weight lambda(sigma) = (sigma^2 + 1) / sigma^2.
+- Training sigma ~ exp(P_mean + P_std * N(0, 1)) (optionally mixed with a high-noise log-normal, see
+  ``sample_train_sigma``); loss weight lambda(sigma) = (sigma^2 + 1) / sigma^2.
 - Sigmas are tensors of shape (B,) (one per sample); helpers broadcast them against (B, ...) data.
 """
 
@@ -51,11 +52,26 @@ def sample_train_sigma(
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
+    high_fraction: float = 0.0,
+    P_mean_high: float = 1.6,
+    P_std_high: float = 0.3,
 ) -> torch.Tensor:
-    """Log-normal training noise levels: (n,) with ln(sigma) ~ N(P_mean, P_std^2)."""
+    """Log-normal training noise levels: (n,) with ln(sigma) ~ N(P_mean, P_std^2).
+
+    ``high_fraction`` > 0 makes it a two-component mixture: each level is drawn with probability
+    ``high_fraction`` from ln(sigma) ~ N(P_mean_high, P_std_high^2) (default: sigma ~ 3..8, where the noisy
+    frames hide the motion and only the camera can explain it), else from N(P_mean, P_std^2). With
+    ``high_fraction`` = 0 the draws are exactly the single log-normal's (same generator calls).
+    """
+    if not 0.0 <= high_fraction <= 1.0:
+        raise ValueError(f"high_fraction must be in [0, 1], got {high_fraction}")
     gen_device = generator.device if generator is not None else device
     z = torch.randn(n, generator=generator, device=gen_device, dtype=dtype)
-    return (P_mean + P_std * z).exp().to(device=device if device is not None else z.device)
+    log_sigma = P_mean + P_std * z
+    if high_fraction > 0:
+        high = torch.rand(n, generator=generator, device=gen_device, dtype=dtype) < high_fraction
+        log_sigma = torch.where(high, P_mean_high + P_std_high * z, log_sigma)
+    return log_sigma.exp().to(device=device if device is not None else z.device)
 
 
 def loss_weight(sigma: torch.Tensor) -> torch.Tensor:

@@ -65,6 +65,10 @@ class CameraVideoDiffusion(nn.Module):
             factory called with the UNet (Hydra: a partial of ``attach_attention``).
         band_width: epipolar band width passed to ``attach_attention`` (None: its default).
         P_mean, P_std: training ln(sigma) ~ N(P_mean, P_std^2).
+        sigma_high_fraction, P_mean_high, P_std_high: with probability ``sigma_high_fraction`` a training
+            sigma comes from ln(sigma) ~ N(P_mean_high, P_std_high^2) instead (``edm.sample_train_sigma``):
+            the camera is learned at high noise, where the frames hide the motion
+            (experiments/cpu_camera_control/README.md: 10x fewer steps on the positive control).
         cond_dropout, noise_aug_mean, noise_aug_std, sample_noise_aug, fps_id, motion_bucket_id:
             SVD conditioning (see vid3d.models.conditioning.SVDConditioningConfig).
         latent_sample: encode training frames with a posterior sample instead of its mode (KL VAE only).
@@ -80,6 +84,9 @@ class CameraVideoDiffusion(nn.Module):
         band_width: float | None = None,
         P_mean: float = 0.7,
         P_std: float = 1.6,
+        sigma_high_fraction: float = 0.0,
+        P_mean_high: float = 1.6,
+        P_std_high: float = 0.3,
         cond_dropout: float = 0.15,
         noise_aug_mean: float = -3.0,
         noise_aug_std: float = 0.5,
@@ -115,6 +122,7 @@ class CameraVideoDiffusion(nn.Module):
         if self.attention_adapter is not None and hasattr(self.attention_adapter, "image_per_latent"):
             self.attention_adapter.image_per_latent = int(backbone.downscale)
         self.P_mean, self.P_std = float(P_mean), float(P_std)
+        self.sigma_high = (float(sigma_high_fraction), float(P_mean_high), float(P_std_high))
         self.latent_sample = bool(latent_sample)
         self.cond_cfg = SVDConditioningConfig(
             fps_id=fps_id,
@@ -331,7 +339,11 @@ class CameraVideoDiffusion(nn.Module):
             batch["K_px"], batch["c2w"], latents.shape[-2:], image_hw=frames.shape[-2:]
         )
         gdev = generator.device if generator is not None else latents.device
-        sigma = sample_train_sigma(b, self.P_mean, self.P_std, generator=generator, device=gdev).to(latents)
+        f, m, sd = self.sigma_high
+        sigma = sample_train_sigma(
+            b, self.P_mean, self.P_std, generator=generator, device=gdev, high_fraction=f, P_mean_high=m,
+            P_std_high=sd,
+        ).to(latents)
         noise = _randn(latents.shape, generator, latents)
         cache: dict[str, torch.Tensor] = {}
 

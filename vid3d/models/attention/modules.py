@@ -363,7 +363,7 @@ def attach_attention(unet: nn.Module, kind: str = "epipolar", band_width: float 
             block = CrossFrameAttention(module.in_channels, heads, kind, band_width, method, max_chunk_bytes,
                                         registers)
             first = next(block.parameters())
-            if (first.device, first.dtype) != (ref.device, ref.dtype):  # (a no-op .to() fails on fake tensors)
+            if (first.device, first.dtype) != (ref.device, ref.dtype):  # a no-op .to() fails on fake tensors
                 block = block.to(ref.device, ref.dtype)
             blocks[name.replace(".", "_")] = block
             names.append(name)
