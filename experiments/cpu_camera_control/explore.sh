@@ -3,6 +3,8 @@
 # recipe, time-boxed (MAX_TIME, default 20 min each), camera gap on the 4 held-out test clips every GAP_EVERY
 # steps (<run>/camera_gap.jsonl). Usage: experiments/cpu_camera_control/explore.sh R1 [R2 ...]
 # Results are written up by hand in experiments/cpu_camera_control/README.md (numbers from camera_gap.jsonl).
+# RESUME=1 continues each recipe's run in place (its last checkpoint); MAX_TIME counts the whole run, so give
+# it the new total (e.g. RESUME=1 MAX_TIME=00:01:15:00 explore.sh H1).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-.venv/bin/python}
@@ -56,6 +58,10 @@ recipe() {
     M1) echo "model=plucker data.height=32 data.width=48 data.datamodule.batch_size=4 module.optimizer.lr=1e-3
               model.P_mean=0.7 model.P_std=1.6 trainer.max_steps=6000 module.warmup_steps=100 $SMOOTH
               model.backbone.pixel_factor=2" ;;
+    # P1 with half the sigmas from the high-noise component and half from P1's wide one (detail for sampling)
+    X1) echo "model=plucker data.height=32 data.width=48 data.datamodule.batch_size=4 module.optimizer.lr=1e-3
+              model.P_mean=-0.4 model.P_std=1.6 model.sigma_high_fraction=0.5 trainer.max_steps=6000
+              module.warmup_steps=100 $SMOOTH model.backbone.pixel_factor=2" ;;
     # the control: R1 without a camera encoder
     R1svd) echo "model=svd data.height=32 data.width=48 data.datamodule.batch_size=4 module.optimizer.lr=1e-3
               model.P_mean=-0.4 model.P_std=1.6 trainer.max_steps=6000 module.warmup_steps=100" ;;
@@ -65,6 +71,9 @@ recipe() {
 for r in "$@"; do
   read -r -a R <<< "$(recipe "$r" | tr "\n" " ")"
   echo "== $r: ${R[*]}"
-  "$PY" train.py "${COMMON[@]}" "${DATA[@]}" "${R[@]}" hydra.run.dir="$OUT/$r" > "$OUT.$r.log" 2>&1 || echo "$r failed: $OUT.$r.log"
+  EXTRA=()
+  [ "${RESUME:-0}" = 1 ] && EXTRA=(resume="$OUT/$r")
+  "$PY" train.py "${COMMON[@]}" "${DATA[@]}" "${R[@]}" "${EXTRA[@]}" hydra.run.dir="$OUT/$r" >> "$OUT.$r.log" 2>&1 \
+    || echo "$r failed: $OUT.$r.log"
   tail -n 3 "$OUT/$r/camera_gap.jsonl" 2>/dev/null | cut -c1-400
 done
