@@ -53,8 +53,11 @@ def test_export_round_trip_gives_identical_weights_and_frames(ckpt, tmp_path):
     with torch.no_grad():
         for p in pipe.model.parameters():
             p.add_(0.05 * torch.randn(p.shape, generator=gen))
+    assert pipe.image_size == [64, 96]  # the training size, recorded in the checkpoint
     folder = pipe.save_pretrained(tmp_path / "pipe")
-    assert json.loads((folder / "model_index.json").read_text())["_class_name"] == "CameraVideoPipeline"
+    index = json.loads((folder / "model_index.json").read_text())
+    assert index["_class_name"] == ["vid3d_pipeline", "Vid3dCameraVideoPipeline"]
+    assert index["_vid3d_class"] == "vid3d.sampling.export.CameraVideoPipeline"
     assert (folder / "unet" / "config.json").is_file() and (folder / "vid3d_modules.safetensors").is_file()
     assert not [p for p in folder.rglob("*") if p.suffix in (".bin", ".pt", ".ckpt", ".pkl")]
 
@@ -90,6 +93,33 @@ def test_cli_export_matches_checkpoint_and_pins_last_frame(ckpt, tmp_path):
     torch.testing.assert_close(v1, v2, rtol=0, atol=0)
     # the last frame is pinned (the tiny model's pixel VAE is lossless)
     torch.testing.assert_close(v1[0, -1], torch.full_like(v1[0, -1], 200 / 127.5 - 1), atol=1e-5, rtol=0)
+
+
+def test_diffusers_loads_the_export(ckpt, tmp_path):
+    """diffusers' own loader (its custom-pipeline mechanism) returns a pipeline that generates the same
+    frames as vid3d's; the training size travels in the folder."""
+    from diffusers import DiffusionPipeline
+
+    pipe = CameraVideoPipeline.from_checkpoint(ckpt, sampler={"num_steps": 2})
+    folder = pipe.save_pretrained(tmp_path / "pipe")
+    loaded = DiffusionPipeline.from_pretrained(str(folder), trust_remote_code=True)
+    assert type(loaded).__name__ == "Vid3dCameraVideoPipeline" and isinstance(loaded, DiffusionPipeline)
+    assert loaded.vid3d.image_size == [64, 96] and loaded.vid3d.sampler["num_steps"] == 2
+    image, K, c2w = inputs()
+    expected = CameraVideoPipeline.from_pretrained(folder)(image, K, c2w, seed=5, output_type="pt")
+    got = loaded(image, K, c2w, seed=5, output_type="pt")
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+
+
+def test_exports_written_before_the_diffusers_entry_still_load(ckpt, tmp_path):
+    folder = CameraVideoPipeline.from_checkpoint(ckpt).save_pretrained(tmp_path / "old")
+    (folder / "model_index.json").write_text(json.dumps(
+        {"_class_name": "CameraVideoPipeline", "_module": "vid3d.sampling.export",
+         "format": "vid3d-camera-video-pipeline", "version": 1}))
+    assert CameraVideoPipeline.from_pretrained(folder).image_size == [64, 96]
+    (folder / "model_index.json").write_text(json.dumps({"_vid3d_format": "other"}))
+    with pytest.raises(ValueError, match="vid3d format"):
+        CameraVideoPipeline.from_pretrained(folder)
 
 
 def test_from_pretrained_refuses_pickles(ckpt, tmp_path):

@@ -2,7 +2,10 @@
 
 ``CameraVideoPipeline.save_pretrained(folder)`` writes
 
-    {folder}/model_index.json            {"_class_name": "CameraVideoPipeline", format, version, ...}
+    {folder}/model_index.json            {"_class_name": ["vid3d_pipeline", "Vid3dCameraVideoPipeline"],
+                                         "_vid3d_format", "_vid3d_format_version", ...}
+    {folder}/vid3d_pipeline.py           the diffusers entry point (below): a DiffusionPipeline subclass
+                                         that hands every call to this module's pipeline
     {folder}/vid3d_model.json            the model config (a ``_target_`` tree read against
                                          vid3d.models.schema, never passed to Hydra) without its backbone,
                                          the default sampler settings and, when known, the image size
@@ -14,6 +17,14 @@
 and ``CameraVideoPipeline.from_pretrained(folder)`` rebuilds the model from those files: the backbone with
 ``vid3d.models.load_svd_backbone(folder)``, the camera encoder / attention from the config, then their
 weights. Nothing is pickled or unpickled (a folder with pickle weight files is refused).
+
+diffusers loads the folder through its documented custom-pipeline mechanism (vid3d must be installed):
+
+    from diffusers import DiffusionPipeline
+    pipe = DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)
+    frames = pipe(image, K_px, c2w)   # (F, H, W, 3) uint8, as CameraVideoPipeline.__call__
+
+(``trust_remote_code``: the folder's ``vid3d_pipeline.py`` is code diffusers runs; it only imports vid3d.)
 
 CLI: ``python -m vid3d.sampling.export ckpt=<checkpoint or training run dir> out=<folder>``.
 """
@@ -45,6 +56,48 @@ VERSION = 1
 MODEL_FILE = "vid3d_model.json"
 WEIGHTS_FILE = "vid3d_modules.safetensors"
 INDEX_FILE = "model_index.json"
+DIFFUSERS_FILE = "vid3d_pipeline.py"
+DIFFUSERS_CLASS = "Vid3dCameraVideoPipeline"
+# the diffusers entry point written into every export: a pipeline without components of its own that builds
+# vid3d's pipeline from its folder on first use (diffusers sets ``config._name_or_path`` to the folder)
+DIFFUSERS_ENTRY = f'''"""diffusers entry point to a vid3d camera-controlled video pipeline (vid3d's export).
+
+    from diffusers import DiffusionPipeline
+    pipe = DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)
+    frames = pipe(image, K_px, c2w)  # arguments and output: vid3d.sampling.export.CameraVideoPipeline
+
+The weights are read by vid3d (safetensors only; vid3d must be installed): this file defines no model.
+"""
+
+from diffusers import DiffusionPipeline
+
+
+class {DIFFUSERS_CLASS}(DiffusionPipeline):
+    def __init__(self):
+        super().__init__()
+        self._vid3d = None
+        self._vid3d_device = "cpu"
+
+    @property
+    def vid3d(self):
+        """The vid3d pipeline (``CameraVideoPipeline``), loaded from this folder on first use."""
+        if self._vid3d is None:
+            from vid3d.sampling.export import CameraVideoPipeline
+
+            folder = self.config._name_or_path
+            self._vid3d = CameraVideoPipeline.from_pretrained(folder, device=self._vid3d_device)
+        return self._vid3d
+
+    def to(self, device=None, *args, **kwargs):
+        if device is not None:
+            self._vid3d_device = device
+            if self._vid3d is not None:
+                self._vid3d.to(device)
+        return self
+
+    def __call__(self, *args, **kwargs):
+        return self.vid3d(*args, **kwargs)
+'''
 SOLVERS = {"edm_euler": sample_edm_euler, "edm_heun": sample_edm_heun, "ddim": sample_ddim}
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 DEFAULT_SAMPLER = {
@@ -58,11 +111,11 @@ DEFAULT_SAMPLER = {
 }
 
 
-def _vid3d_version() -> str:
+def _version(package: str) -> str:
     try:
         from importlib.metadata import version
 
-        return version("vid3d")
+        return version(package)
     except Exception:  # not installed as a distribution
         return "unknown"
 
@@ -117,10 +170,13 @@ class CameraVideoPipeline:
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_checkpoint(cls, ckpt: str | os.PathLike, **kw) -> CameraVideoPipeline:
-        """From a vid3d training checkpoint (file or training run dir; EMA weights when it has them)."""
+        """From a vid3d training checkpoint (file or training run dir; EMA weights when it has them). The
+        image size defaults to the one the model was trained at (recorded in the checkpoint)."""
         from vid3d.models.checkpoint import load_model, read_trained_state
 
         _, meta, path = read_trained_state(ckpt)
+        if kw.get("image_size") is None:
+            kw["image_size"] = meta.get("image_size")
         return cls(load_model(path), meta.get("model_config"), **kw)
 
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
@@ -148,14 +204,16 @@ class CameraVideoPipeline:
             save_file(state, str(pipe / WEIGHTS_FILE), metadata={"format": FORMAT})
             spec = {"model": self.model_config, "sampler": self.sampler, "image_size": self.image_size}
             (pipe / MODEL_FILE).write_text(json.dumps(spec, indent=1))
-            index = {
-                "_class_name": type(self).__name__,
-                "_module": __name__,
-                "format": FORMAT,
-                "version": VERSION,
-                "vid3d_version": _vid3d_version(),
+            index = {  # keys diffusers reads, and vid3d's own (underscored: diffusers passes those over)
+                "_class_name": [Path(DIFFUSERS_FILE).stem, DIFFUSERS_CLASS],
+                "_diffusers_version": _version("diffusers"),
+                "_vid3d_format": FORMAT,
+                "_vid3d_format_version": VERSION,
+                "_vid3d_class": f"vid3d.sampling.export.{type(self).__name__}",
+                "_vid3d_version": _version("vid3d"),
             }
             (pipe / INDEX_FILE).write_text(json.dumps(index, indent=1))
+            (pipe / DIFFUSERS_FILE).write_text(DIFFUSERS_ENTRY)
             replace_dir(pipe, folder)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -179,13 +237,13 @@ class CameraVideoPipeline:
             if not (folder / name).is_file():
                 raise FileNotFoundError(f"{folder / name} does not exist (not a vid3d pipeline folder)")
         index = json.loads((folder / INDEX_FILE).read_text())
-        if index.get("format") != FORMAT:
+        fmt = index.get("_vid3d_format", index.get("format"))  # "format"/"version": exports before 2026-12
+        version = int(index.get("_vid3d_format_version", index.get("version", -1)))
+        if fmt != FORMAT:
+            raise ValueError(f"{folder / INDEX_FILE}: the vid3d format is {fmt!r}, expected {FORMAT!r}")
+        if version > VERSION:
             raise ValueError(
-                f"{folder / INDEX_FILE}: 'format' is {index.get('format')!r}, expected {FORMAT!r}"
-            )
-        if int(index.get("version", -1)) > VERSION:
-            raise ValueError(
-                f"{folder / INDEX_FILE}: version {index['version']} is newer than this vid3d ({VERSION})"
+                f"{folder / INDEX_FILE}: format version {version} is newer than this vid3d ({VERSION})"
             )
         pickled = [p for p in folder.rglob("*") if p.suffix.lower() in PICKLE_SUFFIXES]
         if pickled:

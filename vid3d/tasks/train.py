@@ -120,6 +120,8 @@ def train(cfg: DictConfig) -> dict:
     module = instantiate(cfg.module, model=model)
     # set after instantiate: Hydra would instantiate the `_target_`s inside the plain config dict
     module.model_config = OmegaConf.to_container(cfg.model, resolve=True)
+    size = [OmegaConf.select(cfg, f"data.{k}") for k in ("height", "width", "num_frames")]
+    module.train_size = size if all(isinstance(v, int) for v in size) else None
     from vid3d.tasks.pipeline import evaluate_after_training, sweep_logging
 
     sweep_logging(cfg)  # multirun: one W&B group per sweep, overrides as config columns

@@ -54,6 +54,9 @@ class CameraDiffusionModule(L.LightningModule):
         self.warmup_steps = warmup_steps
         self.seed = seed
         self.model_config = model_config or {}
+        # [H, W, frames] of the training clips (set by tasks/train.py): stored in checkpoints, so an export
+        # records the size the model was trained at
+        self.train_size: list[int] | None = None
         self.trainable_groups = apply_freeze_policy(model, list(trainable))
         self.strict_loading = False  # checkpoints hold only trained weights
         self._t_last: float | None = None
@@ -101,6 +104,9 @@ class CameraDiffusionModule(L.LightningModule):
         keep = self.trainable_names()
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
         checkpoint["vid3d"] = {"model_config": self.model_config, "trainable": sorted(keep)}
+        if self.train_size:
+            checkpoint["vid3d"]["image_size"] = [int(v) for v in self.train_size[:2]]
+            checkpoint["vid3d"]["num_frames"] = int(self.train_size[2])
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         stored = checkpoint.get("vid3d", {}).get("model_config")
