@@ -6,7 +6,7 @@ With a DeepSpeed strategy Lightning does not use a CheckpointIO plugin: a checkp
 DeepSpeed. So that sampling, evaluation and ``init_from`` never unpickle, :class:`Vid3dDeepSpeedStrategy`
 also writes ``<name>.ckpt/vid3d_weights.safetensors`` on global rank 0 after DeepSpeed saved: the trained
 weights (as held by the module: fp16 under ``precision=16-mixed``), the EMA shadow when enabled, the model
-config and the step, in the single-file format of :mod:`vid3d.training.checkpoint_io`.
+config and the step, in the single-file format of :mod:`vid3d.models.checkpoint`.
 """
 
 from __future__ import annotations
