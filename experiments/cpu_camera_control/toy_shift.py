@@ -9,13 +9,22 @@ pixel factor 2).
 Nothing but the camera tells the model which way and how far the content moves, so a model that uses its
 camera input must show a camera gap (vid3d/evaluation/camera_gap.py) above 1 on held-out clips; the SVD
 architecture (tiny, random init, every weight trains) is the one the CPU recipes use. Prints the gap and
-the denoising error every ``--every`` steps.
+the denoising error every ``--every`` steps. ``--out DIR`` also writes ``toy_shift.json`` (every printed
+row) and ``camera_effect.png``: for held-out clips moving left and right, the ground truth, the model's
+one-step estimate at sigma 5 with the clip's own cameras and with the other clip's, and the two
+estimates' errors (frames left to right, 8x upscaled): a model that follows its camera has the darker error
+row with its own cameras.
+
+Fast recipe (the camera is learned in ~200 steps, ~1.5 CPU minutes): ``--pixels-per-unit 2 --p-mean 1.6
+--p-std 0.3`` (training noise sigma ~ 3..8, where the motion is hidden and only the camera explains it).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -57,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--p-mean", type=float, default=-0.4, help="training ln(sigma) mean")
     p.add_argument("--p-std", type=float, default=1.6, help="training ln(sigma) std (0: one sigma)")
     p.add_argument("--high-fraction", type=float, default=0.0, help="share of sigmas from N(1.6, 0.3^2)")
+    p.add_argument("--out", type=Path, default=None, help="write toy_shift.json and camera_effect.png here")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -84,8 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     held_out = [toy_clip(rng, a.pixels_per_unit) for _ in range(8)]
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)
     gen, t0 = torch.Generator().manual_seed(1), time.perf_counter()
+    rows = []
     for step in range(a.steps + 1):
-        if step % a.every == 0:
+        if step % a.every == 0 or step == a.steps:
             gap = measure_camera_gap(model, held_out, (1.0, 5.0), seed=0)
             cols = ("error_own@1", "error_own@5", "camera_gap@1", "camera_gap@5", "camera_gap_static@5")
             print(
@@ -93,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
                 + " ".join(f"{k}={gap[k]:.4f}" for k in cols),
                 flush=True,
             )
+            rows.append({"step": step, "seconds": round(time.perf_counter() - t0, 1), **gap})
+        if step == a.steps:
+            break
         clips = [toy_clip(rng, a.pixels_per_unit) for _ in range(a.batch)]
         batch = {k: torch.stack([c[k] for c in clips]) for k in clips[0]}
         model.train()
@@ -100,7 +114,46 @@ def main(argv: list[str] | None = None) -> int:
         opt.zero_grad()
         loss.backward()
         opt.step()
+    if a.out is not None:
+        a.out.mkdir(parents=True, exist_ok=True)
+        (a.out / "toy_shift.json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(a).items()},
+                                                          "rows": rows}, indent=1))
+        save_camera_effect(model, held_out, a.out / "camera_effect.png")
+        print(f"wrote {a.out / 'toy_shift.json'} and {a.out / 'camera_effect.png'}")
     return 0
+
+
+@torch.no_grad()
+def save_camera_effect(model, clips: list[dict], path: Path, sigma: float = 5.0, scale: int = 8) -> None:
+    """PNG: for the held-out clip moving most to the left and the one moving most to the right, rows =
+    ground truth, the estimate with its own cameras, with the other clip's cameras, then each estimate's
+    error |estimate - ground truth| x 3 (black = exact): the own-camera error row is the darker one when
+    the model follows its camera."""
+    import imageio.v3 as iio
+
+    def strip(x: torch.Tensor) -> torch.Tensor:  # (F, 3, H, W) in [-1, 1] -> (H, F * W, 3) uint8
+        return ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(2, 0, 3, 1).reshape(H, -1, 3)
+
+    speeds = [float(c["c2w"][1, 0, 3]) for c in clips]
+    pair = [clips[int(np.argmin(speeds))], clips[int(np.argmax(speeds))]]
+    model.eval()
+    g = torch.Generator().manual_seed(0)
+    blocks = []
+    for i, clip in enumerate(pair):
+        frames = clip["frames"][None]
+        x0 = model.encode(frames, generator=g)
+        cond = model.conditioning(frames[:, 0], train=False, generator=g)
+        x = x0 + sigma * torch.randn(x0.shape, generator=g)
+        est = []
+        for cam_clip in (clip, pair[1 - i]):
+            cams = model.prepare_cameras(cam_clip["K_px"][None], cam_clip["c2w"][None], x0.shape[-2:],
+                                         image_hw=frames.shape[-2:])
+            est.append(model.decode(model.denoise(x, torch.full((1,), sigma), {**cond, **cams}))[0])
+        gt = frames[0]
+        rows = [strip(gt), *(strip(e) for e in est), *(strip((e - gt).abs() * 3 - 1) for e in est)]
+        blocks.append(torch.cat(rows + [torch.full((2, rows[0].shape[1], 3), 255, dtype=torch.uint8)]))
+    img = torch.cat(blocks).numpy().repeat(scale, 0).repeat(scale, 1)
+    iio.imwrite(path, img)
 
 
 if __name__ == "__main__":
