@@ -54,6 +54,11 @@ recipe() {
     H1) echo "model=plucker data.height=32 data.width=48 data.datamodule.batch_size=4 module.optimizer.lr=1e-3
               model.P_mean=1.6 model.P_std=0.3 trainer.max_steps=6000 module.warmup_steps=100 $SMOOTH
               model.backbone.pixel_factor=2" ;;
+    # H1 with epipolar attention (cross-frame attention along epipolar lines can fetch content from where
+    # the camera moved it: a warp that additive Pluecker features have to learn)
+    H3) echo "model=epipolar data.height=32 data.width=48 data.datamodule.batch_size=4 module.optimizer.lr=1e-3
+              model.P_mean=1.6 model.P_std=0.3 trainer.max_steps=6000 module.warmup_steps=100 $SMOOTH
+              model.backbone.pixel_factor=2" ;;
     # P1 with SVD's own training noise (ln sigma ~ N(0.7, 1.6^2)): half the steps above sigma 2
     M1) echo "model=plucker data.height=32 data.width=48 data.datamodule.batch_size=4 module.optimizer.lr=1e-3
               model.P_mean=0.7 model.P_std=1.6 trainer.max_steps=6000 module.warmup_steps=100 $SMOOTH
