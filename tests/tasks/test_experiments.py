@@ -139,3 +139,24 @@ def test_cpu_camera_control_table_runs_at_tiny_size(tmp_path):
         assert float(r["psnr_gt_mean"]) > 0
         if r["method"] == "svd":  # no camera input: exactly 1
             assert float(r["camera_gap@5_mean"]) == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.mark.slow
+def test_toy_shift_writes_its_rows_and_camera_effect_image(tmp_path):
+    """The positive control `make demo` runs (at 2 steps): gap rows at steps 0 and 2 in toy_shift.json, a
+    PNG of 2 clips x 5 rows (ground truth, two estimates, two error rows) of 4 frames, 8x upscaled."""
+    import json
+
+    import imageio.v3 as iio
+
+    proc = subprocess.run(
+        [sys.executable, "experiments/cpu_camera_control/toy_shift.py", "--steps", "2", "--every", "2",
+         "--p-mean", "1.6", "--p-std", "0.3", "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = json.loads((tmp_path / "toy_shift.json").read_text())["rows"]
+    assert [r["step"] for r in rows] == [0, 2]
+    assert rows[0]["camera_gap@5"] == pytest.approx(1.0, abs=1e-9)  # zero-initialised camera path
+    img = iio.imread(tmp_path / "camera_effect.png")
+    assert img.shape == (2 * (5 * 32 + 2) * 8, 4 * 48 * 8, 3)
