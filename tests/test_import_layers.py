@@ -121,3 +121,18 @@ def test_the_checker_sees_lazy_and_relative_imports():
     deps = imported_modules(src)
     assert "vid3d.models.attention.epipolar" in deps and "vid3d.geometry" in deps
     assert "vid3d.models.checkpoint" in imported_modules(PACKAGE / "tasks" / "common.py")  # in a function
+
+
+def test_math_layers_import_without_diffusers_and_checkpoint_paths_without_torch():
+    """`vid3d.models` resolves names lazily: the math (geometry, EDM, attention) never pulls in diffusers,
+    and the checkpoint module (the entry points' early ``ckpt=`` check) not even torch."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, vid3d.models.checkpoint; assert 'torch' not in sys.modules, 'torch'; "
+        "import vid3d.geometry, vid3d.models.edm, vid3d.models.attention; "
+        "assert 'diffusers' not in sys.modules and 'transformers' not in sys.modules, 'diffusers'"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
