@@ -227,3 +227,19 @@ def test_window_start_first_for_evaluation():
     assert starts == set(range(0, 20 - 9))  # random: every start where the window fits
     with pytest.raises(ValueError, match="window_start"):
         ACIDClipDataset("/nonexistent", window_start="middle")
+
+
+def test_frames_to_unit_range_is_the_formula_bitwise():
+    """uint8 (F, H, W, 3) -> (F, 3, H, W) float32 x / 127.5 - 1, contiguous; 0 -> -1, 255 -> 1."""
+    import numpy as np
+    import torch
+
+    from vid3d.data.clips import frames_to_unit_range
+
+    a = np.random.default_rng(0).integers(0, 256, (3, 5, 7, 3), dtype=np.uint8)
+    a[0, 0, 0] = (0, 255, 128)
+    out = frames_to_unit_range(a)
+    ref = torch.from_numpy(a).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    assert out.shape == (3, 3, 5, 7) and out.dtype == torch.float32 and out.is_contiguous()
+    assert torch.equal(out, ref)
+    assert out[0, :, 0, 0].tolist() == [-1.0, 1.0, 128 / 127.5 - 1.0]

@@ -147,9 +147,11 @@ def choose_stride_window(
 
 
 def frames_to_unit_range(frames_uint8: np.ndarray) -> torch.Tensor:
-    """uint8 (F, H, W, 3) -> float32 (F, 3, H, W) in [-1, 1] (x / 127.5 - 1)."""
-    t = torch.from_numpy(np.ascontiguousarray(frames_uint8)).permute(0, 3, 1, 2).float()
-    return t / 127.5 - 1.0
+    """uint8 (F, H, W, 3) -> float32 (F, 3, H, W) in [-1, 1] (x / 127.5 - 1): one float tensor, converted
+    and scaled in place (the same operations as ``t.float() / 127.5 - 1``, so bitwise the same values)."""
+    src = torch.from_numpy(np.ascontiguousarray(frames_uint8)).permute(0, 3, 1, 2)
+    out = torch.empty(src.shape, dtype=torch.float32)
+    return out.copy_(src).div_(127.5).sub_(1.0)
 
 
 class ClipSamplingDataset(Dataset):
