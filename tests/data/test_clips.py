@@ -242,4 +242,4 @@ def test_frames_to_unit_range_is_the_formula_bitwise():
     ref = torch.from_numpy(a).permute(0, 3, 1, 2).float() / 127.5 - 1.0
     assert out.shape == (3, 3, 5, 7) and out.dtype == torch.float32 and out.is_contiguous()
     assert torch.equal(out, ref)
-    assert out[0, :, 0, 0].tolist() == [-1.0, 1.0, 128 / 127.5 - 1.0]
+    assert out[0, :, 0, 0].tolist() == pytest.approx([-1.0, 1.0, 128 / 127.5 - 1.0], abs=1e-7)
