@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Positive control (toy clips whose motion only the camera explains; the same model classes, "
         f"{toy['step']} steps at high noise):\ncamera gap at sigma 5 = {toy['camera_gap@5']:.2f} (a model "
         f"that ignores its camera reads 1.00); {control_dir / 'camera_effect.png'} shows it (error rows "
-        "with the clip's own cameras dark, with another clip's bright).\n"
+        "with the clip's own cameras darker than with another clip's).\n"
     )
     print(f"results: {out / 'report'}/report.{{md,csv,tex,json}}; per model: {out}/eval*/results.json")
     print(f"samples: {out / 'sample' / 'samples'} (mp4, frames, cameras.json, trajectory.png)")
