@@ -23,6 +23,21 @@ import torch
 from hydra import compose, initialize_config_dir
 
 
+def checkpoint_and_test_set(ckpt: str, overrides: list[str]):
+    """(the checkpoint's model in eval mode, the data option's test dataset) for a checkpoint and the
+    ``data.*`` overrides its run used (the dataset is built if it is not on disk yet)."""
+    from hydra.utils import instantiate
+
+    from vid3d.config import CONFIG_DIR
+    from vid3d.models.checkpoint import load_model
+    from vid3d.tasks.common import prepare_data
+
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("eval", overrides=[f"ckpt={ckpt}", *overrides])
+    prepare_data(cfg)
+    return load_model(ckpt).eval(), instantiate(cfg.data.test_dataset)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("ckpt")
@@ -33,19 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
     torch.set_num_threads(1)
-    from hydra.utils import instantiate
-
-    from vid3d.config import CONFIG_DIR
-    from vid3d.models.checkpoint import load_model
     from vid3d.sampling.samplers import karras_sigmas
-    from vid3d.tasks.common import prepare_data
 
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("eval", overrides=[f"ckpt={a.ckpt}", *a.overrides])
-    prepare_data(cfg)
-    ds = instantiate(cfg.data.test_dataset)
+    model, ds = checkpoint_and_test_set(a.ckpt, a.overrides)
     items = [ds[i] for i in range(min(a.clips, len(ds)))]
-    model = load_model(a.ckpt).eval()
     frames = torch.stack([x["frames"] for x in items])
     K, c2w = torch.stack([x["K_px"] for x in items]), torch.stack([x["c2w"] for x in items])
     g = torch.Generator().manual_seed(a.seed)

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from hydra import compose, initialize_config_dir
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -38,18 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     import imageio.v3 as iio
-    from hydra.utils import instantiate
+    from diagnose import checkpoint_and_test_set  # this folder's diagnose.py
 
-    from vid3d.config import CONFIG_DIR
-    from vid3d.models.checkpoint import load_model
-    from vid3d.tasks.common import prepare_data
-
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("eval", overrides=[f"ckpt={a.ckpt}", *a.overrides])
-    prepare_data(cfg)
-    ds = instantiate(cfg.data.test_dataset)
+    model, ds = checkpoint_and_test_set(a.ckpt, a.overrides)
     item, other = ds[a.clip], ds[(a.clip + 1) % len(ds)]
-    model = load_model(a.ckpt).eval()
     frames = item["frames"][None]
     g = torch.Generator().manual_seed(a.seed)
     variants = {

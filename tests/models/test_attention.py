@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from _unets import tiny_spatiotemporal_unet  # tests/models/_unets.py
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
@@ -328,15 +329,7 @@ def test_block_token_layout_matches_manual_attention(kind):
 # ----------------------------------------------------------------------------------- UNet attachment
 @pytest.fixture(scope="module")
 def tiny_unet():
-    from diffusers import UNetSpatioTemporalConditionModel
-
-    torch.manual_seed(0)
-    unet = UNetSpatioTemporalConditionModel(
-        sample_size=8, in_channels=8, out_channels=4,
-        down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
-        up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"),
-        block_out_channels=(32, 64), layers_per_block=1, cross_attention_dim=32, num_attention_heads=(2, 4),
-        projection_class_embeddings_input_dim=3 * 8, addition_time_embed_dim=8)
+    unet = tiny_spatiotemporal_unet()
     B, n, H, W = 1, 3, 12, 16
     g = torch.Generator().manual_seed(1)
     inputs = (torch.randn(B, n, 8, H, W, generator=g), torch.tensor([0.7]),

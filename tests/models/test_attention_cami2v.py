@@ -23,6 +23,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from _unets import tiny_spatiotemporal_unet  # tests/models/_unets.py
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
@@ -132,15 +133,7 @@ def test_registers_are_attended_by_every_query():
 def test_adapter_uses_cami2v_mask_at_every_level():
     """The adapter's cached masks at each grid of a tiny UNet are band_mask_cami2v's for the image-pixel
     intrinsics, with one zero-translation draw shared by the levels."""
-    from diffusers import UNetSpatioTemporalConditionModel
-
-    torch.manual_seed(0)
-    unet = UNetSpatioTemporalConditionModel(
-        sample_size=8, in_channels=8, out_channels=4,
-        down_block_types=("CrossAttnDownBlockSpatioTemporal", "CrossAttnDownBlockSpatioTemporal"),
-        up_block_types=("CrossAttnUpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"),
-        block_out_channels=(32, 64), layers_per_block=1, cross_attention_dim=32, num_attention_heads=(2, 4),
-        projection_class_embeddings_input_dim=3 * 8, addition_time_embed_dim=8)
+    unet = tiny_spatiotemporal_unet(attention_at_both_levels=True)
     n, lat_h, lat_w, f = 3, 8, 12, 4
     K_img, c2w = cameras(n, lat_h * f, lat_w * f, 5)
     adapter = attach_attention(unet, kind="epipolar", heads=2, mask_rule="cami2v", registers=4)
