@@ -59,6 +59,16 @@ recipe() {
     H3) echo "model=epipolar data.height=32 data.width=48 data.datamodule.batch_size=4 module.optimizer.lr=1e-3
               model.P_mean=1.6 model.P_std=0.3 trainer.max_steps=6000 module.warmup_steps=100 $SMOOTH
               model.backbone.pixel_factor=2" ;;
+    # H3 with twice the frame interval (4 -> 8): larger camera motion between frames, which epipolar
+    # attention can fetch from far away and convolutions cannot (session 4)
+    H3w) echo "model=epipolar data.height=32 data.width=48 data.datamodule.batch_size=4 module.optimizer.lr=1e-3
+              model.P_mean=1.6 model.P_std=0.3 trainer.max_steps=8000 module.warmup_steps=100 $SMOOTH
+              model.backbone.pixel_factor=2 data.interval.start=4 data.interval.end=8" ;;
+    # H3's epipolar attention with 70% of the steps at high noise and 30% from the wide distribution:
+    # the camera of H3 and the low-noise detail that samples need (X1 had 50% and learned the camera slowly)
+    HX3) echo "model=epipolar data.height=32 data.width=48 data.datamodule.batch_size=4 module.optimizer.lr=1e-3
+              model.P_mean=-0.4 model.P_std=1.6 model.sigma_high_fraction=0.7 trainer.max_steps=8000
+              module.warmup_steps=100 $SMOOTH model.backbone.pixel_factor=2" ;;
     # P1 with SVD's own training noise (ln sigma ~ N(0.7, 1.6^2)): half the steps above sigma 2
     M1) echo "model=plucker data.height=32 data.width=48 data.datamodule.batch_size=4 module.optimizer.lr=1e-3
               model.P_mean=0.7 model.P_std=1.6 trainer.max_steps=6000 module.warmup_steps=100 $SMOOTH
