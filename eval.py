@@ -1,4 +1,4 @@
-"""Benchmark camera control: `python eval.py task=camera pose=colmap ckpt=...`."""
+"""Benchmark a model: `python eval.py [benchmark=camera] pose=colmap ckpt=...`, `python eval.py -m overlap=small,large ckpt=...`."""
 
 import hydra
 from omegaconf import DictConfig

@@ -242,9 +242,9 @@ def test_report_merges_buckets(index, plane_root, tmp_path):
 # -------------------------------------------------------------------------------------------- task
 def test_task_with_reference_rows(plane_root, tmp_path, monkeypatch):
     from hydra import compose, initialize_config_dir
+    from vid3d.tasks.evaluate import evaluate
 
     from vid3d.config import CONFIG_DIR
-    from vid3d.tasks.evaluate_sparse import evaluate_sparse
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
@@ -263,7 +263,7 @@ def test_task_with_reference_rows(plane_root, tmp_path, monkeypatch):
                 "metrics.lpips.net=null",
             ],
         )
-    out = evaluate_sparse(cfg)
+    out = evaluate(cfg)
     assert set(out["results"]) == {"nearest_context", "ground_truth"}
     assert out["results"]["nearest_context"]["n"] == 4  # gaps 12 and 15 of both clips
     cached = list((tmp_path / "cache").glob("*.json"))
@@ -282,9 +282,9 @@ def test_empty_bucket_reports_n_zero_instead_of_failing(plane_root, tmp_path, mo
     """A bucket without pairs (here: large, gaps 12/15 have overlap 0.25/0.06) writes n = 0 and says why;
     the merged table keeps the bucket as a column of zeros."""
     from hydra import compose, initialize_config_dir
+    from vid3d.tasks.evaluate import evaluate
 
     from vid3d.config import CONFIG_DIR
-    from vid3d.tasks.evaluate_sparse import evaluate_sparse
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     outs = {}
@@ -306,7 +306,7 @@ def test_empty_bucket_reports_n_zero_instead_of_failing(plane_root, tmp_path, mo
                     "overlap.wandb_images=0",
                 ],
             )
-        outs[bucket] = evaluate_sparse(cfg)
+        outs[bucket] = evaluate(cfg)
     assert outs["large"]["results"] == {} and outs["large"]["results_md"].startswith("EMPTY BUCKET: no pair")
     proto = json.loads((tmp_path / "sweep" / "large" / "results.json").read_text())["protocol"]
     assert "0.55 <= overlap < 0.8" in proto["empty_bucket"] and "'large': 0" in proto["empty_bucket"]
@@ -368,8 +368,7 @@ def test_multirun_with_trained_model_and_report(tmp_path):
     proc = subprocess.run(
         [
             sys.executable,
-            "-m",
-            "vid3d.tasks.evaluate_sparse",
+            "eval.py",
             "-m",
             "overlap=small,large",
             f"ckpt={ckpt}",

@@ -30,7 +30,7 @@ def _cfg(name: str, overrides: list[str]):
 
 @pytest.mark.parametrize("model", ["plucker", "svd"])
 def test_gap_logged_while_training_and_written_by_eval(model, root, tmp_path, monkeypatch):
-    import vid3d.tasks.evaluate as ev
+    import vid3d.tasks.camera_benchmark as ev
 
     sent = {}
     monkeypatch.setattr(ev, "log_to_wandb", lambda *a, **k: sent.update(gap=a[-1]))

@@ -30,7 +30,7 @@ def test_optuna_config_composes_and_searches_real_keys():
     sweeper = cfg.hydra.sweeper
     assert sweeper._target_.endswith("OptunaSweeper") and sweeper.direction == "minimize"
     assert sweeper.max_failure_rate == 1.0  # a trial that raises is a FAIL in the study, not the sweep's end
-    assert cfg.post_eval.task == "camera" and cfg.model.name == "epipolar"
+    assert cfg.post_eval.benchmark == "camera" and cfg.model.name == "epipolar"
     assert set(sweeper.params) == set(SEARCHED)
     for key in sweeper.params:  # each searched key exists in the composed config (a rename fails here)
         assert OmegaConf.select(cfg, key) is not None, key

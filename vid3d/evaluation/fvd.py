@@ -20,7 +20,7 @@ frames (16 is the convention); FVD numbers are only comparable at the same T, re
 Plumbing tests use ``build_tiny_extractor``: a scripted random-init 3D conv net with the same call
 signature, labelled ``"random-init (not I3D)"`` in every result; its numbers are not FVD.
 
-In the camera benchmark (``eval.py task=camera metrics.fvd.i3d=...``) each record carries its generated
+In the camera benchmark (``eval.py benchmark=camera metrics.fvd.i3d=...``) each record carries its generated
 video's features and its clip's ground-truth features (``sample_features``), so a resumed or sharded run
 holds everything FVD needs, and ``fvd_entry`` computes the same number from the records of one
 uninterrupted run or of merged shards. Per method and trial the generated videos are compared with the

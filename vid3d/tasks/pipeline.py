@@ -1,7 +1,7 @@
 """Train -> score in one job, and the W&B bookkeeping that makes a Hydra multirun one comparison.
 
 ``python train.py -m model=plucker,svd post_eval=camera post_eval.pose=gt`` trains each variant, then
-evaluates its final checkpoint with the camera benchmark (``vid3d.tasks.evaluate.evaluate`` on a config
+evaluates its final checkpoint with the camera benchmark (``vid3d.tasks.evaluate.evaluate``, benchmark=camera, on a config
 composed from ``conf/eval.yaml``) into ``<train run dir>/eval/``. ``python -m vid3d.report <sweep dir>``
 then merges the jobs into one table.
 
@@ -89,7 +89,7 @@ def sweep_logging(cfg: DictConfig) -> None:
 def eval_overrides(cfg: DictConfig) -> list[str]:
     """``conf/eval.yaml`` overrides for scoring a training job with its ``post_eval`` settings."""
     pe = cfg.post_eval
-    out = [f"task={pe.task}", f"pose={pe.pose}", f"sampler={pe.sampler}", f"seed={cfg.seed}"]
+    out = [f"benchmark={pe.benchmark}", f"pose={pe.pose}", f"sampler={pe.sampler}", f"seed={cfg.seed}"]
     if pe.get("sampler_steps") is not None:
         out.append(f"sampler.num_steps={int(pe.sampler_steps)}")
     if pe.get("max_clips") is not None:
@@ -177,12 +177,12 @@ def evaluate_after_training(cfg: DictConfig, train_out: dict) -> dict:
         pass
     out = Path(train_out["run_dir"]) / "eval"
     ecfg = compose_eval_config(cfg, train_out["last_checkpoint"], out)
-    log.info("post_eval=%s: scoring %s into %s", cfg.post_eval.task, train_out["last_checkpoint"], out)
+    log.info("post_eval=%s: scoring %s into %s", cfg.post_eval.benchmark, train_out["last_checkpoint"], out)
     result = evaluate(ecfg)
     return {**train_out, "eval_dir": str(out), "eval_results": result.get("results")}
 
 
-# rows that the camera benchmark adds beside the model's (vid3d.tasks.evaluate)
+# rows that the camera benchmark adds beside the model's (vid3d.tasks.camera_benchmark)
 REFERENCE_ROWS = ("gt_video", "static_first_frame")
 
 

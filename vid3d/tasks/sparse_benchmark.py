@@ -1,4 +1,4 @@
-"""evaluate_sparse(cfg): the sparse-view benchmark (``python eval.py overlap=small ckpt=...``).
+"""SparseBenchmark (``benchmark=sparse``, selected by ``python eval.py overlap=small ckpt=...``).
 
 Pairs of context views from the data option's test split, selected by overlap bucket from the split's
 overlap index (computed once and cached); the model generates the views between them in interpolation
@@ -7,9 +7,6 @@ generated targets are scored against the ground-truth frames with PSNR / SSIM / 
 ``nearest_context`` (each target = the nearer context view) and ``ground_truth`` (sanity). Writes
 ``records.shard*.jsonl`` and ``results.{json,csv,md}`` in the run dir; a rerun resumes.
 ``python -m vid3d.evaluation.sparse_report <multirun dir>`` merges buckets into one table.
-
-Until ``vid3d.tasks.evaluate`` dispatches ``task=sparse`` here, ``python -m vid3d.tasks.evaluate_sparse
-overlap=small ...`` runs it with the same config tree.
 """
 
 from __future__ import annotations
@@ -46,10 +43,9 @@ from vid3d.tasks.common import (
     print_config_tree,
     reproducibility,
     run_dir,
-    task_wrapper,
 )
 
-__all__ = ["evaluate_sparse", "model_method", "resolve_index"]
+__all__ = ["SparseBenchmark", "evaluate_sparse", "model_method", "resolve_index"]
 
 ASSETS = Path(__file__).resolve().parents[1] / "data" / "assets" / "overlap"
 
@@ -151,10 +147,19 @@ def _wandb_log(cfg: DictConfig, out: Path, results: dict, images: list) -> None:
     run.finish()
 
 
-@task_wrapper
+class SparseBenchmark:
+    """``conf/benchmark/sparse.yaml``: ``run(cfg)`` scores ``cfg.ckpt`` (and the reference rows) on the pairs
+    of the ``cfg.overlap`` bucket and returns {results_md, run_dir, results}."""
+
+    name = "sparse"
+
+    def run(self, cfg: DictConfig) -> dict:
+        return evaluate_sparse(cfg)
+
+
 def evaluate_sparse(cfg: DictConfig) -> dict:
     if cfg.get("overlap") is None or cfg.overlap.get("bucket") is None:
-        raise ValueError("task=sparse needs an overlap bucket: overlap=small|medium|large|all")
+        raise ValueError("benchmark=sparse needs an overlap bucket: overlap=small|medium|large|all")
     out = run_dir(cfg)
     print_config_tree(cfg, save_to=out / "config.yaml")
     prepare_data(cfg)
@@ -243,20 +248,3 @@ def evaluate_sparse(cfg: DictConfig) -> dict:
     log.info("results written to %s", out)
     return {"results_md": table, "run_dir": str(out), "results": summary["results"]}
 
-
-def _main() -> None:
-    import hydra
-
-    import vid3d.config  # noqa: F401  (registers config resolvers)
-
-    conf = str(Path(__file__).resolve().parents[2] / "conf")
-
-    @hydra.main(version_base="1.3", config_path=conf, config_name="eval")
-    def main(cfg: DictConfig) -> None:
-        evaluate_sparse(cfg)
-
-    main()
-
-
-if __name__ == "__main__":
-    _main()
