@@ -1,4 +1,5 @@
-"""Benchmark a model: `python eval.py [benchmark=camera] pose=colmap ckpt=...`, `python eval.py -m overlap=small,large ckpt=...`."""
+"""Benchmark a model: `python eval.py [benchmark=camera] pose=colmap ckpt=...` (camera control) or
+`python eval.py -m overlap=small,large ckpt=...` (sparse views)."""
 
 import hydra
 from omegaconf import DictConfig

@@ -312,8 +312,9 @@ def log_to_wandb(
     """The table as a W&B Table and one bar chart per metric (label ``job/method``), in the sweep's group."""
     import wandb
 
-    from vid3d.training.loggers import resolve_wandb_mode
+    from vid3d.training.loggers import keep_wandb_data_in, resolve_wandb_mode
 
+    keep_wandb_data_in(out)
     run = wandb.init(
         project=project,
         group=_wandb_group(jobs),

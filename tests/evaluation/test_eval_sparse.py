@@ -242,9 +242,9 @@ def test_report_merges_buckets(index, plane_root, tmp_path):
 # -------------------------------------------------------------------------------------------- task
 def test_task_with_reference_rows(plane_root, tmp_path, monkeypatch):
     from hydra import compose, initialize_config_dir
-    from vid3d.tasks.evaluate import evaluate
 
     from vid3d.config import CONFIG_DIR
+    from vid3d.tasks.evaluate import evaluate
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
@@ -282,9 +282,9 @@ def test_empty_bucket_reports_n_zero_instead_of_failing(plane_root, tmp_path, mo
     """A bucket without pairs (here: large, gaps 12/15 have overlap 0.25/0.06) writes n = 0 and says why;
     the merged table keeps the bucket as a column of zeros."""
     from hydra import compose, initialize_config_dir
-    from vid3d.tasks.evaluate import evaluate
 
     from vid3d.config import CONFIG_DIR
+    from vid3d.tasks.evaluate import evaluate
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     outs = {}

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import time
+import shutil
+from pathlib import Path
 
+import _wandb_records as wandb_records  # tests/evaluation/_wandb_records.py
 import imageio.v3 as iio
 import numpy as np
 import pytest
@@ -91,41 +92,72 @@ def test_media_table_logged_offline(tmp_path, offline_wandb):
     assert [(r["method"], r["success"]) for r in rows] == [("dark", False)] * 2 + [("gt_video", True)] * 2
     assert rows[0]["reason"] == "registered 0/4 frames" and rows[0]["rot_err_deg"] is None
     assert rows[2]["rot_err_deg"] == pytest.approx(0.0, abs=1e-6)
-    # media for the first max_media_rows=3 rows: W&B stores a run table's media in the run's table
-    # artifact (referenced from the offline transaction log, uploaded by `wandb sync`), not in files/
-    # (wandb-core may still be appending to the log just after finish() returns: read until it settles)
-    deadline = time.monotonic() + 20
-    while True:
-        log = b"".join(p.read_bytes() for p in run_dir.glob("*.wandb"))
-        videos = set(re.findall(rb"media/videos/[0-9a-f]+/[A-Za-z0-9_.-]+\.mp4", log))
-        images = set(re.findall(rb"media/images/[0-9a-f]+\.png", log))
-        if (len(videos), len(images)) == (3, 3) or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    assert len(videos) == 3 and len(images) == 3
-    assert [r["video"] for r in rows] == ["Video"] * 3 + [None]
-    assert [r["trajectory"] for r in rows] == ["Image"] * 3 + [None]
+    assert rows[0]["video_file"] == "videos/dark/clip_0_t0.mp4"
+    assert rows[0]["caption"] == "dark | clip/0 | trial 0 | FAILED"
+    # media of the first max_media_rows=3 rows, as plain media in the run's own files/ folder, captioned
+    # like their table rows
+    history = wandb_records.history(next(run_dir.glob("*.wandb")))
+    (row,) = [h for h in history if "eval/sample_videos/_type" in h]
+    assert row["eval/sample_videos/captions"] == [r["caption"] for r in rows[:3]]
+    assert row["eval/sample_trajectories/captions"] == [r["caption"] for r in rows[:3]]
+    assert len(list((media / "videos").rglob("*.mp4"))) == 3
+    assert len(list((media / "images").rglob("*.png"))) == 3
     # summary table of the aggregates is logged too
     assert list((media / "table").rglob("camera_results_*.table.json"))
+
+
+def test_offline_eval_run_travels_with_its_run_dir(tmp_path, monkeypatch):
+    """Copy an offline eval run dir elsewhere, remove the original: every media file its W&B log refers to
+    is in the copy, and W&B's staging copies were written inside the run dir, not under the home folder."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_DATA_DIR", "unused")
+    monkeypatch.delenv("WANDB_DATA_DIR")  # vid3d chooses (restored after the test)
+    src = tmp_path / "machine_a" / "eval"
+    clips = [_clip(0), _clip(1)]
+    out = run_camera_eval(clips, {"gt_video": gt_video_method, "dark": _dark}, HalfFail(), src,
+                          progress=False, save_videos=True)
+    recs = read_records(src / "records.shard0of1.jsonl")
+    log_to_wandb(_cfg(), src, out["results"], recs, {c.clip_id: c for c in clips})
+    assert Path(os.environ["WANDB_DATA_DIR"]) == src.resolve() / "wandb" / "data"
+    staged = list((src / "wandb" / "data" / "artifacts" / "staging").iterdir())
+    assert staged  # the tables' staged copies live with the run
+
+    dst = tmp_path / "machine_b" / "eval"
+    shutil.copytree(src, dst)
+    shutil.rmtree(tmp_path / "machine_a")
+    (run_dir,) = list((dst / "wandb").glob("offline-run-*"))
+    rows = wandb_records.history(next(run_dir.glob("*.wandb")))
+    paths = {p for row in rows for p in wandb_records.media_paths(row)}
+    assert {p.split("/")[1] for p in paths} == {"videos", "images", "table"}
+    for p in paths:
+        assert (run_dir / "files" / p).is_file(), p
+    videos = [p for p in paths if p.endswith(".mp4")]
+    assert len(videos) == 3  # 2 dark + 1 gt_video within max_media_rows=3
+    assert iio.imread(run_dir / "files" / videos[0], plugin="pyav").shape == (N, H, W, 3)
 
 
 def test_media_table_cells(tmp_path):
     import wandb
 
-    from vid3d.tasks.camera_benchmark import media_table
+    from vid3d.tasks.camera_benchmark import sample_media
 
     clips = [_clip(0)]
     run_camera_eval(clips, {"gt_video": gt_video_method, "dark": _dark}, HalfFail(), tmp_path,
                     progress=False, save_videos=True)
     recs = read_records(tmp_path / "records.shard0of1.jsonl")
-    table = media_table(tmp_path, recs, {c.clip_id: c for c in clips}, max_media_rows=10)
+    table, videos, plots = sample_media(tmp_path, recs, {c.clip_id: c for c in clips}, max_media_rows=10)
     by_method = {row[0]: dict(zip(MEDIA_COLUMNS, row)) for row in table.data}
-    for method in ("gt_video", "dark"):
-        video = by_method[method]["video"]
+    assert {v._caption for v in videos} == {by_method[m]["caption"] for m in ("gt_video", "dark")}
+    for video in videos:
         assert isinstance(video, wandb.Video) and video._path.endswith(".mp4")
         assert iio.imread(video._path, plugin="pyav").shape == (N, H, W, 3)
-        assert isinstance(by_method[method]["trajectory"], wandb.Image)
+    assert len(plots) == 2 and all(isinstance(p, wandb.Image) for p in plots)
     assert by_method["dark"]["success"] is False and by_method["gt_video"]["success"] is True
+    assert (tmp_path / by_method["dark"]["video_file"]).is_file()
+    # beyond max_media_rows: numbers kept, no media
+    table, videos, plots = sample_media(tmp_path, recs, {c.clip_id: c for c in clips}, max_media_rows=1)
+    assert len(table.data) == 2 and len(videos) == 1 and len(plots) == 1
 
 
 def test_trajectory_plot_of_partial_and_failed_records():

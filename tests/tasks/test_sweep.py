@@ -61,7 +61,8 @@ def test_eval_config_uses_the_training_jobs_data(tmp_path):
         ]
     )
     ecfg = compose_eval_config(cfg, tmp_path / "last.ckpt", tmp_path / "run" / "eval")
-    assert ecfg.benchmark._target_.endswith("CameraBenchmark") and ecfg.seed == 7 and ecfg.ckpt == str(tmp_path / "last.ckpt")
+    assert ecfg.benchmark._target_.endswith("CameraBenchmark")
+    assert ecfg.seed == 7 and ecfg.ckpt == str(tmp_path / "last.ckpt")
     assert ecfg.pose._target_.endswith("GTPoseEstimator")
     assert ecfg.sampler.num_steps == 3 and ecfg.eval.max_clips == 2
     assert ecfg.paths.run_dir == str(tmp_path / "run" / "eval")

@@ -153,35 +153,44 @@ def trajectory_image(record: dict, gt_c2w: np.ndarray | None) -> np.ndarray | No
 
 
 MEDIA_COLUMNS = [
-    "method", "clip_id", "trial", "video", "trajectory", "success", "reason", "n_registered", "n_frames",
+    "method", "clip_id", "trial", "caption", "video_file", "success", "reason", "n_registered", "n_frames",
     "rot_err_deg", "rot_err_deg_per_frame", "trans_err", "trans_err_per_frame", "cammc", "estimate_s",
 ]
 
 
-def media_table(out: Path, records: list[dict], clips: dict[str, EvalClip], max_media_rows: int):
-    """A W&B table with one row per (method, clip, trial): the generated video (from the runner's saved
-    mp4), the GT-vs-estimated trajectory plot, success and errors. Media for the first
-    ``max_media_rows`` rows only (later rows keep their numbers, video/plot empty)."""
+def media_caption(rec: dict) -> str:
+    status = "ok" if rec.get("success") else "FAILED"
+    return f"{rec['method']} | {rec['clip_id']} | trial {rec['trial']} | {status}"
+
+
+def sample_media(out: Path, records: list[dict], clips: dict[str, EvalClip], max_media_rows: int):
+    """Per (method, clip, trial): a W&B table of numbers, plus the media of the first ``max_media_rows`` rows
+    as two plain lists (generated videos from the runner's saved mp4s; GT-vs-estimated trajectory plots), each
+    captioned as the row's ``caption`` column. Plain media, not media inside the table: W&B writes plain
+    media into the run's own ``files/media`` folder (relative paths, so a copied offline run dir syncs
+    whole) but stages a table's media elsewhere by absolute path. ``video_file`` is the mp4's path in the
+    eval run dir. Returns (table, videos, plots)."""
     import wandb
 
     table = wandb.Table(columns=MEDIA_COLUMNS)
+    videos, plots = [], []
     for i, rec in enumerate(records):
-        video = plot = None
+        caption = media_caption(rec)
         if i < max_media_rows:
             if rec.get("video") and (out / rec["video"]).is_file():
-                video = wandb.Video(str(out / rec["video"]), format="mp4")
+                videos.append(wandb.Video(str(out / rec["video"]), format="mp4", caption=caption))
             clip = clips.get(rec["clip_id"])
             image = trajectory_image(rec, None if clip is None else clip.gt_c2w)
             if image is not None:
-                plot = wandb.Image(image)
+                plots.append(wandb.Image(image, caption=caption))
         err = rec.get("errors") or {}
         table.add_data(
-            rec["method"], rec["clip_id"], int(rec["trial"]), video, plot, bool(rec.get("success")),
-            rec.get("reason"), rec.get("n_registered"), rec.get("n_frames"),
+            rec["method"], rec["clip_id"], int(rec["trial"]), caption, rec.get("video"),
+            bool(rec.get("success")), rec.get("reason"), rec.get("n_registered"), rec.get("n_frames"),
             err.get("rot_err_deg"), err.get("rot_err_deg_per_frame"), err.get("trans_err"),
             err.get("trans_err_per_frame"), err.get("cammc"), (rec.get("timings_s") or {}).get("estimate"),
         )
-    return table
+    return table, videos, plots
 
 
 def log_to_wandb(
@@ -196,7 +205,8 @@ def log_to_wandb(
 ) -> None:
     """The results table (one scalar per row/metric, FVD under its results key, e.g.
     ``eval/<method>/fvd``), the model's camera gap (``eval/<method>/camera_gap@<sigma>``) and, with
-    ``wandb.media``, the per-sample media table as a W&B run; offline without credentials."""
+    ``wandb.media``, the per-sample table and media (``sample_media``) as a W&B run; offline without
+    credentials, everything inside ``out``."""
     import wandb
 
     run = init_wandb_run(
@@ -229,7 +239,11 @@ def log_to_wandb(
     logs = {"eval/camera_results": table}
     if records and cfg.wandb.get("media", True):
         max_rows = int(cfg.wandb.get("max_media_rows", 100))
-        logs["eval/samples"] = media_table(out, records, clips or {}, max_rows)
+        logs["eval/samples"], videos, plots = sample_media(out, records, clips or {}, max_rows)
+        if videos:
+            logs["eval/sample_videos"] = videos
+        if plots:
+            logs["eval/sample_trajectories"] = plots
     run.log(logs)
     run.finish()
 

@@ -52,11 +52,13 @@ def print_config_tree(cfg: DictConfig, save_to: Path | None = None, resolve: boo
 
 def init_wandb_run(cfg: DictConfig, out: Path, job_type: str, tags: list[str] | None = None):
     """A W&B run for an evaluation task: ``cfg.wandb`` project/group/mode (offline without credentials,
-    see vid3d.training.loggers), files under ``out``, the resolved config as the run config."""
+    see vid3d.training.loggers), files under ``out`` (W&B's staging copies too: ``keep_wandb_data_in``), the
+    resolved config as the run config."""
     import wandb
 
-    from vid3d.training.loggers import resolve_wandb_mode
+    from vid3d.training.loggers import keep_wandb_data_in, resolve_wandb_mode
 
+    keep_wandb_data_in(out)
     return wandb.init(
         project=cfg.wandb.project,
         group=cfg.wandb.group,

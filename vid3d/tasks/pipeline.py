@@ -1,9 +1,9 @@
 """Train -> score in one job, and the W&B bookkeeping that makes a Hydra multirun one comparison.
 
 ``python train.py -m model=plucker,svd post_eval=camera post_eval.pose=gt`` trains each variant, then
-evaluates its final checkpoint with the camera benchmark (``vid3d.tasks.evaluate.evaluate``, benchmark=camera, on a config
-composed from ``conf/eval.yaml``) into ``<train run dir>/eval/``. ``python -m vid3d.report <sweep dir>``
-then merges the jobs into one table.
+evaluates its final checkpoint with the camera benchmark (``vid3d.tasks.evaluate.evaluate``,
+benchmark=camera, on a config composed from ``conf/eval.yaml``) into ``<train run dir>/eval/``.
+``python -m vid3d.report <sweep dir>`` then merges the jobs into one table.
 
 W&B: every job of a multirun logs (training and evaluation runs) to one group,
 ``<job name>_<sweep dir name>`` (the same for all jobs of a sweep, different between sweeps); the job's

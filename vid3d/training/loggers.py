@@ -31,6 +31,24 @@ def resolve_wandb_mode(mode: str = "auto") -> str:
     return "online"
 
 
+_DATA_DIR_SET: str | None = None
+
+
+def keep_wandb_data_in(run_dir: str | os.PathLike) -> Path | None:
+    """Point W&B's data folder (``WANDB_DATA_DIR``) inside ``run_dir``: W&B copies every table it logs to
+    ``<data dir>/artifacts/staging`` before it is uploaded, by default under the user's home, so an offline
+    run's tables would live outside its run dir. Returns the folder, or None when the user chose their own
+    ``WANDB_DATA_DIR`` (kept). Call before ``wandb.init``; the next run of the same process moves it again."""
+    global _DATA_DIR_SET
+    current = os.environ.get("WANDB_DATA_DIR")
+    if current and current != _DATA_DIR_SET:
+        return None
+    path = Path(run_dir).resolve() / "wandb" / "data"
+    path.mkdir(parents=True, exist_ok=True)
+    os.environ["WANDB_DATA_DIR"] = _DATA_DIR_SET = str(path)
+    return path
+
+
 def make_wandb_logger(
     project: str = "vid3d",
     save_dir: str = ".",
