@@ -4,7 +4,7 @@ too (a lazy import is still a dependency). A new top-level package or module mus
 
 Layers, bottom to top:
     0  geometry, atomic, errors, config, viz      pure math, file safety, user errors, plotting
-    1  data, models                              datasets; networks, checkpoints
+    1  data, models, reconstruction              datasets; networks, checkpoints; 3D Gaussians
     2  sampling                                  samplers, trajectories, the sampling pipeline
     3  training, evaluation                      Lightning glue; benchmarks, metrics, pose estimators
     4  tasks, tools, report, demo                what the entry points run
@@ -20,7 +20,7 @@ import vid3d
 PACKAGE = Path(vid3d.__file__).resolve().parent
 LAYERS = {
     "geometry": 0, "atomic": 0, "errors": 0, "config": 0, "viz": 0,
-    "data": 1, "models": 1,
+    "data": 1, "models": 1, "reconstruction": 1,
     "sampling": 2,
     "training": 3, "evaluation": 3,
     "tasks": 4, "tools": 4, "report": 4, "demo": 4,
