@@ -81,10 +81,20 @@ Method = Callable[[SparsePair], np.ndarray]  # -> (len(target), H, W, 3) uint8
 
 
 def load_pairs(
-    root: str | Path, split: str, rows: Sequence[Mapping[str, Any]], height: int, width: int
+    root: str | Path,
+    split: str,
+    rows: Sequence[Mapping[str, Any]],
+    height: int,
+    width: int,
+    with_path: bool = False,
 ) -> list[SparsePair]:
-    """SparsePairs for overlap-index rows: frames centre-cropped and resized to (height, width)."""
-    from vid3d.data.formats.re10k import list_clips, read_camera_file, read_frames
+    """SparsePairs for overlap-index rows: frames centre-cropped and resized to (height, width).
+
+    with_path: also ``info["path"]`` = {"indices", "frames", "K_px", "c2w"} of every frame strictly between
+    the context views that is not a target (what a reconstruction may be fitted on besides the context
+    views; never the targets), and ``info["depth_range"]`` = (min, max) z-depth over the pair's frames when
+    the clip has a depth file (the synthetic set), else absent."""
+    from vid3d.data.formats.re10k import list_clips, read_camera_file, read_depth, read_frames
     from vid3d.data.transforms import center_crop_resize
 
     clips = {c.clip_id: c for c in list_clips(root, split, missing="skip")}
@@ -100,6 +110,21 @@ def load_pairs(
         frames = read_frames(clip, cams, idx)
         K = cams.K_px(*frames.shape[1:3])[idx]
         frames, K = center_crop_resize(frames, K, height, width)
+        info: dict[str, Any] = {}
+        if with_path:
+            i, j = r["context"]
+            path_idx = np.asarray([t for t in range(i + 1, j) if t not in set(r["target"])], dtype=np.int64)
+            if len(path_idx):
+                pf = read_frames(clip, cams, path_idx)
+                pf, pK = center_crop_resize(pf, cams.K_px(*pf.shape[1:3])[path_idx], height, width)
+            else:
+                pf, pK = np.zeros((0, height, width, 3), np.uint8), np.zeros((0, 3, 3))
+            info["path"] = {
+                "indices": path_idx, "frames": pf, "K_px": np.asarray(pK), "c2w": cams.c2w()[path_idx],
+            }
+            depth = read_depth(clip, np.concatenate([idx, path_idx]))
+            if depth is not None and (depth > 0).any():
+                info["depth_range"] = (float(depth[depth > 0].min()), float(depth.max()))
         out.append(
             SparsePair(
                 r["pair_id"],
@@ -110,6 +135,7 @@ def load_pairs(
                 np.asarray(K),
                 cams.c2w()[idx],
                 r.get("overlap"),
+                info,
             )
         )
     return out

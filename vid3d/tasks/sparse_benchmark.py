@@ -125,21 +125,21 @@ def side_by_side(pair: SparsePair, pred: np.ndarray) -> np.ndarray:
     return np.concatenate([row(pair.context_frames), row(pred), row(pair.gt_targets)], axis=0)
 
 
-def _wandb_log(cfg: DictConfig, out: Path, results: dict, images: list) -> None:
+def _wandb_log(cfg: DictConfig, out: Path, results: dict, images: list, name: str = "sparse") -> None:
     import wandb
 
-    run = init_wandb_run(cfg, out, "eval_sparse")
+    run = init_wandb_run(cfg, out, f"eval_{name}")
     table = wandb.Table(columns=["method", "n", "PSNR", "SSIM", "LPIPS"])
     for method, r in results.items():
         table.add_data(method, r["n"], *(metric_cell(r["metrics"][m], m) for m in ("psnr", "ssim", "lpips")))
-    key = f"eval/sparse_{cfg.overlap.bucket}"
-    # One image per (pair, method): context views | generated targets | ground-truth targets, as rows.
+    key = f"eval/{name}_{cfg.overlap.bucket}"
+    # One image per (pair, method): context views | predicted targets | ground-truth targets, as rows.
     # (Plain image lists: wandb tables do not keep their images in offline runs.)
     samples = [
         wandb.Image(
             side_by_side(pair, pred),
             caption=f"{pair.pair_id} {method} overlap={pair.overlap} psnr={rec['metrics']['psnr']} "
-            "(rows: context, generated, ground truth)",
+            "(rows: context, predicted, ground truth)",
         )
         for pair, method, pred, rec in images
     ]
@@ -157,9 +157,53 @@ class SparseBenchmark:
         return evaluate_sparse(cfg)
 
 
+SPARSE_VIEWS = (
+    "two context views [i, j] and targets strictly between, centre-cropped and resized to {h}x{w}; generated "
+    "in interpolation mode (first view conditions, last view pinned by replacement) at the GT target cameras "
+    "(poses relative to the first context view)"
+)
+SPARSE_REFERENCE_ROWS = {
+    "nearest_context": "the context view nearer in frame index",
+    "ground_truth": "GT targets (sanity)",
+}
+
+
+def sparse_methods(cfg: DictConfig, model) -> dict:
+    """The sparse-view benchmark's rows: the model's generated targets and the two reference rows."""
+    methods = {}
+    if model is not None:
+        methods[model.name] = model_method(model, instantiate(cfg.sampler), int(cfg.seed))
+    if cfg.eval.reference_rows:
+        methods["nearest_context"] = nearest_context_method
+        methods["ground_truth"] = ground_truth_method
+    return methods
+
+
 def evaluate_sparse(cfg: DictConfig) -> dict:
+    return evaluate_pairs(cfg, sparse_methods, "sparse_view", SPARSE_VIEWS, SPARSE_REFERENCE_ROWS)
+
+
+def evaluate_pairs(
+    cfg: DictConfig,
+    make_methods,
+    benchmark: str,
+    views: str,
+    reference_rows: dict[str, str],
+    extra_protocol: dict | None = None,
+    with_path: bool = False,
+    wandb_name: str = "sparse",
+) -> dict:
+    """The benchmarks on context-view pairs of an overlap bucket (sparse views, reconstruction): pairs from
+    the split's overlap index, ``make_methods(cfg, model) -> {name: pair -> predicted targets}``, scored by
+    the one engine (``run_sparse_eval``) into records and results.{json,csv,md}. ``with_path`` also loads
+    the frames between the context views that are not targets (``load_pairs``)."""
     if cfg.get("overlap") is None or cfg.overlap.get("bucket") is None:
-        raise ValueError("benchmark=sparse needs an overlap bucket: overlap=small|medium|large|all")
+        raise ValueError(f"benchmark={benchmark} needs an overlap bucket: overlap=small|medium|large|all")
+    model = None
+    if cfg.ckpt:
+        from vid3d.models.checkpoint import load_model
+
+        model = load_model(cfg.ckpt)
     out = run_dir(cfg)
     print_config_tree(cfg, save_to=out / "config.yaml")
     prepare_data(cfg)
@@ -177,22 +221,14 @@ def evaluate_sparse(cfg: DictConfig) -> dict:
             "n = 0 for every method"
         )
         log.warning("overlap=%s: %s", o.bucket, empty)
-    pairs = load_pairs(cfg.data.root, o.split, rows, int(o.height), int(o.width))
-    methods = {}
-    if cfg.ckpt:
-        from vid3d.models.checkpoint import load_model
-
-        model = load_model(cfg.ckpt)
-        methods[model.name] = model_method(model, instantiate(cfg.sampler), int(cfg.seed))
-    if cfg.eval.reference_rows:
-        methods["nearest_context"] = nearest_context_method
-        methods["ground_truth"] = ground_truth_method
+    pairs = load_pairs(cfg.data.root, o.split, rows, int(o.height), int(o.width), with_path=with_path)
+    methods = make_methods(cfg, model)
     if not methods:
         raise ValueError("nothing to evaluate: give ckpt=... or keep eval.reference_rows=true")
     metrics = ImageMetrics(cfg.metrics.lpips.net, cfg.metrics.lpips.backbone_weights, cfg.metrics.device)
 
     protocol = {
-        "benchmark": "sparse_view",
+        "benchmark": benchmark,
         "bucket": {"name": o.bucket, "range": [float(o.min), float(o.max)], "rule": "lo <= overlap < hi"},
         "overlap_index": {
             "file": str(index_path),
@@ -202,21 +238,14 @@ def evaluate_sparse(cfg: DictConfig) -> dict:
             "pair_source": index["pair_source"],
             "counts": index["counts"],
         },
-        "views": (
-            "two context views [i, j] and targets strictly between, centre-cropped and resized to "
-            f"{int(o.height)}x{int(o.width)}; generated in interpolation mode (first view conditions, "
-            "last view pinned by replacement) at the GT target cameras (poses relative to the first "
-            "context view)"
-        ),
-        "reference_rows": {
-            "nearest_context": "the context view nearer in frame index",
-            "ground_truth": "GT targets (sanity)",
-        },
+        "views": views.format(h=int(o.height), w=int(o.width)),
+        "reference_rows": reference_rows,
         "reduction": (
             "per pair: mean over its targets; table: mean over pairs, 95% percentile bootstrap CI "
             "(1000 resamples, seed 0)"
         ),
         "trials": int(cfg.eval.trials),
+        **(extra_protocol or {}),
         "reproducibility": reproducibility(cfg),
     }
     protocol["methods"] = list(methods)  # also when the bucket is empty: the report shows each with n = 0
@@ -244,7 +273,6 @@ def evaluate_sparse(cfg: DictConfig) -> dict:
     if empty:
         table = f"EMPTY BUCKET: {empty}\n\n{table}"
     print(table.split("\nProtocol:")[0])
-    _wandb_log(cfg, out, summary["results"], images)
+    _wandb_log(cfg, out, summary["results"], images, wandb_name)
     log.info("results written to %s", out)
     return {"results_md": table, "run_dir": str(out), "results": summary["results"]}
-

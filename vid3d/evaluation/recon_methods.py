@@ -1,0 +1,147 @@
+"""Reconstruction rows of the pair benchmarks: fit 3D Gaussians to some views of a pair, render its targets.
+
+Each row is a method of ``sparse_runner`` (pair -> predicted target frames), so the reconstruction
+benchmark runs on the same engine, records, resume and tables as the sparse-view benchmark; only what the
+Gaussians are fitted on differs:
+
+- ``<model> + 3dgs``: the two context views plus the model's views generated between them, at
+  ``generated_views`` of the pair's non-target in-between cameras (the generation in interpolation mode);
+- ``context_only + 3dgs``: the two context views alone (what the generated views add);
+- ``all_gt + 3dgs``: the two context views plus the ground-truth frames at every non-target in-between
+  camera (the ceiling of this reconstruction at this size).
+
+The targets are never fitted on. Poses are made relative to the first context view before fitting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from vid3d.geometry import relative_to_first
+from vid3d.reconstruction.fit import FitConfig, fit_gaussians
+from vid3d.reconstruction.gaussians import init_in_frustums
+
+from .sparse_runner import SparsePair
+
+
+@dataclass
+class ReconSettings:
+    """num_gaussians initialised in the fitted views' frustums between near and far (scene units; None:
+    from the pair's depth range, 0.8 x min to 1.1 x max, when the dataset has depth); steps, lr_scale,
+    ssim_weight, renderer: ``FitConfig``; generated_views: how many in-between cameras the model generates
+    at (evenly spaced over the pair's non-target frames); seed of the initialisation and view order."""
+
+    num_gaussians: int = 2000
+    steps: int = 300
+    lr_scale: float = 10.0
+    ssim_weight: float = 0.2
+    renderer: str = "torch"
+    near: float | None = None
+    far: float | None = None
+    generated_views: int = 6
+    seed: int = 0
+    threads: int | None = 1
+
+
+def near_far(pair: SparsePair, s: ReconSettings) -> tuple[float, float]:
+    if s.near is not None and s.far is not None:
+        return float(s.near), float(s.far)
+    if "depth_range" in pair.info:
+        lo, hi = pair.info["depth_range"]
+        return 0.8 * lo, 1.1 * hi
+    raise ValueError(
+        f"pair {pair.pair_id}: its clip has no depth to bound the scene; give the range in scene units: "
+        "benchmark.near=... benchmark.far=..."
+    )
+
+
+def reconstruct_targets(
+    frames: np.ndarray, K_px: np.ndarray, c2w: np.ndarray, target_K: np.ndarray, target_c2w: np.ndarray,
+    near: float, far: float, s: ReconSettings,
+) -> np.ndarray:
+    """Fit Gaussians to ``frames`` (V, H, W, 3) uint8 at (K_px (V, 3, 3), c2w (V, 4, 4) OpenCV c2w) and
+    render the targets (target_K (T, 3, 3), target_c2w (T, 4, 4), same world) -> (T, H, W, 3) uint8."""
+    from vid3d.reconstruction.render_torch import render as render_torch
+
+    before = torch.get_num_threads()
+    if s.threads:
+        torch.set_num_threads(int(s.threads))
+    try:
+        _, H, W, _ = frames.shape
+        f = torch.from_numpy(np.ascontiguousarray(frames)).float() / 255
+        K = torch.from_numpy(np.asarray(K_px, np.float32))
+        poses = torch.from_numpy(np.asarray(c2w, np.float32))
+        init = init_in_frustums(K, poses, H, W, s.num_gaussians, near, far, seed=s.seed)
+        cfg = FitConfig(steps=s.steps, lr_scale=s.lr_scale, ssim_weight=s.ssim_weight, renderer=s.renderer,
+                        seed=s.seed)
+        g, _ = fit_gaussians(init, f, K, poses, cfg)
+        render = render_torch
+        if s.renderer == "gsplat":
+            from vid3d.reconstruction.render_gsplat import render
+        out = []
+        with torch.no_grad():
+            for k, p in zip(np.asarray(target_K, np.float32), np.asarray(target_c2w, np.float32)):
+                im = render(g, torch.from_numpy(k), torch.from_numpy(p), H, W)["image"]
+                out.append((im.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy())
+        return np.stack(out)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _fit_and_render(pair: SparsePair, frames, K_px, c2w, s: ReconSettings) -> np.ndarray:
+    """Fit on the given views (c2w in the pair's world), render the pair's targets; poses relative to the
+    first context view."""
+    world = np.asarray(pair.c2w[0], np.float64)
+    rel = np.asarray(relative_to_first(np.concatenate([world[None], c2w, pair.c2w[1:-1]])))
+    n = len(frames)
+    near, far = near_far(pair, s)
+    return reconstruct_targets(frames, K_px, rel[1 : n + 1], pair.K_px[1:-1], rel[n + 1 :], near, far, s)
+
+
+def path_views(pair: SparsePair, count: int | None) -> np.ndarray:
+    """Positions (into ``pair.info["path"]``) of ``count`` evenly spaced in-between views (all if None)."""
+    n = len(pair.info["path"]["indices"])
+    if count is None or count >= n:
+        return np.arange(n)
+    return np.unique(np.round(np.linspace(0, n - 1, count)).astype(int))
+
+
+def context_only_method(s: ReconSettings) -> Callable[[SparsePair], np.ndarray]:
+    def run(pair: SparsePair) -> np.ndarray:
+        ends = [0, -1]
+        return _fit_and_render(pair, pair.frames[ends], pair.K_px[ends], pair.c2w[ends], s)
+
+    return run
+
+
+def all_gt_method(s: ReconSettings) -> Callable[[SparsePair], np.ndarray]:
+    def run(pair: SparsePair) -> np.ndarray:
+        path = pair.info["path"]
+        frames = np.concatenate([pair.frames[[0, -1]], path["frames"]])
+        K = np.concatenate([pair.K_px[[0, -1]], path["K_px"]])
+        c2w = np.concatenate([pair.c2w[[0, -1]], path["c2w"]])
+        return _fit_and_render(pair, frames, K, c2w, s)
+
+    return run
+
+
+def generated_method(
+    generate: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str], np.ndarray], s: ReconSettings
+) -> Callable[[SparsePair], np.ndarray]:
+    """``generate(first, last, K_px (n, 3, 3), c2w (n, 4, 4) relative to the first, item id) -> (n, H, W, 3)``
+    uint8: the model's video from the first context view to the last along n cameras."""
+
+    def run(pair: SparsePair) -> np.ndarray:
+        path = pair.info["path"]
+        sel = path_views(pair, s.generated_views)
+        K = np.concatenate([pair.K_px[:1], path["K_px"][sel], pair.K_px[-1:]])
+        c2w = np.concatenate([pair.c2w[:1], path["c2w"][sel], pair.c2w[-1:]])
+        video = generate(pair.frames[0], pair.frames[-1], K, np.asarray(relative_to_first(c2w)), pair.pair_id)
+        frames = np.concatenate([pair.frames[:1], video[1:-1], pair.frames[-1:]])  # true context views
+        return _fit_and_render(pair, frames, K, c2w, s)
+
+    return run
