@@ -139,3 +139,21 @@ def test_explore_chains_segments(setup):
     pan = make_trajectory("pan_left", 4).c2w
     np.testing.assert_allclose(c2w[3], pan[-1], atol=1e-9)
     assert [s["first_frame"] for s in cams["segments"]] == [0, 3, 6]
+
+
+def test_explore_with_reconstruction_writes_gaussians_and_a_turntable(setup):
+    from vid3d.reconstruction.ply import read_ply
+
+    tmp = setup[0]
+    a = write_image(tmp / "recon.png", 5)
+    samples = run_sample(
+        setup,
+        "explore_recon",
+        ["mode=explore", f"image={a}", "segments=[pan_left,move_forward]", "reconstruct=true",
+         "reconstruction.num_gaussians=300", "reconstruction.steps=20", "reconstruction.turntable_frames=6"],
+    )
+    d = samples / "recon_explore"
+    g = read_ply(d / "gaussians.ply")
+    assert len(g) == 300 and bool(g.means.isfinite().all())
+    video = iio.imread(d / "turntable.mp4", plugin="pyav")
+    assert video.shape == (6, 64, 96, 3)

@@ -19,11 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from vid3d.geometry import relative_to_first
-from vid3d.reconstruction.fit import FitConfig, fit_gaussians
-from vid3d.reconstruction.gaussians import init_in_frustums
+from vid3d.reconstruction.fit import FitConfig, fit_frames, render_frames
 
 from .sparse_runner import SparsePair
 
@@ -65,31 +63,10 @@ def reconstruct_targets(
 ) -> np.ndarray:
     """Fit Gaussians to ``frames`` (V, H, W, 3) uint8 at (K_px (V, 3, 3), c2w (V, 4, 4) OpenCV c2w) and
     render the targets (target_K (T, 3, 3), target_c2w (T, 4, 4), same world) -> (T, H, W, 3) uint8."""
-    from vid3d.reconstruction.render_torch import render as render_torch
-
-    before = torch.get_num_threads()
-    if s.threads:
-        torch.set_num_threads(int(s.threads))
-    try:
-        _, H, W, _ = frames.shape
-        f = torch.from_numpy(np.ascontiguousarray(frames)).float() / 255
-        K = torch.from_numpy(np.asarray(K_px, np.float32))
-        poses = torch.from_numpy(np.asarray(c2w, np.float32))
-        init = init_in_frustums(K, poses, H, W, s.num_gaussians, near, far, seed=s.seed)
-        cfg = FitConfig(steps=s.steps, lr_scale=s.lr_scale, ssim_weight=s.ssim_weight, renderer=s.renderer,
-                        seed=s.seed)
-        g, _ = fit_gaussians(init, f, K, poses, cfg)
-        render = render_torch
-        if s.renderer == "gsplat":
-            from vid3d.reconstruction.render_gsplat import render
-        out = []
-        with torch.no_grad():
-            for k, p in zip(np.asarray(target_K, np.float32), np.asarray(target_c2w, np.float32)):
-                im = render(g, torch.from_numpy(k), torch.from_numpy(p), H, W)["image"]
-                out.append((im.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy())
-        return np.stack(out)
-    finally:
-        torch.set_num_threads(before)
+    cfg = FitConfig(steps=s.steps, lr_scale=s.lr_scale, ssim_weight=s.ssim_weight, renderer=s.renderer,
+                    seed=s.seed)
+    g = fit_frames(frames, K_px, c2w, near, far, s.num_gaussians, cfg, s.threads)
+    return render_frames(g, target_K, target_c2w, frames.shape[1], frames.shape[2], s.renderer)
 
 
 def _fit_and_render(pair: SparsePair, frames, K_px, c2w, s: ReconSettings) -> np.ndarray:

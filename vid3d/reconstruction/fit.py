@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -154,3 +155,46 @@ def fit_gaussians(
         if not math.isfinite(losses[-1]):
             raise FloatingPointError(f"Gaussian fit diverged at step {step} (loss {losses[-1]})")
     return _gaussians({k: v.detach() for k, v in params.items()}), losses
+
+
+def fit_frames(
+    frames: np.ndarray,
+    K_px: np.ndarray,
+    c2w: np.ndarray,
+    near: float,
+    far: float,
+    num_gaussians: int = 2000,
+    cfg: FitConfig | None = None,
+    threads: int | None = 1,
+) -> Gaussians:
+    """Gaussians for posed uint8 frames (V, H, W, 3) at K_px (V, 3, 3) and OpenCV c2w (V, 4, 4): initialised
+    in the views' frustums between near and far (scene units; ``init_in_frustums``), then ``fit_gaussians``.
+    threads: torch threads during the fit (small tensors: 1 is fastest; None keeps the process setting)."""
+    from .gaussians import init_in_frustums
+
+    cfg = cfg or FitConfig()
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        _, H, W, _ = frames.shape
+        f = torch.from_numpy(np.ascontiguousarray(frames)).float() / 255
+        K = torch.from_numpy(np.asarray(K_px, np.float32))
+        poses = torch.from_numpy(np.asarray(c2w, np.float32))
+        init = init_in_frustums(K, poses, H, W, num_gaussians, near, far, seed=cfg.seed)
+        return fit_gaussians(init, f, K, poses, cfg)[0]
+    finally:
+        torch.set_num_threads(before)
+
+
+def render_frames(
+    g: Gaussians, K_px: np.ndarray, c2w: np.ndarray, height: int, width: int, renderer: str = "torch"
+) -> np.ndarray:
+    """Render ``g`` at every camera (K_px (T, 3, 3), OpenCV c2w (T, 4, 4)) -> (T, H, W, 3) uint8."""
+    render = get_renderer(renderer)
+    out = []
+    with torch.no_grad():
+        for k, p in zip(np.asarray(K_px, np.float32), np.asarray(c2w, np.float32)):
+            im = render(g, torch.from_numpy(k), torch.from_numpy(p), height, width)["image"]
+            out.append((im.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy())
+    return np.stack(out)

@@ -6,13 +6,16 @@ test clips along their ground-truth trajectories. The mode (vid3d.sampling.modes
 ``conf/mode``) turns them into samples and generates each one.
 Outputs per sample under ``<run dir>/samples/<name>/``: ``video.mp4``, ``frames/*.png``,
 ``cameras.json`` (pixel intrinsics + OpenCV camera-to-world per frame, first frame = identity) and
-``trajectory.png``; with a ground-truth clip also ``gt_vs_generated.mp4``.
+``trajectory.png``; with a ground-truth clip also ``gt_vs_generated.mp4``. With ``reconstruct=true``
+also 3D Gaussians fitted to the sample's frames at its cameras: ``gaussians.ply`` (the layout 3DGS viewers
+read) and ``turntable.mp4`` (the Gaussians rendered along a swing around the first view).
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -69,5 +72,27 @@ def sample(cfg: DictConfig) -> dict:
             gen = torch.Generator().manual_seed(cfg.seed * 100_003 + k)  # per-sample seed: regenerate alone
             frames = mode.run(model, sampler, job, generator=gen, progress=lambda i, n: bar.advance(task))
             written.append(str(write_sample(out / "samples" / job.name, job, frames, cfg.fps)))
+            if cfg.get("reconstruct"):
+                reconstruct_sample(out / "samples" / job.name, job, frames, cfg.reconstruction, cfg.fps)
     log.info("wrote %d samples under %s", len(written), out / "samples")
     return {"samples": written, "run_dir": str(out)}
+
+
+def reconstruct_sample(out, job, frames, opts: DictConfig, fps: int) -> None:
+    """``gaussians.ply`` + ``turntable.mp4`` of one sample, frames (N, H, W, 3) uint8 at job.K_px, job.c2w."""
+    from vid3d.reconstruction.fit import FitConfig, fit_frames, render_frames
+    from vid3d.reconstruction.orbit import turntable_cameras
+    from vid3d.reconstruction.ply import write_ply
+    from vid3d.viz import write_video
+
+    fit = FitConfig(steps=int(opts.steps), lr_scale=float(opts.lr_scale),
+                    ssim_weight=float(opts.ssim_weight), renderer=str(opts.renderer), seed=int(opts.seed))
+    near, far = float(opts.near), float(opts.far)
+    g = fit_frames(frames, job.K_px, job.c2w, near, far, int(opts.num_gaussians), fit, opts.get("threads"))
+    write_ply(out / "gaussians.ply", g)
+    cams = turntable_cameras(job.c2w[0], pivot_depth=(near * far) ** 0.5, num=int(opts.turntable_frames),
+                             max_yaw_deg=float(opts.turntable_yaw_deg))
+    h, w = frames.shape[1:3]
+    views = render_frames(g, np.repeat(job.K_px[:1], len(cams), 0), cams, h, w, str(opts.renderer))
+    write_video(out / "turntable.mp4", views, fps=fps)
+    log.info("%s: %d Gaussians -> gaussians.ply, turntable.mp4", job.name, len(g))
