@@ -128,3 +128,28 @@ def test_eval_benchmark_recon_reference_rows(root, tmp_path, monkeypatch):
         again = evaluate(compose("eval", overrides=overrides))  # resumes: nothing refitted
     assert (tmp_path / "run" / "records.shard0of1.jsonl").read_text().splitlines() == records
     assert again["results"]["all_gt + 3dgs"]["metrics"]["psnr"]["mean"] == ceiling
+
+
+def test_protocol_sparse2_eval12_preset(root, tmp_path, monkeypatch):
+    """2 GT training views (the context) and 12 evaluation views per scene, chosen by a fixed rule that the
+    results' protocol block records."""
+    from vid3d.tasks.evaluate import evaluate
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("eval", overrides=[
+            "protocol=sparse2_eval12", "data=re10k", f"data.root={root}", f"data.height={H}",
+            f"data.width={W}", f"paths.run_dir={tmp_path / 'run'}", f"overlap.cache_dir={tmp_path / 'cache'}",
+            "overlap.gaps=[15]", "metrics.lpips.net=null", "benchmark.num_gaussians=300",
+            "benchmark.steps=20",
+        ])
+    assert cfg.overlap.num_targets == 12 and cfg.benchmark._target_.endswith("ReconBenchmark")
+    out = evaluate(cfg)
+    assert out["results"]["context_only + 3dgs"]["n"] == 2  # one pair (0, 15) per clip
+    proto = json.loads((tmp_path / "run" / "results.json").read_text())["protocol"]
+    assert proto["preset"]["name"] == "sparse2_eval12" and proto["preset"]["eval_views"] == 12
+    assert proto["overlap_index"]["pair_source"]["num_targets"] == 12
+    lines = (tmp_path / "run" / "records.shard0of1.jsonl").read_text().splitlines()
+    (rec,) = [json.loads(x) for x in lines if '"context_only + 3dgs"' in x and "plane_a" in x]
+    assert rec["target"] == [1, 2, 3, 5, 6, 7, 8, 9, 10, 12, 13, 14]  # round(linspace(0, 15, 14))[1:-1]

@@ -248,6 +248,9 @@ def evaluate_pairs(
         **(extra_protocol or {}),
         "reproducibility": reproducibility(cfg),
     }
+    preset = cfg.get("protocol")
+    if preset is not None and preset.get("benchmark") == benchmark:  # e.g. protocol=sparse2_eval12
+        protocol["preset"] = OmegaConf.to_container(preset, resolve=True)
     protocol["methods"] = list(methods)  # also when the bucket is empty: the report shows each with n = 0
     if empty:
         protocol["empty_bucket"] = empty
