@@ -18,7 +18,8 @@ H, W, FX, D, STEP, N = 32, 48, 40.0, 4.0, 3, 16
 SMALL = ReconSettings(num_gaussians=600, steps=150, generated_views=4)
 
 
-def smooth_plane_clip(root, clip_id: str, seed: int, depth: bool = True) -> None:
+def smooth_plane_clip(root, clip_id: str, seed: int, depth: bool = True, n: int = N, step: int = STEP,
+                      split: str = "test") -> None:
     """A camera sliding right over a fronto-parallel plane at depth D (STEP px per frame) whose texture
     varies smoothly (a 6 x 20 random grid upsampled): frame i = the texture shifted by i * STEP pixels."""
     import torch
@@ -26,15 +27,15 @@ def smooth_plane_clip(root, clip_id: str, seed: int, depth: bool = True) -> None
 
     rng = np.random.default_rng(seed)
     coarse = torch.from_numpy(rng.uniform(0, 255, (1, 3, 6, 20))).float()
-    tex = F.interpolate(coarse, size=(H, W + N * STEP), mode="bicubic", align_corners=True)
+    tex = F.interpolate(coarse, size=(H, W + n * step), mode="bicubic", align_corners=True)
     tex = tex.clamp(0, 255)[0].permute(1, 2, 0).round().byte().numpy()
-    frames = np.stack([tex[:, i * STEP : i * STEP + W] for i in range(N)])
-    c2w = np.repeat(np.eye(4)[None], N, axis=0)
-    c2w[:, 0, 3] = np.arange(N) * STEP * D / FX
+    frames = np.stack([tex[:, i * step : i * step + W] for i in range(n)])
+    c2w = np.repeat(np.eye(4)[None], n, axis=0)
+    c2w[:, 0, 3] = np.arange(n) * step * D / FX
     K_norm = np.array([[FX / W, 0, 0.5], [0, FX / H, 0.5], [0, 0, 1]])
-    cams = Re10kCameras.from_c2w(c2w, K_norm, np.arange(N, dtype=np.int64) * 1000, url="plane")
-    write_clip(root, "test", clip_id, cams, frames,
-               depth=np.full((N, H, W), D, np.float32) if depth else None)
+    cams = Re10kCameras.from_c2w(c2w, K_norm, np.arange(n, dtype=np.int64) * 1000, url="plane")
+    write_clip(root, split, clip_id, cams, frames,
+               depth=np.full((n, H, W), D, np.float32) if depth else None)
 
 
 @pytest.fixture(scope="module")
@@ -153,3 +154,46 @@ def test_protocol_sparse2_eval12_preset(root, tmp_path, monkeypatch):
     lines = (tmp_path / "run" / "records.shard0of1.jsonl").read_text().splitlines()
     (rec,) = [json.loads(x) for x in lines if '"context_only + 3dgs"' in x and "plane_a" in x]
     assert rec["target"] == [1, 2, 3, 5, 6, 7, 8, 9, 10, 12, 13, 14]  # round(linspace(0, 15, 14))[1:-1]
+
+
+@pytest.mark.slow
+def test_multirun_recon_with_a_trained_model_and_merged_table(tmp_path):
+    """train 1 step -> `eval.py -m benchmark=recon overlap=small,large ckpt=...` -> one merged table with the
+    model's row and both reference rows per bucket."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from vid3d.evaluation.sparse_report import merge_sparse
+    from vid3d.tasks.train import train
+
+    root = tmp_path / "plane48"
+    for k in range(2):  # 48 frames, 1 px per frame: gaps 12..47 give overlaps 0.75 .. 0.02
+        smooth_plane_clip(root, f"plane_{k}", k, n=48, step=1)
+        smooth_plane_clip(root, f"train_{k}", 10 + k, n=48, step=1, split="train")
+    small = ["data=re10k", f"data.root={root}", "data.num_frames=4", f"data.height={H}", f"data.width={W}",
+             "data.datamodule.num_workers=0", "torch_threads=1"]
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=["model=plucker", "trainer.max_steps=1", "logger=csv",
+                                          "module.warmup_steps=1", f"paths.output_dir={tmp_path}", *small])
+    ckpt = train(cfg)["last_checkpoint"]
+    sweep = tmp_path / "multirun"
+    env = {**os.environ, "VID3D_DATA_DIR": str(tmp_path / "data"), "WANDB_MODE": "offline"}
+    proc = subprocess.run(
+        [sys.executable, "eval.py", "-m", "benchmark=recon", "overlap=small,large", f"ckpt={ckpt}",
+         "sampler.num_steps=2", "overlap.gaps=[12,40]", "overlap.num_targets=2",
+         "benchmark.num_gaussians=300", "benchmark.steps=20", "benchmark.generated_views=2",
+         "metrics.lpips.net=null",
+         f"hydra.sweep.dir={sweep}", *small],
+        cwd=Path(__file__).resolve().parents[2], env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    merged = merge_sparse([sweep])
+    assert merged["protocol"]["benchmark"] == "reconstruction"
+    assert set(merged["results"]) == {"small", "large"}
+    for bucket in ("small", "large"):
+        assert set(merged["results"][bucket]) == {"plucker + 3dgs", "context_only + 3dgs", "all_gt + 3dgs"}
+        assert all(r["n"] == 2 for r in merged["results"][bucket].values())  # one gap per bucket, two clips
+    table = (sweep / "sparse_report.md").read_text()
+    assert table.index("plucker + 3dgs") < table.index("context_only + 3dgs")  # model rows first

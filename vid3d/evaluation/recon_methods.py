@@ -37,7 +37,7 @@ class ReconSettings:
     steps: int = 300
     lr_scale: float = 10.0
     ssim_weight: float = 0.2
-    renderer: str = "torch"
+    renderer: str = "auto"
     near: float | None = None
     far: float | None = None
     generated_views: int = 6

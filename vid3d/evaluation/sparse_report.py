@@ -1,4 +1,4 @@
-"""Merge sparse-view runs into one table.
+"""Merge sparse-view (or reconstruction: ``benchmark=recon``) runs into one table.
 
 ``python -m vid3d.evaluation.sparse_report DIR [DIR ...] [--out OUT]``
 
@@ -24,6 +24,9 @@ from .aggregate import merge_shards
 from .records import to_jsonable
 from .sparse_runner import LABELS, METRICS, REFERENCE_ROWS, _json_safe, aggregate_sparse, metric_cell
 
+PAIR_BENCHMARKS = ("sparse_view", "reconstruction")
+RECON_REFERENCE_ROWS = ("context_only + 3dgs", "all_gt + 3dgs")  # vid3d.tasks.recon_benchmark
+
 __all__ = ["merge_sparse", "main"]
 
 BUCKET_ORDER = ("small", "medium", "large", "all")
@@ -47,9 +50,10 @@ def _protocol(d: Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"{d}: has records but no results.json (rerun that job to write it)")
     proto = json.loads(path.read_text())["protocol"]
-    if proto.get("benchmark") != "sparse_view":
+    if proto.get("benchmark") not in PAIR_BENCHMARKS:
         raise ValueError(
-            f"{path}: not a sparse-view result (protocol.benchmark = {proto.get('benchmark')!r})"
+            f"{path}: not a sparse-view or reconstruction result (protocol.benchmark = "
+            f"{proto.get('benchmark')!r})"
         )
     return proto
 
@@ -64,6 +68,10 @@ def merge_sparse(paths: list[str | Path], out: str | Path | None = None) -> dict
         by_bucket.setdefault(name, []).append(d)
         protos.setdefault(name, p)
     first = next(iter(protos.values()))
+    kinds = {p["benchmark"] for p in protos.values()}
+    if len(kinds) > 1:
+        raise ValueError(f"{[str(d) for d in dirs]}: results of different benchmarks {sorted(kinds)}: merge "
+                         "each benchmark's runs on their own")
     for name, p in protos.items():
         for key in ("estimator", "dataset"):
             if p["overlap_index"][key] != first["overlap_index"][key]:
@@ -80,9 +88,10 @@ def merge_sparse(paths: list[str | Path], out: str | Path | None = None) -> dict
     results = {b: aggregate_sparse(merge_shards(by_bucket[b])) for b in buckets}
     # methods with records, and those a run was asked for (an empty bucket has no records to name them)
     named = {m for p in protos.values() for m in p.get("methods", [])}
-    methods = sorted({m for r in results.values() for m in r} | named, key=lambda m: (m in REFERENCE_ROWS, m))
+    references = set(REFERENCE_ROWS) | set(RECON_REFERENCE_ROWS)
+    methods = sorted({m for r in results.values() for m in r} | named, key=lambda m: (m in references, m))
     protocol = {
-        "benchmark": "sparse_view",
+        "benchmark": first["benchmark"],
         "buckets": {b: protos[b]["bucket"] for b in buckets},
         "overlap_index": {
             k: first["overlap_index"][k] for k in ("estimator", "dataset", "thresholds", "pair_source")

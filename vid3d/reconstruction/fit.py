@@ -32,7 +32,8 @@ def _gaussians(params: dict) -> Gaussians:
 class FitConfig:
     """steps: optimisation steps (one random view each); lr_*: Adam learning rates (3DGS's defaults);
     lr_scale multiplies all of them; ssim_weight: lambda of (1 - lambda) L1 + lambda (1 - SSIM);
-    renderer: "torch" (any device) or "gsplat" (CUDA); background (3,) in [0, 1]; seed picks the views."""
+    renderer: "torch" (any device), "gsplat" (CUDA) or "auto" (gsplat where CUDA and gsplat are there, else
+    torch); background (3,) in [0, 1]; seed picks the views."""
 
     steps: int = 500
     lr_means: float = 1.6e-4
@@ -43,7 +44,7 @@ class FitConfig:
     lr_sh0: float = 2.5e-3
     lr_scale: float = 1.0
     ssim_weight: float = 0.2
-    renderer: str = "torch"
+    renderer: str = "auto"
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)
     seed: int = 0
     tile: int = 16
@@ -77,16 +78,25 @@ def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5)
     return s.mean()
 
 
-def get_renderer(name: str) -> Callable:
-    if name == "torch":
-        from .render_torch import render
+def resolve_renderer(name: str) -> str:
+    """"auto" -> "gsplat" when CUDA is available and gsplat is installed, else "torch"."""
+    if name == "auto":
+        import importlib.util
 
-        return render
-    if name == "gsplat":
+        return "gsplat" if torch.cuda.is_available() and importlib.util.find_spec("gsplat") else "torch"
+    if name not in ("torch", "gsplat"):
+        raise ValueError(f"renderer must be 'torch', 'gsplat' or 'auto', got {name!r}")
+    return name
+
+
+def get_renderer(name: str) -> Callable:
+    if resolve_renderer(name) == "gsplat":
         from .render_gsplat import render
 
         return render
-    raise ValueError(f"renderer must be 'torch' or 'gsplat', got {name!r}")
+    from .render_torch import render
+
+    return render
 
 
 def fit_gaussians(
@@ -107,7 +117,8 @@ def fit_gaussians(
         raise ValueError(f"frames must be (V, H, W, 3), got {tuple(frames.shape)}")
     if not (len(frames) == len(K_px) == len(c2w)):
         raise ValueError(f"{len(frames)} frames, {len(K_px)} intrinsics and {len(c2w)} poses: need one each")
-    render = get_renderer(cfg.renderer)
+    renderer = resolve_renderer(cfg.renderer)
+    render = get_renderer(renderer)
     device = init.means.device
     frames, K_px, c2w = frames.to(device), K_px.to(device), c2w.to(device)
     _, H, W, _ = frames.shape
@@ -121,7 +132,7 @@ def fit_gaussians(
     opt = {k: torch.optim.Adam([params[k]], lr=lrs[k], eps=1e-15) for k in params}
     decay = (cfg.lr_means_final / cfg.lr_means) ** (1.0 / max(cfg.steps - 1, 1))
     strategy = state = None
-    if cfg.renderer == "gsplat" and cfg.densify:
+    if renderer == "gsplat" and cfg.densify:
         from .render_gsplat import default_strategy
 
         strategy, state = default_strategy(params, opt, extent)
@@ -133,7 +144,7 @@ def fit_gaussians(
         if not order:
             order = torch.randperm(len(frames), generator=gen).tolist()
         v = order.pop()
-        extra = {"tile": cfg.tile} if cfg.renderer == "torch" else {}
+        extra = {"tile": cfg.tile} if renderer == "torch" else {}
         out = render(_gaussians(params), K_px[v], c2w[v], H, W, background=bg, **extra)
         if strategy is not None:
             strategy.step_pre_backward(params, opt, state, step, out["info"])
@@ -182,13 +193,14 @@ def fit_frames(
         K = torch.from_numpy(np.asarray(K_px, np.float32))
         poses = torch.from_numpy(np.asarray(c2w, np.float32))
         init = init_in_frustums(K, poses, H, W, num_gaussians, near, far, seed=cfg.seed)
-        return fit_gaussians(init, f, K, poses, cfg)[0]
+        device = "cuda" if resolve_renderer(cfg.renderer) == "gsplat" else "cpu"
+        return fit_gaussians(init.to(device), f, K, poses, cfg)[0]
     finally:
         torch.set_num_threads(before)
 
 
 def render_frames(
-    g: Gaussians, K_px: np.ndarray, c2w: np.ndarray, height: int, width: int, renderer: str = "torch"
+    g: Gaussians, K_px: np.ndarray, c2w: np.ndarray, height: int, width: int, renderer: str = "auto"
 ) -> np.ndarray:
     """Render ``g`` at every camera (K_px (T, 3, 3), OpenCV c2w (T, 4, 4)) -> (T, H, W, 3) uint8."""
     render = get_renderer(renderer)
