@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 from vid3d.evaluation.camera_runner import EvalClip, gt_video_method, run_camera_eval, video_relpath
 from vid3d.evaluation.pose import GTPoseEstimator, PoseEstimator, PoseResult
 from vid3d.evaluation.records import read_records
-from vid3d.tasks.camera_benchmark import MEDIA_COLUMNS, log_to_wandb
+from vid3d.evaluation.wandb_log import MEDIA_COLUMNS, log_to_wandb
 
 N, H, W = 4, 24, 32
 
@@ -140,7 +140,7 @@ def test_offline_eval_run_travels_with_its_run_dir(tmp_path, monkeypatch):
 def test_media_table_cells(tmp_path):
     import wandb
 
-    from vid3d.tasks.camera_benchmark import sample_media
+    from vid3d.evaluation.wandb_log import sample_media
 
     clips = [_clip(0)]
     run_camera_eval(clips, {"gt_video": gt_video_method, "dark": _dark}, HalfFail(), tmp_path,
@@ -161,7 +161,7 @@ def test_media_table_cells(tmp_path):
 
 
 def test_trajectory_plot_of_partial_and_failed_records():
-    from vid3d.tasks.camera_benchmark import trajectory_image
+    from vid3d.evaluation.wandb_log import trajectory_image
 
     clip = _clip(3)
     est = clip.gt_c2w.copy()

@@ -24,10 +24,16 @@ from vid3d.evaluation.camera_runner import (
     run_camera_eval,
     static_first_frame_method,
 )
-from vid3d.evaluation.fvd import FVDMetric, find_fvd, fvd_column, is_random_init_label
+from vid3d.evaluation.fvd import FVDMetric, is_random_init_label
+from vid3d.evaluation.random_init import (
+    FVD_RANDOM_INIT_WARNING,
+    RANDOM_INIT_SUFFIX,
+    RANDOM_INIT_WARNING,
+    is_random_init,
+)
+from vid3d.evaluation.wandb_log import log_to_wandb
 from vid3d.sampling.pipeline import from_uint8, to_uint8
 from vid3d.tasks.common import (
-    init_wandb_run,
     log,
     prepare_data,
     print_config_tree,
@@ -109,143 +115,6 @@ def fvd_metric(cfg: DictConfig) -> FVDMetric | None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     return FVDMetric(path, device=device, batch_size=int(OmegaConf.select(cfg, "metrics.fvd.batch_size",
                                                                           default=8)))
-
-
-RANDOM_INIT_SUFFIX = " [random-init poses]"
-RANDOM_INIT_WARNING = (
-    "pose estimator built with random weights (pose.random_init=true): a plumbing check of the evaluation "
-    "path. These are NOT DUSt3R (or any real estimator's) numbers and must not be reported as such."
-)
-FVD_RANDOM_INIT_WARNING = (
-    "FVD feature extractor is a random-init network, not I3D (metrics.fvd.i3d is a file written by "
-    "vid3d.evaluation.fvd.save_tiny_extractor): its 'fvd [random-init (not I3D)]' entries are a plumbing "
-    "check of the evaluation path, NOT FVD, and must not be reported as such."
-)
-
-
-def is_random_init(estimator) -> bool:
-    """True when the estimator says its weights are random (``describe()["weights"]``)."""
-    return str(estimator.describe().get("weights", "")).startswith("random-init")
-
-
-def trajectory_image(record: dict, gt_c2w: np.ndarray | None) -> np.ndarray | None:
-    """GT vs estimated trajectory plot (both relative to the first frame and scale-normalised, as the
-    metrics see them; a partial registration shows only the registered frames), or None."""
-    from vid3d.evaluation.camera_errors import prepare_trajectory
-    from vid3d.viz import plot_trajectory
-
-    gt = record.get("gt_c2w", gt_c2w)
-    if gt is None:
-        return None
-    gt = np.asarray(gt, dtype=np.float64)
-    est = record.get("est_c2w")
-    trajs = {}
-    if est is not None:
-        est = np.asarray([[[np.nan if v is None else v for v in row] for row in m] for m in est], np.float64)
-        mask = np.all(np.isfinite(est.reshape(len(est), -1)), axis=1)
-        if mask.any() and len(est) == len(gt):
-            gt = gt[mask]
-            trajs["estimated"] = prepare_trajectory(est[mask])[0]
-    trajs = {"GT": prepare_trajectory(gt)[0], **trajs}
-    status = "ok" if record.get("success") else "FAILED"
-    title = f"{record['method']} | {record['clip_id']} | trial {record['trial']} | {status}"
-    return plot_trajectory(trajs, title=title, size_px=360)
-
-
-MEDIA_COLUMNS = [
-    "method", "clip_id", "trial", "caption", "video_file", "success", "reason", "n_registered", "n_frames",
-    "rot_err_deg", "rot_err_deg_per_frame", "trans_err", "trans_err_per_frame", "cammc", "estimate_s",
-]
-
-
-def media_caption(rec: dict) -> str:
-    status = "ok" if rec.get("success") else "FAILED"
-    return f"{rec['method']} | {rec['clip_id']} | trial {rec['trial']} | {status}"
-
-
-def sample_media(out: Path, records: list[dict], clips: dict[str, EvalClip], max_media_rows: int):
-    """Per (method, clip, trial): a W&B table of numbers, plus the media of the first ``max_media_rows`` rows
-    as two plain lists (generated videos from the runner's saved mp4s; GT-vs-estimated trajectory plots), each
-    captioned as the row's ``caption`` column. Plain media, not media inside the table: W&B writes plain
-    media into the run's own ``files/media`` folder (relative paths, so a copied offline run dir syncs
-    whole) but stages a table's media elsewhere by absolute path. ``video_file`` is the mp4's path in the
-    eval run dir. Returns (table, videos, plots)."""
-    import wandb
-
-    table = wandb.Table(columns=MEDIA_COLUMNS)
-    videos, plots = [], []
-    for i, rec in enumerate(records):
-        caption = media_caption(rec)
-        if i < max_media_rows:
-            if rec.get("video") and (out / rec["video"]).is_file():
-                videos.append(wandb.Video(str(out / rec["video"]), format="mp4", caption=caption))
-            clip = clips.get(rec["clip_id"])
-            image = trajectory_image(rec, None if clip is None else clip.gt_c2w)
-            if image is not None:
-                plots.append(wandb.Image(image, caption=caption))
-        err = rec.get("errors") or {}
-        table.add_data(
-            rec["method"], rec["clip_id"], int(rec["trial"]), caption, rec.get("video"),
-            bool(rec.get("success")), rec.get("reason"), rec.get("n_registered"), rec.get("n_frames"),
-            err.get("rot_err_deg"), err.get("rot_err_deg_per_frame"), err.get("trans_err"),
-            err.get("trans_err_per_frame"), err.get("cammc"), (rec.get("timings_s") or {}).get("estimate"),
-        )
-    return table, videos, plots
-
-
-def log_to_wandb(
-    cfg: DictConfig,
-    out: Path,
-    results: dict,
-    records: list[dict] | None = None,
-    clips: dict[str, EvalClip] | None = None,
-    warning: str | None = None,
-    tags: list[str] | None = None,
-    camera_gap: dict[str, dict[str, float]] | None = None,
-) -> None:
-    """The results table (one scalar per row/metric, FVD under its results key, e.g.
-    ``eval/<method>/fvd``), the model's camera gap (``eval/<method>/camera_gap@<sigma>``) and, with
-    ``wandb.media``, the per-sample table and media (``sample_media``) as a W&B run; offline without
-    credentials, everything inside ``out``."""
-    import wandb
-
-    run = init_wandb_run(
-        cfg, out, "eval", tags if tags is not None else (["random-init-poses"] if warning else None)
-    )
-    if warning:
-        run.summary["eval/WARNING"] = warning
-    metrics = ["rot_err_deg", "trans_err", "cammc"]
-    columns = ["method", "n", "failures", "success_rate"] + [f"{m}_mean" for m in metrics]
-    columns += [f"{m}_std_over_trials" for m in metrics]
-    fvd_col = fvd_column(results)
-    table = wandb.Table(columns=columns + [fvd_col, f"{fvd_col}_n_generated"])
-    for method, row in results.items():
-        values = [row["metrics"].get(m, {}).get("mean") for m in metrics]
-        spread = [row["metrics"].get(m, {}).get("std_over_trials") for m in metrics]
-        fvd_key, fvd = find_fvd(row)
-        fvd_value = fvd.get("value") if fvd.get("computed") else None
-        table.add_data(method, row["n"], row["failures"], row["success_rate"], *values, *spread, fvd_value,
-                       fvd.get("n_generated"))
-        run.summary[f"eval/{method}/success_rate"] = row["success_rate"]
-        for m, v in zip(metrics, values):
-            if v is not None and v == v:  # NaN when every estimation failed
-                run.summary[f"eval/{method}/{m}"] = v
-        # not computed: a string, never a number that could pass for an FVD
-        run.summary[f"eval/{method}/{fvd_key}"] = fvd_value if fvd_value is not None else "not computed"
-    for method, gap in (camera_gap or {}).items():
-        for k, v in gap.items():
-            if k.startswith("camera_gap"):
-                run.summary[f"eval/{method}/{k}"] = v
-    logs = {"eval/camera_results": table}
-    if records and cfg.wandb.get("media", True):
-        max_rows = int(cfg.wandb.get("max_media_rows", 100))
-        logs["eval/samples"], videos, plots = sample_media(out, records, clips or {}, max_rows)
-        if videos:
-            logs["eval/sample_videos"] = videos
-        if plots:
-            logs["eval/sample_trajectories"] = plots
-    run.log(logs)
-    run.finish()
 
 
 class CameraBenchmark:

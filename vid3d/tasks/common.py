@@ -50,26 +50,6 @@ def print_config_tree(cfg: DictConfig, save_to: Path | None = None, resolve: boo
         save_to.write_text(OmegaConf.to_yaml(cfg, resolve=resolve))
 
 
-def init_wandb_run(cfg: DictConfig, out: Path, job_type: str, tags: list[str] | None = None):
-    """A W&B run for an evaluation task: ``cfg.wandb`` project/group/mode (offline without credentials,
-    see vid3d.training.loggers), files under ``out`` (W&B's staging copies too: ``keep_wandb_data_in``), the
-    resolved config as the run config."""
-    import wandb
-
-    from vid3d.training.loggers import keep_wandb_data_in, resolve_wandb_mode
-
-    keep_wandb_data_in(out)
-    return wandb.init(
-        project=cfg.wandb.project,
-        group=cfg.wandb.group,
-        job_type=job_type,
-        dir=str(out),
-        mode=resolve_wandb_mode(cfg.wandb.mode),
-        config=OmegaConf.to_container(cfg, resolve=True),
-        tags=tags or None,
-    )
-
-
 def task_wrapper(fn: Callable[[DictConfig], dict]) -> Callable[[DictConfig], dict]:
     """Run a task and always close W&B, so one failed job does not break the rest of a multirun."""
 

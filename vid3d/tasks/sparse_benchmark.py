@@ -32,12 +32,11 @@ from vid3d.evaluation.sparse_runner import (
     SparsePair,
     ground_truth_method,
     load_pairs,
-    metric_cell,
     nearest_context_method,
     run_sparse_eval,
 )
+from vid3d.evaluation.wandb_log import log_pair_results
 from vid3d.tasks.common import (
-    init_wandb_run,
     log,
     prepare_data,
     print_config_tree,
@@ -110,41 +109,6 @@ def model_method(model, sampler, seed_offset: int = 0):
         return mode.run(model, sampler, job, generator=gen)[1:-1]
 
     return generate
-
-
-def side_by_side(pair: SparsePair, pred: np.ndarray) -> np.ndarray:
-    """(3H, max(2, T)W, 3) uint8: row 1 the two context views, row 2 the generated targets, row 3 GT."""
-    h, w = pair.frames.shape[1:3]
-    cols = max(2, len(pred))
-
-    def row(frames: np.ndarray) -> np.ndarray:
-        r = np.zeros((h, cols * w, 3), np.uint8)
-        r[:, : len(frames) * w] = np.concatenate(list(frames), axis=1)
-        return r
-
-    return np.concatenate([row(pair.context_frames), row(pred), row(pair.gt_targets)], axis=0)
-
-
-def _wandb_log(cfg: DictConfig, out: Path, results: dict, images: list, name: str = "sparse") -> None:
-    import wandb
-
-    run = init_wandb_run(cfg, out, f"eval_{name}")
-    table = wandb.Table(columns=["method", "n", "PSNR", "SSIM", "LPIPS"])
-    for method, r in results.items():
-        table.add_data(method, r["n"], *(metric_cell(r["metrics"][m], m) for m in ("psnr", "ssim", "lpips")))
-    key = f"eval/{name}_{cfg.overlap.bucket}"
-    # One image per (pair, method): context views | predicted targets | ground-truth targets, as rows.
-    # (Plain image lists: wandb tables do not keep their images in offline runs.)
-    samples = [
-        wandb.Image(
-            side_by_side(pair, pred),
-            caption=f"{pair.pair_id} {method} overlap={pair.overlap} psnr={rec['metrics']['psnr']} "
-            "(rows: context, predicted, ground truth)",
-        )
-        for pair, method, pred, rec in images
-    ]
-    run.log({f"{key}/results": table, **({f"{key}/samples": samples} if samples else {})})
-    run.finish()
 
 
 class SparseBenchmark:
@@ -276,6 +240,6 @@ def evaluate_pairs(
     if empty:
         table = f"EMPTY BUCKET: {empty}\n\n{table}"
     print(table.split("\nProtocol:")[0])
-    _wandb_log(cfg, out, summary["results"], images, wandb_name)
+    log_pair_results(cfg, out, summary["results"], images, wandb_name)
     log.info("results written to %s", out)
     return {"results_md": table, "run_dir": str(out), "results": summary["results"]}
