@@ -23,4 +23,12 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("vid3d.run_dir", _run_dir)
 
 
+def register_schemas() -> None:
+    """The typed schemas of vid3d/config_schema.py in Hydra's ConfigStore (``schema/<name>``)."""
+    from vid3d.config_schema import register_schemas as register
+
+    register()
+
+
 register_resolvers()
+register_schemas()

@@ -88,16 +88,16 @@ def model_camera_gap(cfg: DictConfig, model, clips: list[EvalClip], out: Path) -
     from vid3d.atomic import atomic_write_bytes
     from vid3d.evaluation.camera_gap import camera_gap_markdown, measure_camera_gap
 
-    opts = cfg.eval.get("camera_gap") or {}
-    use = clips[: int(opts.get("max_clips", 8))]
-    if not opts.get("enabled", True) or int(cfg.eval.shard) != 0 or len(use) < 2:
+    opts = cfg.eval.camera_gap  # typed: vid3d.config_schema.CameraGapOptions
+    use = clips[: int(opts.max_clips)]
+    if not opts.enabled or int(cfg.eval.shard) != 0 or len(use) < 2:
         return None
     samples = [
         {"frames": from_uint8(c.frames), "K_px": torch.from_numpy(c.K_px).float().expand(len(c.frames), 3, 3),
          "c2w": torch.from_numpy(c.gt_c2w).float()}
         for c in use
     ]
-    gap = measure_camera_gap(model, samples, tuple(opts.get("sigmas", (0.2, 1.0, 5.0))), int(cfg.seed))
+    gap = measure_camera_gap(model, samples, tuple(opts.sigmas), int(cfg.seed))
     table = camera_gap_markdown({model.name: gap})
     atomic_write_bytes(out / "camera_gap.json", json.dumps({model.name: gap}, indent=1).encode())
     atomic_write_bytes(out / "camera_gap.md", (table + "\n").encode())
@@ -107,14 +107,13 @@ def model_camera_gap(cfg: DictConfig, model, clips: list[EvalClip], out: Path) -
 def fvd_metric(cfg: DictConfig) -> FVDMetric | None:
     """The FVD metric of ``metrics.fvd.i3d`` (None when unset: FVD is not computed). A missing or unloadable
     file raises ``FVDWeightsError`` naming it; called before any clip is loaded or video generated."""
-    path = OmegaConf.select(cfg, "metrics.fvd.i3d")
+    path = cfg.metrics.fvd.i3d  # typed: vid3d.config_schema.MetricsOptions
     if path in (None, ""):
         return None
-    device = str(OmegaConf.select(cfg, "metrics.device", default="auto"))
+    device = str(cfg.metrics.device)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    return FVDMetric(path, device=device, batch_size=int(OmegaConf.select(cfg, "metrics.fvd.batch_size",
-                                                                          default=8)))
+    return FVDMetric(path, device=device, batch_size=int(cfg.metrics.fvd.batch_size))
 
 
 class CameraBenchmark:
@@ -175,8 +174,8 @@ def evaluate_camera(cfg: DictConfig) -> dict:
         trials=cfg.eval.trials,
         failure_policy=cfg.eval.failure_policy,
         extra_protocol=extra,
-        save_videos=bool(cfg.eval.get("save_videos", True)),
-        video_fps=float(cfg.eval.get("video_fps", 8)),
+        save_videos=bool(cfg.eval.save_videos),
+        video_fps=float(cfg.eval.video_fps),
         fvd=fvd,
         outlier_sigma=(preset or {}).get("outlier_sigma"),
     )

@@ -219,7 +219,7 @@ def evaluate_pairs(
     if empty:
         protocol["empty_bucket"] = empty
     images: list = []
-    keep = int(o.get("wandb_images", 8))
+    keep = int(o.wandb_images)
 
     def collect(pair, name, pred, rec):
         if len(images) < keep * len(methods):
