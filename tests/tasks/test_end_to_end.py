@@ -10,6 +10,9 @@ import numpy as np
 import pytest
 from _tiny import TINY_DATA
 
+# end-to-end runs through the real entry points (subprocesses): CI's slow step
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 TINY = TINY_DATA
 

@@ -88,6 +88,7 @@ def test_sweep_objective_reads_results_json_and_writes_objective_json(tmp_path):
         assert sweep_objective(compose("train"), {"run_dir": "x"}) is None  # no post_eval: nothing to return
 
 
+@pytest.mark.slow
 def test_tiny_optuna_sweep_writes_best_params(tmp_path):
     """3 trials of train (2 steps) -> score -> objective; one trial raises and the search goes on."""
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")

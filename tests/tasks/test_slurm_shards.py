@@ -8,6 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from hydra import compose, initialize_config_dir
 
 from vid3d.config import CONFIG_DIR
@@ -68,6 +69,7 @@ DRIVER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_eval_shards_are_one_slurm_array(tmp_path):
     driver, seen_path, sweep = tmp_path / "driver.py", tmp_path / "seen.json", tmp_path / "sweep"
     driver.write_text(DRIVER)

@@ -92,6 +92,7 @@ def run(args, env_extra, tmp):
     return proc
 
 
+@pytest.mark.slow
 def test_multirun_trains_scores_and_merges(tmp_path):
     sweep = tmp_path / "sweep"
     run(
