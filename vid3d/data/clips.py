@@ -62,7 +62,6 @@ SKIP_REASONS: tuple[str, ...] = (
     "outside_root",  # a path from an index / transforms file that leaves the dataset root
 )
 _REASON_INDEX = {r: k for k, r in enumerate(SKIP_REASONS)}
-IMAGE_EXTS = (".png", ".jpg", ".jpeg")
 
 
 class BadClip(Exception):
@@ -390,7 +389,7 @@ class Re10kClipDataset(ClipSamplingDataset):
             frames_src = str(clip.frames_dir)
             if not clip.frames_dir.is_dir():
                 raise BadClip("missing_frames", f"{frames_src}: frames folder missing")
-            n_files = sum(1 for p in clip.frames_dir.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+            n_files = sum(1 for p in clip.frames_dir.iterdir() if p.suffix.lower() in re10k.IMAGE_EXTS)
             if n_files == 0:
                 raise BadClip("missing_frames", f"{frames_src}: empty frames folder")
             if n_files != n:
