@@ -60,12 +60,14 @@ class MetricsOptions:
 
 @dataclass
 class GeometricOverlapOptions:
+    _target_: str = "vid3d.evaluation.overlap.geometric.GeometricOverlap"
     rel_tol: float = 0.01
     abs_tol: float = 0.001
 
 
 @dataclass
 class RomaOverlapOptions:
+    _target_: str = "vid3d.evaluation.overlap.roma.RomaOverlap"
     weights: str | None = None
     dinov2_weights: str | None = None
     certainty_threshold: float = 0.005
@@ -76,7 +78,9 @@ class RomaOverlapOptions:
 
 @dataclass
 class OverlapOptions:
-    """``overlap``: the pair benchmarks' pairs (index, gaps, targets, size) and bucket."""
+    """``overlap``: the pair benchmarks' pairs (index, gaps, targets, size) and bucket. ``estimator`` names
+    the node (``geometric`` or ``roma``) whose ``_target_`` builds the overlap estimator; the name also keys
+    the cached overlap index."""
 
     estimator: str = "geometric"
     split: str = "test"

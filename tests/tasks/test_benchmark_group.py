@@ -57,3 +57,17 @@ def test_evaluate_without_a_benchmark_says_how_to_choose_one():
     cfg.benchmark = None
     with pytest.raises(ValueError, match="benchmark=camera"):
         evaluate(cfg)
+
+
+@pytest.mark.parametrize("name, cls", [("geometric", "GeometricOverlap"), ("roma", "RomaOverlap")])
+def test_overlap_estimator_is_built_from_its_target(name, cls):
+    from vid3d.tasks.sparse_benchmark import _estimator
+
+    cfg = _eval_cfg(["overlap=small", f"overlap.estimator={name}", "overlap.geometric.rel_tol=0.02"])
+    est = _estimator(cfg)
+    assert type(est).__name__ == cls
+    if name == "geometric":
+        assert est.rel_tol == 0.02
+    cfg = _eval_cfg(["overlap=small", "overlap.estimator=sift"])
+    with pytest.raises(ValueError, match="overlap.estimator='sift'"):
+        _estimator(cfg)

@@ -24,7 +24,6 @@ from vid3d.evaluation.overlap.index import (
     StaleIndexError,
     build_index,
     load_index,
-    make_estimator,
     select_pairs,
     write_index,
 )
@@ -50,9 +49,12 @@ ASSETS = Path(__file__).resolve().parents[1] / "data" / "assets" / "overlap"
 
 
 def _estimator(cfg: DictConfig):
+    """The overlap estimator of the node ``overlap.<estimator>`` (its ``_target_``; conf/overlap/_common)."""
     o = cfg.overlap
-    settings = OmegaConf.to_container(o.get(o.estimator, {}) or {}, resolve=True)
-    return make_estimator(o.estimator, **settings)
+    if o.estimator not in o or "_target_" not in o[o.estimator]:
+        raise ValueError(f"overlap.estimator={o.estimator!r}: no overlap.{o.estimator} node with a _target_ "
+                         "(geometric or roma)")
+    return instantiate(o[o.estimator])
 
 
 def resolve_index(cfg: DictConfig) -> tuple[dict[str, Any], Path]:
