@@ -54,7 +54,12 @@ def _estimator(cfg: DictConfig):
     if o.estimator not in o or "_target_" not in o[o.estimator]:
         raise ValueError(f"overlap.estimator={o.estimator!r}: no overlap.{o.estimator} node with a _target_ "
                          "(geometric or roma)")
-    return instantiate(o[o.estimator])
+    from hydra.utils import get_class
+
+    # the class called directly (not hydra's instantiate): its own errors (missing RoMa weights) reach the
+    # user unwrapped, as one line
+    settings = OmegaConf.to_container(o[o.estimator], resolve=True)
+    return get_class(settings.pop("_target_"))(**settings)
 
 
 def resolve_index(cfg: DictConfig) -> tuple[dict[str, Any], Path]:
