@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     ckpt = out / "train" / "checkpoints" / "last.ckpt"
     control = out / "train_control" / "checkpoints" / "last.ckpt"
     control_dir = out / "positive_control"
-    times["sample"] = run_pair(
+    times["sample + positive control"] = run_pair(
         "sample (and the positive control beside it)",
         ["sample.py", f"ckpt={ckpt}", "num_samples=2", f"hydra.run.dir={out}/sample", *common],
         [str(TOY), *TOY_ARGS, "--out", str(control_dir)],
