@@ -20,5 +20,20 @@ def main(cfg: DictConfig) -> None:
         evaluate(cfg)
 
 
+def refuse_old_task_override(argv: list[str]) -> None:
+    """``task=camera|sparse`` was replaced by the benchmark group: say so in one line (exit 2)."""
+    import sys
+
+    old = [a for a in argv if a.lstrip("+~").startswith("task=")]
+    if old:
+        print(f"error: {old[0]}: the task key is gone; choose the benchmark with "
+              "benchmark=camera|sparse|recon (overlap=<bucket> selects sparse; camera is the default)",
+              file=sys.stderr)
+        raise SystemExit(2)
+
+
 if __name__ == "__main__":
+    import sys
+
+    refuse_old_task_override(sys.argv[1:])
     main()

@@ -72,3 +72,15 @@ def test_overlap_estimator_is_built_from_its_target():
     cfg = _eval_cfg(["overlap=small", "overlap.estimator=sift"])
     with pytest.raises(ValueError, match="overlap.estimator='sift'"):
         _estimator(cfg)
+
+
+def test_old_task_override_gets_one_line_pointing_to_benchmark():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "eval.py", "task=sparse"], cwd=root, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "benchmark=camera|sparse|recon" in proc.stderr
