@@ -1,21 +1,58 @@
-"""Data loading throughput: clips/s to a ready training sample, vid3d's loader vs a plain PIL baseline.
+"""Data loading throughput: clips/s to a ready training sample, vid3d's loader vs a CameraCtrl-style loader.
 
-A ready sample is what a training step consumes: 25 frames centre-cropped and resized to 320x512 as a
-float tensor in [-1, 1], pixel intrinsics, camera-to-world poses relative to the first frame, and the
-Plücker maps at the latent resolution 40x64 (``vid3d.geometry.plucker_embedding``). Two pipelines produce
-the same sample from the same RealEstate10K-layout clips (image folders):
+A ready sample is what a training step consumes: 25 frames centre-cropped and resized to 320x512, pixel
+intrinsics at that size, camera-to-world poses relative to the first frame, and Plücker maps at the latent
+resolution 40x64. Every pipeline below produces it from the same RealEstate10K-layout clips (a folder of
+JPEG frames named by timestamp + a camera .txt per clip):
 
-- ``vid3d``: ``Re10kClipDataset`` (OpenCV decode, one crop + INTER_AREA resize per frame, validation,
-  bad-clip handling) + Plücker maps;
-- ``pil_baseline``: per frame ``PIL.Image.open(...).convert("RGB")``, crop, ``resize(BILINEAR)``, to tensor;
-  the same camera parsing and Plücker maps.
+- ``vid3d``: ``Re10kClipDataset(frames_dtype="uint8")``, what training uses: OpenCV decode straight to RGB,
+  one crop + INTER_AREA resize per frame on uint8 written into one output array (no float copy, no stack
+  of resized frames), validation and bad-clip handling, then ``vid3d.geometry.plucker_embedding`` at 40x64.
+  Frames leave the loader as uint8 (F, 3, 320, 512); ``[-1, 1]`` is made once on the device by the
+  training step's batch preparation (``VideoDataModule.on_after_batch_transfer``,
+  ``vid3d.data.frames.as_unit_range``).
+- ``vid3d_float``: the same loader with ``frames_dtype="float32"`` (the evaluation default): frames
+  converted to [-1, 1] on the CPU, in the loader, for comparison.
+- ``cameractrl``: CameraCtrl's RealEstate10K dataset algorithm (``RealEstate10KPose`` in
+  github.com/hehao13/CameraCtrl, ``cameractrl/data/dataset.py``, main and svd branches), written here with
+  our own code. As there: every line of the camera file is parsed with ``float()`` and each 4x4 world-to-
+  camera matrix is inverted with ``np.linalg.inv``; the frame indices are ``np.linspace`` over a window of
+  ``frames * stride`` lines at a random start (the stride shrinks to fit short clips); the frames are decoded
+  whole (CameraCtrl: decord on an .mp4, here PIL on the JPEG files: decord is not installed and the clips
+  are image folders), stacked, made a float tensor divided by 255, resized with torchvision on the float
+  tensor (bilinear, antialiased) and normalised with ``Normalize(0.5, 0.5)`` to [-1, 1]; the poses are made
+  relative to the first frame (``zero_t_first_frame``: c2w[0] = I); the Plücker embedding [o x d, d] is
+  computed at the full output resolution (320x512) through pixel centres (u + 0.5, v + 0.5) and returned
+  as (F, 6, H, W), which CameraCtrl's pose encoder then brings to the latent grid (PixelUnshuffle(8)).
+  Where it differs, so that the output equals vid3d's: CameraCtrl resizes straight to the sample size
+  (stretching the aspect, ``rescale_fxy`` correcting fx); here the resize keeps the aspect (shorter side
+  to 320, torchvision's ``Resize(320)`` size rule) and ``CenterCrop((320, 512))`` follows, with the
+  intrinsics scaled by the resize and shifted by the crop. The full-resolution Plücker map is averaged over
+  8x8 blocks (the model-side reduction to 40x64; the block mean of unit directions differs from the ray
+  through the block centre by < 1e-4 here). Not included (it would only slow the baseline): the svd
+  branch's separate decode of a conditioning frame, caption handling, random flips.
+- ``cameractrl_latent_plucker``: the same, but the Plücker map is evaluated at the 40x64 latent grid
+  directly (not CameraCtrl's algorithm: a stronger baseline, to show how much of the ratio is the
+  full-resolution map).
+- ``pil_baseline``: per frame ``PIL.Image.open(...).convert("RGB")``, vid3d's crop box, Pillow's
+  ``resize(BILINEAR)`` (its triangle filter widens with the downscale), to float on the CPU; vid3d's camera
+  parsing and Plücker maps.
 
-Each runs through a torch DataLoader (batch size 1) with 1 worker and with N workers; clips/s is measured
-over --clips samples after --warmup samples. Without --root the data is a synthetic set rendered on the
-fly into a temporary folder (--quick: a small one). Prints a table and writes JSON (atomically).
+Protocol (one command): --clips clips (default 16) of --frames frames (so every pipeline samples the same
+frames: the whole clip) at --source-height x --source-width (default 360x640, RealEstate10K's 360p) are
+rendered as JPEG (the vid3d synthetic scenes) into a temporary folder (or --cache, reused when the same)
+unless --root names a RealEstate10K-layout split. Each pipeline reads every clip once
+(untimed: the first pass, which for vid3d includes its one-time whole-clip check per clip and process), then
+--rounds rounds each time every pipeline over all clips, the pipelines taking turns within a round (the order
+rotates every round), so load from other work on the machine hits all of them alike. Each pass is a torch
+DataLoader (batch size 1, --workers workers, default 0 = the main process) with ``collate_samples``. torch and
+OpenCV run one thread each. Reported: clips/s over all timed passes, the median pass's ms/clip, and the
+ratio to ``cameractrl`` (median over rounds of the per-round time ratio, with min and max). Prints a table
+and writes JSON (atomically, default results/dataloader.json).
 
+    .venv/bin/python benchmarks/dataloader.py
     .venv/bin/python benchmarks/dataloader.py --quick
-    .venv/bin/python benchmarks/dataloader.py --root /path/to/re10k --split train --workers 8
+    .venv/bin/python benchmarks/dataloader.py --root /path/to/re10k --split train --clips 64 --workers 8
 
 ``--mode shuffle`` compares training orders over pixelSplat chunks (``ChunkClipDataset``): ``full`` and
 ``grouped`` shuffling (``data.datamodule.shuffle``; ``grouped_rr``: grouped without the per-worker layout,
@@ -32,10 +69,13 @@ of an epoch at RealEstate10K scale (--sim-*: item -> chunk map and sampler only,
 from __future__ import annotations
 
 import argparse
+import datetime
 import itertools
 import json
 import os
 import platform
+import random
+import statistics
 import sys
 import tempfile
 import time
@@ -62,21 +102,57 @@ from vid3d.geometry import (  # noqa: E402
 )
 
 LATENT_FACTOR = 8  # 320x512 frames -> 40x64 latents
+BASELINE = "cameractrl"
+PIPELINES = ("vid3d", "vid3d_float", BASELINE, "cameractrl_latent_plucker", "pil_baseline")
 
 
 def add_plucker(sample: dict, height: int, width: int) -> dict:
-    """Add ``plucker`` (F, 6, height / 8, width / 8) computed from the sample's K_px and c2w."""
+    """Add ``plucker`` (F, 6, height / 8, width / 8) float32 from the sample's K_px (pixel intrinsics at
+    (height, width)) and c2w (OpenCV camera-to-world): the rays through the latent pixels' centres."""
     h, w = height // LATENT_FACTOR, width // LATENT_FACTOR
     K_lat = crop_resize_K(sample["K_px"], 0, 0, width, height, w, h)
     sample["plucker"] = plucker_embedding(K_lat, sample["c2w"], h, w).float()
     return sample
 
 
-class VidLoader(Dataset):
-    """vid3d's clip dataset + Plücker maps."""
+def frame_files(clip: re10k.Re10kClip, timestamps: np.ndarray) -> list[Path]:
+    """The frame file of each camera line of an image-folder clip: ``{timestamp}.ext``, else
+    ``{line:05d}.ext`` (the RealEstate10K layout); FileNotFoundError naming the folder and the line if one
+    is missing."""
+    by_stem = {}
+    for name in os.listdir(clip.frames_dir):
+        stem, ext = os.path.splitext(name)
+        if ext.lower() in re10k.IMAGE_EXTS:
+            by_stem.setdefault(stem, name)
+    out = []
+    for i, ts in enumerate(timestamps.tolist()):
+        name = by_stem.get(str(ts)) or by_stem.get(f"{i:05d}")
+        if name is None:
+            raise FileNotFoundError(
+                f"{clip.frames_dir}: no frame file for camera line {i + 2} (timestamp {ts})"
+            )
+        out.append(clip.frames_dir / name)
+    return out
 
-    def __init__(self, root: Path, split: str, frames: int, height: int, width: int, interval: int):
-        self.ds = Re10kClipDataset(root, split, frames, height, width, interval=FixedInterval(interval))
+
+class VidLoader(Dataset):
+    """vid3d's clip dataset (uint8 frames, or float32 in [-1, 1] on the CPU) + Plücker maps at 1/8."""
+
+    def __init__(
+        self,
+        root: Path,
+        split: str,
+        frames: int,
+        height: int,
+        width: int,
+        interval: int,
+        frames_dtype: str = "uint8",
+        clips: int | None = None,
+    ):
+        self.ds = Re10kClipDataset(
+            root, split, frames, height, width, interval=FixedInterval(interval), frames_dtype=frames_dtype
+        )
+        self.ds.clips = self.ds.clips[:clips]
         self.height, self.width = height, width
 
     def __len__(self) -> int:
@@ -86,11 +162,167 @@ class VidLoader(Dataset):
         return add_plucker(self.ds[i], self.height, self.width)
 
 
-class PilBaseline(Dataset):
-    """Plain per-frame PIL decode + crop + resize; same cameras and Plücker maps (image folders only)."""
+def image_clips(root: Path, split: str, clips: int | None) -> list[re10k.Re10kClip]:
+    """The first ``clips`` clips of the split stored as image folders (sorted by clip id)."""
+    found = [c for c in re10k.list_clips(root, split, missing="skip") if c.frames_dir is not None]
+    return found[:clips]
 
-    def __init__(self, root: Path, split: str, frames: int, height: int, width: int, interval: int):
-        self.clips = [c for c in re10k.list_clips(root, split, missing="skip") if c.frames_dir is not None]
+
+def cameractrl_read_cameras(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """CameraCtrl-style parse of a RealEstate10K camera file: every line after the URL is split and read
+    with ``float()``, and each world-to-camera matrix is inverted on its own (``np.linalg.inv``).
+
+    Returns (timestamps (N,) int64, intrinsics (N, 4) = normalised fx, fy, cx, cy, w2c (N, 4, 4),
+    c2w (N, 4, 4)), OpenCV convention, float64. ValueError naming the file and line if a line is short."""
+    lines = path.read_text().splitlines()[1:]
+    ts, intr, w2cs, c2ws = [], [], [], []
+    for n, line in enumerate(lines, start=2):
+        if not line.strip():
+            continue
+        v = [float(x) for x in line.split()]
+        if len(v) != 19:
+            raise ValueError(f"{path}:{n}: {len(v)} fields, expected 19")
+        w2c = np.eye(4)
+        w2c[:3, :] = np.array(v[7:19]).reshape(3, 4)
+        ts.append(int(v[0]))
+        intr.append(v[1:5])
+        w2cs.append(w2c)
+        c2ws.append(np.linalg.inv(w2c))
+    return np.array(ts, dtype=np.int64), np.array(intr), np.stack(w2cs), np.stack(c2ws)
+
+
+def cameractrl_plucker(K4: torch.Tensor, c2w: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Plücker embedding at the full image resolution, CameraCtrl's formulation.
+
+    Args: K4 (F, 4) pixel fx, fy, cx, cy at (height, width); c2w (F, 4, 4) OpenCV camera-to-world.
+    Returns (F, 6, height, width): [o x d, d] with d the unit world direction through (u + 0.5, v + 0.5)."""
+    f = K4.shape[0]
+    v, u = torch.meshgrid(
+        torch.linspace(0, height - 1, height, dtype=c2w.dtype),
+        torch.linspace(0, width - 1, width, dtype=c2w.dtype),
+        indexing="ij",
+    )
+    u = u.reshape(1, -1) + 0.5
+    v = v.reshape(1, -1) + 0.5
+    fx, fy, cx, cy = (k[:, None] for k in K4.unbind(-1))
+    dirs = torch.stack([(u - cx) / fx, (v - cy) / fy, torch.ones_like(u).expand(f, -1)], dim=-1)
+    dirs = dirs / dirs.norm(dim=-1, keepdim=True)  # (F, HW, 3), camera frame
+    dirs = dirs @ c2w[:, :3, :3].transpose(-1, -2)  # world frame
+    origins = c2w[:, None, :3, 3].expand_as(dirs)
+    emb = torch.cat([torch.linalg.cross(origins, dirs, dim=-1), dirs], dim=-1)
+    return emb.reshape(f, height, width, 6).permute(0, 3, 1, 2).contiguous()
+
+
+class CameraCtrlStyle(Dataset):
+    """CameraCtrl's RealEstate10K dataset algorithm on image-folder clips (see the module docstring);
+    the same output as ``VidLoader``: frames float32 (F, 3, height, width) in [-1, 1], K_px (F, 3, 3), c2w
+    (F, 4, 4) relative to the first frame, plucker (F, 6, height / 8, width / 8).
+
+    ``plucker="full"``: CameraCtrl's full-resolution map, block-averaged to the latent grid; "latent": the
+    same formulation evaluated directly at the latent grid (intrinsics / 8), a cheaper variant that is not
+    CameraCtrl's."""
+
+    def __init__(
+        self,
+        root: Path,
+        split: str,
+        frames: int,
+        height: int,
+        width: int,
+        interval: int,
+        clips: int | None = None,
+        plucker: str = "full",
+    ):
+        import torchvision.transforms as T
+
+        self.clips = image_clips(root, split, clips)
+        self.frames, self.height, self.width, self.stride = frames, height, width, interval
+        if plucker not in ("full", "latent"):
+            raise ValueError(f"plucker must be 'full' or 'latent', got {plucker!r}")
+        self.plucker = plucker
+        self.crop = T.CenterCrop((height, width))
+        self.normalize = T.Normalize(mean=[0.5, 0.5, 0.5], std=[0.5, 0.5, 0.5], inplace=True)
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def indices(self, n: int, rng: random.Random) -> np.ndarray:
+        """CameraCtrl's window: ``frames`` indices spread by ``np.linspace`` over frames * stride lines."""
+        if n < self.frames:
+            raise ValueError(f"{n} camera lines, fewer than {self.frames} frames")
+        stride = self.stride
+        if n < self.frames * stride:
+            stride = rng.randint(1, n // self.frames)
+        span = self.frames * stride
+        start = rng.randint(0, max(0, n - span - 1))
+        end = min(start + span, n)
+        return np.linspace(start, end - 1, self.frames, dtype=int)
+
+    def __getitem__(self, i: int) -> dict:
+        import torchvision.transforms.functional as TF
+        from PIL import Image
+
+        clip = self.clips[i]
+        ts, intr, w2c, c2w = cameractrl_read_cameras(clip.camera_path)
+        idx = self.indices(len(ts), random.Random(i))
+        files = frame_files(clip, ts)
+        decoded = []
+        for k in idx:
+            with Image.open(files[k]) as im:
+                decoded.append(np.asarray(im.convert("RGB")))
+        video = torch.from_numpy(np.stack(decoded)).permute(0, 3, 1, 2).contiguous() / 255.0
+        H0, W0 = video.shape[-2:]
+        # torchvision Resize(shorter side) size rule, shorter side to the output size that needs more
+        s = max(self.height / H0, self.width / W0)
+        rh, rw = max(self.height, int(H0 * s)), max(self.width, int(W0 * s))
+        video = TF.resize(video, [rh, rw], antialias=True)
+        video = self.normalize(self.crop(video))
+        top, left = int(round((rh - self.height) / 2.0)), int(round((rw - self.width) / 2.0))
+        sx, sy = rw / W0, rh / H0
+        K4 = np.stack(
+            [
+                intr[idx, 0] * W0 * sx,
+                intr[idx, 1] * H0 * sy,
+                intr[idx, 2] * W0 * sx - left,
+                intr[idx, 3] * H0 * sy - top,
+            ],
+            axis=-1,
+        ).astype(np.float32)
+        rel = np.array([w2c[idx[0]] @ c2w[k] for k in idx], dtype=np.float32)  # c2w[0] = I
+        K4_t, rel_t = torch.from_numpy(K4), torch.from_numpy(rel)
+        if self.plucker == "full":
+            full = cameractrl_plucker(K4_t, rel_t, self.height, self.width)
+            plucker = torch.nn.functional.avg_pool2d(full, LATENT_FACTOR)
+        else:
+            h, w = self.height // LATENT_FACTOR, self.width // LATENT_FACTOR
+            plucker = cameractrl_plucker(K4_t / LATENT_FACTOR, rel_t, h, w)
+        K_px = torch.zeros(len(idx), 3, 3)
+        K_px[:, 0, 0], K_px[:, 1, 1], K_px[:, 0, 2], K_px[:, 1, 2], K_px[:, 2, 2] = (*K4_t.unbind(-1), 1.0)
+        return {
+            "frames": video,
+            "K_px": K_px,
+            "c2w": rel_t,
+            "plucker": plucker,
+            "clip_id": clip.clip_id,
+            "frame_indices": torch.from_numpy(idx.astype(np.int64)),
+        }
+
+
+class PilBaseline(Dataset):
+    """Plain per-frame PIL decode + crop + bilinear resize, float on the CPU; vid3d's cameras and Plücker
+    maps (image folders only)."""
+
+    def __init__(
+        self,
+        root: Path,
+        split: str,
+        frames: int,
+        height: int,
+        width: int,
+        interval: int,
+        clips: int | None = None,
+    ):
+        self.clips = image_clips(root, split, clips)
         self.frames, self.height, self.width, self.interval = frames, height, width, interval
 
     def __len__(self) -> int:
@@ -103,7 +335,7 @@ class PilBaseline(Dataset):
         cams = re10k.read_camera_file(clip.camera_path)
         rng = np.random.default_rng(i)
         idx = choose_stride_window(len(cams), self.frames, self.interval, rng)
-        files = sorted(p for p in clip.frames_dir.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+        files = frame_files(clip, cams.timestamps)
         imgs, K = [], None
         for k in idx:
             with Image.open(files[int(k)]) as im:
@@ -127,48 +359,107 @@ class PilBaseline(Dataset):
         return add_plucker(sample, self.height, self.width)
 
 
-def measure(dataset: Dataset, workers: int, clips: int, warmup: int) -> dict:
-    """clips/s over ``clips`` samples after ``warmup`` (worker start-up excluded), cycling the dataset."""
-
-    class Cycle(Dataset):
-        def __len__(self) -> int:
-            return clips + warmup
-
-        def __getitem__(self, i: int) -> dict:
-            return dataset[i % len(dataset)]
-
-    loader = DataLoader(
-        Cycle(),
-        batch_size=1,
-        shuffle=False,
-        num_workers=workers,
-        collate_fn=collate_samples,
-        prefetch_factor=2,
-    )
-    it = iter(loader)
-    for _ in range(warmup):
-        batch = next(it)
-    start = time.perf_counter()
-    n = 0
-    for b in it:
-        batch, n = b, n + 1
-    seconds = time.perf_counter() - start
-    assert batch["frames"].ndim == 5 and batch["plucker"].shape[2] == 6
-    return {
-        "workers": workers,
-        "clips": n,
-        "seconds": round(seconds, 3),
-        "clips_per_s": round(n / seconds, 3),
+def make_pipelines(
+    root: Path,
+    split: str,
+    frames: int,
+    height: int,
+    width: int,
+    interval: int,
+    clips: int | None,
+    names=PIPELINES,
+) -> dict:
+    """{name: dataset} of the compared pipelines over the same clips (see the module docstring)."""
+    args = (root, split, frames, height, width, interval)
+    make = {
+        "vid3d": lambda: VidLoader(*args, frames_dtype="uint8", clips=clips),
+        "vid3d_float": lambda: VidLoader(*args, frames_dtype="float32", clips=clips),
+        BASELINE: lambda: CameraCtrlStyle(*args, clips=clips),
+        "cameractrl_latent_plucker": lambda: CameraCtrlStyle(*args, clips=clips, plucker="latent"),
+        "pil_baseline": lambda: PilBaseline(*args, clips=clips),
     }
+    return {n: make[n]() for n in names}
 
 
-def synthetic_root(tmp: Path, quick: bool) -> Path:
+def check_batch(name: str, batch: dict, frames: int, height: int, width: int) -> None:
+    """The sample every pipeline must produce; AssertionError naming the pipeline and the field."""
+    f, p = batch["frames"], batch["plucker"]
+    h, w = height // LATENT_FACTOR, width // LATENT_FACTOR
+    assert f.shape[1:] == (frames, 3, height, width), f"{name}: frames {tuple(f.shape)}"
+    assert p.shape[1:] == (frames, 6, h, w) and p.dtype == torch.float32, f"{name}: plucker {tuple(p.shape)}"
+    if name == "vid3d":
+        assert f.dtype == torch.uint8, f"{name}: frames are {f.dtype}, expected uint8"
+    else:
+        assert f.dtype == torch.float32 and -1.0 - 1e-6 <= f.min() and f.max() <= 1.0 + 1e-6, (
+            f"{name}: frames {f.dtype} in [{f.min():.3f}, {f.max():.3f}], expected float32 in [-1, 1]"
+        )
+    assert batch["K_px"].shape[1:] == (frames, 3, 3) and batch["c2w"].shape[1:] == (frames, 4, 4), name
+
+
+def time_pass(loader: DataLoader) -> tuple[float, int, dict]:
+    """(seconds, clips, last batch) of one pass over ``loader``."""
+    start, n, batch = time.perf_counter(), 0, None
+    for batch in loader:
+        n += len(batch["clip_id"])
+    return time.perf_counter() - start, n, batch
+
+
+def measure_pipelines(
+    pipelines: dict, rounds: int, workers: int, frames: int, height: int, width: int
+) -> dict:
+    """One untimed first pass per pipeline, then ``rounds`` rounds in which the pipelines take turns (the
+    order rotating each round). Returns {"first_pass_s": {name: s}, "rounds": [{name: s}], "clips": n}."""
+    kw = {"persistent_workers": True, "prefetch_factor": 2} if workers else {}
+    loaders = {
+        n: DataLoader(ds, batch_size=1, shuffle=False, num_workers=workers, collate_fn=collate_samples, **kw)
+        for n, ds in pipelines.items()
+    }
+    names = list(pipelines)
+    first, per_round, clips = {}, [], None
+    for n in names:
+        first[n], clips, batch = time_pass(loaders[n])
+        check_batch(n, batch, frames, height, width)
+    for r in range(rounds):
+        times = {}
+        for n in names[r % len(names) :] + names[: r % len(names)]:
+            times[n], got, batch = time_pass(loaders[n])
+            assert got == clips, f"{n}: {got} clips in a pass, expected {clips}"
+            check_batch(n, batch, frames, height, width)
+        per_round.append(times)
+        line = ", ".join(f"{n} {1000 * t / clips:.0f}" for n, t in times.items())
+        print(f"  round {r + 1}: {line} ms/clip", flush=True)
+    return {"first_pass_s": first, "rounds": per_round, "clips": clips}
+
+
+def summarize(m: dict) -> list[dict]:
+    """Rows: clips/s over all timed passes, median ms/clip, ratio to the baseline per round (median,
+    min, max)."""
+    clips, rounds = m["clips"], m["rounds"]
+    rows = []
+    for n in m["first_pass_s"]:
+        times = [r[n] for r in rounds]
+        row = {
+            "pipeline": n,
+            "clips_per_s": round(clips * len(times) / sum(times), 3),
+            "ms_per_clip_median": round(1000 * statistics.median(times) / clips, 1),
+            "first_pass_ms_per_clip": round(1000 * m["first_pass_s"][n] / clips, 1),
+        }
+        if BASELINE in m["first_pass_s"]:
+            ratios = [r[BASELINE] / r[n] for r in rounds]
+            row["speedup_vs_cameractrl"] = {
+                "median": round(statistics.median(ratios), 2),
+                "min": round(min(ratios), 2),
+                "max": round(max(ratios), 2),
+            }
+        rows.append(row)
+    return rows
+
+
+def synthetic_root(tmp: Path, clips: int, frames: int, height: int, width: int) -> Path:
+    """``clips`` synthetic RealEstate10K-layout clips of ``frames`` JPEG frames at height x width."""
     from vid3d.data.synthetic import build_synthetic_dataset
 
-    if quick:  # small source frames (upscaled to 320x512), enough clips to cycle
-        kw = dict(num_train=3, num_test=0, num_frames=26, height=144, width=256)
-    else:  # RealEstate10K's 360p resolution
-        kw = dict(num_train=6, num_test=0, num_frames=50, height=360, width=640)
+    kw = dict(num_train=clips, num_test=0, num_frames=frames, height=height, width=width)
     return build_synthetic_dataset(tmp / "synthetic", image_ext="jpg", workers=1, **kw)
 
 
@@ -365,14 +656,17 @@ def main(argv: list[str] | None = None) -> int:
         "--root", type=Path, default=None, help="RE10K layout (shuffle: chunks); default synthetic"
     )
     p.add_argument("--split", default="train")
-    p.add_argument("--quick", action="store_true", help="small synthetic set and few clips")
+    p.add_argument("--quick", action="store_true", help="pipelines: 4 clips, 2 rounds; shuffle: small set")
     p.add_argument("--frames", type=int, default=25)
     p.add_argument("--height", type=int, default=320)
     p.add_argument("--width", type=int, default=512)
+    p.add_argument("--source-height", type=int, default=360, help="synthetic source frames (RE10K: 360)")
+    p.add_argument("--source-width", type=int, default=640, help="synthetic source frames (RE10K: 640)")
     p.add_argument("--interval", type=int, default=1, help="frame stride (fixed)")
-    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="N for the N-worker rows")
-    p.add_argument("--clips", type=int, default=None, help="clips per row (6 quick, 40; shuffle: an epoch)")
-    p.add_argument("--warmup", type=int, default=None, help="untimed clips per row (default 1 quick, 4)")
+    p.add_argument("--workers", type=int, default=None, help="loader workers (pipelines: 0; shuffle: N)")
+    p.add_argument("--clips", type=int, default=None, help="clips (16, quick 4; shuffle: an epoch)")
+    p.add_argument("--rounds", type=int, default=None, help="pipelines: timed rounds (5, quick 2)")
+    p.add_argument("--pipelines", default=",".join(PIPELINES), help="comma-separated subset")
     p.add_argument(
         "--chunk-size", type=int, default=None, help="shuffle: synthetic chunks' clips (4 quick, 8)"
     )
@@ -381,71 +675,107 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sim-chunk-size", type=int, default=16, help="shuffle: simulated clips per chunk")
     p.add_argument("--sim-ranks", type=int, default=8)
     p.add_argument("--sim-workers", type=int, default=8)
+    p.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="pipelines: render the synthetic clips here (reused if the same)",
+    )
     p.add_argument("--out", type=Path, default=None, help="default results/dataloader[_shuffle].json")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
-    if a.mode == "shuffle":
-        return main_shuffle(a, argv)
-    a.out = a.out or ROOT / "benchmarks" / "results" / "dataloader.json"
-    clips = a.clips if a.clips is not None else (6 if a.quick else 40)
-    warmup = a.warmup if a.warmup is not None else (1 if a.quick else 4)
+    import cv2
 
+    cv2.setNumThreads(1)
+    if a.mode == "shuffle":
+        a.workers = a.workers if a.workers is not None else min(4, os.cpu_count() or 1)
+        return main_shuffle(a, argv)
+    return main_pipelines(a, argv)
+
+
+def main_pipelines(a, argv: list[str] | None) -> int:
+    out = a.out or ROOT / "benchmarks" / "results" / "dataloader.json"
+    clips = a.clips if a.clips is not None else (4 if a.quick else 16)
+    rounds = a.rounds if a.rounds is not None else (2 if a.quick else 5)
+    workers = a.workers if a.workers is not None else 0
+    names = [n.strip() for n in a.pipelines.split(",") if n.strip()]
+    known = PIPELINES
+    if not names or set(names) - set(known):
+        print(f"error: --pipelines takes a subset of {','.join(known)}, got {a.pipelines!r}", file=sys.stderr)
+        return 2
+    load = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory(prefix="vid3d_bench_") as tmp:
         t0 = time.perf_counter()
-        root = a.root if a.root is not None else synthetic_root(Path(tmp), a.quick)
+        if a.root is None:
+            print(
+                f"rendering {clips} synthetic clips of {a.frames} frames at "
+                f"{a.source_height}x{a.source_width} (JPEG) ...",
+                flush=True,
+            )
+            root = synthetic_root(a.cache or Path(tmp), clips, a.frames, a.source_height, a.source_width)
+        else:
+            root = a.root
         build_s = time.perf_counter() - t0
-        args = (root, a.split, a.frames, a.height, a.width, a.interval)
-        pipelines = {"vid3d": VidLoader(*args), "pil_baseline": PilBaseline(*args)}
-        if not len(pipelines["pil_baseline"]):
-            print(f"error: no image-folder clips in {root}/{a.split}", file=sys.stderr)
+        found = image_clips(root, a.split, clips)
+        if len(found) < clips:
+            print(
+                f"error: {root}/{a.split}: {len(found)} image-folder clips, --clips {clips} asked",
+                file=sys.stderr,
+            )
             return 2
-        first = cv_frame_shape(root, a.split)
-        rows = []
-        for workers in sorted({1, max(1, a.workers)}):
-            for name, ds in pipelines.items():
-                r = {"pipeline": name, **measure(ds, workers, clips, warmup)}
-                rows.append(r)
-                print(f"  {name:13s} workers={workers}: {r['clips_per_s']:.2f} clips/s", flush=True)
-
-    base = {r["workers"]: r["clips_per_s"] for r in rows if r["pipeline"] == "pil_baseline"}
-    for r in rows:
-        r["speedup_vs_baseline"] = round(r["clips_per_s"] / base[r["workers"]], 2)
+        cams = re10k.read_camera_file(found[0].camera_path)
+        source_hw = list(re10k.read_frames(found[0], cams, [0]).shape[1:3])
+        pipelines = make_pipelines(root, a.split, a.frames, a.height, a.width, a.interval, clips, names)
+        print(f"{clips} clips, {rounds} rounds, {workers} workers, 1 thread", flush=True)
+        m = measure_pipelines(pipelines, rounds, workers, a.frames, a.height, a.width)
+    load.append(os.getloadavg()[0])
+    rows = summarize(m)
     print()
     print(
-        f"source: {a.root or 'synthetic (built in ' + f'{build_s:.0f}s)'}, source frames {first}, "
-        f"sample {a.frames}x3x{a.height}x{a.width} + Plücker {a.frames}x6x{a.height // 8}x{a.width // 8}"
+        f"source: {a.root or f'synthetic, rendered in {build_s:.0f}s'}: {clips} clips, frames {source_hw[0]}x"
+        f"{source_hw[1]} JPEG; sample {a.frames}x3x{a.height}x{a.width} + Plücker {a.frames}x6x"
+        f"{a.height // LATENT_FACTOR}x{a.width // LATENT_FACTOR}; {workers} workers, 1 thread, "
+        f"{rounds} rounds; load average {load[0]:.1f} -> {load[1]:.1f}"
     )
-    print("| pipeline | workers | clips/s | ms/clip | vs PIL baseline |")
-    print("|---|---|---|---|---|")
+    has_base = BASELINE in names
+    print(
+        "| pipeline | frames out | clips/s | ms/clip (median pass) | first pass ms/clip |"
+        + (" vs cameractrl (median [min-max] of rounds) |" if has_base else "")
+    )
+    print("|---|---|---|---|---|" + ("---|" if has_base else ""))
     for r in rows:
-        print(
-            f"| {r['pipeline']} | {r['workers']} | {r['clips_per_s']:.2f} | {1000 / r['clips_per_s']:.0f} "
-            f"| {r['speedup_vs_baseline']:.2f}x |"
+        kind = "uint8" if r["pipeline"] == "vid3d" else "float32 [-1, 1]"
+        line = (
+            f"| {r['pipeline']} | {kind} | {r['clips_per_s']:.2f} | {r['ms_per_clip_median']:.0f} "
+            f"| {r['first_pass_ms_per_clip']:.0f} |"
         )
+        if has_base:
+            s = r["speedup_vs_cameractrl"]
+            line += f" {s['median']:.2f}x [{s['min']:.2f}-{s['max']:.2f}] |"
+        print(line)
     result = {
         "benchmark": "dataloader",
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "sample": {
             "frames": [a.frames, 3, a.height, a.width],
             "plucker": [a.frames, 6, a.height // LATENT_FACTOR, a.width // LATENT_FACTOR],
             "interval": a.interval,
         },
-        "source": str(a.root) if a.root else ("synthetic-quick" if a.quick else "synthetic"),
-        "source_frame_hw": first,
-        "clips_timed": clips,
-        "warmup": warmup,
+        "source": str(a.root) if a.root else "synthetic",
+        "source_frame_hw": source_hw,
+        "clips": clips,
+        "rounds": rounds,
+        "workers": workers,
+        "threads": 1,
         "rows": rows,
+        "pass_seconds": {"first": m["first_pass_s"], "rounds": m["rounds"]},
+        "load_average": load,
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__},
         "command": " ".join(["benchmarks/dataloader.py", *(argv if argv is not None else sys.argv[1:])]),
     }
-    atomic_write_json(a.out, result)
-    print(f"\nwrote {a.out}")
+    atomic_write_json(out, result)
+    print(f"\nwrote {out}")
     return 0
-
-
-def cv_frame_shape(root: Path, split: str) -> list[int]:
-    clip = re10k.list_clips(root, split, missing="skip")[0]
-    cams = re10k.read_camera_file(clip.camera_path)
-    return list(re10k.read_frames(clip, cams, [0]).shape[1:3])
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 
 Sample dict (docs/design.md)::
 
-    frames        float32 (F, 3, H, W) in [-1, 1]
+    frames        float32 (F, 3, H, W) in [-1, 1]; with ``frames_dtype="uint8"``: uint8 (F, 3, H, W), 0..255
+                  (a channels-last view of the resized frames; ``vid3d.data.frames.as_unit_range`` maps
+                  it to [-1, 1], which the training step does on the device)
     K_px          float32 (F, 3, 3)   pixel intrinsics at (H, W) after centre crop + resize
     c2w           float32 (F, 4, 4)   OpenCV camera-to-world relative to the first frame (c2w[0] = I)
     clip_id       str
@@ -42,6 +44,7 @@ from torch.utils.data import Dataset
 from vid3d.geometry import K_norm_to_px, relative_to_first, w2c_to_c2w
 
 from .files import UnsafePath
+from .frames import frames_to_unit_range, hwc_to_chw_uint8
 from .holdout import check_holdout, select
 from .interval import FixedInterval, IntervalSchedule, SharedProgress
 from .transforms import center_crop_resize
@@ -145,14 +148,6 @@ def choose_stride_window(
     return first + stride * np.arange(clip_len, dtype=np.int64)
 
 
-def frames_to_unit_range(frames_uint8: np.ndarray) -> torch.Tensor:
-    """uint8 (F, H, W, 3) -> float32 (F, 3, H, W) in [-1, 1] (x / 127.5 - 1): one float tensor, converted
-    and scaled in place (the same operations as ``t.float() / 127.5 - 1``, so bitwise the same values)."""
-    src = torch.from_numpy(np.ascontiguousarray(frames_uint8)).permute(0, 3, 1, 2)
-    out = torch.empty(src.shape, dtype=torch.float32)
-    return out.copy_(src).div_(127.5).sub_(1.0)
-
-
 class ClipSamplingDataset(Dataset):
     """Base class: subclasses implement ``__len__``-backing ``num_clips`` and ``open_clip(i)``.
 
@@ -170,6 +165,9 @@ class ClipSamplingDataset(Dataset):
             "sampled": only the drawn frames are checked (cheaper; a partly broken clip is then used or
             skipped depending on the draw).
         min_frame_size: frames smaller than this on either side are refused (``image_size``), not upscaled.
+        frames_dtype: "float32" (default): ``frames`` in [-1, 1]; "uint8": ``frames`` as decoded, 0..255,
+            with no float copy made on the CPU (the training configs set it; ``CameraDiffusionModule``
+            converts on the device, ``vid3d.data.frames.as_unit_range`` anywhere else).
     """
 
     def __init__(
@@ -186,6 +184,7 @@ class ClipSamplingDataset(Dataset):
         holdout: Mapping[str, Any] | None = None,
         check_frames: str = "all",
         min_frame_size: int = 8,
+        frames_dtype: str = "float32",
     ) -> None:
         if num_frames < 1:
             raise ValueError(f"num_frames must be >= 1, got {num_frames}")
@@ -199,6 +198,9 @@ class ClipSamplingDataset(Dataset):
         if check_frames not in ("all", "sampled"):
             raise ValueError(f"check_frames must be 'all' or 'sampled', got {check_frames!r}")
         self.check_frames, self.min_frame_size = check_frames, int(min_frame_size)
+        if frames_dtype not in ("float32", "uint8"):
+            raise ValueError(f"frames_dtype must be 'float32' or 'uint8', got {frames_dtype!r}")
+        self.frames_dtype = frames_dtype
         self._checked: set[int] = set()  # clips whose every frame passed (this process)
         self.holdout = check_holdout(holdout)
         self.progress = SharedProgress()
@@ -322,8 +324,9 @@ class ClipSamplingDataset(Dataset):
         K_px = K_norm_to_px(clip.K_norm[idx], H0, W0)
         frames, K_px = center_crop_resize(frames.astype(np.uint8, copy=False), K_px, self.height, self.width)
         c2w = relative_to_first(w2c_to_c2w(clip.w2c[idx]))
+        uint8 = self.frames_dtype == "uint8"
         return {
-            "frames": frames_to_unit_range(frames),
+            "frames": hwc_to_chw_uint8(frames) if uint8 else frames_to_unit_range(frames),
             "K_px": torch.from_numpy(np.asarray(K_px, dtype=np.float32)),
             "c2w": torch.from_numpy(np.asarray(c2w, dtype=np.float32)),
             "clip_id": clip.clip_id,
@@ -362,8 +365,12 @@ class Re10kClipDataset(ClipSamplingDataset):
             for p in sorted((self.root / split).glob("*.txt"))
             if p.name not in listed
         ]
-        self.clips = select(sorted(clips + orphans, key=lambda c: c.clip_id), lambda c: c.clip_id,
-                            self.holdout, str(self.root / split))
+        self.clips = select(
+            sorted(clips + orphans, key=lambda c: c.clip_id),
+            lambda c: c.clip_id,
+            self.holdout,
+            str(self.root / split),
+        )
 
     def num_clips(self) -> int:
         return len(self.clips)

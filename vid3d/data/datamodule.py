@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from .clips import SKIP_REASONS
+from .frames import as_unit_range
 from .interval import SharedProgress, find_shared_progress
 from .order import epoch_generator, grouped_permutation, interleave_for_workers, shuffle_mode
 
@@ -138,8 +139,14 @@ class DataSourceLogger(pl.Callback):
             pl_module.log_dict(values, on_step=True, on_epoch=False, reduce_fx="sum", sync_dist=True)
             phase = batch.get("phase")
             if isinstance(phase, torch.Tensor) and phase.numel():
-                pl_module.log("data/phase", float(phase.max()), on_step=True, on_epoch=False,
-                              reduce_fx="max", sync_dist=True)
+                pl_module.log(
+                    "data/phase",
+                    float(phase.max()),
+                    on_step=True,
+                    on_epoch=False,
+                    reduce_fx="max",
+                    sync_dist=True,
+                )
 
     def state_dict(self) -> dict[str, Any]:
         return {"totals": dict(self.totals)}
@@ -333,7 +340,8 @@ class StepIndexedDataset(Dataset):
 
 
 class VideoDataModule(pl.LightningDataModule):
-    """DataLoaders over instantiated datasets.
+    """DataLoaders over instantiated datasets. A batch's uint8 ``frames`` become float32 in [-1, 1] after
+    it reaches the device (``on_after_batch_transfer``): the loader never makes the float copy.
 
     Args:
         train_dataset: map-style dataset of sample dicts.  val_dataset: optional, same kind.
@@ -376,6 +384,14 @@ class VideoDataModule(pl.LightningDataModule):
         self.shuffle, self.drop_last, self.prefetch_factor = shuffle_mode(shuffle), drop_last, prefetch_factor
         self.seed, self.resumable = int(seed), bool(resumable)
         self.train_sampler: ResumableSampler | None = None
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """uint8 ``frames`` (datasets with ``frames_dtype="uint8"``, as the training configs set) -> float32
+        in [-1, 1], once, on the device the batch was moved to (``vid3d.data.frames.as_unit_range``);
+        float frames pass through unchanged."""
+        if isinstance(batch, dict) and isinstance(batch.get("frames"), torch.Tensor):
+            batch["frames"] = as_unit_range(batch["frames"])
+        return batch
 
     def _make_train_sampler(self) -> ResumableSampler:
         trainer = getattr(self, "trainer", None)

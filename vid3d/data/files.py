@@ -55,7 +55,8 @@ def decode_image(path: str | os.PathLike) -> np.ndarray:
     import cv2
 
     data = np.frombuffer(read_regular_bytes(path), dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    rgb = getattr(cv2, "IMREAD_COLOR_RGB", None)  # OpenCV >= 4.10 decodes straight to RGB (no swap)
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR if rgb is None else rgb) if data.size else None
     if img is None:
         raise ValueError(f"{path}: cannot decode image")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB) if rgb is None else img

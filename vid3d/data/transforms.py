@@ -40,13 +40,25 @@ def center_crop_box(height: int, width: int, out_h: int, out_w: int) -> tuple[in
 
 
 def _resize_stack(frames_hwc: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
-    """Resize (F, h, w, C) with OpenCV: INTER_AREA when shrinking, INTER_LINEAR when enlarging."""
-    _, h, w, _ = frames_hwc.shape
+    """Resize (F, h, w, C) with OpenCV: INTER_AREA when shrinking, INTER_LINEAR when enlarging.
+
+    ``frames_hwc`` may be a crop (a strided view of larger frames): each frame is read in place and
+    resized straight into the one output array, (F, out_h, out_w, C) of the input's dtype.
+    """
+    n, h, w, c = frames_hwc.shape
     if (h, w) == (out_h, out_w):
         return frames_hwc.copy()
     interp = cv2.INTER_AREA if out_h * out_w < h * w else cv2.INTER_LINEAR
-    out = [cv2.resize(np.ascontiguousarray(f), (out_w, out_h), interpolation=interp) for f in frames_hwc]
-    return np.stack([o.reshape(out_h, out_w, -1) for o in out])
+    out = np.empty((n, out_h, out_w, c), dtype=frames_hwc.dtype)
+    for k in range(n):
+        src = frames_hwc[k]
+        if src.strides[-1] != src.itemsize or src.strides[-2] != c * src.itemsize:
+            src = np.ascontiguousarray(src)  # OpenCV needs each row's pixels packed
+        dst = out[k] if c > 1 else out[k, :, :, 0]
+        res = cv2.resize(src if c > 1 else src[:, :, 0], (out_w, out_h), dst=dst, interpolation=interp)
+        if not np.shares_memory(res, out[k]):  # OpenCV allocated its own output: copy it in
+            out[k] = res.reshape(out_h, out_w, c)
+    return out
 
 
 def center_crop_resize(frames, K_px, out_h: int, out_w: int):

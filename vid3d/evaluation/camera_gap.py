@@ -24,6 +24,8 @@ from typing import Any
 
 import torch
 
+from vid3d.data.frames import as_unit_range
+
 DEFAULT_SIGMAS = (0.2, 1.0, 5.0)
 VARIANTS = ("own", "permuted", "static")
 
@@ -43,8 +45,9 @@ def camera_gap_errors(
 
     Args:
         model: a ``CameraVideoDiffusion`` (any camera encoder / attention, ``svd`` included).
-        batch: {"frames": (B, F, 3, H, W) in [-1, 1], "K_px": (B, F, 3, 3) pixel intrinsics, "c2w":
-            (B, F, 4, 4) OpenCV camera-to-world}; B >= 2 (cameras are permuted across clips).
+        batch: {"frames": (B, F, 3, H, W) in [-1, 1] (or uint8 0..255), "K_px": (B, F, 3, 3) pixel
+            intrinsics, "c2w": (B, F, 4, 4) OpenCV camera-to-world}; B >= 2 (cameras are permuted across
+            clips).
         sigmas: noise levels (EDM scale).
         seed: the noise and conditioning draws (the same for every variant).
     Returns:
@@ -55,7 +58,7 @@ def camera_gap_errors(
     if b < 2:
         raise ValueError(f"camera gap needs at least 2 clips (cameras are permuted across clips), got {b}")
     dev = next(model.parameters()).device
-    frames, K_px, c2w = frames.to(dev).float(), K_px.to(dev).float(), c2w.to(dev).float()
+    frames, K_px, c2w = as_unit_range(frames.to(dev)).float(), K_px.to(dev).float(), c2w.to(dev).float()
     was_training = model.training
     model.eval()
     try:

@@ -24,6 +24,7 @@ import torch
 import torch.nn as nn
 import torch.utils.checkpoint
 
+from vid3d.data.frames import as_unit_range
 from vid3d.geometry import relative_to_first
 
 from .backbone import Backbone
@@ -329,9 +330,10 @@ class CameraVideoDiffusion(nn.Module):
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """EDM loss on a batch {frames (B, F, 3, H, W), K_px (B, F, 3, 3), c2w (B, F, 4, 4), ...}.
 
+        ``frames``: float in [-1, 1], or uint8 0..255 (converted here: ``vid3d.data.frames.as_unit_range``).
         Returns (mean loss over the batch, logs {"sigma_mean", "loss_unweighted", "cond_dropped"}).
         """
-        frames = batch["frames"]
+        frames = as_unit_range(batch["frames"])
         latents = self.encode(frames, generator=generator)
         b = latents.shape[0]
         cond = self.conditioning(frames[:, 0], train=True, generator=generator)
@@ -341,7 +343,13 @@ class CameraVideoDiffusion(nn.Module):
         gdev = generator.device if generator is not None else latents.device
         f, m, sd = self.sigma_high
         sigma = sample_train_sigma(
-            b, self.P_mean, self.P_std, generator=generator, device=gdev, high_fraction=f, P_mean_high=m,
+            b,
+            self.P_mean,
+            self.P_std,
+            generator=generator,
+            device=gdev,
+            high_fraction=f,
+            P_mean_high=m,
             P_std_high=sd,
         ).to(latents)
         noise = _randn(latents.shape, generator, latents)

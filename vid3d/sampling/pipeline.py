@@ -158,7 +158,10 @@ def replacement_denoiser(
 
 
 def to_uint8(frames: torch.Tensor) -> np.ndarray:
-    """(..., 3, H, W) in [-1, 1] -> (..., H, W, 3) uint8."""
+    """(..., 3, H, W) in [-1, 1] -> (..., H, W, 3) uint8; uint8 frames (0..255, as a dataset with
+    ``frames_dtype="uint8"`` gives them) are only moved to channels-last."""
+    if frames.dtype == torch.uint8:
+        return frames.detach().cpu().movedim(-3, -1).contiguous().numpy()
     x = ((frames.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     return x.movedim(-3, -1).numpy()
 

@@ -18,6 +18,8 @@ import lightning as L
 import numpy as np
 import torch
 
+from vid3d.data.frames import as_unit_range
+
 log = logging.getLogger(__name__)
 
 
@@ -60,7 +62,7 @@ class TrainingMediaLogger(L.Callback):
         from vid3d.sampling.pipeline import VideoSampler, to_uint8
         from vid3d.viz import plot_trajectory, side_by_side
 
-        frames = batch["frames"][:1].float()
+        frames = as_unit_range(batch["frames"][:1]).float()
         K_px, c2w = batch["K_px"][:1].float(), batch["c2w"][:1].float()
         dev = next(model.parameters()).device
         gen = torch.Generator(device=dev).manual_seed(self.seed)
