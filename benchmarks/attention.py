@@ -31,12 +31,34 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_SIZES = "2x8x8,4x16x16,8x20x32,14x24x40,25x24x40,25x32x48,25x40x64"
+DEFAULT_SIZES = "8x16x24,16x24x40,25x24x40,25x40x64"
 
 
 def _rss_bytes() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark of this process (Linux >= 4.0: ``5`` to /proc/self/clear_refs)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_bytes() -> int:
+    """Peak RSS since the last reset (VmHWM), else since the process started (ru_maxrss)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 class LiveTensorBytes:
@@ -99,10 +121,13 @@ def _cameras(B: int, n: int, h: int, w: int):
 
 
 def worker(spec: dict) -> dict:
-    """Run one measurement in this process and return its record."""
+    """Run one measurement (one method, one pass) in this process and return its record."""
     import torch
 
+    from vid3d.geometry import rescale_K
     from vid3d.models.attention import (
+        SharedMask,
+        band_mask_cami2v,
         build_shared_mask,
         epipolar_attention,
         epipolar_mask_dense,
@@ -110,16 +135,24 @@ def worker(spec: dict) -> dict:
         pair_geometry,
         shared_mask_attention,
     )
+    from vid3d.models.attention.cami2v import NUM_REGISTER_TOKENS, zero_translation_noise
+    from vid3d.models.attention.grouped import band_attention, build_band_plan
 
     if spec["threads"]:
         torch.set_num_threads(spec["threads"])
     dev = torch.device(spec["device"])
     n, h, w, C, H = spec["frames"], spec["h"], spec["w"], spec["channels"], spec["heads"]
-    T, bw = n * h * w, spec["band_width"]
+    T, bw, method = n * h * w, spec["band_width"], spec["method"]
+    backward = spec.get("pass", "fwd") == "fwd_bwd"
     K, c2w = _cameras(1, n, h, w)
     F_hat, degenerate = pair_geometry(K.to(dev), c2w.to(dev))
     g = torch.Generator(device=dev).manual_seed(0)
     q, k, v = (torch.randn(1, H, T, C // H, generator=g, device=dev) for _ in range(3))
+    R = NUM_REGISTER_TOKENS
+    reg_k, reg_v = (torch.randn(1, H, R, C // H, generator=g, device=dev) for _ in range(2))
+    if method == "flex" and backward and dev.type == "cpu":
+        return {**spec, "tokens": T, "peak_mb": None, "rss_mb": None, "time_s": None,
+                "note": "FlexAttention has no backward on the CPU (torch 2.14)"}
 
     def sync():
         if dev.type == "cuda":
@@ -127,64 +160,96 @@ def worker(spec: dict) -> dict:
 
     shared, extra = None, {}
 
-    def run(q=q, k=k, v=v):
-        if spec["method"] == "fast":
-            return shared_mask_attention(q, k, v, shared)
-        if spec["method"] == "dense":
-            return masked_attention_dense(q, k, v, epipolar_mask_dense(F_hat, degenerate, h, w, bw))
-        return epipolar_attention(q, k, v, F_hat, degenerate, h, w, bw, spec["method"],
-                                  spec["chunk_mb"] * 2**20)
+    def cami2v_mask():
+        # CamI2V's 512x320 setting: 8 image pixels per token at this level, its token centres and strict
+        # sqrt(2) band, zero-translation noise drawn per forward, 4 register tokens every query attends to
+        K_img = rescale_K(K.to(dev), (h, w), (8 * h, 8 * w))
+        noise = zero_translation_noise(1, n, dev)
+        return SharedMask(band_mask_cami2v(K_img, c2w.to(dev), h, w, 8, noise), (0,))
 
-    with torch.no_grad():
-        small = dict(spec, frames=2, h=4, w=4)
-        if small != spec:  # load kernels / thread pools on a tiny problem before measuring
-            worker({**small, "repeats": 0, "warm": True})
-        if spec["method"] == "fast":
-            builds = []
-            for _ in range(max(1, spec["repeats"])):
-                t0 = time.perf_counter()
-                shared = build_shared_mask(F_hat, degenerate, h, w, bw)
-                bias = shared.bias(q.dtype)
-                sync()
-                builds.append(time.perf_counter() - t0)
-            extra = {"mask_build_s": min(builds),
-                     "mask_mb": (shared.masks.nbytes + bias.nbytes) / 2**20}
-        if spec.get("warm"):
-            run()
-            return {}
-        rss0 = _rss_bytes()
-        if dev.type == "cuda":
-            torch.cuda.empty_cache()
-            base = torch.cuda.memory_allocated()
-            torch.cuda.reset_peak_memory_stats()
-            run()
-            sync()
-            peak = torch.cuda.max_memory_allocated() - base
-        else:
-            inputs = (q, k, v, F_hat, degenerate)
-            if shared is not None:
-                inputs += (shared.masks, shared.bias(q.dtype))
-            tracker = LiveTensorBytes(exclude=inputs)
-            with tracker.mode:
-                run()
-            peak = tracker.peak
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss0
-        times = []
-        for _ in range(spec["repeats"]):
-            t0 = time.perf_counter()
-            run()
-            sync()
-            times.append(time.perf_counter() - t0)
-    if spec.get("backward") and spec["repeats"]:
+    def run(q=q, k=k, v=v):
+        """One call as a model makes it: mask / plan built inside the call (except "fast", whose mask the
+        adapter builds once per forward for all modules: timed apart)."""
+        if method == "fast":
+            return shared_mask_attention(q, k, v, shared)
+        if method == "dense":
+            return masked_attention_dense(q, k, v, epipolar_mask_dense(F_hat, degenerate, h, w, bw))
+        if method == "cami2v":
+            kr, vr = torch.cat([reg_k, k], 2), torch.cat([reg_v, v], 2)
+            return shared_mask_attention(q, kr, vr, cami2v_mask(), registers=R)
+        if method == "grouped":
+            return band_attention(q, k, v, build_band_plan(F_hat, degenerate, h, w, bw))
+        return epipolar_attention(q, k, v, F_hat, degenerate, h, w, bw, method, spec["chunk_mb"] * 2**20)
+
+    def call():
+        if not backward:
+            with torch.no_grad():
+                return run()
         qkv = [t.clone().requires_grad_() for t in (q, k, v)]
-        grad_times = []
-        for _ in range(spec["repeats"]):
+        run(*qkv).sum().backward()
+        return None
+
+    small = dict(spec, frames=2, h=4, w=4)
+    if small != spec and not spec.get("warm"):  # load kernels / thread pools on a tiny problem first
+        worker({**small, "repeats": 0, "warm": True})
+    if method == "fast":
+        builds = []
+        for _ in range(max(1, spec["repeats"])):
             t0 = time.perf_counter()
-            run(*qkv).sum().backward()
+            shared = build_shared_mask(F_hat, degenerate, h, w, bw)
+            bias = shared.bias(q.dtype)
             sync()
-            grad_times.append(time.perf_counter() - t0)
-        extra["fwd_bwd_s"] = min(grad_times)
-    return {**spec, **extra, "tokens": T, "peak_mb": peak / 2**20, "rss_mb": max(rss, 0) / 2**20,
+            builds.append(time.perf_counter() - t0)
+        extra = {"build_s": min(builds), "build_mb": (shared.masks.nbytes + bias.nbytes) / 2**20}
+    if spec.get("warm") or method == "flex":  # flex: the first call compiles (minutes on a CPU)
+        t0 = time.perf_counter()
+        call()
+        if spec.get("warm"):
+            return {}
+        extra["compile_s"] = time.perf_counter() - t0
+    import gc
+
+    gc.collect()  # process peak RSS growth over the first call at this size (allocator included)
+    _reset_peak_rss()
+    rss0 = _rss_bytes()
+    call()
+    rss = _peak_rss_bytes() - rss0
+    peak = None
+    if dev.type == "cuda":
+        torch.cuda.empty_cache()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        call()
+        sync()
+        peak = torch.cuda.max_memory_allocated() - base
+    elif method != "flex":  # the tracker's dispatch mode cannot see through the compiled flex kernel
+        inputs = (q, k, v, reg_k, reg_v, F_hat, degenerate)
+        if shared is not None:
+            inputs += (shared.masks, shared.bias(q.dtype))
+        tracker = LiveTensorBytes(exclude=inputs)
+        with tracker.mode:
+            call()
+        peak = tracker.peak
+    times = []
+    for _ in range(spec["repeats"]):
+        t0 = time.perf_counter()
+        call()
+        sync()
+        times.append(time.perf_counter() - t0)
+    # the mask / plan alone, measured last so its allocations do not pre-grow the heap of the calls above
+    if method == "grouped":
+        t0 = time.perf_counter()
+        plan = build_band_plan(F_hat, degenerate, h, w, bw)
+        extra = {"build_s": time.perf_counter() - t0, "build_mb": plan.nbytes() / 2**20,
+                 "scored_fraction": plan.scored_fraction()}
+        del plan
+    if method == "cami2v":
+        t0 = time.perf_counter()
+        m = cami2v_mask()
+        extra = {"build_s": time.perf_counter() - t0, "build_mb": m.masks.nbytes / 2**20}
+        del m
+    rss_mb = None if rss is None else max(rss, 0) / 2**20
+    return {**spec, **extra, "tokens": T, "peak_mb": None if peak is None else peak / 2**20, "rss_mb": rss_mb,
             "time_s": min(times) if times else None, "note": ""}
 
 
@@ -212,49 +277,49 @@ def _ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.1f}x" if a and b else ""
 
 
+def _time_ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}" if a and b else ""
+
+
 def _seconds(t: float | None) -> str:
     return f"{t:.3f}" if t is not None else "-"
 
 
-def print_table(records: list[dict]) -> None:
-    """Columns: dense/this = dense peak / this peak; this/fast = this time / the fast path's time (forward,
-    and forward + backward with --backward), both from the same run."""
-    cols = ["F", "h", "w", "tokens", "method", "peak MB", "KB/token", "time s", "fwd+bwd s", "dense/this",
-            "this/fast", "note"]
-    rows = []
-    by = {(r["frames"], r["h"], r["w"], r["method"]): r for r in records}
-    for r in records:
-        size = (r["frames"], r["h"], r["w"])
-        d, f = by.get((*size, "dense"), {}), by.get((*size, "fast"), {})
-        mem = _ratio(d.get("peak_mb"), r.get("peak_mb")) if r["method"] not in ("dense", "fast") else ""
-        speed = ""
-        if r["method"] != "fast" and f:
-            speed = " / ".join(x for x in (_ratio(r.get("time_s"), f.get("time_s")),
-                                           _ratio(r.get("fwd_bwd_s"), f.get("fwd_bwd_s"))) if x)
-        note = r.get("note", "")
-        if r.get("mask_build_s") is not None:
-            built = f"mask + bias {r['mask_mb']:.0f} MB, built once in {r['mask_build_s']:.3f} s"
-            note = f"{built} {note}".strip()
-        peak = r.get("peak_mb")
-        tokens = r["frames"] * r["h"] * r["w"]
-        rows.append([str(r["frames"]), str(r["h"]), str(r["w"]), str(tokens), r["method"],
-                     f"{peak:.1f}" if peak is not None else "-",
-                     f"{1024 * peak / tokens:.2f}" if peak is not None else "-",
-                     _seconds(r.get("time_s")), _seconds(r.get("fwd_bwd_s")), mem, speed, note])
-    try:
-        from rich.console import Console
-        from rich.table import Table
+def _mb(x: float | None) -> str:
+    return f"{x:.1f}" if x is not None else "-"
 
-        table = Table(title="epipolar attention vs dense masked attention")
-        for c in cols:
-            table.add_column(c)
-        for row in rows:
-            table.add_row(*row)
-        Console(width=160).print(table)
-    except ImportError:
-        print(" | ".join(cols))
-        for row in rows:
-            print(" | ".join(row))
+
+def print_table(records: list[dict], baseline: str = "cami2v") -> list[list[str]]:
+    """One row per (size, method, pass). Ratios against ``baseline`` in the same run and pass:
+    base/this peak = baseline peak live bytes / this; base/this RSS = the same for the process' peak RSS
+    growth; this/base time = this time / the baseline's (< 1: faster). Returns the rows."""
+    cols = ["F", "h", "w", "tokens", "method", "pass", "peak MB", "RSS MB", "time s", "build s",
+            "base/this peak", "base/this RSS", "this/base time", "note"]
+    rows = []
+    by = {(r["frames"], r["h"], r["w"], r["method"], r.get("pass", "fwd")): r for r in records}
+    for r in records:
+        ps = r.get("pass", "fwd")
+        base = by.get((r["frames"], r["h"], r["w"], baseline, ps), {})
+        own = r["method"] == baseline
+        note = r.get("note", "")
+        if r.get("scored_fraction") is not None:
+            note = f"scores {100 * r['scored_fraction']:.1f}% of pairs {note}".strip()
+        if r.get("compile_s") is not None:
+            note = f"compiled in {r['compile_s']:.0f} s {note}".strip()
+        if r.get("build_mb") is not None:
+            note = f"mask/plan {r['build_mb']:.0f} MB {note}".strip()
+        tokens = r["frames"] * r["h"] * r["w"]
+        rows.append([str(r["frames"]), str(r["h"]), str(r["w"]), str(tokens), r["method"], ps,
+                     _mb(r.get("peak_mb")), _mb(r.get("rss_mb")), _seconds(r.get("time_s")),
+                     _seconds(r.get("build_s")),
+                     "" if own else _ratio(base.get("peak_mb"), r.get("peak_mb")),
+                     "" if own else _ratio(base.get("rss_mb"), r.get("rss_mb")),
+                     "" if own else _time_ratio(r.get("time_s"), base.get("time_s")), note])
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "---|" * len(cols))
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    return rows
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -262,16 +327,19 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default=str(ROOT / "benchmarks/results/attention.json"))
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--sizes", default=DEFAULT_SIZES, help="comma-separated FRAMESxHxW token grids")
-    p.add_argument("--methods", default="blocked,gather,dense,fast")
-    p.add_argument("--channels", type=int, default=64)
-    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--methods", default="cami2v,dense,grouped,blocked,gather,fast",
+                   help="cami2v (the CamI2V-style dense baseline), dense (the reference), grouped, blocked, "
+                        "gather, flex (FlexAttention; CPU: forward only), fast (dense-mask fast path)")
+    p.add_argument("--passes", default="fwd,fwd_bwd", help="fwd (no autograd) and/or fwd_bwd")
+    p.add_argument("--baseline", default="cami2v", help="method the ratio columns compare against")
+    p.add_argument("--channels", type=int, default=320)
+    p.add_argument("--heads", type=int, default=5)
     p.add_argument("--band-width", type=float, default=2.0)
     p.add_argument("--chunk-mb", type=int, default=32,
-                   help="epipolar per-chunk budget (library default: 32 CPU, 512 GPU)")
+                   help="blocked/gather per-chunk budget (library default: 32 CPU, 512 GPU)")
     p.add_argument("--dense-limit-gb", type=float, default=8.0)
     p.add_argument("--threads", type=int, default=0, help="torch threads in workers (0 = torch default)")
     p.add_argument("--repeats", type=int, default=1, help="timed runs (after the memory run)")
-    p.add_argument("--backward", action="store_true", help="also time forward + backward")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds per measurement")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -281,21 +349,21 @@ def main(argv: list[str] | None = None) -> None:
     records = []
     for size in args.sizes.split(","):
         n, h, w = (int(x) for x in size.lower().split("x"))
-        for method in args.methods.split(","):
-            spec = {"method": method, "frames": n, "h": h, "w": w, "channels": args.channels,
-                    "heads": args.heads,
-                    "band_width": args.band_width, "chunk_mb": args.chunk_mb, "device": args.device,
-                    "threads": args.threads, "repeats": args.repeats, "backward": args.backward}
-            est = dense_estimate_bytes(n, h, w)
-            if method in ("dense", "fast") and est > args.dense_limit_gb * 2**30:
-                rec = {**spec, "peak_mb": None, "time_s": None,
-                       "note": f"skipped: ~{est / 2**30:.0f} GB > {args.dense_limit_gb:g} GB"}
-            else:
-                rec = measure(spec, args.timeout)
-            records.append(rec)
-            print(f"{size} {method}: peak {rec['peak_mb']} MB, {rec['time_s']} s {rec['note']}",
-                  file=sys.stderr)
-    print_table(records)
+        for ps in args.passes.split(","):
+            for method in args.methods.split(","):
+                spec = {"method": method, "pass": ps, "frames": n, "h": h, "w": w, "channels": args.channels,
+                        "heads": args.heads, "band_width": args.band_width, "chunk_mb": args.chunk_mb,
+                        "device": args.device, "threads": args.threads, "repeats": args.repeats}
+                est = dense_estimate_bytes(n, h, w)
+                if method in ("dense", "fast", "cami2v") and est > args.dense_limit_gb * 2**30:
+                    rec = {**spec, "peak_mb": None, "time_s": None,
+                           "note": f"skipped: ~{est / 2**30:.0f} GB > {args.dense_limit_gb:g} GB"}
+                else:
+                    rec = measure(spec, args.timeout)
+                records.append(rec)
+                print(f"{size} {method} {ps}: peak {rec['peak_mb']} MB, rss {rec.get('rss_mb')} MB, "
+                      f"{rec['time_s']} s {rec['note']}", file=sys.stderr, flush=True)
+    print_table(records, args.baseline)
     import torch
 
     result = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "torch": torch.__version__,

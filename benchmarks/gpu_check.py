@@ -11,7 +11,8 @@ encoder and epipolar attention (`model=epipolar`):
 2. the same at 576×1024×25 (stage 2) with gradient checkpointing;
 3. 3 steps under DeepSpeed ZeRO-2 through Lightning (`trainer=deepspeed_zero2`, one GPU), the checkpoint
    resumed for 2 more steps: the resumed loss sequence must continue the uninterrupted one;
-4. benchmarks/attention.py on CUDA: epipolar kernels vs the dense-mask fast path vs a dense mask;
+4. benchmarks/attention.py on CUDA: grouped / FlexAttention / chunked kernels vs the fast path vs the
+   CamI2V-style dense mask;
 5. a sampling run (25 EDM steps with CFG) at 320×512×25: seconds per video.
 
 Each part runs under a time budget and its failure (OOM included) is recorded, not fatal. Prints progress,
@@ -215,7 +216,9 @@ def deepspeed_resume(folder: Path, a) -> dict:
 
 def attention(a) -> dict:
     out = a.out / "attention.json"
-    sizes = "2x8x8" if a.dry else "14x24x40,25x24x40,25x40x64"
+    sizes = "2x8x8" if a.dry else "16x24x40,25x24x40,25x40x64"
+    # flex compiles per shape (minutes on a CPU): GPU only
+    methods = "cami2v,grouped,fast" if a.dry else "cami2v,grouped,flex,blocked,gather,fast"
     cmd = [
         sys.executable,
         "benchmarks/attention.py",
@@ -223,11 +226,14 @@ def attention(a) -> dict:
         a.device,
         "--sizes",
         sizes,
+        "--methods",
+        methods,
         "--channels",
         "320",
         "--heads",
         "5",
-        "--backward",
+        "--passes",
+        "fwd,fwd_bwd",
         "--out",
         str(out),
     ]

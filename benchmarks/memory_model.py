@@ -109,6 +109,9 @@ def build(dry: bool):
             "heads": 8 if not dry else 2,
             "dense_mask_max_elements": 0,
             "max_chunk_bytes": 2**50,
+            # "blocked": runs on fake tensors (the grouped kernel's band plan needs real values); it keeps
+            # q, k, v for backward, the grouped kernel also its output and log-sum-exp (+T (C + 4 H) bytes)
+            "method": "blocked",
         },
     )
     groups = apply_freeze_policy(model, ["camera_encoder", "epipolar", "temporal"])

@@ -15,13 +15,16 @@ includes i == j) has no epipolar geometry (``fundamental_matrix`` returns 0): th
 of that frame. Likewise when the query pixel is (numerically) the epipole, so its line vanishes.
 
 Memory-efficient attention (``epipolar_attention``), exact, never materialising the (F h w)^2 mask.
-Queries are processed per (sample, query frame) in chunks of Q pixels; each chunk builds only its own
-slice of the band and runs a masked softmax over it, writing into a preallocated output. Under autograd
-every chunk is checkpointed (recomputed in backward, band included), so saved memory is O(inputs +
-outputs). Q is chosen so one chunk's working set stays under ``max_chunk_bytes`` (32 MiB on CPU, 512 MiB
-on GPU by default); peak memory is O(F h w C + max_chunk_bytes), linear in the token count. Two kernels
-(``method="auto"``, the default, takes "gather" when it scores >= 8x fewer keys than "blocked", where it
-measured faster on CPU -- see benchmarks/README.md -- else "blocked"):
+``method="auto"`` (the default) runs "grouped" (``grouped.py``: queries grouped by their epipolar line,
+each group scoring only the union of its members' bands, ~1.2-2x one band, with one fused autograd op);
+it was measured faster than the kernels below and than a CamI2V-style dense mask at every size, forward
+and forward + backward (benchmarks/README.md). "flex" runs FlexAttention with a block mask (``flex.py``;
+forward only on a CPU). The two chunked kernels below process queries per (sample, query frame) in chunks
+of Q pixels; each chunk builds only its own slice of the band and runs a masked softmax over it, writing
+into a preallocated output. Under autograd every chunk is checkpointed (recomputed in backward, band
+included), so saved memory is O(inputs + outputs). Q is chosen so one chunk's working set stays under
+``max_chunk_bytes`` (32 MiB on CPU, 512 MiB on GPU by default); peak memory is O(F h w C +
+max_chunk_bytes), linear in the token count:
 
 - "blocked": scores of the chunk against all F h w keys by one matmul, (Q, F h w) band mask
   of the chunk from the distance test, masked softmax, matmul with V. Same FLOPs as dense attention but
@@ -231,10 +234,15 @@ def keys_per_query(num_frames: int, h: int, w: int, band_width: float, method: s
     return 1 + (num_frames - 1) * max(h, w) * window_size(band_width)
 
 
+METHODS = ("grouped", "blocked", "gather", "flex")
+
+
 def choose_method(num_frames: int, h: int, w: int, band_width: float) -> str:
-    """"gather" when it scores at least 8x fewer keys per query than "blocked" (F h w), else "blocked"."""
-    gather_keys = keys_per_query(num_frames, h, w, band_width, "gather")
-    return "gather" if 8 * gather_keys <= num_frames * h * w else "blocked"
+    """The kernel ``method="auto"`` runs: "grouped" (``grouped.py``) at every size -- measured faster than
+    "blocked", "gather", FlexAttention (CPU, forward only) and dense SDPA from 8 x 16 x 24 to 25 x 40 x 64
+    tokens, forward and forward + backward, with the least memory of all but "gather" (benchmarks/README.md).
+    Small grids never get here in the model: the adapter's dense-mask fast path takes them."""
+    return "grouped"
 
 
 def chunk_queries(num_frames: int, h: int, w: int, heads: int, head_dim: int, band_width: float,
@@ -261,8 +269,9 @@ def epipolar_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, F_hat:
         q, k, v: (B, H, T, D) with T = F * h * w tokens in frame-major order.
         F_hat, degenerate: (B, F, F, 3, 3), (B, F, F) from ``pair_geometry`` at the (h, w) grid.
         h, w: token grid of each frame; band_width: full band width in token pixels.
-        method: "blocked" (matmul against all keys, per-chunk mask), "gather" (scores only the band
-            candidates; work grows with the band, not with h*w) or "auto" (see ``choose_method``).
+        method: "grouped" (``grouped.py``), "blocked" (matmul against all keys, per-chunk mask), "gather"
+            (scores only each query's band candidates), "flex" (FlexAttention, ``flex.py``) or "auto"
+            (see ``choose_method``). ``max_chunk_bytes`` applies to "blocked" and "gather".
         max_chunk_bytes: working-memory budget of one query chunk (None: ``default_chunk_bytes(q.device)``).
     Returns:
         (B, H, T, D), equal to ``masked_attention_dense(q, k, v, epipolar_mask_dense(...))``.
@@ -270,11 +279,19 @@ def epipolar_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, F_hat:
     B, H, T, D = q.shape
     n = F_hat.shape[1]
     method = choose_method(n, h, w, band_width) if method == "auto" else method
-    if method not in ("blocked", "gather"):
-        raise ValueError(f"epipolar_attention: method must be 'auto', 'blocked' or 'gather', got {method!r}")
+    if method not in METHODS:
+        raise ValueError(f"epipolar_attention: method must be 'auto' or one of {METHODS}, got {method!r}")
     N = h * w
     if T != n * N:
         raise ValueError(f"epipolar_attention: T={T} tokens but F={n} frames of {h}x{w}")
+    if method == "grouped":
+        from .grouped import band_attention, build_band_plan
+
+        return band_attention(q, k, v, build_band_plan(F_hat, degenerate, h, w, band_width))
+    if method == "flex":
+        from .flex import flex_band_attention
+
+        return flex_band_attention(q, k, v, F_hat, degenerate, h, w, band_width)
     kernel = _chunk_blocked if method == "blocked" else _chunk_gather
     max_chunk_bytes = default_chunk_bytes(q.device) if max_chunk_bytes is None else max_chunk_bytes
     chunk = chunk_queries(n, h, w, H, D, band_width, method, q.element_size(), max_chunk_bytes)

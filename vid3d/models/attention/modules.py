@@ -21,7 +21,8 @@ A UNet batch that is a multiple k of the camera batch (classifier-free guidance 
 Per token grid the adapter computes the pair geometry once per forward and shares it with every block at
 that grid. While batch * (F h w)^2 <= ``dense_mask_max_elements`` it also builds the dense band mask once
 (one per distinct camera set of the batch, so CFG's halves share one) and the blocks run SDPA with it
-(``dense.py``) instead of the memory-linear kernels; both give the same attention. Geometry and masks are
+(``dense.py``); above it, the band plan of the "grouped" kernel (``grouped.py``) is built once per grid
+and shared the same way. All paths give the same attention. Geometry and masks are
 cached by camera VALUE: a later ``set_cameras`` with equal values (a sampler's steps) reuses them.
 """
 
@@ -43,7 +44,8 @@ from .dense import (
     shared_mask_attention,
     use_dense_mask,
 )
-from .epipolar import epipolar_attention, pair_geometry
+from .epipolar import choose_method, epipolar_attention, pair_geometry
+from .grouped import BandPlan, band_attention, build_band_plan
 
 KINDS = ("epipolar", "full", "none")
 MASK_RULES = ("vid3d", "cami2v")
@@ -83,11 +85,13 @@ class CrossFrameAttention(nn.Module):
 
     def forward(self, hidden: torch.Tensor, num_frames: int,
                 geometry: tuple[torch.Tensor, torch.Tensor] | None = None,
-                mask: SharedMask | None = None) -> torch.Tensor:
+                mask: SharedMask | None = None, plan: BandPlan | None = None) -> torch.Tensor:
         """hidden (B*F, C, h, w) -> residual (B*F, C, h, w). ``geometry`` = (F_hat, degenerate) from
         ``pair_geometry`` at this (h, w), shapes (B, F, F, 3, 3) / (B, F, F); required for "epipolar".
         ``mask``: the dense band mask of that geometry (``build_shared_mask``); when given, attention runs
-        with it (the fast path for small grids) instead of the kernel ``self.method``."""
+        with it (the fast path for small grids) instead of the kernel ``self.method``. ``plan``: the band
+        plan of that geometry (``build_band_plan``, shared by the adapter across the blocks at this grid)
+        for the "grouped" kernel."""
         BF, C, h, w = hidden.shape
         B, H = BF // num_frames, self.heads
         x = self.norm(hidden.view(B, num_frames, C, h, w).permute(0, 1, 3, 4, 2).reshape(B, -1, C))
@@ -105,6 +109,8 @@ class CrossFrameAttention(nn.Module):
             o = nnf.scaled_dot_product_attention(q, k, v)
         elif mask is not None:
             o = shared_mask_attention(q, k, v, mask, registers=R)
+        elif plan is not None and not R:
+            o = band_attention(q, k, v, plan)
         else:
             if geometry is None:
                 raise RuntimeError("epipolar attention needs cameras: call adapter.set_cameras(...) first")
@@ -232,6 +238,22 @@ class AttentionAdapter(nn.Module):
             self._geometry_cache[key] = build_shared_mask(F_hat, degenerate, h, w, band_width)
         return self._geometry_cache[key]
 
+    @staticmethod
+    def kernel(block: CrossFrameAttention, num_frames: int, h: int, w: int) -> str:
+        """The epipolar kernel ``block`` runs at an (h, w) grid above the dense-mask limit."""
+        if block.method == "auto":
+            return choose_method(num_frames, h, w, block.band_width)
+        return block.method
+
+    def _band_plan(self, h: int, w: int, batch: int, band_width: float, device: torch.device) -> BandPlan:
+        """The band plan (``grouped.py``) of ``_geometry(h, w, batch, device)``, built once per token grid
+        and camera set and shared by every block at that grid (and by their backward passes)."""
+        key = ("plan", h, w, batch, self._latent_hw, str(device), float(band_width))
+        if key not in self._geometry_cache:
+            F_hat, degenerate = self._geometry(h, w, batch, device)
+            self._geometry_cache[key] = build_band_plan(F_hat, degenerate, h, w, band_width)
+        return self._geometry_cache[key]
+
     def _cami2v_mask(self, h: int, w: int, batch: int, device: torch.device) -> SharedMask:
         """CamI2V's band mask (``cami2v.py``) at an (h, w) grid for a UNet batch of ``batch`` samples: built
         for the camera batch (one zero-translation draw per camera set, shared by every grid) and shared
@@ -275,7 +297,7 @@ class AttentionAdapter(nn.Module):
         if self._num_frames is not None and self._num_frames != num_frames:
             raise ValueError(f"set_cameras got {self._num_frames} frames but the UNet runs {num_frames}")
         block = self.blocks[key]
-        geometry = mask = None
+        geometry = mask = plan = None
         if block.kind == "epipolar" and self.mask_rule == "cami2v":  # dense, as CamI2V's own
             mask = self._cami2v_mask(hidden.shape[-2], hidden.shape[-1], hidden.shape[0] // num_frames,
                                      hidden.device)
@@ -284,7 +306,9 @@ class AttentionAdapter(nn.Module):
             geometry = self._geometry(h, w, batch, hidden.device)
             if use_dense_mask(batch, num_frames * h * w, self.dense_mask_max_elements):
                 mask = self._dense_mask(h, w, batch, block.band_width, hidden.device)
-        hidden = hidden + block(hidden, num_frames, geometry, mask).to(hidden.dtype)
+            elif block.num_registers == 0 and self.kernel(block, num_frames, h, w) == "grouped":
+                plan = self._band_plan(h, w, batch, block.band_width, hidden.device)
+        hidden = hidden + block(hidden, num_frames, geometry, mask, plan).to(hidden.dtype)
         if isinstance(output, tuple):
             return (hidden, *output[1:])
         output.sample = hidden
@@ -332,8 +356,9 @@ def attach_attention(unet: nn.Module, kind: str = "epipolar", band_width: float 
         levels: UNet levels to equip (see module docstring); None = every level that has a transformer.
         min_baseline: camera centres closer than this (world units) have no epipolar line: none of that
             frame's tokens is attended (the query still attends to itself).
-        method, max_chunk_bytes: epipolar kernel ("auto" | "blocked" | "gather") and its per-chunk budget
-            (None: 32 MiB on CPU, 512 MiB on GPU).
+        method, max_chunk_bytes: epipolar kernel ("auto" = "grouped" | "blocked" | "gather" | "flex", see
+            ``epipolar.choose_method``) and the chunked kernels' per-chunk budget (None: 32 MiB on CPU,
+            512 MiB on GPU). "grouped" runs on a band plan the adapter builds once per grid and shares.
         dense_mask_max_elements: epipolar only: while UNet batch * (F h w)^2 is at most this, a level's
             dense band mask is built once per forward and attention runs SDPA with it (same result,
             faster on small grids, memory quadratic in F h w); above it, the kernel ``method``. 0 or
