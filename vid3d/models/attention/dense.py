@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as nnf
 
-from .epipolar import _lines_from_frame, pixel_centres
+from .band import _lines_from_frame, pixel_centres
 
 # Fast path while batch * (F h w)^2 <= this: 2^25 elements = a 32 MiB bool mask + its 128 MiB float32
 # bias. At the CPU demo size (batch 1, or 2 with CFG, 3072 tokens) it is on; at 25 x 24 x 40 tokens

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from .epipolar import _lines_from_frame, pixel_centres
+from .band import _lines_from_frame, pixel_centres
 from .grouped import dominant_epipole, line_order_key
 
 _COMPILED: dict = {}

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .epipolar import _EPS, _lines_from_frame, pixel_centres, window_size
+from .band import _EPS, _lines_from_frame, pixel_centres, window_size
 
 DEFAULT_GROUP_SIZE = 32
 
