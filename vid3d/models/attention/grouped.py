@@ -35,6 +35,7 @@ import torch
 from .band import _EPS, _lines_from_frame, pixel_centres, window_size
 
 DEFAULT_GROUP_SIZE = 32
+PAIR_CHUNK_ELEMENTS = 2**18  # candidates per band_pairs call while building a plan (bounds its temporaries)
 
 
 @dataclass(frozen=True)
@@ -211,10 +212,15 @@ def _frame_groups(
     p_self = torch.arange(N, device=device)
     lin_self = gid * T + i * N + p_self
     member.view(-1)[lin_self] = True
-    if others.numel():
-        p, key = band_pairs_tokens(lines, ok, others, h, w, band_width)
+    # candidates in chunks of queries: the (J, Q, L, M) float64 grids stay ~PAIR_CHUNK_ELEMENTS large
+    step = max(1, PAIR_CHUNK_ELEMENTS // max(1, others.numel() * max(h, w) * window_size(band_width)))
+    chunks = []
+    for q0 in range(0, N if others.numel() else 0, step):
+        p, key = band_pairs_tokens(lines[:, q0:q0 + step], ok[:, q0:q0 + step], others, h, w, band_width)
+        p += q0
         lin = gid[p].mul_(T).add_(key)
         member.view(-1)[lin] = True
+        chunks.append((p, lin))
     counts = member.sum(1)  # keys per group
     pos = member.view(-1).cumsum(0).sub_(1)  # rank of each key among its group's keys (+ earlier groups')
     offsets = torch.zeros(ng + 1, dtype=torch.long, device=device)
@@ -225,8 +231,9 @@ def _frame_groups(
     row_base = offsets[gid] + slot * counts[gid] - first[gid]  # (N,)
     flat = torch.zeros(int(offsets[-1]), dtype=torch.bool, device=device)
     flat[row_base + pos[lin_self]] = True
-    if others.numel():
+    for p, lin in chunks:
         flat[row_base[p].add_(pos[lin])] = True
+    del chunks
     groups = []
     bounds = offsets.tolist()
     for g in range(ng):
