@@ -307,9 +307,9 @@ class _BandAttention(torch.autograd.Function):
         plan = ctx.plan
         B, H, T, D = q.shape
         scale = D**-0.5
-        grad_out = grad_out.contiguous()
         delta = (grad_out.to(lse.dtype) * out.to(lse.dtype)).sum(-1)  # (B, H, T): rowsum(dO * O)
-        dq, dk, dv = torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
+        # every query row of dq is written once (index_copy_); dk / dv accumulate over groups
+        dq, dk, dv = torch.empty_like(q), torch.zeros_like(k), torch.zeros_like(v)
         for b in range(B):
             qb, kb, vb, gb = q[b], k[b], v[b], grad_out[b]
             for g in plan.groups[plan.index[b]]:
