@@ -22,7 +22,9 @@ the dense boolean mask and 2.3 GB for its float bias).
 ``band_attention`` is one ``torch.autograd.Function``: the forward keeps only the output and the
 log-sum-exp of every query's scores (float32, (B, H, T)); the backward recomputes each group's scores and
 accumulates into single dq / dk / dv buffers (``index_add_``), so no per-group full-size gradients and no
-copies of the output gradient are made (FlashAttention's recomputation, on gathered key sets).
+copies of the output gradient are made (FlashAttention's recomputation, on gathered key sets). A group's
+temporaries are views of per-call workspace buffers sized for the largest group (``_Workspace``), so
+groups of many different key counts do not fragment the CPU heap.
 """
 
 from __future__ import annotations
@@ -275,11 +277,38 @@ def build_band_plan(
     return BandPlan(groups, index, n * h * w)
 
 
-def _scores(qg: torch.Tensor, kg: torch.Tensor, mask: torch.Tensor, scale: float) -> torch.Tensor:
-    """(H, Q, D) x (H, K, D) -> (H, Q, K) scaled scores in at least float32, -inf outside ``mask``."""
-    s = torch.matmul(qg, kg.transpose(-1, -2))
-    s = s.to(torch.promote_types(s.dtype, torch.float32)).mul_(scale)
-    return s.masked_fill_(~mask, float("-inf"))
+class _Workspace:
+    """Per-call scratch buffers, one flat allocation per role sized for the largest group; every group's
+    (H, Q, K) / (H, K, D) temporaries are contiguous views of them (``out=``). Groups have many different
+    key counts: allocating each group's temporaries anew fragments the CPU heap (process RSS then grows
+    well beyond the live bytes); one buffer per role, reused, does not."""
+
+    def __init__(self, like: torch.Tensor) -> None:
+        self.like, self.buffers = like, {}
+
+    def get(self, role: str, shape: tuple[int, ...], dtype: torch.dtype, numel: int) -> torch.Tensor:
+        """A contiguous ``shape`` view of the ``role`` buffer (``numel``: the largest size it will serve)."""
+        buf = self.buffers.get(role)
+        if buf is None or buf.dtype != dtype or buf.numel() < numel:
+            buf = self.buffers[role] = self.like.new_empty(numel, dtype=dtype)
+        return buf[: math.prod(shape)].view(shape)
+
+
+def _largest(plan: BandPlan, index: tuple[int, ...]) -> tuple[int, int]:
+    """(most queries, most keys) of any group the samples ``index`` use."""
+    groups = [g for u in set(index) for g in plan.groups[u]]
+    return max(len(g.queries) for g in groups), max(len(g.keys) for g in groups)
+
+
+def _scores(qg: torch.Tensor, kg: torch.Tensor, mask: torch.Tensor, scale: float,
+            out: torch.Tensor) -> torch.Tensor:
+    """(H, Q, D) x (H, K, D) -> (H, Q, K) scaled scores in at least float32 (written into ``out`` when the
+    inputs are float32 or wider), -inf outside ``mask``."""
+    if qg.dtype == out.dtype:
+        s = torch.matmul(qg, kg.transpose(-1, -2), out=out)
+    else:
+        s = out.copy_(torch.matmul(qg, kg.transpose(-1, -2)))
+    return s.mul_(scale).masked_fill_(~mask, float("-inf"))
 
 
 class _BandAttention(torch.autograd.Function):
@@ -287,15 +316,22 @@ class _BandAttention(torch.autograd.Function):
     def forward(ctx, q, k, v, plan: BandPlan):
         B, H, T, D = q.shape
         scale = D**-0.5
+        acc = torch.promote_types(q.dtype, torch.float32)
         out = torch.empty_like(q)
-        lse = q.new_empty(B, H, T, dtype=torch.promote_types(q.dtype, torch.float32))
+        lse = q.new_empty(B, H, T, dtype=acc)
+        Qm, Km = _largest(plan, plan.index)
+        ws = _Workspace(q)
         for b in range(B):
             qb, kb, vb = q[b], k[b], v[b]
             for g in plan.groups[plan.index[b]]:
-                s = _scores(qb.index_select(1, g.queries), kb.index_select(1, g.keys), g.mask, scale)
+                nq, nk = len(g.queries), len(g.keys)
+                kg = torch.index_select(kb, 1, g.keys, out=ws.get("k", (H, nk, D), q.dtype, H * Km * D))
+                s = _scores(qb.index_select(1, g.queries), kg, g.mask, scale,
+                            ws.get("s", (H, nq, nk), acc, H * Qm * Km))
                 m = torch.logsumexp(s, dim=-1)  # (H, Q): finite, every query attends to itself
-                p = torch.exp(s.sub_(m[..., None]))
-                out[b].index_copy_(1, g.queries, torch.matmul(p.to(vb.dtype), vb.index_select(1, g.keys)))
+                p = s.sub_(m[..., None]).exp_()
+                vg = torch.index_select(vb, 1, g.keys, out=ws.get("k", (H, nk, D), q.dtype, H * Km * D))
+                out[b].index_copy_(1, g.queries, torch.matmul(p.to(vb.dtype), vg))
                 lse[b].index_copy_(1, g.queries, m)
         ctx.save_for_backward(q, k, v, out, lse)
         ctx.plan = plan
@@ -307,26 +343,33 @@ class _BandAttention(torch.autograd.Function):
         plan = ctx.plan
         B, H, T, D = q.shape
         scale = D**-0.5
-        delta = (grad_out.to(lse.dtype) * out.to(lse.dtype)).sum(-1)  # (B, H, T): rowsum(dO * O)
+        acc = lse.dtype
+        delta = (grad_out.to(acc) * out.to(acc)).sum(-1)  # (B, H, T): rowsum(dO * O)
         # every query row of dq is written once (index_copy_); dk / dv accumulate over groups
         dq, dk, dv = torch.empty_like(q), torch.zeros_like(k), torch.zeros_like(v)
+        Qm, Km = _largest(plan, plan.index)
+        ws = _Workspace(q)
         for b in range(B):
             qb, kb, vb, gb = q[b], k[b], v[b], grad_out[b]
             for g in plan.groups[plan.index[b]]:
-                qg, kg, vg = (
-                    qb.index_select(1, g.queries),
-                    kb.index_select(1, g.keys),
-                    vb.index_select(1, g.keys),
-                )
-                dog = gb.index_select(1, g.queries)
-                p = torch.exp(
-                    _scores(qg, kg, g.mask, scale).sub_(lse[b].index_select(1, g.queries)[..., None])
-                )
-                dv[b].index_add_(1, g.keys, torch.matmul(p.transpose(-1, -2).to(vg.dtype), dog))
-                dp = torch.matmul(dog, vg.transpose(-1, -2)).to(p.dtype)
+                nq, nk = len(g.queries), len(g.keys)
+                qg, dog = qb.index_select(1, g.queries), gb.index_select(1, g.queries)
+                kg = torch.index_select(kb, 1, g.keys, out=ws.get("k", (H, nk, D), q.dtype, H * Km * D))
+                vg = torch.index_select(vb, 1, g.keys, out=ws.get("v", (H, nk, D), q.dtype, H * Km * D))
+                p = _scores(qg, kg, g.mask, scale, ws.get("s", (H, nq, nk), acc, H * Qm * Km))
+                p = p.sub_(lse[b].index_select(1, g.queries)[..., None]).exp_()
+                kv_grad = ws.get("g", (H, nk, D), q.dtype, H * Km * D)
+                torch.matmul(p.transpose(-1, -2).to(vg.dtype), dog, out=kv_grad)
+                dv[b].index_add_(1, g.keys, kv_grad)
+                dp = ws.get("dp", (H, nq, nk), acc, H * Qm * Km)
+                if dog.dtype == acc:
+                    torch.matmul(dog, vg.transpose(-1, -2), out=dp)
+                else:
+                    dp.copy_(torch.matmul(dog, vg.transpose(-1, -2)))
                 ds = p.mul_(dp.sub_(delta[b].index_select(1, g.queries)[..., None])).mul_(scale).to(qg.dtype)
                 dq[b].index_copy_(1, g.queries, torch.matmul(ds, kg))
-                dk[b].index_add_(1, g.keys, torch.matmul(ds.transpose(-1, -2), qg))
+                torch.matmul(ds.transpose(-1, -2), qg, out=kv_grad)
+                dk[b].index_add_(1, g.keys, kv_grad)
         return dq, dk, dv, None
 
 
