@@ -4,7 +4,8 @@
 # steps (<run>/camera_gap.jsonl). Usage: experiments/cpu_camera_control/explore.sh R1 [R2 ...]
 # Results are written up by hand in experiments/cpu_camera_control/README.md (numbers from camera_gap.jsonl).
 # RESUME=1 continues each recipe's run in place (its last checkpoint); MAX_TIME counts the whole run, so give
-# it the new total (e.g. RESUME=1 MAX_TIME=00:01:15:00 explore.sh H1).
+# it the new total (e.g. RESUME=1 MAX_TIME=00:01:15:00 explore.sh H1). INIT=<ckpt> starts each recipe from a
+# checkpoint's trained weights (init_from).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-.venv/bin/python}
@@ -69,6 +70,17 @@ recipe() {
     HX3) echo "model=epipolar data.height=32 data.width=48 data.datamodule.batch_size=4 module.optimizer.lr=1e-3
               model.P_mean=-0.4 model.P_std=1.6 model.sigma_high_fraction=0.7 trainer.max_steps=8000
               module.warmup_steps=100 $SMOOTH model.backbone.pixel_factor=2" ;;
+    # HX3 continued at a 10x lower learning rate (session 5): start it from a plateau checkpoint with
+    # INIT=<ckpt> (weights only; new optimiser), e.g. HX3's step 9000
+    HX3lo) echo "model=epipolar data.height=32 data.width=48 data.datamodule.batch_size=4 module.optimizer.lr=1e-4
+              model.P_mean=-0.4 model.P_std=1.6 model.sigma_high_fraction=0.7 trainer.max_steps=3000
+              module.warmup_steps=10 $SMOOTH model.backbone.pixel_factor=2" ;;
+    # HX3 on ten times as many training scenes (600; same 16 held-out clips): session 5 found every recipe
+    # fitting its 60 scenes from ~8k steps on
+    HX3big) echo "model=epipolar data.height=32 data.width=48 data.datamodule.batch_size=4 module.optimizer.lr=1e-3
+              model.P_mean=-0.4 model.P_std=1.6 model.sigma_high_fraction=0.7 trainer.max_steps=12000
+              module.warmup_steps=100 $SMOOTH model.backbone.pixel_factor=2 data.build.num_train=600
+              data.root=data_cache/smooth4_600x48_72x128_t16_s0" ;;
     # P1 with SVD's own training noise (ln sigma ~ N(0.7, 1.6^2)): half the steps above sigma 2
     M1) echo "model=plucker data.height=32 data.width=48 data.datamodule.batch_size=4 module.optimizer.lr=1e-3
               model.P_mean=0.7 model.P_std=1.6 trainer.max_steps=6000 module.warmup_steps=100 $SMOOTH
@@ -88,6 +100,7 @@ for r in "$@"; do
   echo "== $r: ${R[*]}"
   EXTRA=()
   [ "${RESUME:-0}" = 1 ] && EXTRA=(resume="$OUT/$r")
+  [ -n "${INIT:-}" ] && EXTRA+=(init_from="$INIT")
   "$PY" train.py "${COMMON[@]}" "${DATA[@]}" "${R[@]}" "${EXTRA[@]}" hydra.run.dir="$OUT/$r" >> "$OUT.$r.log" 2>&1 \
     || echo "$r failed: $OUT.$r.log"
   tail -n 3 "$OUT/$r/camera_gap.jsonl" 2>/dev/null | cut -c1-400
