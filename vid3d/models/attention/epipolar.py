@@ -6,19 +6,19 @@ reference (``epipolar_mask_dense`` + ``masked_attention_dense``); its names are 
 
 Memory-efficient attention (``epipolar_attention``), exact, never materialising the (F h w)^2 mask.
 ``method="auto"`` (the default) runs "grouped" (``grouped.py``: queries grouped by their epipolar line,
-each group scoring only the union of its members' bands, ~1.2-2x one band, with one fused autograd op);
-it was measured faster than the kernels below and than a CamI2V-style dense mask at every size, forward
-and forward + backward (benchmarks/README.md). "flex" runs FlexAttention with a block mask (``flex.py``;
-forward only on a CPU). The two chunked kernels below process queries per (sample, query frame) in chunks
-of Q pixels; each chunk builds only its own slice of the band and runs a masked softmax over it, writing
-into a preallocated output. Under autograd every chunk is checkpointed (recomputed in backward, band
-included), so saved memory is O(inputs + outputs). Q is chosen so one chunk's working set stays under
-``max_chunk_bytes`` (32 MiB on CPU, 512 MiB on GPU by default); peak memory is O(F h w C +
+each group scoring only the union of its members' bands, ~1.2-2x one band, with one fused autograd op); it
+was measured faster than the kernels below and than a CamI2V-style dense mask at SVD sizes, forward and
+forward + backward, on a CPU (benchmarks/README.md). "flex" runs FlexAttention with a block mask
+(``flex.py``; forward only on a CPU). The two chunked kernels below process queries per (sample, query
+frame) in chunks of Q pixels; each chunk builds only its own slice of the band and runs a masked softmax
+over it, writing into a preallocated output. Under autograd every chunk is checkpointed (recomputed in
+backward, band included), so saved memory is O(inputs + outputs). Q is chosen so one chunk's working set
+stays under ``max_chunk_bytes`` (32 MiB on CPU, 512 MiB on GPU by default); peak memory is O(F h w C +
 max_chunk_bytes), linear in the token count:
 
 - "blocked": scores of the chunk against all F h w keys by one matmul, (Q, F h w) band mask
   of the chunk from the distance test, masked softmax, matmul with V. Same FLOPs as dense attention but
-  all in BLAS; the fastest on small and medium grids.
+  all in BLAS.
 - "gather": only the band's candidates are scored. With a normalised line, walk its dominant axis (each
   column u if |b| >= |a|, else each row v) and take the M pixels around the crossing,
   ``M = floor(sqrt(2) * band_width + 2e-6) + 2``: the dominant coefficient is >= 1/sqrt(2), so this
@@ -113,10 +113,11 @@ METHODS = ("grouped", "blocked", "gather", "flex")
 
 
 def choose_method(num_frames: int, h: int, w: int, band_width: float) -> str:
-    """The kernel ``method="auto"`` runs: "grouped" (``grouped.py``) at every size -- measured faster than
-    "blocked", "gather", FlexAttention (CPU, forward only) and dense SDPA from 8 x 16 x 24 to 25 x 40 x 64
-    tokens, forward and forward + backward, with the least memory of all but "gather" (benchmarks/README.md).
-    Small grids never get here in the model: the adapter's dense-mask fast path takes them."""
+    """The kernel ``method="auto"`` runs: "grouped" (``grouped.py``) at every size. Measured on a CPU
+    (benchmarks/README.md) at 16 x 24 x 40 and 25 x 24 x 40 tokens against a CamI2V-style dense mask
+    (0.47-0.55x its time, forward and forward + backward, 5-31x less memory), "blocked", "gather" and
+    FlexAttention, and at 25 x 40 x 64 where dense does not fit. Small grids do not get here in the model:
+    the adapter's dense-mask fast path takes them. Not yet measured on a GPU (``make gpu-check`` does)."""
     return "grouped"
 
 
