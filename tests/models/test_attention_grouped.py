@@ -11,7 +11,12 @@ import math
 import pytest
 import torch
 from _unets import tiny_spatiotemporal_unet  # tests/models/_unets.py
-from test_attention import MaxTensorBytes, make_cameras, with_degenerate_pair
+from test_attention import (  # noqa: F401  (one_thread: the same autouse fixture)
+    MaxTensorBytes,
+    make_cameras,
+    one_thread,
+    with_degenerate_pair,
+)
 
 from vid3d.geometry import axis_angle_to_matrix, intrinsics_matrix
 from vid3d.models.attention import (
@@ -22,15 +27,7 @@ from vid3d.models.attention import (
     pixel_centres,
 )
 from vid3d.models.attention import modules as attention_modules
-from vid3d.models.attention.grouped import band_attention, band_pairs, build_band_plan, line_order_key
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from vid3d.models.attention.grouped import band_attention, band_pairs_tokens, build_band_plan, line_order_key
 
 
 def forward_cameras(B: int, n: int, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -78,9 +75,10 @@ def test_band_pairs_equal_the_distance_test_including_ties():
         [[[0.0, 1.0, -2.5], [1.0, 0.0, -3.5], [0.6, 0.8, -4.0], [0.0, 0.0, 0.0]]], dtype=torch.float64
     )  # y = 2.5, x = 3.5, a slanted line, a vanished line
     ok = lines[..., :2].abs().sum(-1) > 0
-    j, q, r = band_pairs(lines, ok, h, w, bw)
+    q, t = band_pairs_tokens(lines, ok, torch.tensor([2]), h, w, bw)  # key frame 2 of the sequence
+    assert (t // (h * w) == 2).all()
     got = torch.zeros(1, 4, h * w, dtype=torch.bool)
-    got[j, q, r.long()] = True
+    got[0, q, t % (h * w)] = True
     xy = pixel_centres(h, w)
     want = (
         (lines[..., None, 0] * xy[:, 0] + lines[..., None, 1] * xy[:, 1] + lines[..., None, 2]).abs()
@@ -213,3 +211,18 @@ def test_adapter_builds_one_plan_per_grid_and_matches_the_blocked_kernel(monkeyp
             assert len(adapter.blocks) > len(grids)
     assert (outs["auto"] - outs["blocked"]).abs().max() < 1e-5
     assert math.isfinite(float(outs["auto"].abs().max()))
+
+
+@pytest.mark.slow  # compiles FlexAttention for the CPU (~10 s)
+def test_flex_forward_equals_dense():
+    from vid3d.models.attention.flex import flex_band_attention
+
+    n, h, w = 3, 8, 12
+    K, c2w = forward_cameras(1, n, h, w)
+    c2w = with_degenerate_pair(c2w, b=0, i=0, j=2)
+    F_hat, degenerate = pair_geometry(K, c2w)
+    g = torch.Generator().manual_seed(2)
+    q, k, v = (torch.randn(1, 2, n * h * w, 16, generator=g) for _ in range(3))
+    ref = masked_attention_dense(q, k, v, epipolar_mask_dense(F_hat, degenerate, h, w, 2.0))
+    out = flex_band_attention(q, k, v, F_hat, degenerate, h, w, 2.0)
+    assert (out - ref).abs().max() < 1e-5

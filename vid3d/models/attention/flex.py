@@ -52,7 +52,6 @@ def band_block_mask(
     h: int,
     w: int,
     band_width: float,
-    heads: int = 1,
     block_size: int = 128,
 ):
     """(BlockMask, perm) of one sample's band in line order (see module docstring)."""
@@ -101,7 +100,7 @@ def flex_band_attention(
         _COMPILED["fn"] = torch.compile(flex_attention, dynamic=False)
     out = torch.empty_like(q)
     for b in range(q.shape[0]):
-        bm, perm = band_block_mask(F_hat[b], degenerate[b], h, w, band_width, q.shape[1], block_size)
+        bm, perm = band_block_mask(F_hat[b], degenerate[b], h, w, band_width, block_size)
         o = _COMPILED["fn"](
             q[b : b + 1, :, perm], k[b : b + 1, :, perm], v[b : b + 1, :, perm], block_mask=bm
         )

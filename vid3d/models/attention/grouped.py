@@ -37,7 +37,7 @@ import torch
 from .band import _EPS, _lines_from_frame, pixel_centres, window_size
 
 DEFAULT_GROUP_SIZE = 32
-PAIR_CHUNK_ELEMENTS = 2**18  # candidates per band_pairs call while building a plan (bounds its temporaries)
+PAIR_CHUNK_ELEMENTS = 2**18  # candidates per band_pairs_tokens call in a plan build (bounds temporaries)
 
 
 @dataclass(frozen=True)
@@ -106,56 +106,22 @@ def line_order_key(epipole: torch.Tensor | None, h: int, w: int) -> torch.Tensor
     return (xy[:, 0] - cx) * (-dy / norm) + (xy[:, 1] - cy) * (dx / norm)
 
 
-def band_pairs(
-    lines: torch.Tensor, ok: torch.Tensor, h: int, w: int, band_width: float
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Every in-band (key frame, query, key pixel) triple of a set of lines, without a dense mask.
+def band_pairs_tokens(lines: torch.Tensor, ok: torch.Tensor, frames: torch.Tensor, h: int, w: int,
+                      band_width: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every in-band (query, key token) pair of a set of lines, without a dense mask.
 
     Args:
         lines: (J, Q, 3) normalised lines (float64) of Q query pixels in J key frames of size (h, w);
-            ok: (J, Q) bool (False: degenerate pair or vanished line: no keys).
+            ok: (J, Q) bool (False: degenerate pair or vanished line: no keys); frames: (J,) int64 frame
+            index of each key frame in the token sequence.
     Returns:
-        (j, q, r) int64 index tensors of equal length: key pixel r = v * w + u of frame j is in query q's
-        band, i.e. ``|a x + b y + c| <= band_width / 2`` at r's centre -- the expression of
-        ``line_distance``, with each product formed once per row/column (a product and a sum of the same
-        float64 values are bitwise the same however they are grouped into tensors), so the set equals
-        the dense mask's, ties included. Candidates: ``window_size`` pixels around the line's crossing of
-        every column (lines closer to horizontal) or row, which provably hold the band (``epipolar.py``).
+        (q, t) int64 of equal length: key token ``t = frames[j] * h * w + v * w + u`` is in query q's band,
+        i.e. ``|a x + b y + c| <= band_width / 2`` at the key pixel's centre -- ``line_distance``'s
+        expression with each product formed once per row/column (a product and a sum of the same float64
+        values are bitwise the same however they are grouped into tensors), so the set equals the dense
+        mask's, ties included. Candidates: ``window_size`` pixels around the line's crossing of every column
+        (lines closer to horizontal) or row, which provably hold the band (``band.py``).
     """
-    half = band_width / 2
-    M, L = window_size(band_width), max(h, w)
-    a, b, c = lines.unbind(-1)  # (J, Q)
-    col = b.abs() >= a.abs()  # walk columns: x = s + 0.5 given, y solved
-    lead = torch.where(col, b, a)  # coefficient of the solved (secondary) coordinate
-    other = torch.where(col, a, b)
-    safe = torch.where(lead == 0, torch.ones_like(lead), lead)
-    prim = torch.arange(L, device=lines.device, dtype=lines.dtype) + 0.5  # (L,) primary centres
-    crossing = -(other[..., None] * prim + c[..., None]) / safe[..., None]  # (J, Q, L)
-    start = torch.floor(crossing - (half / safe.abs())[..., None] - 0.5 - _EPS)
-    sec = start[..., None] + torch.arange(M, device=lines.device, dtype=lines.dtype)  # (J, Q, L, M) integer
-    dist = (
-        (lead[..., None, None] * (sec + 0.5))
-        .add_((other[..., None] * prim)[..., None])
-        .add_(c[..., None, None])
-        .abs_()
-    )
-    ext_sec = torch.where(col, h, w)[..., None, None]  # (J, Q, 1, 1)
-    ext_prim = torch.where(col, w, h)[..., None, None]
-    keep = (dist <= half) & (sec >= 0) & (sec < ext_sec) & ok[..., None, None]
-    keep &= torch.arange(L, device=lines.device).view(L, 1) < ext_prim
-    sec_i = sec.to(torch.int32)
-    u_or_v = torch.arange(L, device=lines.device, dtype=torch.int32).view(L, 1)
-    r = torch.where(col[..., None, None], sec_i * w + u_or_v, u_or_v * w + sec_i)  # (J, Q, L, M) pixel
-    J, Q = lines.shape[:2]
-    jq = torch.arange(J * Q, device=lines.device, dtype=torch.int32).view(J, Q, 1, 1).expand_as(keep)
-    jq = jq.masked_select(keep)
-    return jq // Q, jq % Q, r.masked_select(keep)
-
-
-def band_pairs_tokens(lines: torch.Tensor, ok: torch.Tensor, frames: torch.Tensor, h: int, w: int,
-                      band_width: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """``band_pairs`` as (query q (P,), key token t (P,)) int64 with ``t = frames[j] * h * w + r``: the
-    key frames' token offsets are added on the candidate grid, before selection (fewer passes)."""
     half = band_width / 2
     M, L = window_size(band_width), max(h, w)
     a, b, c = lines.unbind(-1)
