@@ -13,14 +13,11 @@ the table plus one bar chart per metric to W&B (offline without an account; ``--
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
-import math
 from pathlib import Path
 from typing import Any
 
-from vid3d.atomic import atomic_write_bytes
+from vid3d.evaluation import tables
 from vid3d.evaluation.fvd import FVD_KEY, find_fvd
 
 __all__ = ["collect", "build_table", "to_markdown", "to_csv", "to_latex", "write_report", "main"]
@@ -185,20 +182,12 @@ def _row_sources(jobs: list[dict[str, Any]], methods: list[str] | None) -> list[
     return [(j, m) for j in jobs for m in j["results"] if not methods or m in methods]
 
 
-def _fmt(x: float | None, digits: int = 3) -> str:
-    if x is None or math.isnan(x):
-        return "n/a"
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    return f"{x:.{digits}f}"
-
-
 def _cell(s: dict, digits: int = 3) -> str:
     if s.get("mean") is None:
         return "n/a"
     if s.get("ci_low") is None and s.get("ci_high") is None:  # FVD: a set statistic, no per-clip CI
-        return _fmt(s["mean"], digits)
-    return f"{_fmt(s['mean'], digits)} [{_fmt(s['ci_low'], digits)}, {_fmt(s['ci_high'], digits)}]"
+        return tables.fmt(s["mean"], digits)
+    return tables.ci_cell(s["mean"], s["ci_low"], s["ci_high"], digits)
 
 
 def _label(metric: str) -> str:
@@ -220,80 +209,55 @@ def _cells(table: dict, row: dict) -> list[str]:
     return [*map(str, base), str(row["n"]), str(row["failures"]), *cells]
 
 
+def _table(table: dict) -> tables.Table:
+    """The formatted cells (names: job, override columns, method)."""
+    rows = [_cells(table, r) for r in table["rows"]]
+    return tables.Table(_header(table), rows, text_columns=2 + len(table["override_columns"]))
+
+
 def to_markdown(table: dict) -> str:
-    head = _header(table)
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(_cells(table, r)) + " |" for r in table["rows"]]
+    notes = []
     if table["constant_overrides"]:
         shared = ", ".join(f"`{k}={v}`" for k, v in table["constant_overrides"].items())
-        lines += ["", f"Shared by every job: {shared}"]
+        notes += ["", f"Shared by every job: {shared}"]
     if table.get("missing_jobs"):
-        lines += ["", f"Jobs without results (failed or unfinished): {', '.join(table['missing_jobs'])}"]
-    lines += [
+        notes += ["", f"Jobs without results (failed or unfinished): {', '.join(table['missing_jobs'])}"]
+    notes += [
         "",
         "Mean over clips (camera metrics: per-video sums over frames) [95% percentile-bootstrap CI].",
     ]
     if any(m.startswith("camera_gap@") for m in table["metrics"]):
-        lines.append(
+        notes.append(
             "Camera gap: denoising error with another clip's cameras / with the clip's own, at noise level σ "
             "(> 1: the model uses its camera; a model without camera input reads 1)."
         )
-    return "\n".join(lines) + "\n"
+    return tables.text(tables.markdown(_table(table)), notes)
+
+
+_STATS = ("mean", "ci_low", "ci_high")
+
+
+def _raw_header(table: dict) -> list[str]:
+    return ["job", *table["override_columns"], "method", "n", "failures"] + [
+        f"{m}_{s}" for m in table["metrics"] for s in _STATS
+    ]
+
+
+def _raw_rows(table: dict) -> list[list[Any]]:
+    """Per row the names, n, failures and each metric's mean / CI as numbers (None where absent)."""
+    return [
+        [r["job"], *[r[k] for k in table["override_columns"]], r["method"], r["n"], r["failures"]]
+        + [r[m][s] for m in table["metrics"] for s in _STATS]
+        for r in table["rows"]
+    ]
 
 
 def to_csv(table: dict) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    stats = ("mean", "ci_low", "ci_high")
-    w.writerow(
-        ["job", *table["override_columns"], "method", "n", "failures"]
-        + [f"{m}_{s}" for m in table["metrics"] for s in stats]
-    )
-    for r in table["rows"]:
-        vals = [r[m][s] for m in table["metrics"] for s in stats]
-        w.writerow(
-            [r["job"], *[r[k] for k in table["override_columns"]], r["method"], r["n"], r["failures"]]
-            + ["" if v is None else repr(v) for v in vals]
-        )
-    return buf.getvalue()
-
-
-_TEX = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-}
-
-
-def _tex(s: str) -> str:
-    return "".join(_TEX.get(c, c) for c in str(s))
+    return tables.csv_text(_raw_header(table), _raw_rows(table))
 
 
 def to_latex(table: dict) -> str:
-    head = _header(table)
-    n_text = 2 + len(table["override_columns"])
-    spec = "l" * n_text + "r" * (len(head) - n_text)
-    out = [
-        r"\begin{tabular}{" + spec + "}",
-        r"\toprule",
-        " & ".join(_tex(h) for h in head) + r" \\",
-        r"\midrule",
-    ]
-    for r in table["rows"]:
-        cells = _cells(table, r)
-        out.append(
-            " & ".join(_tex(c) if i < n_text + 1 else c.replace("n/a", "--") for i, c in enumerate(cells))
-            + r" \\"
-        )
-    out += [r"\bottomrule", r"\end{tabular}"]
-    return "\n".join(out) + "\n"
+    return tables.latex(_table(table))
 
 
 def _wandb_group(jobs: list[dict]) -> str | None:
@@ -324,19 +288,10 @@ def log_to_wandb(
         config={"sweep_jobs": [j["job"] for j in jobs]},
     )
     try:
-        columns = ["label", "job", *table["override_columns"], "method", "n", "failures"]
-        columns += [f"{m}_{s}" for m in table["metrics"] for s in ("mean", "ci_low", "ci_high")]
-        wt = wandb.Table(columns=columns)
-        for r in table["rows"]:
-            wt.add_data(
-                f"{r['job']}/{r['method']}",
-                r["job"],
-                *[r[k] for k in table["override_columns"]],
-                r["method"],
-                r["n"],
-                r["failures"],
-                *[r[m][s] for m in table["metrics"] for s in ("mean", "ci_low", "ci_high")],
-            )
+        labels = [f"{r['job']}/{r['method']}" for r in table["rows"]]
+        wt = tables.wandb_table(
+            ["label", *_raw_header(table)], [[lab, *row] for lab, row in zip(labels, _raw_rows(table))]
+        )
         logs = {"report/table": wt}
         for m in table["metrics"]:
             logs[f"report/{m}"] = wandb.plot.bar(wt, "label", f"{m}_mean", title=METRIC_LABELS.get(m, m))
@@ -379,8 +334,7 @@ def write_report(
         "tex": to_latex(table),
         "json": json.dumps({**table, "sources": [j["path"] for j in jobs]}, indent=2) + "\n",
     }
-    for ext, text in texts.items():
-        atomic_write_bytes(out / f"report.{ext}", text.encode())
+    tables.write_texts(out, "report", texts)
     if wandb_log:
         log_to_wandb(table, jobs, out, mode=wandb_mode)
     return {**table, "markdown": texts["md"], "out": str(out)}

@@ -8,8 +8,6 @@ when FVD was requested, ``fvd_features`` (``fvd.FVDMetric.sample_features``).
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import os
@@ -19,8 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from vid3d.atomic import atomic_write_text
-
+from . import tables
 from .fvd import FVD_KEY, find_fvd, fvd_column, fvd_entry
 from .records import read_records, record_key, to_jsonable
 
@@ -216,8 +213,8 @@ def merge_shards(dirs: Iterable[str | os.PathLike], pattern: str = "records*.jso
     return [seen[k] for k in sorted(seen)]
 
 
-def _fmt(x: float, digits: int = 2) -> str:
-    return "nan" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
+def _fmt(x: float | None, digits: int = 2) -> str:
+    return "nan" if x is None or not math.isfinite(x) else tables.fmt(x, digits)
 
 
 def _fvd_cell(entry: dict[str, Any]) -> str:
@@ -255,7 +252,8 @@ def _outlier_notes(results: dict[str, dict[str, Any]], preset: dict[str, Any]) -
                 f"dropped per metric (values dropped, all metrics: {counts})."]
 
 
-def _results_markdown(results: dict[str, dict[str, Any]], protocol: dict[str, Any]) -> str:
+def _results_table(results: dict[str, dict[str, Any]], protocol: dict[str, Any]) -> tuple[tables.Table, str]:
+    """The results table and the Markdown document around it (preset line, notes, protocol)."""
     fvd_key = fvd_column(results)
     fvd_header = "FVD" + fvd_key[len(FVD_KEY):]
     preset = protocol.get("preset") or {}
@@ -263,20 +261,18 @@ def _results_markdown(results: dict[str, dict[str, Any]], protocol: dict[str, An
     rot = ["RotErr (deg, Σ frames) [95% CI]", "RotErr per frame (deg)", "RotErr (rad, Σ frames) [95% CI]"]
     if rad_first:
         rot = [rot[2], rot[0], rot[1]]
-    header = (
-        "| method | n | failures | " + " | ".join(rot) + " "
-        f"| TransErr (Σ frames, scale-normalised) [95% CI] | CamMC (Σ frames) [95% CI] | success rate "
-        f"| PSNR vs GT (dB, frames 1..N) [95% CI] | {fvd_header} (n videos) |"
-    )
-    lines = [header, "|" + "---|" * 11]
+    header = ["method", "n", "failures", *rot, "TransErr (Σ frames, scale-normalised) [95% CI]",
+              "CamMC (Σ frames) [95% CI]", "success rate", "PSNR vs GT (dB, frames 1..N) [95% CI]",
+              f"{fvd_header} (n videos)"]
+    above = []
     if preset.get("name") and preset.get("name") != "vid3d":
         differs = "; ".join(preset.get("differs_from_publication") or []) or "nothing listed"
-        lines = [
+        above = [
             f"Protocol preset: {preset['name']} ({preset.get('publication')}). Differs from the publication: "
             f"{differs}.",
             "",
-            *lines,
         ]
+    rows = []
     for method, r in results.items():
         m = r["metrics"]
 
@@ -284,17 +280,15 @@ def _results_markdown(results: dict[str, dict[str, Any]], protocol: dict[str, An
             s = m.get(key)
             if s is None:
                 return "n/a"
-            return f"{_fmt(s['mean'])} [{_fmt(s['ci_low'])}, {_fmt(s['ci_high'])}]"
+            return f"{_fmt(s['mean'])} [{_fmt(s['ci_low'])}, {_fmt(s['ci_high'])}]"  # NaN: "nan"
 
         rot_pf = _fmt(m["rot_err_deg"]["per_frame_mean"], 3) if "rot_err_deg" in m else "n/a"
         rot_cells = [cell("rot_err_deg"), rot_pf, cell("rot_err_rad")]
         if rad_first:
             rot_cells = [rot_cells[2], rot_cells[0], rot_cells[1]]
-        lines.append(
-            f"| {method} | {r['n']} | {r['failures']} | {' | '.join(rot_cells)} | "
-            f"{cell('trans_err')} | {cell('cammc')} | "
-            f"{_fmt(100 * r['success_rate'], 1)}% | {cell('psnr_gt')} | {_fvd_cell(find_fvd(r)[1])} |"
-        )
+        rows.append([method, str(r["n"]), str(r["failures"]), *rot_cells, cell("trans_err"), cell("cammc"),
+                     f"{_fmt(100 * r['success_rate'], 1)}%", cell("psnr_gt"), _fvd_cell(find_fvd(r)[1])])
+    table = tables.Table(header, rows, text_columns=1)
     spread = []
     for method, r in results.items():
         m = r["metrics"]
@@ -307,7 +301,7 @@ def _results_markdown(results: dict[str, dict[str, Any]], protocol: dict[str, An
             n_trials = max(s.get("n_trials", 1) for s in m.values())
             spread.append(f"- {method}: {', '.join(parts)} (std of the {n_trials} per-trial means)")
     if spread:
-        lines += ["", "Spread over trials (seeds):", "", *spread]
+        spread = ["", "Spread over trials (seeds):", "", *spread]
     notes = [
         "",
         "Σ frames: per-video sum over the frames of the clip, then mean over videos; CI: 95% percentile "
@@ -317,34 +311,26 @@ def _results_markdown(results: dict[str, dict[str, Any]], protocol: dict[str, An
         "estimation involved); static_first_frame is the copy-the-first-frame baseline a model must beat.",
         *_outlier_notes(results, preset),
         *_fvd_notes(results),
-        "",
-        "Protocol:",
-        "",
-    ]
-    notes += [
-        f"- {k}: {json.dumps(to_jsonable(v), sort_keys=True)}"
-        for k, v in protocol.items()
-        if k != "reproducibility"
+        *tables.protocol_lines(protocol, skip=("reproducibility",)),
     ]
     if "reproducibility" in protocol:  # kilobytes of versions and config: collapsed (also in results.json)
         record = json.dumps(to_jsonable(protocol["reproducibility"]), sort_keys=True, indent=1)
         notes += ["", "<details><summary>Reproducibility record</summary>", "", "```json", record, "```",
                   "", "</details>"]
-    return "\n".join(lines + notes) + "\n"
+    return table, tables.text(above, tables.markdown(table), spread, notes)
 
 
 def _results_csv(results: dict[str, dict[str, Any]]) -> str:
     metric_names = sorted({m for r in results.values() for m in r["metrics"]})
     stat_names = ("mean", "ci_low", "ci_high", "std", "per_frame_mean", "n_trials", "std_over_trials")
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
     fvd_key = fvd_column(results)
     fvd_stats = ("std_over_trials", "n_generated", "n_ground_truth")
-    writer.writerow(
+    header = (
         ["method", "n", "n_total", "failures", "failure_rate"]
         + [f"{m}_{s}" for m in metric_names for s in stat_names]
         + [fvd_key] + [f"{fvd_key}_{s}" for s in fvd_stats]
     )
+    rows = []
     for method, r in results.items():
         row = [method, r["n"], r["n_total"], r["failures"], r["failure_rate"]]
         for m in metric_names:
@@ -355,23 +341,21 @@ def _results_csv(results: dict[str, dict[str, Any]]) -> str:
             row += [fvd["value"], *(fvd[k] for k in fvd_stats)]
         else:
             row += ["not computed", "", "", ""]
-        writer.writerow(row)
-    return buf.getvalue()
+        rows.append(row)
+    return tables.csv_text(header, rows)
 
 
 def write_results(
     out_dir: str | os.PathLike, results: dict[str, dict[str, Any]], protocol: dict[str, Any]
 ) -> dict[str, Path]:
-    """Write ``results.json`` ({"protocol": ..., "results": ...}), ``results.csv`` and ``results.md``
-    into ``out_dir``, each atomically (temp file + ``os.replace``). Returns their paths.
+    """Write ``results.json`` ({"protocol": ..., "results": ...}), ``results.csv``, ``results.md`` and the
+    table as LaTeX (``results.tex``) into ``out_dir``, each atomically. Returns their paths.
 
     ``protocol`` should state the pose estimator and its settings, the normalisation, sum-over-frames
     vs per-frame means, units and the failure policy; it is copied verbatim into every file.
     """
-    out = Path(out_dir)
-    paths = {"json": out / "results.json", "csv": out / "results.csv", "md": out / "results.md"}
+    table, md = _results_table(results, protocol)
     payload = {"protocol": to_jsonable(protocol), "results": to_jsonable(results)}
-    atomic_write_text(paths["json"], json.dumps(payload, indent=2, sort_keys=True, allow_nan=False) + "\n")
-    atomic_write_text(paths["csv"], _results_csv(results))
-    atomic_write_text(paths["md"], _results_markdown(results, protocol))
-    return paths
+    return tables.write_texts(out_dir, "results", {
+        "json": tables.json_text(payload), "csv": _results_csv(results), "md": md, "tex": tables.latex(table)
+    })

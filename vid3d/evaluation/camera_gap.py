@@ -26,6 +26,8 @@ import torch
 
 from vid3d.data.frames import as_unit_range
 
+from . import tables
+
 DEFAULT_SIGMAS = (0.2, 1.0, 5.0)
 VARIANTS = ("own", "permuted", "static")
 
@@ -149,13 +151,9 @@ def camera_gap_markdown(gaps: Mapping[str, Mapping[str, float]]) -> str:
         {k.split("@", 1)[1] for g in gaps.values() for k in g if k.startswith("camera_gap@")}, key=float
     )
     head = [f"gap@{s}" for s in sigmas] + [f"static gap@{s}" for s in sigmas]
-    lines = [
-        "| method | clips | " + " | ".join(head) + " |",
-        "|---|---|" + "---|" * len(head),
+    rows = [
+        [name, str(int(g["n_clips"]))]
+        + [tables.fmt(g[f"camera_gap{kind}@{s}"], 4) for kind in ("", "_static") for s in sigmas]
+        for name, g in gaps.items()
     ]
-    for name, g in gaps.items():
-        cells = [f"{g[f'camera_gap@{s}']:.4f}" for s in sigmas] + [
-            f"{g[f'camera_gap_static@{s}']:.4f}" for s in sigmas
-        ]
-        lines.append(f"| {name} | {int(g['n_clips'])} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return "\n".join(tables.markdown(tables.Table(["method", "clips", *head], rows)))

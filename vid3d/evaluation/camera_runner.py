@@ -3,7 +3,7 @@
 For every (method, clip, trial) of this shard: skip it if its record exists, else generate the video
 with the method, estimate its camera poses, compare them with the clip's ground truth
 (``camera_errors``) and append one record (``runner.run_shard``). Finally aggregate every record
-found in ``out_dir`` and write ``results.{json,csv,md}``. Killing and rerunning resumes where it
+found in ``out_dir`` and write ``results.{json,csv,md,tex}``. Killing and rerunning resumes where it
 stopped; shards can run on separate machines into separate (or the same) directories and be merged
 with ``aggregate.merge_shards``. With an ``fvd.FVDMetric`` each record also stores the I3D features of its
 generated video and of its clip's ground truth, so the FVD of a resumed or merged run is that of one

@@ -5,24 +5,21 @@
 Each DIR is a run dir of ``eval.py overlap=<bucket>`` or a Hydra multirun folder (every folder below it
 holding records is used). Runs are grouped by overlap bucket (from their ``results.json`` protocol); shards of
 one bucket are merged (records de-duplicated by (method, pair, trial)); runs must agree on the overlap
-index (estimator, dataset revision) and the image metrics. Writes ``sparse_report.{md,json,csv}`` into
+index (estimator, dataset revision) and the image metrics. Writes ``sparse_report.{md,json,csv,tex}`` into
 OUT (default: the first DIR): one row per method, per bucket n and PSNR / SSIM / LPIPS with 95% CIs.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 from pathlib import Path
 from typing import Any
 
-from vid3d.atomic import atomic_write_bytes
-
+from . import tables
 from .aggregate import merge_shards
 from .records import to_jsonable
-from .sparse_runner import LABELS, METRICS, REFERENCE_ROWS, _json_safe, aggregate_sparse, metric_cell
+from .sparse_runner import LABELS, METRICS, REFERENCE_ROWS, aggregate_sparse, metric_cell
 
 PAIR_BENCHMARKS = ("sparse_view", "reconstruction")
 RECON_REFERENCE_ROWS = ("context_only + 3dgs", "all_gt + 3dgs")  # vid3d.tasks.recon_benchmark
@@ -102,14 +99,12 @@ def merge_sparse(paths: list[str | Path], out: str | Path | None = None) -> dict
         "merged_from": {b: [str(d) for d in by_bucket[b]] for b in buckets},
         "empty_buckets": {b: protos[b].get("empty_bucket") for b in buckets if not results[b]},
     }
-    head = (
-        "| method | "
-        + " | ".join(f"{b}: n | " + " | ".join(f"{b}: {LABELS[m]}" for m in METRICS) for b in buckets)
-        + " |"
-    )
-    lines = [head, "|" + "---|" * (1 + len(buckets) * (1 + len(METRICS)))]
+    header = ["method"] + [
+        col for b in buckets for col in (f"{b}: n", *(f"{b}: {LABELS[m]}" for m in METRICS))
+    ]
+    rows = []
     for method in methods:
-        cells = []
+        cells = [method]
         for b in buckets:
             r = results[b].get(method)
             cells += (
@@ -117,12 +112,13 @@ def merge_sparse(paths: list[str | Path], out: str | Path | None = None) -> dict
                 if r is None
                 else [str(r["n"])] + [metric_cell(r["metrics"][m], m) for m in METRICS]
             )
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        rows.append(cells)
+    table = tables.Table(header, rows)
     ranges = ", ".join(
         f"{b} = [{protos[b]['bucket']['range'][0]}, {protos[b]['bucket']['range'][1]})" for b in buckets
     )
     empty = [b for b in buckets if not results[b]]
-    lines += [
+    notes = [
         "",
         f"Overlap buckets ({first['overlap_index']['estimator']['name']} overlap): {ranges}. "
         "Cells: mean over pairs "
@@ -132,46 +128,31 @@ def merge_sparse(paths: list[str | Path], out: str | Path | None = None) -> dict
             if empty
             else []
         ),
-        "",
-        "Protocol:",
-        "",
-    ] + [f"- {k}: {json.dumps(to_jsonable(v), sort_keys=True)}" for k, v in protocol.items()]
-    md = "\n".join(lines) + "\n"
-    out = Path(out) if out is not None else Path(paths[0])
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / "sparse_report.md", md.encode())
-    atomic_write_bytes(
-        out / "sparse_report.json",
-        (
-            json.dumps(
-                {"protocol": to_jsonable(protocol), "results": _json_safe(results)},
-                indent=2,
-                sort_keys=True,
-                allow_nan=False,
-            )
-            + "\n"
-        ).encode(),
-    )
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(
-        ["method", "bucket", "n"] + [f"{m}_{s}" for m in METRICS for s in ("mean", "ci_low", "ci_high")]
-    )
+    ]
+    md = tables.text(tables.markdown(table), notes, tables.protocol_lines(protocol))
+    stats = ("mean", "ci_low", "ci_high")
+    csv_rows = []
     for method in methods:
         for b in buckets:
             r = results[b].get(method)
             if r is None:  # no pair of this bucket (or this method not run on it): n = 0, no values
-                w.writerow([method, b, 0] + [""] * (3 * len(METRICS)))
+                csv_rows.append([method, b, 0] + [""] * (len(stats) * len(METRICS)))
             else:
-                w.writerow(
+                metrics = r["metrics"]
+                csv_rows.append(
                     [method, b, r["n"]]
-                    + [
-                        r["metrics"][m].get(s) if r["metrics"][m]["available"] else ""
-                        for m in METRICS
-                        for s in ("mean", "ci_low", "ci_high")
-                    ]
+                    + [metrics[m].get(s) if metrics[m]["available"] else "" for m in METRICS for s in stats]
                 )
-    atomic_write_bytes(out / "sparse_report.csv", buf.getvalue().encode())
+    out = Path(out) if out is not None else Path(paths[0])
+    payload = {"protocol": to_jsonable(protocol), "results": tables.jsonable_inf(results)}
+    tables.write_texts(out, "sparse_report", {
+        "md": md,
+        "json": tables.json_text(payload),
+        "csv": tables.csv_text(
+            ["method", "bucket", "n"] + [f"{m}_{s}" for m in METRICS for s in stats], csv_rows
+        ),
+        "tex": tables.latex(table),
+    })
     return {"results": results, "protocol": protocol, "markdown": md, "out": out}
 
 

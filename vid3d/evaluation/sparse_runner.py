@@ -4,14 +4,11 @@ For every (method, pair, trial) of this shard: skip it if its record exists, els
 target frames (given the context frames, the cameras of [context_0, *targets, context_1] and nothing
 else of the ground truth), score them against the ground-truth target frames and append one record
 (``runner.run_shard``, key (method, pair_id, trial); ``clip_id`` holds the pair id). Then aggregate
-every record in ``out_dir`` and write ``results.{json,csv,md}``. Reruns resume; shards merge.
+every record in ``out_dir`` and write ``results.{json,csv,md,tex}``. Reruns resume; shards merge.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -22,8 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vid3d.atomic import atomic_write_bytes
-
+from . import tables
 from .aggregate import bootstrap_ci, merge_shards
 from .image_metrics import ImageMetrics
 from .records import to_jsonable
@@ -236,14 +232,6 @@ def aggregate_sparse(
     return out
 
 
-def _fmt(x: float | None, digits: int) -> str:
-    if x is None:
-        return "n/a"
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    return f"{x:.{digits}f}"
-
-
 DIGITS = {"psnr": 2, "ssim": 3, "lpips": 3}
 LABELS = {"psnr": "PSNR ↑", "ssim": "SSIM ↑", "lpips": "LPIPS ↓"}
 
@@ -251,73 +239,45 @@ LABELS = {"psnr": "PSNR ↑", "ssim": "SSIM ↑", "lpips": "LPIPS ↓"}
 def metric_cell(s: Mapping[str, Any], m: str) -> str:
     if not s.get("available"):
         return "unavailable" if m == "lpips" else "n/a"
-    d = DIGITS[m]
-    return f"{_fmt(s['mean'], d)} [{_fmt(s['ci_low'], d)}, {_fmt(s['ci_high'], d)}]"
+    return tables.ci_cell(s["mean"], s["ci_low"], s["ci_high"], DIGITS[m], nan="nan")
 
 
-def _json_safe(results: Mapping[str, Any]) -> Any:
-    def enc(x):
-        if isinstance(x, float) and math.isinf(x):
-            return "inf" if x > 0 else "-inf"
-        if isinstance(x, dict):
-            return {k: enc(v) for k, v in x.items()}
-        if isinstance(x, list):
-            return [enc(v) for v in x]
-        return x
-
-    return enc(to_jsonable_keep_inf(results))
-
-
-def to_jsonable_keep_inf(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable_keep_inf(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable_keep_inf(v) for v in obj]
-    if isinstance(obj, float) and math.isinf(obj):
-        return obj
-    return to_jsonable(obj)
+def results_table(results: Mapping[str, Any]) -> tables.Table:
+    """One row per method: n and each image metric's mean [95% CI] (W&B logs the same table)."""
+    return tables.Table(
+        ["method", "n", *(f"{LABELS[m]} [95% CI]" for m in METRICS)],
+        [
+            [method, str(r["n"]), *(metric_cell(r["metrics"][m], m) for m in METRICS)]
+            for method, r in results.items()
+        ],
+    )
 
 
 def write_sparse_results(
     out_dir: str | Path, results: Mapping[str, Any], protocol: Mapping[str, Any]
 ) -> dict[str, Path]:
-    """results.json ({"protocol", "results"}; +inf written as "inf"), results.csv, results.md; atomic."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / "results.json", "csv": out / "results.csv", "md": out / "results.md"}
-    payload = {"protocol": to_jsonable(dict(protocol)), "results": _json_safe(results)}
-    atomic_write_bytes(
-        paths["json"], (json.dumps(payload, indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
-    )
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["method", "n"] + [f"{m}_{s}" for m in METRICS for s in ("mean", "ci_low", "ci_high")])
-    for method, r in results.items():
-        w.writerow(
-            [method, r["n"]]
-            + [
-                r["metrics"][m].get(s) if r["metrics"][m].get("available") else ""
-                for m in METRICS
-                for s in ("mean", "ci_low", "ci_high")
-            ]
-        )
-    atomic_write_bytes(paths["csv"], buf.getvalue().encode())
+    """results.json ({"protocol", "results"}; +inf written as "inf"), results.csv, results.md and the
+    table as LaTeX (results.tex), each atomically. Returns their paths."""
+    payload = {"protocol": to_jsonable(dict(protocol)), "results": tables.jsonable_inf(results)}
+    stats = ("mean", "ci_low", "ci_high")
+    csv_rows = [
+        [method, r["n"]]
+        + [r["metrics"][m].get(s) if r["metrics"][m].get("available") else "" for m in METRICS for s in stats]
+        for method, r in results.items()
+    ]
+    table = results_table(results)
     bucket = protocol.get("bucket", {})
-    lines = [
-        f"Sparse view, overlap bucket {bucket.get('name', '?')} {bucket.get('range', '')}",
-        "",
-        "| method | n | " + " | ".join(f"{LABELS[m]} [95% CI]" for m in METRICS) + " |",
-        "|" + "---|" * (2 + len(METRICS)),
-    ]
-    for method, r in results.items():
-        lines.append(
-            f"| {method} | {r['n']} | " + " | ".join(metric_cell(r["metrics"][m], m) for m in METRICS) + " |"
-        )
-    lines += ["", "Protocol:", ""] + [
-        f"- {k}: {json.dumps(to_jsonable(v), sort_keys=True)}" for k, v in protocol.items()
-    ]
-    atomic_write_bytes(paths["md"], ("\n".join(lines) + "\n").encode())
-    return paths
+    md = tables.text(
+        [f"Sparse view, overlap bucket {bucket.get('name', '?')} {bucket.get('range', '')}", ""],
+        tables.markdown(table),
+        tables.protocol_lines(protocol),
+    )
+    return tables.write_texts(out_dir, "results", {
+        "json": tables.json_text(payload),
+        "csv": tables.csv_text(["method", "n"] + [f"{m}_{s}" for m in METRICS for s in stats], csv_rows),
+        "md": md,
+        "tex": tables.latex(table),
+    })
 
 
 def run_sparse_eval(

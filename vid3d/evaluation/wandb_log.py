@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from . import tables
 from .camera_runner import EvalClip
 from .fvd import find_fvd, fvd_column
 from .sparse_runner import SparsePair, metric_cell
@@ -79,8 +80,7 @@ def sample_media(out: Path, records: list[dict], clips: dict[str, EvalClip], max
     eval run dir. Returns (table, videos, plots)."""
     import wandb
 
-    table = wandb.Table(columns=MEDIA_COLUMNS)
-    videos, plots = [], []
+    rows, videos, plots = [], [], []
     for i, rec in enumerate(records):
         caption = media_caption(rec)
         if i < max_media_rows:
@@ -91,13 +91,13 @@ def sample_media(out: Path, records: list[dict], clips: dict[str, EvalClip], max
             if image is not None:
                 plots.append(wandb.Image(image, caption=caption))
         err = rec.get("errors") or {}
-        table.add_data(
+        rows.append([
             rec["method"], rec["clip_id"], int(rec["trial"]), caption, rec.get("video"),
             bool(rec.get("success")), rec.get("reason"), rec.get("n_registered"), rec.get("n_frames"),
             err.get("rot_err_deg"), err.get("rot_err_deg_per_frame"), err.get("trans_err"),
             err.get("trans_err_per_frame"), err.get("cammc"), (rec.get("timings_s") or {}).get("estimate"),
-        )
-    return table, videos, plots
+        ])
+    return tables.wandb_table(MEDIA_COLUMNS, rows), videos, plots
 
 
 def log_to_wandb(
@@ -114,7 +114,6 @@ def log_to_wandb(
     ``eval/<method>/fvd``), the model's camera gap (``eval/<method>/camera_gap@<sigma>``) and, with
     ``wandb.media``, the per-sample table and media (``sample_media``) as a W&B run; offline without
     credentials, everything inside ``out``."""
-    import wandb
 
     run = init_run(
         cfg, out, "eval", tags if tags is not None else (["random-init-poses"] if warning else None)
@@ -125,14 +124,14 @@ def log_to_wandb(
     columns = ["method", "n", "failures", "success_rate"] + [f"{m}_mean" for m in metrics]
     columns += [f"{m}_std_over_trials" for m in metrics]
     fvd_col = fvd_column(results)
-    table = wandb.Table(columns=columns + [fvd_col, f"{fvd_col}_n_generated"])
+    rows = []
     for method, row in results.items():
         values = [row["metrics"].get(m, {}).get("mean") for m in metrics]
         spread = [row["metrics"].get(m, {}).get("std_over_trials") for m in metrics]
         fvd_key, fvd = find_fvd(row)
         fvd_value = fvd.get("value") if fvd.get("computed") else None
-        table.add_data(method, row["n"], row["failures"], row["success_rate"], *values, *spread, fvd_value,
-                       fvd.get("n_generated"))
+        rows.append([method, row["n"], row["failures"], row["success_rate"], *values, *spread, fvd_value,
+                     fvd.get("n_generated")])
         run.summary[f"eval/{method}/success_rate"] = row["success_rate"]
         for m, v in zip(metrics, values):
             if v is not None and v == v:  # NaN when every estimation failed
@@ -143,7 +142,7 @@ def log_to_wandb(
         for k, v in gap.items():
             if k.startswith("camera_gap"):
                 run.summary[f"eval/{method}/{k}"] = v
-    logs = {"eval/camera_results": table}
+    logs = {"eval/camera_results": tables.wandb_table(columns + [fvd_col, f"{fvd_col}_n_generated"], rows)}
     if records and cfg.wandb.get("media", True):
         max_rows = int(cfg.wandb.get("max_media_rows", 100))
         logs["eval/samples"], videos, plots = sample_media(out, records, clips or {}, max_rows)
@@ -172,9 +171,11 @@ def log_pair_results(cfg: DictConfig, out: Path, results: dict, images: list, na
     import wandb
 
     run = init_run(cfg, out, f"eval_{name}")
-    table = wandb.Table(columns=["method", "n", "PSNR", "SSIM", "LPIPS"])
-    for method, r in results.items():
-        table.add_data(method, r["n"], *(metric_cell(r["metrics"][m], m) for m in ("psnr", "ssim", "lpips")))
+    table = tables.wandb_table(
+        ["method", "n", "PSNR", "SSIM", "LPIPS"],
+        [[method, r["n"], *(metric_cell(r["metrics"][m], m) for m in ("psnr", "ssim", "lpips"))]
+         for method, r in results.items()],
+    )
     key = f"eval/{name}_{cfg.overlap.bucket}"
     # One image per (pair, method): context views | predicted targets | ground-truth targets, as rows.
     # (Plain image lists: wandb tables do not keep their images in offline runs.)

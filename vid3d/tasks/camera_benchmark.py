@@ -4,7 +4,7 @@ Rows: the model of ``ckpt`` (if given) and two references — the ground-truth v
 estimator's noise floor) and the first frame repeated (a model that ignores the camera). With
 ``metrics.fvd.i3d=/path/i3d_torchscript.pt`` every row also gets its FVD against the ground-truth videos of
 the evaluated clips (``vid3d.evaluation.fvd``); without it the results say FVD was not computed. Writes
-``samples.jsonl``-style records (``records.shard*.jsonl``), ``results.{json,csv,md}`` in the run dir and
+``samples.jsonl``-style records (``records.shard*.jsonl``), ``results.{json,csv,md,tex}`` in the run dir and
 logs the table to W&B (offline without an account).
 """
 
@@ -188,7 +188,7 @@ def evaluate_camera(cfg: DictConfig) -> dict:
             "\nCamera gap (denoising error with another clip's cameras / with the clip's own; > 1: the "
             f"camera is used, model=svd reads 1):\n\n{gap_table}"
         )
-    print(f"\nresults: {out / 'results.md'} (protocol, reproducibility record), results.json, results.csv")
+    print(f"\nresults: {out / 'results.md'} (protocol, reproducibility record), results.{{json,csv,tex}}")
     records = merge_shards([out])
     log_to_wandb(
         cfg, out, summary["results"], records, {c.clip_id: c for c in clips}, warning, tags or None, gap

@@ -5,7 +5,7 @@ overlap index (computed once and cached); the model generates the views between 
 mode (first view conditions the model, the last is pinned by replacement) at the target cameras; the
 generated targets are scored against the ground-truth frames with PSNR / SSIM / LPIPS. Reference rows:
 ``nearest_context`` (each target = the nearer context view) and ``ground_truth`` (sanity). Writes
-``records.shard*.jsonl`` and ``results.{json,csv,md}`` in the run dir; a rerun resumes.
+``records.shard*.jsonl`` and ``results.{json,csv,md,tex}`` in the run dir; a rerun resumes.
 ``python -m vid3d.evaluation.sparse_report <multirun dir>`` merges buckets into one table.
 """
 
@@ -166,7 +166,7 @@ def evaluate_pairs(
 ) -> dict:
     """The benchmarks on context-view pairs of an overlap bucket (sparse views, reconstruction): pairs from
     the split's overlap index, ``make_methods(cfg, model) -> {name: pair -> predicted targets}``, scored by
-    the one engine (``run_sparse_eval``) into records and results.{json,csv,md}. ``with_path`` also loads
+    the one engine (``run_sparse_eval``) into records and results.{json,csv,md,tex}. ``with_path`` also loads
     the frames between the context views that are not targets (``load_pairs``)."""
     if cfg.get("overlap") is None or cfg.overlap.get("bucket") is None:
         raise ValueError(f"benchmark={benchmark} needs an overlap bucket: overlap=small|medium|large|all")
