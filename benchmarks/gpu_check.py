@@ -62,10 +62,10 @@ def build_backbone_folder(folder: Path, dry: bool) -> Path:
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
     from vid3d.models.backbone import Backbone, build_tiny_backbone, save_backbone
-    from vid3d.models.vae import TemporalVAEAdapter
+    from vid3d.models.vae import TemporalVAEAdapter, tiny_kl_autoencoder
 
     if dry:
-        return save_backbone(build_tiny_backbone(vae="tiny_kl", seed=0), folder)
+        return save_backbone(build_tiny_backbone(vae=tiny_kl_autoencoder, seed=0), folder)
     torch.manual_seed(0)
     unet = UNetSpatioTemporalConditionModel(num_frames=25)  # the class defaults are SVD's configuration
     vae = TemporalVAEAdapter(AutoencoderKLTemporalDecoder())

@@ -86,11 +86,11 @@ def build(dry: bool):
     from benchmarks.gpu_check import CLIP_VIT_H14
     from vid3d.models.backbone import Backbone, build_tiny_backbone
     from vid3d.models.freeze import apply_freeze_policy
-    from vid3d.models.vae import TemporalVAEAdapter
+    from vid3d.models.vae import TemporalVAEAdapter, tiny_kl_autoencoder
     from vid3d.models.video_diffusion import CameraVideoDiffusion
 
     if dry:
-        backbone = build_tiny_backbone(vae="tiny_kl", seed=0)
+        backbone = build_tiny_backbone(vae=tiny_kl_autoencoder, seed=0)
         vae_clip = sum(p.numel() for m in (backbone.vae, backbone.image_encoder) for p in m.parameters())
     else:
         unet = UNetSpatioTemporalConditionModel(num_frames=25)  # the class defaults are SVD's configuration

@@ -45,50 +45,50 @@ recipe() {
     # motion of a few pixels is then a shift of latent pixels rather than a mixing of channels
     P3) echo "model=epipolar data.height=32 data.width=48 data.datamodule.batch_size=4 module.optimizer.lr=1e-3
               model.P_mean=-0.4 model.P_std=1.6 trainer.max_steps=6000 module.warmup_steps=100 $SMOOTH
-              model.backbone.pixel_factor=2" ;;
+              model.backbone.vae.factor=2" ;;
     P1) echo "model=plucker data.height=32 data.width=48 data.datamodule.batch_size=4 module.optimizer.lr=1e-3
               model.P_mean=-0.4 model.P_std=1.6 trainer.max_steps=6000 module.warmup_steps=100 $SMOOTH
-              model.backbone.pixel_factor=2" ;;
+              model.backbone.vae.factor=2" ;;
     # P1 trained at high noise only (ln sigma ~ N(1.6, 0.3^2), sigma ~ 3..8): where the noisy frames hide
     # the motion, so only the camera can explain it (toy_shift: the camera is learned in 250 steps there,
     # but needs ~3000 with the wide distribution)
     H1) echo "model=plucker data.height=32 data.width=48 data.datamodule.batch_size=4 module.optimizer.lr=1e-3
               model.P_mean=1.6 model.P_std=0.3 trainer.max_steps=6000 module.warmup_steps=100 $SMOOTH
-              model.backbone.pixel_factor=2" ;;
+              model.backbone.vae.factor=2" ;;
     # H1 with epipolar attention (cross-frame attention along epipolar lines can fetch content from where
     # the camera moved it: a warp that additive Pluecker features have to learn)
     H3) echo "model=epipolar data.height=32 data.width=48 data.datamodule.batch_size=4 module.optimizer.lr=1e-3
               model.P_mean=1.6 model.P_std=0.3 trainer.max_steps=6000 module.warmup_steps=100 $SMOOTH
-              model.backbone.pixel_factor=2" ;;
+              model.backbone.vae.factor=2" ;;
     # H3 with twice the frame interval (4 -> 8): larger camera motion between frames, which epipolar
     # attention can fetch from far away and convolutions cannot (session 4)
     H3w) echo "model=epipolar data.height=32 data.width=48 data.datamodule.batch_size=4 module.optimizer.lr=1e-3
               model.P_mean=1.6 model.P_std=0.3 trainer.max_steps=8000 module.warmup_steps=100 $SMOOTH
-              model.backbone.pixel_factor=2 data.interval.start=4 data.interval.end=8" ;;
+              model.backbone.vae.factor=2 data.interval.start=4 data.interval.end=8" ;;
     # H3's epipolar attention with 70% of the steps at high noise and 30% from the wide distribution:
     # the camera of H3 and the low-noise detail that samples need (X1 had 50% and learned the camera slowly)
     HX3) echo "model=epipolar data.height=32 data.width=48 data.datamodule.batch_size=4 module.optimizer.lr=1e-3
               model.P_mean=-0.4 model.P_std=1.6 model.sigma_high_fraction=0.7 trainer.max_steps=8000
-              module.warmup_steps=100 $SMOOTH model.backbone.pixel_factor=2" ;;
+              module.warmup_steps=100 $SMOOTH model.backbone.vae.factor=2" ;;
     # HX3 continued at a 10x lower learning rate (session 5): start it from a plateau checkpoint with
     # INIT=<ckpt> (weights only; new optimiser), e.g. HX3's step 9000
     HX3lo) echo "model=epipolar data.height=32 data.width=48 data.datamodule.batch_size=4 module.optimizer.lr=1e-4
               model.P_mean=-0.4 model.P_std=1.6 model.sigma_high_fraction=0.7 trainer.max_steps=3000
-              module.warmup_steps=10 $SMOOTH model.backbone.pixel_factor=2" ;;
+              module.warmup_steps=10 $SMOOTH model.backbone.vae.factor=2" ;;
     # HX3 on ten times as many training scenes (600; same 16 held-out clips): session 5 found every recipe
     # fitting its 60 scenes from ~8k steps on
     HX3big) echo "model=epipolar data.height=32 data.width=48 data.datamodule.batch_size=4 module.optimizer.lr=1e-3
               model.P_mean=-0.4 model.P_std=1.6 model.sigma_high_fraction=0.7 trainer.max_steps=12000
-              module.warmup_steps=100 $SMOOTH model.backbone.pixel_factor=2 data.build.num_train=600
+              module.warmup_steps=100 $SMOOTH model.backbone.vae.factor=2 data.build.num_train=600
               data.root=data_cache/smooth4_600x48_72x128_t16_s0" ;;
     # P1 with SVD's own training noise (ln sigma ~ N(0.7, 1.6^2)): half the steps above sigma 2
     M1) echo "model=plucker data.height=32 data.width=48 data.datamodule.batch_size=4 module.optimizer.lr=1e-3
               model.P_mean=0.7 model.P_std=1.6 trainer.max_steps=6000 module.warmup_steps=100 $SMOOTH
-              model.backbone.pixel_factor=2" ;;
+              model.backbone.vae.factor=2" ;;
     # P1 with half the sigmas from the high-noise component and half from P1's wide one (detail for sampling)
     X1) echo "model=plucker data.height=32 data.width=48 data.datamodule.batch_size=4 module.optimizer.lr=1e-3
               model.P_mean=-0.4 model.P_std=1.6 model.sigma_high_fraction=0.5 trainer.max_steps=6000
-              module.warmup_steps=100 $SMOOTH model.backbone.pixel_factor=2" ;;
+              module.warmup_steps=100 $SMOOTH model.backbone.vae.factor=2" ;;
     # the control: R1 without a camera encoder
     R1svd) echo "model=svd data.height=32 data.width=48 data.datamodule.batch_size=4 module.optimizer.lr=1e-3
               model.P_mean=-0.4 model.P_std=1.6 trainer.max_steps=6000 module.warmup_steps=100" ;;

@@ -21,7 +21,7 @@ DATA_ROOT='data.root=${paths.data_dir}/smooth4_60x48_72x128_t16_s0'  # a Hydra i
 DEFAULT_RECIPE="experiment=demo torch_threads=1 data.height=32 data.width=48 \
 data.build.num_train=60 data.build.num_test=16 data.build.height=72 data.build.width=128 \
 data.build.texture_scale=4.0 $DATA_ROOT \
-model.backbone.pixel_factor=2 data.datamodule.batch_size=4 module.optimizer.lr=1e-3 module.warmup_steps=100 \
+model.backbone.vae.factor=2 data.datamodule.batch_size=4 module.optimizer.lr=1e-3 module.warmup_steps=100 \
 model.P_mean=-0.4 model.P_std=1.6 model.sigma_high_fraction=0.7 trainer.max_steps=$STEPS trainer.log_every_n_steps=50 \
 callbacks.media.every_n_steps=0 callbacks.checkpoint.every_n_train_steps=1000 callbacks.camera_gap.every_n_steps=500 \
 callbacks.camera_gap.num_clips=16 logger=csv post_eval=camera post_eval.pose=colmap post_eval.sampler_steps=25"

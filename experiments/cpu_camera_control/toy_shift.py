@@ -22,6 +22,7 @@ Fast recipe (the camera is learned in ~200 steps, ~1.5 CPU minutes): ``--pixels-
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 from pathlib import Path
@@ -72,14 +73,14 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     from vid3d.evaluation.camera_gap import measure_camera_gap
     from vid3d.models.backbone import build_tiny_backbone
+    from vid3d.models.vae import PixelUnshuffleAutoencoder
     from vid3d.models.video_diffusion import CameraVideoDiffusion
 
     backbone = build_tiny_backbone(
-        vae="pixel",
+        vae=functools.partial(PixelUnshuffleAutoencoder, a.pixel_factor),
         unet_channels=(32, 64),
         layers_per_block=1,
         cross_attention_dim=32,
-        pixel_factor=a.pixel_factor,
         seed=0,
     )
     model = CameraVideoDiffusion(

@@ -246,6 +246,55 @@ def test_a_valid_stored_config_still_loads(trained):
             validate_model_config(OmegaConf.to_container(cfg.model, resolve=True), name)
 
 
+def test_a_checkpoint_of_the_earlier_layouts_loads_unchanged(trained, tmp_path):
+    """Checkpoints written before attention and the VAE were chosen by ``_target_`` stored
+    ``attach_attention`` with a ``kind`` string and ``vae: pixel`` + ``pixel_factor``: they load as the
+    same model (same weights), nothing refused."""
+    import torch
+
+    from vid3d.models.checkpoint import load_model
+    from vid3d.models.schema import LEGACY_ATTENTION, migrate_model_config
+
+    ckpt = load_checkpoint_file(trained["ckpt"])
+    stored = ckpt["vid3d"]["model_config"]
+    assert stored["attention"]["_target_"] == "vid3d.models.attention.attach_epipolar_attention"
+    legacy = copy.deepcopy(stored)
+    legacy["attention"] = {**stored["attention"], "_target_": LEGACY_ATTENTION, "kind": "epipolar"}
+    ckpt["vid3d"]["model_config"] = legacy
+    save_checkpoint_file(ckpt, tmp_path / "old.ckpt")
+    old, new = load_model(tmp_path / "old.ckpt"), load_model(trained["ckpt"])
+    assert old.attention == new.attention == "epipolar"
+    sd_old, sd_new = old.state_dict(), new.state_dict()
+    assert sd_old.keys() == sd_new.keys() and all(torch.equal(sd_old[k], sd_new[k]) for k in sd_new)
+    assert legacy["attention"]["kind"] == "epipolar"  # the migration made a new tree
+    # the tiny backbone's VAE chosen by a string: the same backbone
+    bb = stored["backbone"]
+    pixel = {"_target_": "vid3d.models.vae.PixelUnshuffleAutoencoder", "_partial_": True, "factor": 4}
+    assert bb["vae"] == pixel
+    legacy_bb = {**{k: v for k, v in bb.items() if k != "vae"}, "vae": "pixel", "pixel_factor": 4}
+    ckpt["vid3d"]["model_config"] = {**stored, "backbone": legacy_bb}
+    save_checkpoint_file(ckpt, tmp_path / "old_vae.ckpt")
+    sd_old = load_model(tmp_path / "old_vae.ckpt").state_dict()
+    assert sd_old.keys() == sd_new.keys() and all(torch.equal(sd_old[k], sd_new[k]) for k in sd_new)
+    legacy_kl = {**legacy_bb, "vae": "tiny_kl", "kl_latent_channels": 8}
+    kl = migrate_model_config({**stored, "backbone": legacy_kl})
+    assert kl["backbone"]["vae"] == {"_target_": "vid3d.models.vae.tiny_kl_autoencoder", "_partial_": True,
+                                     "channels": [32, 32, 32], "latent_channels": 8}
+    assert "pixel_factor" not in kl["backbone"] and "kl_latent_channels" not in kl["backbone"]
+    with pytest.raises(ConfigRefused, match="vae"):
+        validate_model_config({**stored, "backbone": {**legacy_bb, "vae": "sdxl"}}, "f")
+    # the other kinds: their own targets, fields they never used dropped
+    for kind, target in (("full", "attach_full_attention"), ("none", "no_attention")):
+        node = {"_target_": LEGACY_ATTENTION, "_partial_": True, "kind": kind, "heads": 2, "band_width": 2.0}
+        got = migrate_model_config({**stored, "attention": node})["attention"]
+        kept = {"heads": 2} if kind == "full" else {}
+        assert got == {"_target_": f"vid3d.models.attention.{target}", "_partial_": True, **kept}
+        validate_model_config({**stored, "attention": node}, "f")
+
+
+ATT = "vid3d.models.attention"
+
+
 def test_wrong_types_and_unknown_fields_are_refused():
     good = {
         "_target_": "vid3d.models.video_diffusion.CameraVideoDiffusion",
@@ -264,7 +313,13 @@ def test_wrong_types_and_unknown_fields_are_refused():
             {**good, "camera_encoder": {"_target_": "vid3d.models.backbone.build_tiny_backbone"}},
             "backbone, not",
         ),
-        ({**good, "attention": {"_target_": "vid3d.models.attention.attach_attention"}}, "_partial_"),
+        ({**good, "attention": {"_target_": f"{ATT}.attach_epipolar_attention"}}, "_partial_"),
+        ({**good, "attention": {"_target_": f"{ATT}.attach_attention"}}, "_partial_"),  # the earlier layout
+        (
+            {**good, "attention": {"_target_": f"{ATT}.attach_attention", "_partial_": True,
+                                   "kind": "sparse"}},
+            "attach_attention",
+        ),
         ({**good, "camera_encoder_kwargs": {"_target_": "os.system"}}, "camera_encoder_kwargs"),
         (["not", "a", "mapping"], "got list"),
     ]:

@@ -80,15 +80,15 @@ def test_entry_configs_compose():
 
 def test_model_options_select_the_method_parts():
     expected = {
-        "epipolar": ("PluckerEncoder", "epipolar"),
-        "plucker": ("PluckerEncoder", "none"),
-        "rt": ("RTEncoder", "none"),
-        "svd": ("NoCameraEncoder", "none"),
+        "epipolar": ("PluckerEncoder", "attach_epipolar_attention"),
+        "plucker": ("PluckerEncoder", "no_attention"),
+        "rt": ("RTEncoder", "no_attention"),
+        "svd": ("NoCameraEncoder", "no_attention"),
     }
     for option, (encoder, attention) in expected.items():
         cfg = compose_cfg("train", [f"model={option}"])
         assert encoder in cfg.model.camera_encoder._target_
-        assert cfg.model.attention.kind == attention
+        assert cfg.model.attention._target_ == f"vid3d.models.attention.{attention}"
         assert cfg.model.name == option
 
 

@@ -16,7 +16,9 @@ from torch.utils._pytree import tree_flatten
 from vid3d.geometry import axis_angle_to_matrix, intrinsics_matrix, look_at_c2w, project_points, rescale_K
 from vid3d.models.attention import (
     CrossFrameAttention,
-    attach_attention,
+    EpipolarAttention,
+    attach_epipolar_attention,
+    attach_full_attention,
     band_candidates,
     band_mask,
     build_shared_mask,
@@ -24,6 +26,7 @@ from vid3d.models.attention import (
     epipolar_attention,
     epipolar_mask_dense,
     masked_attention_dense,
+    no_attention,
     pair_geometry,
     pixel_centres,
     shared_mask_attention,
@@ -308,7 +311,9 @@ def test_rescale_K_maps_pixel_centres_consistently():
 def test_block_token_layout_matches_manual_attention(kind):
     B, n, C, h, w, heads = 2, 3, 16, 4, 5, 4
     torch.manual_seed(0)
-    block = CrossFrameAttention(C, heads, kind, band_width=2.5).double()
+    full = kind == "full"
+    block = CrossFrameAttention(C, heads) if full else EpipolarAttention(C, heads, band_width=2.5)
+    block = block.double()
     torch.nn.init.normal_(block.to_out.weight)
     K, c2w = make_cameras(B, n, h, w, seed=6)
     geometry = pair_geometry(K, c2w)
@@ -344,7 +349,8 @@ def test_zero_init_leaves_unet_unchanged_and_gradients_flow(tiny_unet, kind):
     unet, inputs, K, c2w = tiny_unet
     with torch.no_grad():
         before = unet(*inputs).sample
-    adapter = attach_attention(unet, kind=kind, band_width=2.0, heads=4)
+    attach = {"epipolar": attach_epipolar_attention, "full": attach_full_attention}[kind]
+    adapter = attach(unet, heads=4, **({"band_width": 2.0} if kind == "epipolar" else {}))
     try:
         assert sorted(adapter.blocks) == ["down_blocks_0_attentions_0", "mid_block_attentions_0",
                                           "up_blocks_1_attentions_0", "up_blocks_1_attentions_1"]
@@ -374,14 +380,12 @@ def test_zero_init_leaves_unet_unchanged_and_gradients_flow(tiny_unet, kind):
 
 def test_adapter_levels_cfg_batch_and_errors(tiny_unet):
     unet, inputs, K, c2w = tiny_unet
-    assert attach_attention(unet, kind="none") is None
+    assert no_attention(unet) is None
     with pytest.raises(ValueError, match="levels"):
-        attach_attention(unet, kind="epipolar", levels=[2])
-    with pytest.raises(ValueError, match="kind"):
-        attach_attention(unet, kind="sparse")
+        attach_epipolar_attention(unet, levels=[2])
     with pytest.raises(ValueError, match="divisible"):
-        attach_attention(unet, kind="full", heads=5)
-    adapter = attach_attention(unet, kind="epipolar", heads=4, levels=[1])
+        attach_full_attention(unet, heads=5)
+    adapter = attach_epipolar_attention(unet, heads=4, levels=[1])
     try:
         assert list(adapter.blocks) == ["mid_block_attentions_0"]
         with torch.no_grad():
@@ -421,7 +425,7 @@ def test_adapter_fast_path_equals_kernels_and_shares_masks(tiny_unet, monkeypatc
     built = []
     monkeypatch.setattr(attention_modules, "build_shared_mask",
                         lambda *a: built.append(a[2:4]) or build_shared_mask(*a))
-    adapter = attach_attention(unet, kind="epipolar", band_width=2.0, heads=4)
+    adapter = attach_epipolar_attention(unet, band_width=2.0, heads=4)
     try:
         with torch.no_grad():
             for blk in adapter.blocks.values():
@@ -453,7 +457,7 @@ def test_adapter_reuses_masks_while_camera_values_are_unchanged(tiny_unet, monke
     built = []
     monkeypatch.setattr(attention_modules, "build_shared_mask",
                         lambda *a: built.append(a[2:4]) or build_shared_mask(*a))
-    adapter = attach_attention(unet, kind="epipolar", band_width=2.0, heads=4, levels=[1])
+    adapter = attach_epipolar_attention(unet, band_width=2.0, heads=4, levels=[1])
     K, c2w = K.clone(), c2w.clone()
     try:
         with torch.no_grad():

@@ -29,7 +29,7 @@ from hydra.utils import instantiate
 
 from vid3d.config import CONFIG_DIR
 from vid3d.geometry import intrinsics_matrix, look_at_c2w, rescale_K
-from vid3d.models.attention import SharedMask, attach_attention, shared_mask_attention
+from vid3d.models.attention import SharedMask, attach_epipolar_attention, shared_mask_attention
 from vid3d.models.attention.cami2v import band_mask_cami2v, zero_translation_noise
 
 
@@ -136,7 +136,7 @@ def test_adapter_uses_cami2v_mask_at_every_level():
     unet = tiny_spatiotemporal_unet(attention_at_both_levels=True)
     n, lat_h, lat_w, f = 3, 8, 12, 4
     K_img, c2w = cameras(n, lat_h * f, lat_w * f, 5)
-    adapter = attach_attention(unet, kind="epipolar", heads=2, mask_rule="cami2v", registers=4)
+    adapter = attach_epipolar_attention(unet, heads=2, mask_rule="cami2v", registers=4)
     adapter.image_per_latent = f
     try:
         K_lat = rescale_K(K_img, (lat_h * f, lat_w * f), (lat_h, lat_w))
@@ -156,7 +156,7 @@ def test_adapter_uses_cami2v_mask_at_every_level():
     finally:
         adapter.detach()
     with pytest.raises(ValueError, match="mask_rule"):
-        attach_attention(unet, kind="epipolar", mask_rule="camera")
+        attach_epipolar_attention(unet, mask_rule="camera")
 
 
 def test_epipolar_cami2v_config_trains():

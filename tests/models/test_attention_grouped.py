@@ -20,7 +20,7 @@ from test_attention import (  # noqa: F401  (one_thread: the same autouse fixtur
 
 from vid3d.geometry import axis_angle_to_matrix, intrinsics_matrix
 from vid3d.models.attention import (
-    attach_attention,
+    attach_epipolar_attention,
     epipolar_mask_dense,
     masked_attention_dense,
     pair_geometry,
@@ -192,8 +192,8 @@ def test_adapter_builds_one_plan_per_grid_and_matches_the_blocked_kernel(monkeyp
     outs = {}
     for method in ("auto", "blocked"):
         torch.manual_seed(0)  # the same block weights for both methods
-        adapter = attach_attention(
-            unet, kind="epipolar", band_width=2.0, heads=4, method=method, dense_mask_max_elements=0
+        adapter = attach_epipolar_attention(
+            unet, band_width=2.0, heads=4, method=method, dense_mask_max_elements=0
         )
         try:
             torch.manual_seed(0)

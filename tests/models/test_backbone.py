@@ -8,7 +8,7 @@ from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionM
 from transformers import CLIPVisionModelWithProjection
 
 from vid3d.models.backbone import build_tiny_backbone, load_svd_backbone, save_backbone
-from vid3d.models.vae import PixelUnshuffleAutoencoder, TemporalVAEAdapter
+from vid3d.models.vae import PixelUnshuffleAutoencoder, TemporalVAEAdapter, tiny_kl_autoencoder
 
 # float32 results of the same math through two module objects (issue 22): round-off only
 F32 = {"rtol": 1e-5, "atol": 1e-6}
@@ -48,7 +48,7 @@ def test_tiny_backbone_uses_svd_classes_and_is_seeded() -> None:
 
 
 def test_tiny_kl_adapter() -> None:
-    bb = build_tiny_backbone(vae="tiny_kl", seed=0)
+    bb = build_tiny_backbone(vae=tiny_kl_autoencoder, seed=0)
     ae = bb.vae
     assert isinstance(ae, TemporalVAEAdapter) and isinstance(ae.vae, AutoencoderKLTemporalDecoder)
     assert bb.latent_channels == 4 and ae.downscale == 4 and ae.scaling_factor == pytest.approx(0.18215)
@@ -82,9 +82,12 @@ def _unet_out(bb, seed: int = 0) -> torch.Tensor:
         )[0]
 
 
-@pytest.mark.parametrize("vae", ["pixel", "tiny_kl"])
+VAES = {"pixel": PixelUnshuffleAutoencoder, "tiny_kl": tiny_kl_autoencoder}
+
+
+@pytest.mark.parametrize("vae", sorted(VAES))
 def test_save_and_load_round_trip(tmp_path, vae: str) -> None:
-    bb = build_tiny_backbone(vae=vae, seed=1)
+    bb = build_tiny_backbone(vae=VAES[vae], seed=1)
     folder = save_backbone(bb, tmp_path / "svd")
     assert {p.name for p in folder.iterdir()} == {"unet", "vae", "image_encoder"}
     loaded = load_svd_backbone(folder)
@@ -106,7 +109,7 @@ def test_save_and_load_round_trip(tmp_path, vae: str) -> None:
         x = torch.rand(2, 3, 16, 16) * 2 - 1
         torch.testing.assert_close(loaded.vae.encode_latents(x), bb.vae.encode_latents(x), **F32)
     # saving again over an existing folder replaces it
-    save_backbone(build_tiny_backbone(vae=vae, seed=2), folder)
+    save_backbone(build_tiny_backbone(vae=VAES[vae], seed=2), folder)
     assert (_unet_out(load_svd_backbone(folder)) - _unet_out(bb)).abs().max() > 1e-3
 
 

@@ -177,17 +177,6 @@ def test_adapter_protocol_with_fake(monkeypatch) -> None:
         CameraVideoDiffusion(build_tiny_backbone(seed=0), attention="sparse")
 
 
-def _has_attach_attention() -> bool:
-    try:
-        from vid3d.models.attention import attach_attention  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(
-    not _has_attach_attention(), reason="vid3d.models.attention.attach_attention not written yet"
-)
 @pytest.mark.parametrize("kind", ["epipolar", "full"])
 def test_attention_kinds_integration(kind: str) -> None:
     from vid3d.models.freeze import apply_freeze_policy

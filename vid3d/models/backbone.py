@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -76,16 +77,13 @@ class Backbone(nn.Module):
 
 
 def build_tiny_backbone(
-    vae: str = "pixel",
+    vae: Callable[[], nn.Module] | None = None,
     unet_channels: tuple[int, ...] = (32, 64),
     layers_per_block: int = 1,
     heads: int | tuple[int, ...] | None = None,
     cross_attention_dim: int = 32,
-    pixel_factor: int = 4,
     seed: int = 0,
     addition_time_embed_dim: int = 16,
-    kl_channels: tuple[int, ...] = (32, 32, 32),
-    kl_latent_channels: int = 4,
     clip_hidden: int = 32,
     clip_patch: int = 32,
     cross_attn_levels: tuple[bool, ...] | None = None,
@@ -93,8 +91,9 @@ def build_tiny_backbone(
     """Random-initialised tiny SVD-architecture backbone (deterministic for a given ``seed``).
 
     Args:
-        vae: "pixel" (PixelUnshuffleAutoencoder(pixel_factor), latent 3 * f^2 channels) or "tiny_kl"
-            (AutoencoderKLTemporalDecoder with ``kl_channels`` (downscale 2^(len-1)), ``kl_latent_channels``).
+        vae: a factory of the autoencoder, called under the seed (Hydra: a partial from
+            ``conf/model/backbone/vae/``): ``PixelUnshuffleAutoencoder`` (factor f: latent 3 * f^2
+            channels; the default, f = 4) or ``vae.tiny_kl_autoencoder`` (SVD's VAE class, random init).
         unet_channels: UNet block_out_channels; channels must be multiples of 32 (GroupNorm groups).
         heads: attention heads per level (default channels // 16).
         cross_attn_levels: per level, whether it is a cross-attention block (spatial + temporal
@@ -124,20 +123,7 @@ def build_tiny_backbone(
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        if vae == "pixel":
-            ae: nn.Module = PixelUnshuffleAutoencoder(pixel_factor)
-        elif vae == "tiny_kl":
-            kl = AutoencoderKLTemporalDecoder(
-                in_channels=3,
-                out_channels=3,
-                down_block_types=("DownEncoderBlock2D",) * len(kl_channels),
-                block_out_channels=tuple(kl_channels),
-                layers_per_block=1,
-                latent_channels=kl_latent_channels,
-            )
-            ae = TemporalVAEAdapter(kl)
-        else:
-            raise ValueError(f"vae must be 'pixel' or 'tiny_kl', got {vae!r}")
+        ae = PixelUnshuffleAutoencoder(4) if vae is None else vae()
         lc = ae.latent_channels
         unet = UNetSpatioTemporalConditionModel(
             in_channels=2 * lc,

@@ -31,7 +31,7 @@ from vid3d.geometry import plucker_embedding
 class CameraEncoder(nn.Module):
     """Base class / protocol; also the behaviour of ``NoCameraEncoder``."""
 
-    kind: str = "none"
+    needs_camera: bool = False  # True: a forward without a camera input is an error
 
     def __init__(self) -> None:
         super().__init__()
@@ -57,8 +57,8 @@ class CameraEncoder(nn.Module):
     @contextlib.contextmanager
     def active(self, camera_input: torch.Tensor | None) -> Iterator[None]:
         """Compute features from ``camera_input`` and expose them to the hooks for one UNet forward."""
-        if camera_input is None and self.kind != "none":
-            raise ValueError(f"camera encoder {self.kind!r} needs a camera input (got None)")
+        if camera_input is None and self.needs_camera:
+            raise ValueError(f"camera encoder {type(self).__name__} needs a camera input (got None)")
         self._stash = None if camera_input is None else self.compute(camera_input)
         try:
             yield
@@ -68,8 +68,6 @@ class CameraEncoder(nn.Module):
 
 class NoCameraEncoder(CameraEncoder):
     """No camera conditioning (the plain SVD control row)."""
-
-    kind = "none"
 
 
 def _hidden_states(args: tuple, kwargs: dict) -> tuple[torch.Tensor, bool]:
@@ -100,7 +98,7 @@ class PluckerEncoder(CameraEncoder):
         in_channels: 6 for Plücker maps.
     """
 
-    kind = "plucker"
+    needs_camera = True
 
     def __init__(
         self,
@@ -198,7 +196,7 @@ class RTEncoder(CameraEncoder):
     (B * F, 1, dim) is added to the (B * F, h * w, dim) tokens entering the block.
     """
 
-    kind = "rt"
+    needs_camera = True
 
     def __init__(self, temporal_dims: list[int], hidden: int = 64, in_features: int = 12) -> None:
         super().__init__()
@@ -261,12 +259,22 @@ class RTEncoder(CameraEncoder):
         return hook
 
 
-def build_camera_encoder(kind: str, unet: nn.Module, **kwargs) -> CameraEncoder:
-    """``kind`` in {"plucker", "rt", "none"}; extra kwargs go to the encoder's constructor."""
-    if kind == "plucker":
-        return PluckerEncoder.from_unet(unet, **kwargs)
-    if kind == "rt":
-        return RTEncoder.from_unet(unet, **kwargs)
-    if kind == "none":
-        return NoCameraEncoder()
-    raise ValueError(f"camera_encoder must be 'plucker', 'rt' or 'none', got {kind!r}")
+def _no_camera_encoder(unet: nn.Module) -> NoCameraEncoder:
+    return NoCameraEncoder()
+
+
+# Python shortcuts for CameraVideoDiffusion(camera_encoder="..."); configs name the factory as ``_target_``
+# (conf/model/camera_encoder/)
+CAMERA_ENCODERS = {
+    "plucker": PluckerEncoder.from_unet,
+    "rt": RTEncoder.from_unet,
+    "none": _no_camera_encoder,
+}
+
+
+def build_camera_encoder(name: str, unet: nn.Module, **kwargs) -> CameraEncoder:
+    """The encoder of the shortcut ``name`` ("plucker" | "rt" | "none", ``CAMERA_ENCODERS``) for ``unet``;
+    extra kwargs go to its constructor."""
+    if name not in CAMERA_ENCODERS:
+        raise ValueError(f"camera_encoder must be one of {sorted(CAMERA_ENCODERS)}, got {name!r}")
+    return CAMERA_ENCODERS[name](unet, **kwargs)

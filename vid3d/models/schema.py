@@ -65,16 +65,35 @@ TARGETS: dict[str, Target] = {
     f"{_M}.camera_encoder.RTEncoder.from_unet": Target(
         "camera_encoder", True, f"{_M}.camera_encoder.RTEncoder.__init__", ("self", "temporal_dims")
     ),
-    f"{_M}.attention.attach_attention": Target(
-        "attention", True, f"{_M}.attention.modules.attach_attention", ("unet",)
+    f"{_M}.vae.PixelUnshuffleAutoencoder": Target(
+        "vae", True, f"{_M}.vae.PixelUnshuffleAutoencoder.__init__", ("self",)
+    ),
+    f"{_M}.vae.tiny_kl_autoencoder": Target("vae", True, f"{_M}.vae.tiny_kl_autoencoder"),
+    f"{_M}.attention.attach_epipolar_attention": Target(
+        "attention", True, f"{_M}.attention.modules.attach_epipolar_attention", ("unet",)
+    ),
+    f"{_M}.attention.attach_full_attention": Target(
+        "attention", True, f"{_M}.attention.modules.attach_full_attention", ("unet",)
+    ),
+    f"{_M}.attention.no_attention": Target(
+        "attention", True, f"{_M}.attention.modules.no_attention", ("unet",)
     ),
 }
-# Parameters of a target that hold a node of another slot (a string kind is also accepted where the
-# annotation allows one: CameraVideoDiffusion(camera_encoder="plucker")).
-SLOT_FIELDS: dict[str, str] = {
-    "backbone": "backbone",
-    "camera_encoder": "camera_encoder",
-    "attention": "attention",
+# Stored layouts of earlier vid3d versions, rewritten to today's before validation (migrate_model_config).
+# Until 2026-12: one attention target switched on a ``kind`` string.
+LEGACY_ATTENTION = f"{_M}.attention.attach_attention"
+# Until 2026-12 the tiny backbone chose its VAE by a string (``vae: pixel|tiny_kl`` + ``pixel_factor``).
+LEGACY_TINY_BACKBONE = f"{_M}.backbone.build_tiny_backbone"
+_LEGACY_KINDS = {
+    "epipolar": (f"{_M}.attention.attach_epipolar_attention", None),  # every field carries over
+    "full": (f"{_M}.attention.attach_full_attention", ("heads", "levels", "registers")),
+    "none": (f"{_M}.attention.no_attention", ()),
+}
+# Per slot, the parameters that hold a node of another slot (a shortcut name is also accepted where the
+# annotation allows a string: CameraVideoDiffusion(camera_encoder="plucker")).
+SLOT_FIELDS: dict[str, dict[str, str]] = {
+    "model": {"backbone": "backbone", "camera_encoder": "camera_encoder", "attention": "attention"},
+    "backbone": {"vae": "vae"},
 }
 # Parameters never taken from a file: torch objects (the caller chooses them).
 _NEVER_FROM_FILE = {"torch_dtype"}
@@ -167,6 +186,53 @@ def _accepts_str(hint: Any) -> bool:
     return hint is str or str in typing.get_args(hint)
 
 
+# ------------------------------------------------------------------ migration of earlier layouts
+def migrate_model_config(cfg: Any) -> Any:
+    """``cfg`` with earlier vid3d layouts rewritten to today's (a new tree; ``cfg`` is not changed):
+
+    - ``attention: {_target_: ...attach_attention, kind: epipolar|full|none, ...}`` becomes the node of
+      that choice's own target (fields another choice ignored are dropped);
+    - the tiny backbone's ``vae: pixel|tiny_kl`` string with ``pixel_factor`` / ``kl_channels`` /
+      ``kl_latent_channels`` becomes a ``vae`` node (``PixelUnshuffleAutoencoder`` / ``tiny_kl_autoencoder``).
+
+    Anything else is returned as is, and anything unknown is left for validation to refuse. Pure data:
+    nothing is imported."""
+    if not isinstance(cfg, dict):
+        return cfg
+    cfg = {**cfg, "backbone": _migrate_backbone(cfg["backbone"])} if "backbone" in cfg else cfg
+    if not isinstance(cfg.get("attention"), dict):
+        return cfg
+    node = cfg["attention"]
+    if node.get("_target_") != LEGACY_ATTENTION or node.get("kind", "epipolar") not in _LEGACY_KINDS:
+        return cfg
+    target, keep = _LEGACY_KINDS[node.get("kind", "epipolar")]
+    fields = {k: v for k, v in node.items() if not k.startswith("_") and k != "kind"}
+    if keep is not None:
+        fields = {k: v for k, v in fields.items() if k in keep}
+    partial = {"_partial_": node["_partial_"]} if "_partial_" in node else {}  # validation checks it
+    return {**cfg, "attention": {"_target_": target, **partial, **fields}}
+
+
+def _migrate_backbone(node: Any) -> Any:
+    if not isinstance(node, dict) or node.get("_target_") != LEGACY_TINY_BACKBONE:
+        return node
+    legacy = ("vae", "pixel_factor", "kl_channels", "kl_latent_channels")
+    if isinstance(node.get("vae"), dict) or not any(k in node for k in legacy):
+        return node
+    kind = node.get("vae", "pixel")
+    rest = {k: v for k, v in node.items() if k not in legacy}
+    if kind == "pixel":
+        vae = {"_target_": f"{_M}.vae.PixelUnshuffleAutoencoder", "_partial_": True,
+               "factor": node.get("pixel_factor", 4)}
+    elif kind == "tiny_kl":
+        vae = {"_target_": f"{_M}.vae.tiny_kl_autoencoder", "_partial_": True,
+               "channels": node.get("kl_channels", [32, 32, 32]),
+               "latent_channels": node.get("kl_latent_channels", 4)}
+    else:
+        return node  # unknown: validation refuses it
+    return {**rest, "vae": vae}
+
+
 # ------------------------------------------------------------------ validation and building
 def _refuse(where: str, path: str, what: str) -> ConfigRefused:
     return ConfigRefused(f"{where}: model config entry '{path}' refused: {what}")
@@ -174,8 +240,8 @@ def _refuse(where: str, path: str, what: str) -> ConfigRefused:
 
 def validate_model_config(cfg: Any, where: str = "model config", slot: str = "model") -> None:
     """Raise :class:`ConfigRefused` unless ``cfg`` is a valid stored model config (nothing imported
-    outside vid3d.models, nothing built)."""
-    _validate(cfg, where, slot, slot, 0)
+    outside vid3d.models, nothing built). Earlier layouts are accepted (``migrate_model_config``)."""
+    _validate(migrate_model_config(cfg) if slot == "model" else cfg, where, slot, slot, 0)
 
 
 def _validate(node: Any, where: str, slot: str, path: str, depth: int) -> None:
@@ -208,13 +274,14 @@ def _validate(node: Any, where: str, slot: str, path: str, depth: int) -> None:
             raise _refuse(where, sub, "reserved key (only '_target_' and '_partial_' are accepted)")
         if key not in params:
             raise _refuse(where, sub, f"{target} has no parameter {key!r}")
-        if slot == "model" and key in SLOT_FIELDS:
+        child = SLOT_FIELDS.get(slot, {}).get(key)
+        if child is not None:
             if isinstance(value, dict):
-                _validate(value, where, SLOT_FIELDS[key], sub, depth + 1)
+                _validate(value, where, child, sub, depth + 1)
                 continue
             if isinstance(value, str) and _accepts_str(hints.get(key, Any)):
                 continue
-            raise _refuse(where, sub, f"expected a {SLOT_FIELDS[key]} node or kind name, got {value!r:.80}")
+            raise _refuse(where, sub, f"expected a {child} node or shortcut name, got {value!r:.80}")
         if not _matches(value, hints.get(key, Any)):
             raise _refuse(where, sub, f"{value!r:.80} does not match {hints.get(key, Any)}")
 
@@ -227,9 +294,7 @@ def _build(node: dict, extra: Mapping[str, Any] | None = None) -> Any:
         if key in ("_target_", "_partial_"):
             continue
         kwargs[key] = (
-            _build(value)
-            if isinstance(value, dict) and key in SLOT_FIELDS and spec.slot == "model"
-            else value
+            _build(value) if isinstance(value, dict) and key in SLOT_FIELDS.get(spec.slot, {}) else value
         )
     kwargs.update(extra or {})
     fn = _resolve(target)
@@ -247,6 +312,7 @@ def build_model(cfg: Any, where: str, backbone: Any = None):
     Raises:
         ConfigRefused: before anything is imported or called, for anything outside the schema.
     """
+    cfg = migrate_model_config(cfg)
     validate_model_config(cfg, where)
     if backbone is not None:
         return _build({k: v for k, v in cfg.items() if k != "backbone"}, {"backbone": backbone})

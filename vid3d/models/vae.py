@@ -67,6 +67,24 @@ class PixelUnshuffleAutoencoder(nn.Module):
         return F.pixel_shuffle(z, self.factor)
 
 
+def tiny_kl_autoencoder(
+    channels: tuple[int, ...] = (32, 32, 32), latent_channels: int = 4
+) -> TemporalVAEAdapter:
+    """A random-init ``AutoencoderKLTemporalDecoder`` (SVD's VAE class; downscale 2^(len(channels)-1)) in
+    the adapter: the tiny backbone's KL VAE, for plumbing tests of the real VAE path."""
+    from diffusers import AutoencoderKLTemporalDecoder
+
+    kl = AutoencoderKLTemporalDecoder(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * len(channels),
+        block_out_channels=tuple(channels),
+        layers_per_block=1,
+        latent_channels=latent_channels,
+    )
+    return TemporalVAEAdapter(kl)
+
+
 class TemporalVAEAdapter(nn.Module):
     """Wraps diffusers' ``AutoencoderKLTemporalDecoder`` (the SVD VAE) with the vid3d interface.
 

@@ -34,20 +34,30 @@ from .conditioning import unconditional as _unconditional
 from .edm import append_dims, edm_loss, sample_train_sigma, svd_precond
 
 CAMERA_KEYS = ("cam_K_px", "cam_c2w", "cam_input")
-ATTENTION_KINDS = ("none", "epipolar", "full")
+# Python shortcuts for CameraVideoDiffusion(attention="..."): the attach function of each choice (configs
+# name the function itself as ``_target_``, conf/model/attention/)
+ATTENTION_CHOICES = {
+    "none": "no_attention",
+    "epipolar": "attach_epipolar_attention",
+    "full": "attach_full_attention",
+}
 
 
-def _attach_attention(unet: nn.Module, kind: str, band_width: float | None, kwargs: dict):
-    """Call the attention engineer's ``attach_attention``; "none" needs nothing."""
-    if kind == "none":
-        return None
-    try:
-        from vid3d.models.attention import attach_attention
-    except ImportError as e:  # pragma: no cover - depends on the attention package being present
-        raise ImportError(f"attention={kind!r} needs vid3d.models.attention.attach_attention: {e}") from e
+def _attach_attention(unet: nn.Module, name: str, band_width: float | None, kwargs: dict):
+    """Attach the attention of the shortcut ``name`` (see ``ATTENTION_CHOICES``)."""
+    from vid3d.models import attention as attention_module
+
+    attach = getattr(attention_module, ATTENTION_CHOICES[name])
     if band_width is not None:
         kwargs = {**kwargs, "band_width": band_width}
-    return attach_attention(unet, kind, **kwargs)
+    return attach(unet, **kwargs)
+
+
+def _attention_name(factory: Callable) -> str:
+    """The result-table name of an attention factory (a partial of an attach function): "epipolar", ..."""
+    fn = getattr(factory, "func", factory)
+    names = {v: k for k, v in ATTENTION_CHOICES.items()}
+    return names.get(getattr(fn, "__name__", ""), "custom")
 
 
 def _randn(shape, generator: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:
@@ -62,9 +72,10 @@ class CameraVideoDiffusion(nn.Module):
         backbone: vid3d Backbone (tiny or loaded SVD).
         camera_encoder: "plucker" | "rt" | "none", a CameraEncoder instance, or a factory called with
             the UNet (Hydra: ``_target_: ...PluckerEncoder.from_unet`` with ``_partial_: true``).
-        attention: "none" | "epipolar" | "full" (vid3d.models.attention, attached to the UNet), or a
-            factory called with the UNet (Hydra: a partial of ``attach_attention``).
-        band_width: epipolar band width passed to ``attach_attention`` (None: its default).
+        attention: a factory called with the UNet (Hydra: a partial of ``attach_epipolar_attention``,
+            ``attach_full_attention`` or ``no_attention``), or one of those by name: "epipolar" | "full" |
+            "none".
+        band_width: with a name: the epipolar band width (None: its default).
         P_mean, P_std: training ln(sigma) ~ N(P_mean, P_std^2).
         sigma_high_fraction, P_mean_high, P_std_high: with probability ``sigma_high_fraction`` a training
             sigma comes from ln(sigma) ~ N(P_mean_high, P_std_high^2) instead (``edm.sample_train_sigma``):
@@ -111,15 +122,17 @@ class CameraVideoDiffusion(nn.Module):
         self.camera_encoder = camera_encoder
         self.camera_encoder.attach(backbone.unet)
         if callable(attention):
-            self.attention = getattr(attention, "keywords", {}).get("kind", "custom")
+            self.attention = _attention_name(attention)
             self.attention_adapter = attention(backbone.unet)
-        elif attention in ATTENTION_KINDS:
+        elif attention in ATTENTION_CHOICES:
             self.attention = attention
             self.attention_adapter = _attach_attention(
                 backbone.unet, attention, band_width, dict(attention_kwargs or {})
             )
         else:
-            raise ValueError(f"attention must be one of {ATTENTION_KINDS} or a factory, got {attention!r}")
+            raise ValueError(
+                f"attention must be one of {sorted(ATTENTION_CHOICES)} or a factory, got {attention!r}"
+            )
         if self.attention_adapter is not None and hasattr(self.attention_adapter, "image_per_latent"):
             self.attention_adapter.image_per_latent = int(backbone.downscale)
         self.P_mean, self.P_std = float(P_mean), float(P_std)

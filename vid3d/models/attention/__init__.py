@@ -23,13 +23,24 @@ from .epipolar import (
     pixel_centres,
     window_size,
 )
-from .modules import AttentionAdapter, CrossFrameAttention, attach_attention, transformer_levels
+from .modules import (
+    AttentionAdapter,
+    CrossFrameAttention,
+    EpipolarAttention,
+    attach_epipolar_attention,
+    attach_full_attention,
+    no_attention,
+    transformer_levels,
+)
 
 __all__ = [
     "DEFAULT_DENSE_MASK_MAX_ELEMENTS",
     "AttentionAdapter",
     "CrossFrameAttention",
-    "attach_attention",
+    "EpipolarAttention",
+    "attach_epipolar_attention",
+    "attach_full_attention",
+    "no_attention",
     "SharedMask",
     "band_candidates",
     "band_mask_cami2v",

@@ -1,8 +1,10 @@
 """Added cross-frame attention modules and their attachment to a diffusers spatio-temporal UNet.
 
-``attach_attention(unet, kind=...)`` finds every ``TransformerSpatioTemporalModel`` at the selected UNet
-levels and registers a forward hook on it: the transformer's output hidden states (B*F, C, h, w) get a
-residual ``+ attn(hidden)`` from a new ``CrossFrameAttention`` block. The blocks' output projections are
+``attach_epipolar_attention(unet, ...)`` / ``attach_full_attention(unet, ...)`` find every
+``TransformerSpatioTemporalModel`` at the selected UNet levels and register a forward hook on it: the
+transformer's output hidden states (B*F, C, h, w) get a residual ``+ attn(hidden)`` from a new block
+(``EpipolarAttention`` or ``CrossFrameAttention``). Each is a config choice by ``_target_``
+(``conf/model/attention/``); ``no_attention`` is the choice of none. The blocks' output projections are
 zero-initialised, so right after attaching the UNet computes exactly what it computed before.
 
 Levels: ``down_blocks[i]`` is level i, ``up_blocks[j]`` is level n-1-j and ``mid_block`` is level n-1, with
@@ -11,7 +13,7 @@ intrinsics are given once at the LATENT resolution (H, W) (read from the UNet's 
 pre-hook) and rescaled to each level's (h, w) with ``rescale_K``.
 
 Usage (the adapter is an nn.Module the caller stores as ``attention_adapter``; the UNet only holds hooks):
-    adapter = attach_attention(unet, kind="epipolar", band_width=2.0, heads=8)
+    adapter = attach_epipolar_attention(unet, band_width=2.0, heads=8)
     adapter.set_cameras(K_px_latent, c2w, num_frames)   # (B, F, 3, 3), (B, F, 4, 4) OpenCV c2w
     out = unet(sample, t, ...)
     adapter.clear()
@@ -47,32 +49,28 @@ from .dense import (
 from .epipolar import choose_method, epipolar_attention, pair_geometry
 from .grouped import BandPlan, band_attention, build_band_plan
 
-KINDS = ("epipolar", "full", "none")
 MASK_RULES = ("vid3d", "cami2v")
 
 
 class CrossFrameAttention(nn.Module):
-    """Multi-head attention across the frames of one UNet level, returning a residual.
+    """Multi-head attention across the frames of one UNet level, returning a residual: every token attends
+    to all F*h*w tokens (SDPA, memory-efficient kernels). ``EpipolarAttention`` restricts it to the
+    epipolar bands.
 
-    kind "epipolar": each token attends to itself and to the tokens of the other frames inside the epipolar
-    band (see ``epipolar.py``); kind "full": every token attends to all F*h*w tokens (SDPA, memory-efficient
-    kernels). Input/output (B*F, C, h, w); pre-LayerNorm over channels, bias-free q/k/v, zero-initialised
-    output projection. ``registers`` > 0 adds that many learned tokens (``register_tokens`` (1, R, C),
-    initialised N(0, 1) as in CamI2V) whose keys/values every query attends to besides its mask; with
-    "epipolar" they need the dense-mask path (``mask`` given).
+    Input/output (B*F, C, h, w); pre-LayerNorm over channels, bias-free q/k/v, zero-initialised output
+    projection. ``registers`` > 0 adds that many learned tokens (``register_tokens`` (1, R, C), initialised
+    N(0, 1) as in CamI2V) whose keys/values every query attends to besides its mask.
     """
 
-    def __init__(self, dim: int, heads: int, kind: str = "epipolar", band_width: float = 2.0,
-                 method: str = "auto", max_chunk_bytes: int | None = None, registers: int = 0):
+    needs_cameras = False  # the adapter computes the pair geometry only for blocks that need it
+
+    def __init__(self, dim: int, heads: int, registers: int = 0):
         super().__init__()
-        if kind not in ("epipolar", "full"):
-            raise ValueError(f"CrossFrameAttention: kind must be 'epipolar' or 'full', got {kind!r}")
         if heads < 1 or dim % heads:
-            raise ValueError(f"CrossFrameAttention: channels {dim} not divisible by heads={heads}")
+            raise ValueError(f"{type(self).__name__}: channels {dim} not divisible by heads={heads}")
         if registers < 0:
-            raise ValueError(f"CrossFrameAttention: registers must be >= 0, got {registers}")
-        self.dim, self.heads, self.kind = dim, heads, kind
-        self.band_width, self.method, self.max_chunk_bytes = float(band_width), method, max_chunk_bytes
+            raise ValueError(f"{type(self).__name__}: registers must be >= 0, got {registers}")
+        self.dim, self.heads = dim, heads
         self.num_registers = int(registers)
         self.norm = nn.LayerNorm(dim)
         self.to_q = nn.Linear(dim, dim, bias=False)
@@ -86,12 +84,8 @@ class CrossFrameAttention(nn.Module):
     def forward(self, hidden: torch.Tensor, num_frames: int,
                 geometry: tuple[torch.Tensor, torch.Tensor] | None = None,
                 mask: SharedMask | None = None, plan: BandPlan | None = None) -> torch.Tensor:
-        """hidden (B*F, C, h, w) -> residual (B*F, C, h, w). ``geometry`` = (F_hat, degenerate) from
-        ``pair_geometry`` at this (h, w), shapes (B, F, F, 3, 3) / (B, F, F); required for "epipolar".
-        ``mask``: the dense band mask of that geometry (``build_shared_mask``); when given, attention runs
-        with it (the fast path for small grids) instead of the kernel ``self.method``. ``plan``: the band
-        plan of that geometry (``build_band_plan``, shared by the adapter across the blocks at this grid)
-        for the "grouped" kernel."""
+        """hidden (B*F, C, h, w) -> residual (B*F, C, h, w). ``geometry``, ``mask``, ``plan``: the camera
+        state of ``EpipolarAttention`` (see there); unused here."""
         BF, C, h, w = hidden.shape
         B, H = BF // num_frames, self.heads
         x = self.norm(hidden.view(B, num_frames, C, h, w).permute(0, 1, 3, 4, 2).reshape(B, -1, C))
@@ -100,27 +94,51 @@ class CrossFrameAttention(nn.Module):
             return t.view(B, t.shape[1], H, C // H).transpose(1, 2)
 
         q, k, v = split(self.to_q(x)), split(self.to_k(x)), split(self.to_v(x))
-        R = self.num_registers
-        if R:
+        if self.num_registers:
             reg = self.register_tokens.to(x.dtype).expand(B, -1, -1)
             k = torch.cat([split(self.to_k(reg)), k], dim=2)
             v = torch.cat([split(self.to_v(reg)), v], dim=2)
-        if self.kind == "full":
-            o = nnf.scaled_dot_product_attention(q, k, v)
-        elif mask is not None:
-            o = shared_mask_attention(q, k, v, mask, registers=R)
-        elif plan is not None and not R:
-            o = band_attention(q, k, v, plan)
-        else:
-            if geometry is None:
-                raise RuntimeError("epipolar attention needs cameras: call adapter.set_cameras(...) first")
-            if R:
-                raise ValueError("register tokens need the dense-mask path: raise dense_mask_max_elements "
-                                 f"(this grid has {k.shape[2] - R} tokens per sample) or use registers=0")
-            o = epipolar_attention(q, k, v, geometry[0], geometry[1], h, w, self.band_width, self.method,
-                                   self.max_chunk_bytes)
+        o = self.attend(q, k, v, h, w, geometry, mask, plan)
         o = self.to_out(o.transpose(1, 2).reshape(B, -1, C))
         return o.view(B, num_frames, h, w, C).permute(0, 1, 4, 2, 3).reshape(BF, C, h, w)
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, h: int, w: int,
+               geometry: tuple[torch.Tensor, torch.Tensor] | None, mask: SharedMask | None,
+               plan: BandPlan | None) -> torch.Tensor:
+        """q (B, H, T, D), k/v (B, H, R + T, D) (the R register tokens first) -> (B, H, T, D)."""
+        return nnf.scaled_dot_product_attention(q, k, v)
+
+
+class EpipolarAttention(CrossFrameAttention):
+    """``CrossFrameAttention`` where each token attends to itself and to the tokens of the other frames
+    inside the epipolar band (``band_width`` token pixels wide at this level's grid; see ``epipolar.py``).
+    With register tokens it needs the dense-mask path (``mask`` given)."""
+
+    needs_cameras = True
+
+    def __init__(self, dim: int, heads: int, band_width: float = 2.0, method: str = "auto",
+                 max_chunk_bytes: int | None = None, registers: int = 0):
+        super().__init__(dim, heads, registers)
+        self.band_width, self.method, self.max_chunk_bytes = float(band_width), method, max_chunk_bytes
+
+    def attend(self, q, k, v, h, w, geometry, mask, plan):
+        """``geometry`` = (F_hat, degenerate) from ``pair_geometry`` at this (h, w), shapes (B, F, F, 3, 3) /
+        (B, F, F). ``mask``: the dense band mask of that geometry (``build_shared_mask``); when given,
+        attention runs with it (the fast path for small grids) instead of the kernel ``self.method``.
+        ``plan``: the band plan of that geometry (``build_band_plan``, shared by the adapter across the
+        blocks at this grid) for the "grouped" kernel."""
+        R = self.num_registers
+        if mask is not None:
+            return shared_mask_attention(q, k, v, mask, registers=R)
+        if plan is not None and not R:
+            return band_attention(q, k, v, plan)
+        if geometry is None:
+            raise RuntimeError("epipolar attention needs cameras: call adapter.set_cameras(...) first")
+        if R:
+            raise ValueError("register tokens need the dense-mask path: raise dense_mask_max_elements "
+                             f"(this grid has {k.shape[2] - R} tokens per sample) or use registers=0")
+        return epipolar_attention(q, k, v, geometry[0], geometry[1], h, w, self.band_width, self.method,
+                                  self.max_chunk_bytes)
 
 
 def transformer_levels(unet: nn.Module) -> list[tuple[str, nn.Module, int]]:
@@ -149,13 +167,12 @@ class AttentionAdapter(nn.Module):
     """Holds the added attention blocks (``blocks``: ModuleDict keyed by the transformer's dotted name with
     '.' -> '_') and the per-forward camera state; owns the hooks it placed on the UNet (``detach()``)."""
 
-    def __init__(self, kind: str, blocks: dict[str, CrossFrameAttention], min_baseline: float = 1e-4,
+    def __init__(self, blocks: dict[str, CrossFrameAttention], min_baseline: float = 1e-4,
                  dense_mask_max_elements: int | None = DEFAULT_DENSE_MASK_MAX_ELEMENTS,
                  mask_rule: str = "vid3d"):
         super().__init__()
         if mask_rule not in MASK_RULES:
             raise ValueError(f"attention adapter: mask_rule must be one of {MASK_RULES}, got {mask_rule!r}")
-        self.kind = kind
         self.mask_rule = mask_rule
         self.min_baseline = float(min_baseline)
         self.dense_mask_max_elements = dense_mask_max_elements
@@ -298,10 +315,10 @@ class AttentionAdapter(nn.Module):
             raise ValueError(f"set_cameras got {self._num_frames} frames but the UNet runs {num_frames}")
         block = self.blocks[key]
         geometry = mask = plan = None
-        if block.kind == "epipolar" and self.mask_rule == "cami2v":  # dense, as CamI2V's own
+        if block.needs_cameras and self.mask_rule == "cami2v":  # dense, as CamI2V's own
             mask = self._cami2v_mask(hidden.shape[-2], hidden.shape[-1], hidden.shape[0] // num_frames,
                                      hidden.device)
-        elif block.kind == "epipolar":
+        elif block.needs_cameras:
             h, w, batch = hidden.shape[-2], hidden.shape[-1], hidden.shape[0] // num_frames
             geometry = self._geometry(h, w, batch, hidden.device)
             if use_dense_mask(batch, num_frames * h * w, self.dense_mask_max_elements):
@@ -339,18 +356,40 @@ class _BoundHook:
         return self.adapter._transformer_hook(self.key, module, args, kwargs, output)
 
 
-def attach_attention(unet: nn.Module, kind: str = "epipolar", band_width: float = 2.0, heads: int = 8,
-                     levels: Iterable[int] | None = None, min_baseline: float = 1e-4, method: str = "auto",
-                     max_chunk_bytes: int | None = None,
-                     dense_mask_max_elements: int | None = DEFAULT_DENSE_MASK_MAX_ELEMENTS,
-                     mask_rule: str = "vid3d", registers: int = 0,
-                     ) -> AttentionAdapter | None:
-    """Add cross-frame attention after the spatio-temporal transformers of ``unet``.
+def _attach(unet: nn.Module, levels: Iterable[int] | None, make_block, caller: str,
+            **adapter_kwargs) -> AttentionAdapter:
+    """One block ``make_block(channels)`` after every transformer at ``levels``, held by a new adapter."""
+    found = transformer_levels(unet)
+    available = sorted({lvl for _, _, lvl in found})
+    wanted = set(available) if levels is None else {int(lvl) for lvl in levels}
+    if not found or not wanted <= set(available):
+        raise ValueError(f"{caller}: levels {sorted(wanted)} requested, UNet has transformers at "
+                         f"levels {available}")
+    ref = next(unet.parameters())
+    blocks, names = {}, []
+    for name, module, level in found:
+        if level in wanted:
+            block = make_block(module.in_channels)
+            first = next(block.parameters())
+            if (first.device, first.dtype) != (ref.device, ref.dtype):  # a no-op .to() fails on fake tensors
+                block = block.to(ref.device, ref.dtype)
+            blocks[name.replace(".", "_")] = block
+            names.append(name)
+    adapter = AttentionAdapter(blocks, **adapter_kwargs)
+    adapter.attach(unet, names)
+    return adapter
+
+
+def attach_epipolar_attention(unet: nn.Module, band_width: float = 2.0, heads: int = 8,
+                              levels: Iterable[int] | None = None, min_baseline: float = 1e-4,
+                              method: str = "auto", max_chunk_bytes: int | None = None,
+                              dense_mask_max_elements: int | None = DEFAULT_DENSE_MASK_MAX_ELEMENTS,
+                              mask_rule: str = "vid3d", registers: int = 0) -> AttentionAdapter:
+    """Add epipolar attention (``EpipolarAttention``) after the spatio-temporal transformers of ``unet``.
 
     Args:
         unet: a diffusers UNetSpatioTemporalConditionModel (anything with down_blocks and
             TransformerSpatioTemporalModel submodules).
-        kind: "epipolar", "full" or "none" (returns None, nothing attached).
         band_width: full width of the epipolar band, in token pixels of each level's grid.
         heads: attention heads (must divide every selected level's channels).
         levels: UNet levels to equip (see module docstring); None = every level that has a transformer.
@@ -359,39 +398,34 @@ def attach_attention(unet: nn.Module, kind: str = "epipolar", band_width: float 
         method, max_chunk_bytes: epipolar kernel ("auto" = "grouped" | "blocked" | "gather" | "flex", see
             ``epipolar.choose_method``) and the chunked kernels' per-chunk budget (None: 32 MiB on CPU,
             512 MiB on GPU). "grouped" runs on a band plan the adapter builds once per grid and shares.
-        dense_mask_max_elements: epipolar only: while UNet batch * (F h w)^2 is at most this, a level's
-            dense band mask is built once per forward and attention runs SDPA with it (same result,
-            faster on small grids, memory quadratic in F h w); above it, the kernel ``method``. 0 or
-            None: always the kernel.
+        dense_mask_max_elements: while UNet batch * (F h w)^2 is at most this, a level's dense band mask is
+            built once per forward and attention runs SDPA with it (same result, faster on small grids,
+            memory quadratic in F h w); above it, the kernel ``method``. 0 or None: always the kernel.
         mask_rule: "vid3d" (the band above) or "cami2v": CamI2V's mask (``cami2v.py``: its token centres,
             a strict band of sqrt(2) tokens, a random line through the query in its own frame); always
             a dense mask, as CamI2V's own (memory quadratic in F h w); ``band_width`` and
             ``min_baseline`` do not apply.
         registers: learned register tokens per block that every query attends to (CamI2V: 4).
     Returns:
-        The AttentionAdapter (an nn.Module; store it on the caller as ``attention_adapter``) or None.
+        The AttentionAdapter (an nn.Module; store it on the caller as ``attention_adapter``).
     """
-    if kind not in KINDS:
-        raise ValueError(f"attach_attention: kind must be one of {KINDS}, got {kind!r}")
-    if kind == "none":
-        return None
-    found = transformer_levels(unet)
-    available = sorted({lvl for _, _, lvl in found})
-    wanted = set(available) if levels is None else {int(lvl) for lvl in levels}
-    if not found or not wanted <= set(available):
-        raise ValueError(f"attach_attention: levels {sorted(wanted)} requested, UNet has transformers at "
-                         f"levels {available}")
-    ref = next(unet.parameters())
-    blocks, names = {}, []
-    for name, module, level in found:
-        if level in wanted:
-            block = CrossFrameAttention(module.in_channels, heads, kind, band_width, method, max_chunk_bytes,
-                                        registers)
-            first = next(block.parameters())
-            if (first.device, first.dtype) != (ref.device, ref.dtype):  # a no-op .to() fails on fake tensors
-                block = block.to(ref.device, ref.dtype)
-            blocks[name.replace(".", "_")] = block
-            names.append(name)
-    adapter = AttentionAdapter(kind, blocks, min_baseline, dense_mask_max_elements, mask_rule)
-    adapter.attach(unet, names)
-    return adapter
+    def block(dim: int) -> EpipolarAttention:
+        return EpipolarAttention(dim, heads, band_width, method, max_chunk_bytes, registers)
+
+    return _attach(unet, levels, block, "attach_epipolar_attention", min_baseline=min_baseline,
+                   dense_mask_max_elements=dense_mask_max_elements, mask_rule=mask_rule)
+
+
+def attach_full_attention(unet: nn.Module, heads: int = 8, levels: Iterable[int] | None = None,
+                          registers: int = 0) -> AttentionAdapter:
+    """Add full cross-frame attention (``CrossFrameAttention``: every token attends to all F*h*w tokens;
+    the ablation of epipolar attention) after the spatio-temporal transformers at ``levels`` (None: all)."""
+    def block(dim: int) -> CrossFrameAttention:
+        return CrossFrameAttention(dim, heads, registers)
+
+    return _attach(unet, levels, block, "attach_full_attention")
+
+
+def no_attention(unet: nn.Module) -> None:
+    """The choice of no added attention (``conf/model/attention/none.yaml``): attaches nothing."""
+    return None
