@@ -51,8 +51,10 @@ class FvdOptions:
 
 @dataclass
 class MetricsOptions:
-    """``metrics``: LPIPS network and local backbone weights, FVD's I3D file, the metrics' device."""
+    """``metrics``: the suite's class (``_target_``: ``evaluation.metric_suite.Metrics`` or one with its
+    ``image()`` / ``video()``), LPIPS network and local backbone weights, FVD's I3D file, the device."""
 
+    _target_: str = "vid3d.evaluation.metric_suite.Metrics"
     lpips: LpipsOptions = field(default_factory=LpipsOptions)
     fvd: FvdOptions = field(default_factory=FvdOptions)
     device: str = "auto"

@@ -105,15 +105,10 @@ def model_camera_gap(cfg: DictConfig, model, clips: list[EvalClip], out: Path) -
 
 
 def fvd_metric(cfg: DictConfig) -> FVDMetric | None:
-    """The FVD metric of ``metrics.fvd.i3d`` (None when unset: FVD is not computed). A missing or unloadable
-    file raises ``FVDWeightsError`` naming it; called before any clip is loaded or video generated."""
-    path = cfg.metrics.fvd.i3d  # typed: vid3d.config_schema.MetricsOptions
-    if path in (None, ""):
-        return None
-    device = str(cfg.metrics.device)
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return FVDMetric(path, device=device, batch_size=int(cfg.metrics.fvd.batch_size))
+    """The video metric of the ``metrics`` suite (``conf/metrics/``, by ``_target_``): FVD of
+    ``metrics.fvd.i3d``, None when unset (FVD is not computed). A missing or unloadable file raises
+    ``FVDWeightsError`` naming it; called before any clip is loaded or video generated."""
+    return instantiate(cfg.metrics, _convert_="all").video()
 
 
 class CameraBenchmark:

@@ -19,7 +19,6 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from vid3d.evaluation.image_metrics import ImageMetrics
 from vid3d.evaluation.overlap.index import (
     StaleIndexError,
     build_index,
@@ -196,7 +195,7 @@ def evaluate_pairs(
     methods = make_methods(cfg, model)
     if not methods:
         raise ValueError("nothing to evaluate: give ckpt=... or keep eval.reference_rows=true")
-    metrics = ImageMetrics(cfg.metrics.lpips.net, cfg.metrics.lpips.backbone_weights, cfg.metrics.device)
+    metrics = instantiate(cfg.metrics, _convert_="all").image()  # conf/metrics/: the suite's _target_
 
     protocol = {
         "benchmark": benchmark,
