@@ -92,7 +92,7 @@ recipe() {
     HX3bigW) echo "model=epipolar data.height=32 data.width=48 data.datamodule.batch_size=4 module.optimizer.lr=1e-3
               model.P_mean=-0.4 model.P_std=1.6 model.sigma_high_fraction=0.7 trainer.max_steps=12000
               module.warmup_steps=100 $SMOOTH model.backbone.vae.factor=2 data.build.num_train=600
-              data.root=data_cache/smooth4_600x48_72x128_t16_s0 data/interval=fixed data.interval.value=6
+              data.root=data_cache/smooth4_600x48_72x128_t16_s0 data.interval.start=6 data.interval.end=6
               data.eval_interval=6" ;;
     # P1 with SVD's own training noise (ln sigma ~ N(0.7, 1.6^2)): half the steps above sigma 2
     M1) echo "model=plucker data.height=32 data.width=48 data.datamodule.batch_size=4 module.optimizer.lr=1e-3
