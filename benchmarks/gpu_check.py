@@ -251,8 +251,8 @@ def sampling(folder: Path, a) -> dict:
     from hydra.utils import instantiate
 
     from vid3d.config import CONFIG_DIR
-    from vid3d.sampling.pipeline import VideoSampler
     from vid3d.sampling.trajectories import make_trajectory
+    from vid3d.sampling.video_sampler import VideoSampler
 
     f, h, w = (4, 64, 96) if a.dry else (25, 320, 512)
     steps = 2 if a.dry else 25

@@ -18,5 +18,5 @@ export WANDB_MODE=offline
   logger=csv callbacks.media.every_n_steps=0 callbacks.camera_gap.every_n_steps=0 \
   callbacks.checkpoint.every_n_train_steps=1000 torch_threads=${THREADS:-1} seed=${SEED:-0} \
   hydra.run.dir="$OUT/train" "$@"
-"$PY" -m vid3d.sampling.export ckpt="$OUT/train" out="$OUT/pipe" height=32 width=48
+"$PY" -m vid3d.sampling.pipeline ckpt="$OUT/train" out="$OUT/pipe" height=32 width=48
 du -sh "$OUT/pipe"/{unet,vae,image_encoder}

@@ -116,7 +116,7 @@ CASES = (
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A real 1-step epipolar checkpoint, its exported folder, and the train overrides that made it."""
-    from vid3d.sampling.export import CameraVideoPipeline
+    from vid3d.sampling.pipeline import CameraVideoPipeline
     from vid3d.tasks.train import train
 
     tmp = tmp_path_factory.mktemp("payloads")
@@ -173,7 +173,7 @@ def test_checkpoint_payload_refused_by_load_model_export_and_init_from(
 ):
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     from vid3d.models.checkpoint import load_model, load_trained_weights
-    from vid3d.sampling.export import CameraVideoPipeline, main
+    from vid3d.sampling.pipeline import CameraVideoPipeline, main
 
     path, marker = _hostile_ckpt(trained, tmp_path, case)
     for load in (
@@ -195,7 +195,7 @@ def test_checkpoint_payload_refused_by_load_model_export_and_init_from(
 
 @pytest.mark.parametrize("case", CASES)
 def test_pipeline_folder_payload_refused(trained, tmp_path, case):
-    from vid3d.sampling.export import CameraVideoPipeline
+    from vid3d.sampling.pipeline import CameraVideoPipeline
 
     folder, marker = _hostile_folder(trained, tmp_path, case)
     with pytest.raises(ConfigRefused) as e:
@@ -432,7 +432,7 @@ def test_cli_refuses_a_hostile_checkpoint_in_one_line(trained, tmp_path, script)
         "eval.py": ["eval.py", f"ckpt={path}", out],
         "sample.py": ["sample.py", f"ckpt={path}", out],
         "train.py": ["train.py", *trained["overrides"], f"init_from={path}", out],
-        "export": ["-m", "vid3d.sampling.export", f"ckpt={path}", f"out={tmp_path / 'pipe'}"],
+        "export": ["-m", "vid3d.sampling.pipeline", f"ckpt={path}", f"out={tmp_path / 'pipe'}"],
     }[script]
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     proc = subprocess.run(

@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 
 from vid3d.config import CONFIG_DIR
 from vid3d.data.synthetic import build_synthetic_dataset
-from vid3d.sampling.export import CameraVideoPipeline, main
+from vid3d.sampling.pipeline import CameraVideoPipeline, main
 from vid3d.sampling.trajectories import make_trajectory
 from vid3d.tasks.train import train
 
@@ -57,7 +57,7 @@ def test_export_round_trip_gives_identical_weights_and_frames(ckpt, tmp_path):
     folder = pipe.save_pretrained(tmp_path / "pipe")
     index = json.loads((folder / "model_index.json").read_text())
     assert index["_class_name"] == ["vid3d_pipeline", "Vid3dCameraVideoPipeline"]
-    assert index["_vid3d_class"] == "vid3d.sampling.export.CameraVideoPipeline"
+    assert index["_vid3d_class"] == "vid3d.sampling.pipeline.CameraVideoPipeline"
     assert (folder / "unet" / "config.json").is_file() and (folder / "vid3d_modules.safetensors").is_file()
     assert not [p for p in folder.rglob("*") if p.suffix in (".bin", ".pt", ".ckpt", ".pkl")]
 
@@ -117,6 +117,10 @@ def test_exports_written_before_the_diffusers_entry_still_load(ckpt, tmp_path):
         {"_class_name": "CameraVideoPipeline", "_module": "vid3d.sampling.export",
          "format": "vid3d-camera-video-pipeline", "version": 1}))
     assert CameraVideoPipeline.from_pretrained(folder).image_size == [64, 96]
+    # such folders' vid3d_pipeline.py imports the former module path: it still names the same class
+    from vid3d.sampling.export import CameraVideoPipeline as FormerPath
+
+    assert FormerPath is CameraVideoPipeline
     (folder / "model_index.json").write_text(json.dumps({"_vid3d_format": "other"}))
     with pytest.raises(ValueError, match="vid3d format"):
         CameraVideoPipeline.from_pretrained(folder)

@@ -9,9 +9,9 @@ import torch
 
 from vid3d.sampling.io import image_list
 from vid3d.sampling.modes import ExploreMode, InterpolateMode, chain_intrinsics
-from vid3d.sampling.pipeline import replacement_denoiser
 from vid3d.sampling.samplers import karras_sigmas, sample_edm_euler, sample_edm_heun
 from vid3d.sampling.trajectories import make_trajectory
+from vid3d.sampling.video_sampler import replacement_denoiser
 
 
 def shrink_denoiser(x, sigma):

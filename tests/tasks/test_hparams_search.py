@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 from vid3d.config import CONFIG_DIR
 from vid3d.data.synthetic import build_synthetic_dataset
 from vid3d.evaluation.aggregate import aggregate, write_results
-from vid3d.tasks.pipeline import objective_from_results, sweep_objective
+from vid3d.tasks.post_eval import objective_from_results, sweep_objective
 
 ROOT = Path(__file__).resolve().parents[2]
 SEARCHED = {"module.optimizer.lr": (1e-6, 1e-3), "model.attention.band_width": (0.5, 4.0)}
@@ -125,7 +125,7 @@ def test_tiny_optuna_sweep_writes_best_params(tmp_path):
 def test_objective_is_scored_on_held_out_training_clips_not_test(tmp_path):
     from hydra.utils import instantiate
 
-    from vid3d.tasks.pipeline import compose_eval_config
+    from vid3d.tasks.post_eval import compose_eval_config
 
     root = build_synthetic_dataset(tmp_path / "set", num_train=12, num_test=2, num_frames=6, height=32,
                                    width=48)

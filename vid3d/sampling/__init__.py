@@ -1,9 +1,8 @@
 """Sampling: EDM/DDIM samplers, classifier-free guidance and camera trajectory presets."""
 
-from .export import CameraVideoPipeline
 from .guidance import cfg_denoiser, frame_guidance, merge_conditions
 from .modes import ExploreMode, InterpolateMode, SingleMode
-from .pipeline import VideoSampler, replacement_denoiser
+from .pipeline import CameraVideoPipeline
 from .samplers import (
     Denoiser,
     initial_noise,
@@ -20,6 +19,7 @@ from .trajectories import (
     make_trajectory,
     resample_c2w,
 )
+from .video_sampler import VideoSampler, replacement_denoiser
 
 __all__ = [
     "PRESETS",

@@ -8,7 +8,7 @@ frames (F, 3, H, W) in [-1, 1], K_px (F, 3, 3), c2w (F, 4, 4), clip_id).
 - :class:`SingleMode`: one image -> a video along a trajectory (a preset/file, or a clip's GT path).
 - :class:`InterpolateMode`: first and last frames with their poses -> the frames between. The model
   conditions on the first frame as usual; the last frame is pinned by replacement during sampling
-  (training-free, see :func:`vid3d.sampling.pipeline.replacement_denoiser`).
+  (training-free, see :func:`vid3d.sampling.video_sampler.replacement_denoiser`).
 - :class:`ExploreMode`: several trajectory segments chained; each segment is conditioned on the last
   generated frame of the previous one; poses composed into one world frame (the first camera's) with
   :func:`~vid3d.sampling.trajectories.compose_segments`.
@@ -28,8 +28,8 @@ from torch import nn
 from vid3d.geometry import relative_to_first
 
 from .io import InputImage, SampleJob
-from .pipeline import VideoSampler, from_uint8, to_uint8
 from .trajectories import Trajectory, compose_segments, make_trajectory, resample_c2w
+from .video_sampler import VideoSampler, from_uint8, to_uint8
 
 __all__ = ["ExploreMode", "InterpolateMode", "SamplingMode", "SingleMode", "chain_intrinsics"]
 

@@ -1,171 +1,400 @@
-"""Generate a video along a camera trajectory with a trained model (the sampling pipeline).
+"""A trained vid3d model as a self-contained, diffusers-style pipeline folder.
 
-Conventions: images in [-1, 1], (B, 3, H, W); intrinsics ``K_px`` (B, F, 3, 3) in pixels at (H, W);
-``c2w`` (B, F, 4, 4) OpenCV camera-to-world (made relative to the first frame by the model). Frame 0 is
-the conditioning image's camera.
+``CameraVideoPipeline.save_pretrained(folder)`` writes
+
+    {folder}/model_index.json            {"_class_name": ["vid3d_pipeline", "Vid3dCameraVideoPipeline"],
+                                         "_vid3d_format", "_vid3d_format_version", ...}
+    {folder}/vid3d_pipeline.py           the diffusers entry point (below): a DiffusionPipeline subclass
+                                         that hands every call to this module's pipeline
+    {folder}/vid3d_model.json            the model config (a ``_target_`` tree read against
+                                         vid3d.models.schema, never passed to Hydra) without its backbone,
+                                         the default sampler settings and, when known, the image size
+    {folder}/unet/ vae/ image_encoder/   the backbone, trained UNet weights included, in the diffusers SVD
+                                         layout (vid3d.models.save_backbone; safetensors)
+    {folder}/vid3d_modules.safetensors   every weight outside the backbone (camera encoder, cross-frame
+                                         attention)
+
+and ``CameraVideoPipeline.from_pretrained(folder)`` rebuilds the model from those files: the backbone with
+``vid3d.models.load_svd_backbone(folder)``, the camera encoder / attention from the config, then their
+weights. Nothing is pickled or unpickled (a folder with pickle weight files is refused).
+
+diffusers loads the folder through its documented custom-pipeline mechanism (vid3d must be installed):
+
+    from diffusers import DiffusionPipeline
+    pipe = DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)
+    frames = pipe(image, K_px, c2w)   # (F, H, W, 3) uint8, as CameraVideoPipeline.__call__
+
+(``trust_remote_code``: the folder's ``vid3d_pipeline.py`` is code diffusers runs; it only imports vid3d.)
+
+CLI: ``python -m vid3d.sampling.pipeline ckpt=<checkpoint or training run dir> out=<folder>``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from .guidance import cfg_denoiser, frame_guidance
-from .samplers import initial_noise, karras_sigmas, sample_edm_euler
+from vid3d.atomic import replace_dir
 
-Solver = Callable[..., torch.Tensor]
+from .samplers import sample_ddim, sample_edm_euler, sample_edm_heun
+from .video_sampler import VideoSampler, from_uint8, to_uint8
+
+__all__ = ["CameraVideoPipeline", "main"]
+
+FORMAT = "vid3d-camera-video-pipeline"
+VERSION = 1
+MODEL_FILE = "vid3d_model.json"
+WEIGHTS_FILE = "vid3d_modules.safetensors"
+INDEX_FILE = "model_index.json"
+DIFFUSERS_FILE = "vid3d_pipeline.py"
+DIFFUSERS_CLASS = "Vid3dCameraVideoPipeline"
+# the diffusers entry point written into every export: a pipeline without components of its own that builds
+# vid3d's pipeline from its folder on first use (diffusers sets ``config._name_or_path`` to the folder)
+DIFFUSERS_ENTRY = f'''"""diffusers entry point to a vid3d camera-controlled video pipeline (vid3d's export).
+
+    from diffusers import DiffusionPipeline
+    pipe = DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)
+    frames = pipe(image, K_px, c2w)  # arguments and output: vid3d.sampling.pipeline.CameraVideoPipeline
+
+The weights are read by vid3d (safetensors only; vid3d must be installed): this file defines no model.
+"""
+
+from diffusers import DiffusionPipeline
 
 
-class VideoSampler:
-    """Probability-flow ODE sampling with classifier-free guidance (conditional and unconditional passes
-    batched together).
+class {DIFFUSERS_CLASS}(DiffusionPipeline):
+    def __init__(self):
+        super().__init__()
+        self._vid3d = None
+        self._vid3d_device = "cpu"
+
+    @property
+    def vid3d(self):
+        """The vid3d pipeline (``CameraVideoPipeline``), loaded from this folder on first use."""
+        if self._vid3d is None:
+            from vid3d.sampling.pipeline import CameraVideoPipeline
+
+            folder = self.config._name_or_path
+            self._vid3d = CameraVideoPipeline.from_pretrained(folder, device=self._vid3d_device)
+        return self._vid3d
+
+    def to(self, device=None, *args, **kwargs):
+        if device is not None:
+            self._vid3d_device = device
+            if self._vid3d is not None:
+                self._vid3d.to(device)
+        return self
+
+    def __call__(self, *args, **kwargs):
+        return self.vid3d(*args, **kwargs)
+'''
+SOLVERS = {"edm_euler": sample_edm_euler, "edm_heun": sample_edm_heun, "ddim": sample_ddim}
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+DEFAULT_SAMPLER = {
+    "solver": "edm_euler",
+    "num_steps": 25,
+    "sigma_min": 0.002,
+    "sigma_max": 700.0,
+    "rho": 7.0,
+    "guidance_min": 1.0,
+    "guidance_max": 3.0,
+}
+
+
+def _version(package: str) -> str:
+    try:
+        from importlib.metadata import version
+
+        return version(package)
+    except Exception:  # not installed as a distribution
+        return "unknown"
+
+
+def _to_tensor(x, dtype=torch.float32) -> torch.Tensor:
+    return x.to(dtype) if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x), dtype=dtype)
+
+
+def _image_tensor(image) -> torch.Tensor:
+    """PIL image, uint8 array (H, W, 3) / (B, H, W, 3), or a float tensor (3, H, W) / (B, 3, H, W) in
+    [-1, 1] -> (B, 3, H, W) float32 in [-1, 1]."""
+    if isinstance(image, torch.Tensor):
+        x = image.float()
+        return x[None] if x.ndim == 3 else x
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8 or arr.shape[-1] != 3 or arr.ndim not in (3, 4):
+        raise ValueError(
+            f"image must be a uint8 (H, W, 3) array / PIL image or a float tensor in [-1, 1], got "
+            f"{arr.dtype} {arr.shape}"
+        )
+    x = from_uint8(arr)
+    return x[None] if x.ndim == 3 else x
+
+
+class CameraVideoPipeline:
+    """Camera-controlled image-to-video: ``frames = pipe(image, K_px, c2w)``.
 
     Args:
-        solver: a sampler function ``solver(denoiser, x_T, sigmas, progress=...)`` (EDM Euler/Heun, DDIM).
-        num_steps: ODE steps on the Karras schedule between ``sigma_max`` and ``sigma_min`` (then 0).
-        sigma_min, sigma_max, rho: the schedule (SVD: 0.002, 700, 7).
-        guidance_min, guidance_max: per-frame guidance rising linearly from min (frame 0) to max (last
-            frame), SVD-style; equal values give constant guidance; 1.0 disables the unconditional pass.
+        model: a ``CameraVideoDiffusion``.
+        model_config: its config (the Hydra ``_target_`` tree); the ``backbone`` entry is not needed.
+        sampler: default sampler settings (keys of ``DEFAULT_SAMPLER``).
+        image_size: optional (H, W) the model was trained at (informational; any size divisible by the
+            model's downscale works).
     """
 
     def __init__(
         self,
-        solver: Solver = sample_edm_euler,
-        num_steps: int = 25,
-        sigma_min: float = 0.002,
-        sigma_max: float = 700.0,
-        rho: float = 7.0,
-        guidance_min: float = 1.0,
-        guidance_max: float = 3.0,
+        model: nn.Module,
+        model_config: Mapping[str, Any] | None = None,
+        sampler: Mapping[str, Any] | None = None,
+        image_size: Sequence[int] | None = None,
     ) -> None:
-        self.solver = solver
-        self.num_steps = int(num_steps)
-        self.sigma_min, self.sigma_max, self.rho = float(sigma_min), float(sigma_max), float(rho)
-        self.guidance_min, self.guidance_max = float(guidance_min), float(guidance_max)
+        self.model = model.eval()
+        self.model_config = {k: v for k, v in dict(model_config or {}).items() if k != "backbone"}
+        self.sampler = {**DEFAULT_SAMPLER, **dict(sampler or {})}
+        if self.sampler["solver"] not in SOLVERS:
+            raise ValueError(
+                f"sampler solver must be one of {sorted(SOLVERS)}, got {self.sampler['solver']!r}"
+            )
+        self.image_size = list(image_size) if image_size is not None else None
 
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_checkpoint(cls, ckpt: str | os.PathLike, **kw) -> CameraVideoPipeline:
+        """From a vid3d training checkpoint (file or training run dir; EMA weights when it has them). The
+        image size defaults to the one the model was trained at (recorded in the checkpoint)."""
+        from vid3d.models.checkpoint import load_model, read_trained_state
+
+        _, meta, path = read_trained_state(ckpt)
+        if kw.get("image_size") is None:
+            kw["image_size"] = meta.get("image_size")
+        return cls(load_model(path), meta.get("model_config"), **kw)
+
+    def save_pretrained(self, folder: str | os.PathLike) -> Path:
+        """Write the pipeline folder (see the module docstring) atomically: built in a temporary sibling,
+        then moved into place (an existing folder is replaced)."""
+        from safetensors.torch import save_file
+
+        from vid3d.models.backbone import save_backbone
+
+        if not self.model_config.get("_target_"):
+            raise ValueError(
+                "save_pretrained needs the model config (a '_target_' tree) to rebuild the model"
+            )
+        folder = Path(folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+        try:
+            save_backbone(self.model.backbone, tmp / "pipe")
+            pipe = tmp / "pipe"
+            state = {
+                k: v.detach().cpu().contiguous().clone()
+                for k, v in self.model.state_dict().items()
+                if not k.startswith("backbone.")
+            }
+            save_file(state, str(pipe / WEIGHTS_FILE), metadata={"format": FORMAT})
+            spec = {"model": self.model_config, "sampler": self.sampler, "image_size": self.image_size}
+            (pipe / MODEL_FILE).write_text(json.dumps(spec, indent=1))
+            index = {  # keys diffusers reads, and vid3d's own (underscored: diffusers passes those over)
+                "_class_name": [Path(DIFFUSERS_FILE).stem, DIFFUSERS_CLASS],
+                "_diffusers_version": _version("diffusers"),
+                "_vid3d_format": FORMAT,
+                "_vid3d_format_version": VERSION,
+                "_vid3d_class": f"vid3d.sampling.pipeline.{type(self).__name__}",
+                "_vid3d_version": _version("vid3d"),
+            }
+            (pipe / INDEX_FILE).write_text(json.dumps(index, indent=1))
+            (pipe / DIFFUSERS_FILE).write_text(DIFFUSERS_ENTRY)
+            replace_dir(pipe, folder)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return folder
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        folder: str | os.PathLike,
+        device: str | torch.device = "cpu",
+        torch_dtype: torch.dtype | None = None,
+    ) -> CameraVideoPipeline:
+        """Load a folder written by :meth:`save_pretrained` (safetensors only; never unpickles)."""
+        from safetensors.torch import load_file
+
+        from vid3d.models.backbone import load_svd_backbone
+        from vid3d.models.schema import build_model, validate_model_config
+
+        folder = Path(folder)
+        for name in (INDEX_FILE, MODEL_FILE, WEIGHTS_FILE):
+            if not (folder / name).is_file():
+                raise FileNotFoundError(f"{folder / name} does not exist (not a vid3d pipeline folder)")
+        index = json.loads((folder / INDEX_FILE).read_text())
+        fmt = index.get("_vid3d_format", index.get("format"))  # "format"/"version": exports before 2026-12
+        version = int(index.get("_vid3d_format_version", index.get("version", -1)))
+        if fmt != FORMAT:
+            raise ValueError(f"{folder / INDEX_FILE}: the vid3d format is {fmt!r}, expected {FORMAT!r}")
+        if version > VERSION:
+            raise ValueError(
+                f"{folder / INDEX_FILE}: format version {version} is newer than this vid3d ({VERSION})"
+            )
+        pickled = [p for p in folder.rglob("*") if p.suffix.lower() in PICKLE_SUFFIXES]
+        if pickled:
+            raise ValueError(f"{pickled[0]}: pickle weight files are refused (safetensors only)")
+        spec = json.loads((folder / MODEL_FILE).read_text())
+        if not isinstance(spec, dict) or not isinstance(spec.get("model"), dict):
+            raise ValueError(f"{folder / MODEL_FILE}: 'model' must be a model config mapping")
+        # checked before the backbone is read, so a refused file costs nothing and loads nothing
+        no_backbone = {k: v for k, v in spec["model"].items() if k != "backbone"}
+        validate_model_config(no_backbone, str(folder / MODEL_FILE))
+        backbone = load_svd_backbone(folder, torch_dtype=torch_dtype)
+        model = build_model(spec["model"], str(folder / MODEL_FILE), backbone=backbone)
+        state = load_file(str(folder / WEIGHTS_FILE))
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if unexpected:
+            raise ValueError(f"{folder / WEIGHTS_FILE}: weights {unexpected[:5]} do not exist in the model")
+        not_loaded = [k for k in missing if not k.startswith("backbone.")]
+        if not_loaded:
+            raise ValueError(f"{folder / WEIGHTS_FILE}: weights {not_loaded[:5]} are missing")
+        model = model.to(device)
+        if torch_dtype is not None:
+            model = model.to(torch_dtype)
+        return cls(model, spec["model"], spec.get("sampler"), spec.get("image_size"))
+
+    def to(self, device: str | torch.device) -> CameraVideoPipeline:
+        self.model.to(device)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    # ------------------------------------------------------------------ generation
     @torch.no_grad()
     def __call__(
         self,
-        model: nn.Module,
-        first_frame: torch.Tensor,
-        K_px: torch.Tensor,
-        c2w: torch.Tensor,
+        image,
+        K_px,
+        c2w,
+        num_steps: int | None = None,
+        guidance_min: float | None = None,
+        guidance_max: float | None = None,
+        solver: str | None = None,
+        last_image=None,
         generator: torch.Generator | None = None,
-        progress: Callable[[int, int], None] | None = None,
-        known_frames: Mapping[int, torch.Tensor] | None = None,
-    ) -> torch.Tensor:
-        """Returns frames (B, F, 3, H, W) in [-1, 1]; frame 0 re-generated (not copied) from the image.
+        seed: int | None = None,
+        output_type: str = "np",
+    ):
+        """Generate frames along a camera path.
 
         Args:
-            first_frame: (B, 3, H, W) conditioning image in [-1, 1] (the camera of frame 0).
-            K_px, c2w: (B, F, 3, 3) / (B, F, 4, 4), see the module docstring.
-            generator: all randomness (conditioning noise augmentation, initial noise) comes from it, so
-                a seed gives the same video.
-            known_frames: optional ``{frame index: images (B, 3, H, W) in [-1, 1]}`` pinned by
-                *replacement* (training-free; see :func:`replacement_denoiser`). Used for interpolation
-                with the last frame given: ``{F - 1: last_image}``. Negative indices count from the end.
+            image: the first frame: uint8 (H, W, 3) array / PIL image, or float (3, H, W) in [-1, 1];
+                a leading batch dim B is allowed. H and W must be divisible by the model's downscale.
+            K_px: pixel intrinsics at (H, W): (3, 3) for every frame, (F, 3, 3) or (B, F, 3, 3).
+            c2w: OpenCV camera-to-world poses (F, 4, 4) or (B, F, 4, 4) (made relative to frame 0).
+            num_steps, guidance_min, guidance_max, solver: override the saved sampler settings
+                (guidance rises linearly from min at frame 0 to max at the last frame).
+            last_image: optional known last frame (interpolation; pinned by replacement, training-free).
+            generator / seed: the randomness (a seed makes a CPU generator); same seed -> same frames.
+            output_type: "np" -> uint8 (B, F, H, W, 3) (B dropped for an unbatched image); "pt" ->
+                float (B, F, 3, H, W) in [-1, 1].
         """
-        b, f = c2w.shape[:2]
-        H, W = first_frame.shape[-2:]
-        ds = model.downscale
-        if H % ds or W % ds:
-            raise ValueError(f"image size {H}x{W} is not divisible by the model's downscale {ds}")
-        h, w = H // ds, W // ds
-        cond = model.conditioning(first_frame, train=False, generator=generator)
-        cond.update(model.prepare_cameras(K_px, c2w, (h, w), (H, W)))
-        uncond = model.unconditional(cond)
-        if self.guidance_min == self.guidance_max:
-            scale: float | torch.Tensor = self.guidance_min
-        else:
-            scale = frame_guidance(f, self.guidance_min, self.guidance_max).to(first_frame.device)
-        denoiser = cfg_denoiser(lambda x, s, c: model.denoise(x, s, c), cond, uncond, scale)
-        sigmas = karras_sigmas(
-            self.num_steps, self.sigma_min, self.sigma_max, self.rho, device=first_frame.device
+        dev = self.device
+        first = _image_tensor(image).to(dev)
+        b = first.shape[0]
+        c2w_t = _to_tensor(c2w)
+        if c2w_t.ndim == 3:
+            c2w_t = c2w_t[None]
+        if c2w_t.ndim != 4 or c2w_t.shape[-2:] != (4, 4):
+            raise ValueError(f"c2w must be (F, 4, 4) or (B, F, 4, 4), got {tuple(c2w_t.shape)}")
+        c2w_t = c2w_t.expand(b, *c2w_t.shape[1:])
+        f = c2w_t.shape[1]
+        K_t = _to_tensor(K_px)
+        if K_t.shape[-2:] != (3, 3) or K_t.ndim not in (2, 3, 4):
+            raise ValueError(f"K_px must be (3, 3), (F, 3, 3) or (B, F, 3, 3), got {tuple(K_t.shape)}")
+        K_t = K_t.reshape(*([1] * (4 - K_t.ndim)), *K_t.shape).expand(b, f, 3, 3)
+        cfg = dict(self.sampler)
+        for k, v in (
+            ("num_steps", num_steps),
+            ("guidance_min", guidance_min),
+            ("guidance_max", guidance_max),
+            ("solver", solver),
+        ):
+            if v is not None:
+                cfg[k] = v
+        sampler = VideoSampler(
+            SOLVERS[cfg["solver"]],
+            cfg["num_steps"],
+            cfg["sigma_min"],
+            cfg["sigma_max"],
+            cfg["rho"],
+            cfg["guidance_min"],
+            cfg["guidance_max"],
         )
-        x_T = initial_noise(
-            (b, f, model.latent_channels, h, w), self.sigma_max, generator, first_frame.device
+        if generator is None and seed is not None:
+            generator = torch.Generator().manual_seed(int(seed))
+        known = (
+            None if last_image is None else {f - 1: _image_tensor(last_image).to(dev).expand(b, -1, -1, -1)}
         )
-        if known_frames:
-            index, known = _known_latents(model, known_frames, b, f, (H, W), x_T)
-            noise = x_T[:, index] / float(sigmas[0])
-            x_T[:, index] = known + float(sigmas[0]) * noise  # the known frames start on their ODE path
-            denoiser = replacement_denoiser(denoiser, known, index, noise)
-        latents = self.solver(denoiser, x_T, sigmas, progress=progress)
-        return model.decode(latents).clamp(-1, 1)
+        video = sampler(
+            self.model, first, K_t.to(dev), c2w_t.to(dev), generator=generator, known_frames=known
+        )
+        if output_type == "pt":
+            return video
+        if output_type != "np":
+            raise ValueError(f"output_type must be 'np' or 'pt', got {output_type!r}")
+        frames = to_uint8(video)
+        ndim = image.ndim if isinstance(image, torch.Tensor) else np.asarray(image).ndim
+        return frames if ndim == 4 else frames[0]
 
 
-def _known_latents(
-    model: nn.Module,
-    known_frames: Mapping[int, torch.Tensor],
-    b: int,
-    f: int,
-    image_hw: tuple[int, int],
-    like: torch.Tensor,
-) -> tuple[list[int], torch.Tensor]:
-    """Frame indices (sorted, non-negative) and their clean latents (B, K, C, h, w)."""
-    items = {}
-    for i, img in known_frames.items():
-        j = int(i) % f if -f <= int(i) < f else None
-        if j is None:
-            raise ValueError(f"known frame index {i} is outside the {f} frames of the trajectory")
-        if img.ndim != 4 or img.shape[0] != b or tuple(img.shape[-2:]) != tuple(image_hw):
-            raise ValueError(
-                f"known frame {i}: expected images ({b}, 3, {image_hw[0]}, {image_hw[1]}), "
-                f"got {tuple(img.shape)}"
-            )
-        items[j] = img
-    index = sorted(items)
-    images = torch.stack([items[j] for j in index], dim=1).to(like.device)
-    return index, model.encode(images).to(like.dtype)
+def _parse(argv: Sequence[str]) -> dict[str, str]:
+    args: dict[str, str] = {}
+    for a in argv:
+        key, sep, value = a.lstrip("-").partition("=")
+        if not sep:
+            raise SystemExit(f"argument {a!r}: expected key=value (ckpt=..., out=..., num_steps=...)")
+        args[key] = value
+    return args
 
 
-def replacement_denoiser(
-    denoiser: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    known: torch.Tensor,
-    index: list[int],
-    noise: torch.Tensor,
-) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Pin frames whose clean latents are known, by replacement (training-free).
+def main(argv: Sequence[str] | None = None) -> Path:
+    """``python -m vid3d.sampling.pipeline ckpt=<checkpoint or run dir> out=<folder> [num_steps=25]
+    [solver=edm_euler] [guidance_min=1.0] [guidance_max=3.0] [height=... width=...]``."""
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    if "ckpt" not in args or "out" not in args:
+        raise SystemExit("usage: python -m vid3d.sampling.pipeline ckpt=<checkpoint or run dir> out=<folder>")
+    sampler: dict[str, Any] = {}
+    for key, conv in (
+        ("num_steps", int),
+        ("guidance_min", float),
+        ("guidance_max", float),
+        ("solver", str),
+        ("sigma_min", float),
+        ("sigma_max", float),
+        ("rho", float),
+    ):
+        if key in args:
+            sampler[key] = conv(args.pop(key))
+    size = [int(args.pop("height")), int(args.pop("width"))] if "height" in args and "width" in args else None
+    ckpt, out = args.pop("ckpt"), args.pop("out")
+    if args:
+        raise SystemExit(f"unknown arguments: {sorted(args)}")
+    from vid3d.errors import user_errors
 
-    The model conditions on the first frame only; other known frames (the last frame, for
-    interpolation) are imposed during sampling. At every denoiser evaluation at noise level ``sigma``
-    the latents of the known frames in ``x`` are *replaced* by the known clean latents noised to that
-    level, ``z + sigma * n`` (one fixed ``n`` per frame, drawn with the initial noise), so the other
-    frames are denoised next to a correctly noised copy of the known frames; and the denoiser returns
-    ``z`` for those frames. With ``D = z`` an Euler/Heun/DDIM(eta=0) step maps ``z + s_i n`` exactly
-    to ``z + s_{i+1} n`` (``VideoSampler`` starts those frames at ``z + sigma_max n``), so the state
-    of the known frames is the known latent noised to the current sigma at every step, and the final
-    sample (sigma = 0) holds ``z`` exactly there.
-
-    Args:
-        denoiser: ``(x (B, F, C, h, w), sigma (B,)) -> D``.
-        known: (B, K, C, h, w) clean latents of frames ``index`` (K entries).
-        noise: (B, K, C, h, w) unit noise for them.
-    """
-
-    def wrapped(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        s = sigma.to(x.dtype).reshape(-1, *([1] * (x.ndim - 1)))
-        x = x.clone()
-        x[:, index] = known.to(x.dtype) + s * noise.to(x.dtype)
-        d = denoiser(x, sigma).clone()
-        d[:, index] = known.to(d.dtype)
-        return d
-
-    return wrapped
+    with user_errors():
+        pipe = CameraVideoPipeline.from_checkpoint(ckpt, sampler=sampler, image_size=size)
+        folder = pipe.save_pretrained(out)
+    print(f"wrote {folder}")
+    return folder
 
 
-def to_uint8(frames: torch.Tensor) -> np.ndarray:
-    """(..., 3, H, W) in [-1, 1] -> (..., H, W, 3) uint8; uint8 frames (0..255, as a dataset with
-    ``frames_dtype="uint8"`` gives them) are only moved to channels-last."""
-    if frames.dtype == torch.uint8:
-        return frames.detach().cpu().movedim(-3, -1).contiguous().numpy()
-    x = ((frames.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return x.movedim(-3, -1).numpy()
-
-
-def from_uint8(frames: np.ndarray) -> torch.Tensor:
-    """(..., H, W, 3) uint8 -> (..., 3, H, W) float32 in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(frames)).movedim(-1, -3).float() / 127.5 - 1
+if __name__ == "__main__":
+    main()

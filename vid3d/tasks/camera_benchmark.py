@@ -32,7 +32,7 @@ from vid3d.evaluation.random_init import (
     is_random_init,
 )
 from vid3d.evaluation.wandb_log import log_to_wandb
-from vid3d.sampling.pipeline import from_uint8, to_uint8
+from vid3d.sampling.video_sampler import from_uint8, to_uint8
 from vid3d.tasks.common import (
     log,
     prepare_data,

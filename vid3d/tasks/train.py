@@ -122,7 +122,7 @@ def train(cfg: DictConfig) -> dict:
     module.model_config = OmegaConf.to_container(cfg.model, resolve=True)
     size = [OmegaConf.select(cfg, f"data.{k}") for k in ("height", "width", "num_frames")]
     module.train_size = size if all(isinstance(v, int) for v in size) else None
-    from vid3d.tasks.pipeline import evaluate_after_training, sweep_logging
+    from vid3d.tasks.post_eval import evaluate_after_training, sweep_logging
 
     sweep_logging(cfg)  # multirun: one W&B group per sweep, overrides as config columns
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
@@ -152,5 +152,5 @@ def train(cfg: DictConfig) -> dict:
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     log.info("training done; last checkpoint: %s", last)
     result = {"last_checkpoint": str(last), "run_dir": str(out), **metrics}
-    # post_eval=camera: score the final checkpoint in the same job (vid3d/tasks/pipeline.py)
+    # post_eval=camera: score the final checkpoint in the same job (vid3d/tasks/post_eval.py)
     return evaluate_after_training(cfg, result) if cfg.get("post_eval") else result

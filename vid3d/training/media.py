@@ -59,7 +59,7 @@ class TrainingMediaLogger(L.Callback):
     @torch.no_grad()
     def render(self, model: torch.nn.Module, batch: dict) -> tuple[np.ndarray, np.ndarray]:
         """(side-by-side GT | generated video (F, H, 2W, 3) uint8, trajectory plot (S, S, 3) uint8)."""
-        from vid3d.sampling.pipeline import VideoSampler, to_uint8
+        from vid3d.sampling.video_sampler import VideoSampler, to_uint8
         from vid3d.viz import plot_trajectory, side_by_side
 
         frames = as_unit_range(batch["frames"][:1]).float()

@@ -1,0 +1,172 @@
+"""Generate a video along a camera trajectory with a trained model: ``VideoSampler`` (a sampler with
+classifier-free guidance around the model's denoiser; ``conf/sampler/``).
+
+Conventions: images in [-1, 1], (B, 3, H, W); intrinsics ``K_px`` (B, F, 3, 3) in pixels at (H, W);
+``c2w`` (B, F, 4, 4) OpenCV camera-to-world (made relative to the first frame by the model). Frame 0 is
+the conditioning image's camera.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from .guidance import cfg_denoiser, frame_guidance
+from .samplers import initial_noise, karras_sigmas, sample_edm_euler
+
+Solver = Callable[..., torch.Tensor]
+
+
+class VideoSampler:
+    """Probability-flow ODE sampling with classifier-free guidance (conditional and unconditional passes
+    batched together).
+
+    Args:
+        solver: a sampler function ``solver(denoiser, x_T, sigmas, progress=...)`` (EDM Euler/Heun, DDIM).
+        num_steps: ODE steps on the Karras schedule between ``sigma_max`` and ``sigma_min`` (then 0).
+        sigma_min, sigma_max, rho: the schedule (SVD: 0.002, 700, 7).
+        guidance_min, guidance_max: per-frame guidance rising linearly from min (frame 0) to max (last
+            frame), SVD-style; equal values give constant guidance; 1.0 disables the unconditional pass.
+    """
+
+    def __init__(
+        self,
+        solver: Solver = sample_edm_euler,
+        num_steps: int = 25,
+        sigma_min: float = 0.002,
+        sigma_max: float = 700.0,
+        rho: float = 7.0,
+        guidance_min: float = 1.0,
+        guidance_max: float = 3.0,
+    ) -> None:
+        self.solver = solver
+        self.num_steps = int(num_steps)
+        self.sigma_min, self.sigma_max, self.rho = float(sigma_min), float(sigma_max), float(rho)
+        self.guidance_min, self.guidance_max = float(guidance_min), float(guidance_max)
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        model: nn.Module,
+        first_frame: torch.Tensor,
+        K_px: torch.Tensor,
+        c2w: torch.Tensor,
+        generator: torch.Generator | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        known_frames: Mapping[int, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """Returns frames (B, F, 3, H, W) in [-1, 1]; frame 0 re-generated (not copied) from the image.
+
+        Args:
+            first_frame: (B, 3, H, W) conditioning image in [-1, 1] (the camera of frame 0).
+            K_px, c2w: (B, F, 3, 3) / (B, F, 4, 4), see the module docstring.
+            generator: all randomness (conditioning noise augmentation, initial noise) comes from it, so
+                a seed gives the same video.
+            known_frames: optional ``{frame index: images (B, 3, H, W) in [-1, 1]}`` pinned by
+                *replacement* (training-free; see :func:`replacement_denoiser`). Used for interpolation
+                with the last frame given: ``{F - 1: last_image}``. Negative indices count from the end.
+        """
+        b, f = c2w.shape[:2]
+        H, W = first_frame.shape[-2:]
+        ds = model.downscale
+        if H % ds or W % ds:
+            raise ValueError(f"image size {H}x{W} is not divisible by the model's downscale {ds}")
+        h, w = H // ds, W // ds
+        cond = model.conditioning(first_frame, train=False, generator=generator)
+        cond.update(model.prepare_cameras(K_px, c2w, (h, w), (H, W)))
+        uncond = model.unconditional(cond)
+        if self.guidance_min == self.guidance_max:
+            scale: float | torch.Tensor = self.guidance_min
+        else:
+            scale = frame_guidance(f, self.guidance_min, self.guidance_max).to(first_frame.device)
+        denoiser = cfg_denoiser(lambda x, s, c: model.denoise(x, s, c), cond, uncond, scale)
+        sigmas = karras_sigmas(
+            self.num_steps, self.sigma_min, self.sigma_max, self.rho, device=first_frame.device
+        )
+        x_T = initial_noise(
+            (b, f, model.latent_channels, h, w), self.sigma_max, generator, first_frame.device
+        )
+        if known_frames:
+            index, known = _known_latents(model, known_frames, b, f, (H, W), x_T)
+            noise = x_T[:, index] / float(sigmas[0])
+            x_T[:, index] = known + float(sigmas[0]) * noise  # the known frames start on their ODE path
+            denoiser = replacement_denoiser(denoiser, known, index, noise)
+        latents = self.solver(denoiser, x_T, sigmas, progress=progress)
+        return model.decode(latents).clamp(-1, 1)
+
+
+def _known_latents(
+    model: nn.Module,
+    known_frames: Mapping[int, torch.Tensor],
+    b: int,
+    f: int,
+    image_hw: tuple[int, int],
+    like: torch.Tensor,
+) -> tuple[list[int], torch.Tensor]:
+    """Frame indices (sorted, non-negative) and their clean latents (B, K, C, h, w)."""
+    items = {}
+    for i, img in known_frames.items():
+        j = int(i) % f if -f <= int(i) < f else None
+        if j is None:
+            raise ValueError(f"known frame index {i} is outside the {f} frames of the trajectory")
+        if img.ndim != 4 or img.shape[0] != b or tuple(img.shape[-2:]) != tuple(image_hw):
+            raise ValueError(
+                f"known frame {i}: expected images ({b}, 3, {image_hw[0]}, {image_hw[1]}), "
+                f"got {tuple(img.shape)}"
+            )
+        items[j] = img
+    index = sorted(items)
+    images = torch.stack([items[j] for j in index], dim=1).to(like.device)
+    return index, model.encode(images).to(like.dtype)
+
+
+def replacement_denoiser(
+    denoiser: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    known: torch.Tensor,
+    index: list[int],
+    noise: torch.Tensor,
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Pin frames whose clean latents are known, by replacement (training-free).
+
+    The model conditions on the first frame only; other known frames (the last frame, for
+    interpolation) are imposed during sampling. At every denoiser evaluation at noise level ``sigma``
+    the latents of the known frames in ``x`` are *replaced* by the known clean latents noised to that
+    level, ``z + sigma * n`` (one fixed ``n`` per frame, drawn with the initial noise), so the other
+    frames are denoised next to a correctly noised copy of the known frames; and the denoiser returns
+    ``z`` for those frames. With ``D = z`` an Euler/Heun/DDIM(eta=0) step maps ``z + s_i n`` exactly
+    to ``z + s_{i+1} n`` (``VideoSampler`` starts those frames at ``z + sigma_max n``), so the state
+    of the known frames is the known latent noised to the current sigma at every step, and the final
+    sample (sigma = 0) holds ``z`` exactly there.
+
+    Args:
+        denoiser: ``(x (B, F, C, h, w), sigma (B,)) -> D``.
+        known: (B, K, C, h, w) clean latents of frames ``index`` (K entries).
+        noise: (B, K, C, h, w) unit noise for them.
+    """
+
+    def wrapped(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        s = sigma.to(x.dtype).reshape(-1, *([1] * (x.ndim - 1)))
+        x = x.clone()
+        x[:, index] = known.to(x.dtype) + s * noise.to(x.dtype)
+        d = denoiser(x, sigma).clone()
+        d[:, index] = known.to(d.dtype)
+        return d
+
+    return wrapped
+
+
+def to_uint8(frames: torch.Tensor) -> np.ndarray:
+    """(..., 3, H, W) in [-1, 1] -> (..., H, W, 3) uint8; uint8 frames (0..255, as a dataset with
+    ``frames_dtype="uint8"`` gives them) are only moved to channels-last."""
+    if frames.dtype == torch.uint8:
+        return frames.detach().cpu().movedim(-3, -1).contiguous().numpy()
+    x = ((frames.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return x.movedim(-3, -1).numpy()
+
+
+def from_uint8(frames: np.ndarray) -> torch.Tensor:
+    """(..., H, W, 3) uint8 -> (..., 3, H, W) float32 in [-1, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(frames)).movedim(-1, -3).float() / 127.5 - 1
