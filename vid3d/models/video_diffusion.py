@@ -47,8 +47,10 @@ def _attach_attention(unet: nn.Module, name: str, band_width: float | None, kwar
     """Attach the attention of the shortcut ``name`` (see ``ATTENTION_CHOICES``)."""
     from vid3d.models import attention as attention_module
 
+    if name == "none":
+        return None
     attach = getattr(attention_module, ATTENTION_CHOICES[name])
-    if band_width is not None:
+    if band_width is not None and name == "epipolar":  # the only choice with a band
         kwargs = {**kwargs, "band_width": band_width}
     return attach(unet, **kwargs)
 
