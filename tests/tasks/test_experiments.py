@@ -160,3 +160,51 @@ def test_toy_shift_writes_its_rows_and_camera_effect_image(tmp_path):
     assert rows[0]["camera_gap@5"] == pytest.approx(1.0, abs=1e-9)  # zero-initialised camera path
     img = iio.imread(tmp_path / "camera_effect.png")
     assert img.shape == (2 * (5 * 32 + 2) * 8, 4 * 48 * 8, 3)
+
+
+def test_direction_gap_variants_keep_the_magnitude_and_flip_the_direction():
+    """direction_gap.py's mirrored / reversed trajectories: frame 0 unchanged, the same distance and rotation
+    angle from frame 0 as the own cameras, the sideways motion and the yaw of opposite sign."""
+    import importlib.util
+    import math
+
+    import torch
+
+    from vid3d.geometry import axis_angle_to_matrix
+
+    spec = importlib.util.spec_from_file_location(
+        "direction_gap", ROOT / "experiments/cpu_camera_control/direction_gap.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    F = 4
+    c2w = torch.eye(4, dtype=torch.float64).repeat(2, F, 1, 1)
+    start = torch.eye(4, dtype=torch.float64)
+    start[:3, :3] = axis_angle_to_matrix(torch.tensor([0.1, 0.7, -0.2], dtype=torch.float64), 0.8)
+    start[:3, 3] = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    for k in range(F):  # yaw left by 0.1 rad per frame while moving right and forward
+        rel = torch.eye(4, dtype=torch.float64)
+        rel[:3, :3] = axis_angle_to_matrix(torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64), 0.1 * k)
+        rel[:3, 3] = torch.tensor([0.2 * k, 0.0, 0.3 * k], dtype=torch.float64)
+        c2w[:, k] = start @ rel
+    v = mod.variants(c2w)
+
+    def angle(r: torch.Tensor) -> torch.Tensor:  # rotation angle of (..., 4, 4) poses
+        return torch.arccos(((r[..., 0, 0] + r[..., 1, 1] + r[..., 2, 2] - 1) / 2).clamp(-1, 1))
+
+    for name in ("mirrored", "reversed"):
+        rel_own = torch.linalg.inv(c2w[:, :1]) @ c2w
+        rel_v = torch.linalg.inv(v[name][:, :1]) @ v[name]
+        torch.testing.assert_close(v[name][:, 0], c2w[:, 0], atol=1e-12, rtol=0)
+        torch.testing.assert_close(rel_v[..., :3, 3].norm(dim=-1), rel_own[..., :3, 3].norm(dim=-1),
+                                   atol=1e-12, rtol=0)
+        torch.testing.assert_close(angle(rel_v), angle(rel_own), atol=1e-7, rtol=0)
+    rel_m = torch.linalg.inv(v["mirrored"][:, :1]) @ v["mirrored"]
+    x_flipped = torch.tensor([-0.6, 0.0, 0.9], dtype=torch.float64)
+    torch.testing.assert_close(rel_m[0, 3, :3, 3], x_flipped, atol=1e-12, rtol=0)
+    assert rel_m[0, 3, 0, 2] == pytest.approx(-math.sin(0.3), abs=1e-12)  # the yaw flipped
+    rel_r = torch.linalg.inv(v["reversed"][:, :1]) @ v["reversed"]
+    rel_own = torch.linalg.inv(c2w[:, :1]) @ c2w
+    eye = torch.eye(4, dtype=torch.float64)
+    torch.testing.assert_close(rel_r[0, 2] @ rel_own[0, 2], eye, atol=1e-12, rtol=0)  # the inverse motion
+    torch.testing.assert_close(v["static"], c2w[:, :1].expand_as(c2w))
