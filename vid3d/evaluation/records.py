@@ -38,18 +38,22 @@ def record_key(record: dict[str, Any]) -> RecordKey:
     return (str(record["method"]), str(record["clip_id"]), int(record["trial"]))
 
 
-def to_jsonable(obj: Any) -> Any:
-    """numpy arrays/scalars -> lists/Python numbers; non-finite floats -> None (strict JSON)."""
+def to_jsonable(obj: Any, inf_as_str: bool = False) -> Any:
+    """numpy arrays/scalars -> lists/Python numbers; non-finite floats -> None (strict JSON), except that
+    with ``inf_as_str`` an infinity becomes the string "inf" / "-inf" (a result that is infinite, such as
+    the ground-truth row's PSNR, rather than missing)."""
     if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
+        return {str(k): to_jsonable(v, inf_as_str) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
+        return [to_jsonable(v, inf_as_str) for v in obj]
     if hasattr(obj, "detach"):  # torch tensor
         obj = obj.detach().cpu().numpy()
     if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist())
+        return to_jsonable(obj.tolist(), inf_as_str)
     if isinstance(obj, np.generic):
         obj = obj.item()
+    if isinstance(obj, float) and math.isinf(obj) and inf_as_str:
+        return "inf" if obj > 0 else "-inf"
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, Path):

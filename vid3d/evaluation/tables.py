@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from vid3d.atomic import atomic_write_bytes
 
 from .records import to_jsonable
@@ -136,17 +134,7 @@ def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 def jsonable_inf(obj: Any) -> Any:
     """``records.to_jsonable(obj)``, except that an infinite float becomes the string ``"inf"``/``"-inf"``
     rather than None (strict JSON has no infinity; the ground-truth row's PSNR is one)."""
-    if isinstance(obj, Mapping):
-        return {str(k): jsonable_inf(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable_inf(v) for v in obj]
-    if hasattr(obj, "detach"):  # torch tensor
-        obj = obj.detach().cpu().numpy()
-    if isinstance(obj, np.ndarray):
-        return jsonable_inf(obj.tolist())
-    if isinstance(obj, (float, np.floating)) and math.isinf(obj):
-        return "inf" if obj > 0 else "-inf"
-    return to_jsonable(obj)
+    return to_jsonable(obj, inf_as_str=True)
 
 
 def json_text(payload: Any, indent: int = 2, sort_keys: bool = True) -> str:
