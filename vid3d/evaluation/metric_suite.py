@@ -1,6 +1,6 @@
 """The metrics a benchmark scores with, as one object chosen by ``_target_`` (``conf/metrics/``).
 
-``Metrics`` builds, on first use, the image metrics of the sparse-view and reconstruction benchmarks
+``Metrics`` builds, when a benchmark asks, the image metrics of the sparse-view and reconstruction benchmarks
 (``ImageMetrics``: PSNR, SSIM, LPIPS) and the video metric of the camera benchmark (``FVDMetric``, or None
 when no I3D file is given: FVD is then not computed and the results say so). Another suite (a different
 LPIPS, a different video feature network) is a class with the same two methods named by
