@@ -5,7 +5,8 @@
 # Results are written up by hand in experiments/cpu_camera_control/README.md (numbers from camera_gap.jsonl).
 # RESUME=1 continues each recipe's run in place (its last checkpoint); MAX_TIME counts the whole run, so give
 # it the new total (e.g. RESUME=1 MAX_TIME=00:01:15:00 explore.sh H1). INIT=<ckpt> starts each recipe from a
-# checkpoint's trained weights (init_from).
+# checkpoint's trained weights (init_from). ARGS="k=v ..." appends overrides to every recipe, e.g. a longer
+# resumed run: RESUME=1 ARGS="trainer.max_steps=20000 callbacks.checkpoint.every_n_train_steps=500".
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-.venv/bin/python}
@@ -114,6 +115,8 @@ for r in "$@"; do
   EXTRA=()
   [ "${RESUME:-0}" = 1 ] && EXTRA=(resume="$OUT/$r")
   [ -n "${INIT:-}" ] && EXTRA+=(init_from="$INIT")
+  read -r -a A <<< "${ARGS:-}"
+  EXTRA+=("${A[@]}")
   "$PY" train.py "${COMMON[@]}" "${DATA[@]}" "${R[@]}" "${EXTRA[@]}" hydra.run.dir="$OUT/$r" >> "$OUT.$r.log" 2>&1 \
     || echo "$r failed: $OUT.$r.log"
   tail -n 3 "$OUT/$r/camera_gap.jsonl" 2>/dev/null | cut -c1-400
