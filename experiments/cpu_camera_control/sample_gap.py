@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=25)
     p.add_argument("--guidance", type=float, default=1.0, help="constant CFG scale (1: no guidance)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sigma-max", type=float, default=700.0, help="first sigma of the schedule (SVD: 700)")
+    p.add_argument("--pin-first", action="store_true",
+                   help="pin frame 0 to the conditioning image by replacement (VideoSampler known_frames)")
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--scale", type=int, default=3, help="pixel upscaling of the PNG")
     a = p.parse_args(argv)
@@ -60,17 +63,21 @@ def main(argv: list[str] | None = None) -> int:
     shift = torch.roll(torch.arange(n), -1)
     cameras = {"own": c2w, "another": c2w[shift], "static": c2w[:, :1].expand_as(c2w).clone()}
     intrinsics = {"own": K_px, "another": K_px[shift], "static": K_px}
-    sampler = VideoSampler(num_steps=a.steps, guidance_min=a.guidance, guidance_max=a.guidance)
+    sampler = VideoSampler(
+        num_steps=a.steps, sigma_max=a.sigma_max, guidance_min=a.guidance, guidance_max=a.guidance
+    )
+    known = {0: frames[:, 0]} if a.pin_first else None
     videos = {}
     for v in VARIANTS:
         g = torch.Generator().manual_seed(a.seed)  # the same noise for every variant
-        videos[v] = sampler(model, frames[:, 0], intrinsics[v], cameras[v], generator=g)
+        videos[v] = sampler(model, frames[:, 0], intrinsics[v], cameras[v], generator=g, known_frames=known)
     gt = frames[:, 1:]
     err = {v: (videos[v][:, 1:] - gt).pow(2).flatten(1).mean(1) for v in VARIANTS}
     err["copy frame 0"] = (frames[:, :1].expand_as(frames)[:, 1:] - gt).pow(2).flatten(1).mean(1)
     size = f"{frames.shape[-2]}x{frames.shape[-1]}"
-    print(f"{n} test clips, {frames.shape[1]} frames at {size}, {a.steps} Euler steps, "
-          f"guidance {a.guidance:g}; frames 1..F-1 against the ground truth")
+    print(f"{n} test clips, {frames.shape[1]} frames at {size}, {a.steps} Euler steps from sigma "
+          f"{a.sigma_max:g}, guidance {a.guidance:g}{', frame 0 pinned' if a.pin_first else ''}; "
+          "frames 1..F-1 against the ground truth")
     print(f"{'cameras':<14} {'MSE':>8} {'PSNR (dB)':>10}   per clip MSE")
     for k, e in err.items():
         psnr = 10 * math.log10(4.0 / float(e.mean()))  # [-1, 1] range: peak-to-peak 2

@@ -370,3 +370,19 @@ def test_verbose_build_says_what_and_where_with_progress(tmp_path, capsys):
     assert "built 3 clips in" in out
     build_synthetic_dataset(tmp_path / "ds", **params, verbose=True)
     assert capsys.readouterr() == ("", "")
+
+
+def test_test_start_renders_the_held_out_clips_alone(small_root, tmp_path):
+    """The test clip of a 3 + 1 build (scene 3) rendered alone with num_train=0, test_start=3: same files."""
+    alone = build_synthetic_dataset(tmp_path / "alone", **{**SMALL, "num_train": 0, "test_start": 3})
+    manifest = json.loads((alone / "manifest.json").read_text())
+    assert manifest["clips"] == {"train": [], "test": ["room_0003"]}
+    assert manifest["params"]["test_start"] == 3
+    for f in sorted((small_root / "test").rglob("*")):
+        if f.is_file():
+            assert (alone / "test" / f.relative_to(small_root / "test")).read_bytes() == f.read_bytes(), f
+    default = {**SMALL, "num_train": 1, "num_test": 0, "test_start": 1}
+    same = build_synthetic_dataset(tmp_path / "same", **default)
+    assert "test_start" not in json.loads((same / "manifest.json").read_text())["params"]  # the default
+    with pytest.raises(ValueError, match="test_start=0 would reuse training scenes"):
+        build_synthetic_dataset(tmp_path / "bad", **{**SMALL, "test_start": 0})

@@ -2,9 +2,10 @@
 
 ``build_synthetic_dataset(root)`` writes ``{root}/train`` and ``{root}/test`` (clip ids such as
 ``room_0003``; ids are unique across splits: train holds indices 0..num_train-1, test the next
-num_test) and ``{root}/manifest.json`` (parameters + format version). It is deterministic from the
-seed and idempotent: when the manifest matches, it returns at once. A build happens in a temporary
-sibling folder renamed into place at the end, so an interrupted build never leaves a half dataset.
+num_test, or num_test from ``test_start``) and ``{root}/manifest.json`` (parameters + format version).
+It is deterministic from the seed and idempotent: when the manifest matches, it returns at once. A build
+happens in a temporary sibling folder renamed into place at the end, so an interrupted build never leaves a
+half dataset.
 """
 
 from __future__ import annotations
@@ -54,7 +55,16 @@ def render_clip(
 
 
 def _params(
-    num_train, num_test, num_frames, height, width, seed, image_ext, supersample, texture_scale=1.0
+    num_train,
+    num_test,
+    num_frames,
+    height,
+    width,
+    seed,
+    image_ext,
+    supersample,
+    texture_scale=1.0,
+    test_start=None,
 ) -> dict:
     params = {
         "num_train": int(num_train),
@@ -68,6 +78,8 @@ def _params(
     }
     if float(texture_scale) != 1.0:  # absent at the default, so datasets built before it still match
         params["texture_scale"] = float(texture_scale)
+    if test_start is not None and int(test_start) != int(num_train):  # absent at the default, likewise
+        params["test_start"] = int(test_start)
     return params
 
 
@@ -134,6 +146,7 @@ def build_synthetic_dataset(
     image_ext: str = "jpg",
     supersample: int = 1,
     texture_scale: float = 1.0,
+    test_start: int | None = None,
     workers: int | None = None,
     verbose: bool = False,
 ) -> Path:
@@ -143,13 +156,22 @@ def build_synthetic_dataset(
     never deleted). A synthetic dataset with other parameters is replaced (after the new one is built).
     ``workers`` > 1 renders clips in that many processes (output identical to workers=1); None picks
     min(2, CPUs) for builds of 200+ frames (the demo set) and 1 for small ones. ``texture_scale`` > 1
-    renders the same scenes and cameras with larger texture features (smoother frames). ``verbose``:
+    renders the same scenes and cameras with larger texture features (smoother frames). ``test_start``: the
+    scene index of the first test clip (default ``num_train``), so the held-out clips of a large training set
+    can be rendered alone: ``num_train=0, num_test=16, test_start=600`` gives the very test clips of a
+    600-scene build (a scene depends only on its index and the seed). ``verbose``:
     say what is built and where, with a progress bar (the configs set it; a reused dataset prints nothing).
     """
     root = Path(root).absolute()
     params = _params(
-        num_train, num_test, num_frames, height, width, seed, image_ext, supersample, texture_scale
+        num_train, num_test, num_frames, height, width, seed, image_ext, supersample, texture_scale,
+        test_start,
     )
+    first_test = num_train if test_start is None else int(test_start)
+    if first_test < num_train:
+        raise ValueError(
+            f"synthetic dataset: test_start={first_test} would reuse training scenes 0..{num_train - 1}"
+        )
     if num_train < 0 or num_test < 0 or num_frames < 2 or height < 8 or width < 8 or not texture_scale > 0:
         raise ValueError(f"invalid synthetic dataset parameters: {params}")
     if _matches(_read_manifest(root), params):
@@ -165,7 +187,7 @@ def build_synthetic_dataset(
         tmp.mkdir()
         for split in ("train", "test"):
             (tmp / split).mkdir()
-        jobs = [("train", i) for i in range(num_train)] + [("test", num_train + i) for i in range(num_test)]
+        jobs = [("train", i) for i in range(num_train)] + [("test", first_test + i) for i in range(num_test)]
         if workers is None:
             workers = min(2, os.cpu_count() or 1) if len(jobs) * num_frames >= 200 else 1
         if verbose:
