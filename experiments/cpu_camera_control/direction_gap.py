@@ -37,6 +37,38 @@ def variants(c2w: torch.Tensor) -> dict[str, torch.Tensor]:
     }
 
 
+@torch.no_grad()
+def direction_errors(model, clips, sigmas, seed: int = 0) -> dict[float, dict[str, torch.Tensor]]:
+    """{sigma: {variant: per-clip latent MSE (n,) float64}} of the one-step estimate D(x0 + sigma n) for
+    dataset samples ``clips`` (>= 2, one size), the same noise for every variant (module docstring)."""
+    from vid3d.data.frames import as_unit_range
+
+    n = len(clips)
+    frames = torch.stack([as_unit_range(c["frames"]).float() for c in clips])
+    K_px = torch.stack([c["K_px"].float() for c in clips])
+    c2w = torch.stack([c["c2w"].float() for c in clips])
+    shift = torch.roll(torch.arange(n), -1)
+    g = torch.Generator().manual_seed(seed)
+    latents = model.encode(frames, generator=g)
+    cond = model.conditioning(frames[:, 0], train=False, generator=g)
+    noise = torch.randn(latents.shape, generator=g)
+    cams = variants(c2w)
+    prepared = {
+        v: model.prepare_cameras(
+            K_px[shift] if v == "another clip's" else K_px, c, latents.shape[-2:], image_hw=frames.shape[-2:]
+        )
+        for v, c in cams.items()
+    }
+    out = {}
+    for sigma in sigmas:
+        x = latents + sigma * noise
+        out[sigma] = {}
+        for v in cams:
+            d = model.denoise(x, sigma, cond, prepared[v]).double()
+            out[sigma][v] = (d - latents.double()).pow(2).flatten(1).mean(1)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("ckpt")
@@ -48,38 +80,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from diagnose import checkpoint_and_test_set
 
-    from vid3d.data.frames import as_unit_range
-
     model, test_set = checkpoint_and_test_set(a.ckpt, a.overrides)
     n = min(a.clips, len(test_set))
-    clips = [test_set[i] for i in range(n)]
-    frames = torch.stack([as_unit_range(c["frames"]).float() for c in clips])
-    K_px = torch.stack([c["K_px"].float() for c in clips])
-    c2w = torch.stack([c["c2w"].float() for c in clips])
-    shift = torch.roll(torch.arange(n), -1)
-    with torch.no_grad():
-        g = torch.Generator().manual_seed(a.seed)
-        latents = model.encode(frames, generator=g)
-        cond = model.conditioning(frames[:, 0], train=False, generator=g)
-        noise = torch.randn(latents.shape, generator=g)
-        cams = variants(c2w)
-        prepared = {
-            v: model.prepare_cameras(K_px[shift] if v == "another clip's" else K_px, c, latents.shape[-2:],
-                                     image_hw=frames.shape[-2:])
-            for v, c in cams.items()
-        }
-        for sigma in a.sigma:
-            x = latents + sigma * noise
-            err = {}
-            for v in cams:
-                d = model.denoise(x, sigma, cond, prepared[v])
-                err[v] = (d.double() - latents.double()).pow(2).flatten(1).mean(1)
-            print(f"sigma {sigma:g}, {n} clips: latent MSE of the one-step estimate (ratio to own; clips "
-                  "where own is lower)")
-            for v, e in err.items():
-                wins = int((e > err["own"]).sum())
-                print(f"  {v:<15} {float(e.mean()):.5f}  {float(e.mean() / err['own'].mean()):.4f}  "
-                      f"{wins}/{n}" if v != "own" else f"  {v:<15} {float(e.mean()):.5f}  1.0000")
+    for sigma, err in direction_errors(model, [test_set[i] for i in range(n)], a.sigma, a.seed).items():
+        print(f"sigma {sigma:g}, {n} clips: latent MSE of the one-step estimate (ratio to own; clips "
+              "where own is lower)")
+        for v, e in err.items():
+            wins = int((e > err["own"]).sum())
+            print(f"  {v:<15} {float(e.mean()):.5f}  {float(e.mean() / err['own'].mean()):.4f}  "
+                  f"{wins}/{n}" if v != "own" else f"  {v:<15} {float(e.mean()):.5f}  1.0000")
     return 0
 
 

@@ -227,3 +227,23 @@ def test_init_from_rejects_another_model(root, tmp_path):
     other = instantiate(cfg_for([*SMALL, "model=rt"]).model)
     with pytest.raises(ValueError, match="init_from"):
         load_trained_weights(other, out["last_checkpoint"])
+
+
+def test_weights_only_copy_loads_the_same_model(root, tmp_path):
+    """save_trained_weights: no optimiser / loop state, today's config layout, the same model on load."""
+    from vid3d.models.checkpoint import save_trained_weights
+
+    out = train(
+        cfg_for(
+            [*SMALL, f"data.root={root}", "logger=csv", "trainer.max_steps=1", f"paths.output_dir={tmp_path}"]
+        )
+    )
+    slim = save_trained_weights(out["last_checkpoint"], tmp_path / "assets" / "model.safetensors")
+    ckpt, full = load_checkpoint_file(slim), load_checkpoint_file(out["last_checkpoint"])
+    assert set(ckpt) == {"epoch", "global_step", "state_dict", "vid3d"} and ckpt["global_step"] == 1
+    assert "optimizer_states" in full and slim.stat().st_size < Path(out["last_checkpoint"]).stat().st_size
+    assert set(ckpt["state_dict"]) == set(full["state_dict"])
+    a, b = load_model(slim).state_dict(), load_model(out["last_checkpoint"]).state_dict()
+    assert set(a) == set(b)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
