@@ -14,6 +14,7 @@ mirrored and reversed cameras as with its own; one that knows the direction read
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -76,19 +77,32 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clips", type=int, default=16)
     p.add_argument("--sigma", type=float, nargs="+", default=[5.0])
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", type=Path, default=None,
+                   help="also write {sigma: {variant: {error, ratio, own_lower}}} and the clip count here")
     a = p.parse_args(argv)
 
     from diagnose import checkpoint_and_test_set
 
+    from vid3d.atomic import atomic_write_bytes
+
+    torch.set_num_threads(1)  # small tensors: one thread is as fast, and leaves the other core free
     model, test_set = checkpoint_and_test_set(a.ckpt, a.overrides)
     n = min(a.clips, len(test_set))
+    record: dict = {"ckpt": str(a.ckpt), "clips": n, "sigmas": {}}
     for sigma, err in direction_errors(model, [test_set[i] for i in range(n)], a.sigma, a.seed).items():
+        record["sigmas"][f"{sigma:g}"] = {
+            v: {"error": float(e.mean()), "ratio": float(e.mean() / err["own"].mean()),
+                "own_lower": int((e > err["own"]).sum())}
+            for v, e in err.items()
+        }
         print(f"sigma {sigma:g}, {n} clips: latent MSE of the one-step estimate (ratio to own; clips "
               "where own is lower)")
         for v, e in err.items():
             wins = int((e > err["own"]).sum())
             print(f"  {v:<15} {float(e.mean()):.5f}  {float(e.mean() / err['own'].mean()):.4f}  "
                   f"{wins}/{n}" if v != "own" else f"  {v:<15} {float(e.mean()):.5f}  1.0000")
+    if a.json is not None:
+        atomic_write_bytes(a.json, (json.dumps(record, indent=1) + "\n").encode())
     return 0
 
 
