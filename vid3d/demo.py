@@ -26,6 +26,10 @@ ROOT = Path(__file__).resolve().parent.parent
 # high noise, where the camera is learned in a few hundred steps (experiments/cpu_camera_control/README.md)
 TOY = ROOT / "experiments" / "cpu_camera_control" / "toy_shift.py"
 TOY_ARGS = ["--steps", "250", "--every", "250", "--pixels-per-unit", "6", "--p-mean", "1.6", "--p-std", "0.3"]
+# The committed CPU-trained camera model (hours of CPU training; assets/cpu_camera_control/README.md) on the
+# 16 held-out clips it never saw: own cameras vs mirrored / another clip's / static ones (~30 s)
+ASSET = ROOT / "assets" / "cpu_camera_control" / "epipolar_32x48_hx3big.safetensors"
+DIRECTION = ROOT / "experiments" / "cpu_camera_control" / "direction_gap.py"
 
 
 def run(step: str, args: list[str], env: dict[str, str]) -> float:
@@ -35,9 +39,16 @@ def run(step: str, args: list[str], env: dict[str, str]) -> float:
     return time.perf_counter() - t
 
 
-def run_pair(step: str, shown: list[str], quiet: list[str], log: Path, env: dict[str, str]) -> float:
-    """Run two entry points at once: ``shown`` prints to the terminal, ``quiet`` to ``log`` (its tail is
-    printed if it fails). Raises CalledProcessError when either fails."""
+def run_pair(
+    step: str,
+    shown: list[str],
+    quiet: list[str],
+    log: Path,
+    env: dict[str, str],
+    then: list[str] | None = None,
+) -> float:
+    """Run two entry points at once: ``shown`` (then ``then``, when given) prints to the terminal, ``quiet``
+    to ``log`` (its tail is printed if it fails). Raises CalledProcessError when any fails."""
     print(f"\n=== {step}: python {' '.join(shown)}", flush=True)
     print(f"    and python {' '.join(quiet)}  (output: {log})", flush=True)
     t = time.perf_counter()
@@ -46,6 +57,9 @@ def run_pair(step: str, shown: list[str], quiet: list[str], log: Path, env: dict
         background = subprocess.Popen([sys.executable, *quiet], cwd=ROOT, env=env, stdout=fh, stderr=fh)
         try:
             subprocess.run([sys.executable, *shown], cwd=ROOT, env=env, check=True)
+            if then:
+                print(f"\n=== then: python {' '.join(then)}", flush=True)
+                subprocess.run([sys.executable, *then], cwd=ROOT, env=env, check=True)
         except BaseException:
             background.terminate()
             background.wait()
@@ -93,12 +107,15 @@ def main(argv: list[str] | None = None) -> int:
     ckpt = out / "train" / "checkpoints" / "last.ckpt"
     control = out / "train_control" / "checkpoints" / "last.ckpt"
     control_dir = out / "positive_control"
-    times["sample + positive control"] = run_pair(
-        "sample (and the positive control beside it)",
+    asset_json = out / "camera_asset" / "direction_gap.json"
+    asset_json.parent.mkdir(parents=True, exist_ok=True)
+    times["sample + positive control + asset"] = run_pair(
+        "sample, then the committed CPU camera model on held-out clips (the positive control beside them)",
         ["sample.py", f"ckpt={ckpt}", "num_samples=2", f"hydra.run.dir={out}/sample", *common],
         [str(TOY), *TOY_ARGS, "--out", str(control_dir)],
         out / "positive_control.log",
         env,
+        then=[str(DIRECTION), str(ASSET), "data=synthetic_heldout600", "--json", str(asset_json)],
     )
     times["eval"] = run_pair(
         "eval (camera model with the reference rows, and the control)",
@@ -123,12 +140,28 @@ def main(argv: list[str] | None = None) -> int:
         f"that ignores its camera reads 1.00); {control_dir / 'camera_effect.png'} shows it (error rows "
         "with the clip's own cameras darker than with another clip's).\n"
     )
+    print_asset(json.loads(asset_json.read_text()))
     print(f"results: {out / 'report'}/report.{{md,csv,tex,json}}; per model: {out}/eval*/results.json")
     print(f"samples: {out / 'sample' / 'samples'} (mp4, frames, cameras.json, trajectory.png)")
     print(f"checkpoints: {ckpt}, {control}")
     print(f"W&B offline runs: {out}/*/wandb (upload later with `wandb sync <dir>`)")
     print("times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in times.items()))
     return 0
+
+
+def print_asset(record: dict) -> None:
+    """The committed CPU camera model's direction_gap.py reading (its --json record), as prose."""
+    n = record["clips"]
+    for sigma, row in record["sigmas"].items():
+        parts = [
+            f"{v} {r['ratio']:.3f} ({r['own_lower']}/{n} clips)" for v, r in row.items() if v != "own"
+        ]
+        print(
+            f"A vid3d-trained camera model (committed: {ASSET.relative_to(ROOT)}, trained on the CPU by "
+            f"experiments/cpu_camera_control/explore.sh HX3big) on {n} held-out clips it never saw: the "
+            f"one-step denoising error at sigma {sigma} with other cameras / with the clip's own (> 1: "
+            f"the model uses its camera; where own is lower): " + "; ".join(parts) + ".\n"
+        )
 
 
 if __name__ == "__main__":

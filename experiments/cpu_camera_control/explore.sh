@@ -82,6 +82,13 @@ recipe() {
               model.P_mean=-0.4 model.P_std=1.6 model.sigma_high_fraction=0.7 trainer.max_steps=12000
               module.warmup_steps=100 $SMOOTH model.backbone.vae.factor=2 data.build.num_train=600
               data.root=data_cache/smooth4_600x48_72x128_t16_s0" ;;
+    # HX3big continued with 30% instead of 70% of the steps at high noise (session 7): more low-noise steps
+    # for the end of the sampling path, where samples dissolve into coloured noise. Resume a copy of an
+    # HX3big run dir (its optimiser state kept): cp -r <s>/HX3big <s>/HX3bigL; RESUME=1 ... explore.sh HX3bigL
+    HX3bigL) echo "model=epipolar data.height=32 data.width=48 data.datamodule.batch_size=4 module.optimizer.lr=1e-3
+              model.P_mean=-0.4 model.P_std=1.6 model.sigma_high_fraction=0.3 trainer.max_steps=12000
+              module.warmup_steps=100 $SMOOTH model.backbone.vae.factor=2 data.build.num_train=600
+              data.root=data_cache/smooth4_600x48_72x128_t16_s0" ;;
     # HX3big with the UNet's transformers (and so the epipolar attention) at level 0 too: tokens at 16x24
     # (2 image px) instead of 8x12 (4 px), so the attention can say how far content moves (session 6)
     HX3big0) echo "model=epipolar data.height=32 data.width=48 data.datamodule.batch_size=4 module.optimizer.lr=1e-3
