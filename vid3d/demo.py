@@ -5,8 +5,10 @@ what the demo shows is what those commands do. Two models train side by side (on
 camera model (``experiment=demo``: the Plücker encoder) and the same recipe without any camera input
 (``model=svd``, the control), so the table shows what the camera input adds; beside sampling, a positive
 control trains the same model classes on toy clips whose motion only the camera explains (its camera gap
-and an image of it are printed at the end). Outputs go to
-``outputs/demo/{train,train_control,sample,eval,eval_control,report,positive_control}``: the merged table is
+and an image of it are printed at the end), and after sampling the committed CPU-trained camera model
+(``assets/cpu_camera_control/``) is read on 16 held-out clips (printed at the end). Outputs go to
+``outputs/demo/{train,train_control,sample,eval,eval_control,report,positive_control,camera_asset}``: the
+merged table is
 ``outputs/demo/report/report.md`` (CSV, LaTeX and JSON beside it; each eval folder keeps its own
 ``results.json``); W&B runs are offline under each run dir's ``wandb/`` unless an account is configured.
 """
