@@ -157,7 +157,7 @@ def aggregate(
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
     if reduction == "cami2v" and failure_policy == "worst":
-        raise ValueError("reduction='cami2v' skips failed samples (CamI2V's rule): use failure_policy exclude")
+        raise ValueError("reduction='cami2v' skips failed samples (CamI2V's rule): failure_policy exclude")
     records = list(records)
     groups: dict[str, list[dict[str, Any]]] = {}
     for rec in records:
@@ -189,12 +189,15 @@ def aggregate(
         ok = [r for r in recs if r.get("success")]
         stats, extra = {}, {}
         if reduction == "cami2v":
-            stats, extra = _cami2v_stats(ok, metrics, errors_key, outlier_sigma, skip_first_video, n_boot, seed)
+            stats, extra = _cami2v_stats(
+                ok, metrics, errors_key, outlier_sigma, skip_first_video, n_boot, seed
+            )
         for m in metrics if reduction == "flat" else ():
             with_m = [r for r in ok if m in r[errors_key]]
             vals = [float(r[errors_key][m]) for r in with_m]
             trials = [int(r["trial"]) for r in with_m]
-            pfs = [float(r[errors_key][f"{m}_per_frame"]) for r in with_m if f"{m}_per_frame" in r[errors_key]]
+            pfs = [float(r[errors_key][f"{m}_per_frame"]) for r in with_m
+                   if f"{m}_per_frame" in r[errors_key]]
             if failure_policy == "worst" and failed:
                 if m not in worst:
                     raise ValueError(f"failure_policy='worst' but no successful sample has metric {m!r}")
@@ -232,7 +235,9 @@ def aggregate(
         missing = {m: sorted({str(r.get("abs_reason")) for r in ok if m not in r[errors_key]})
                    for m in ABS_METRICS if m not in stats}
         if reduction == "cami2v" or any(m in stats for m in ABS_METRICS):
-            out[group]["not_computed"] = {m: "; ".join(why) or "no successful sample" for m, why in missing.items()}
+            out[group]["not_computed"] = {
+                m: "; ".join(why) or "no successful sample" for m, why in missing.items()
+            }
         fvd_key, out[group][fvd_key] = fvd_entry(recs)
     return out
 
@@ -261,9 +266,11 @@ def _cami2v_stats(
         if k is not None:
             s["n_outliers"] = len(dropped)
         stats[m] = s
-    extra = {"cami2v": {"dropped_entries": [list(d) for d in red["dropped"]], "skipped_video": red["skipped_video"],
-                        "rule_metrics": red["rule_metrics"], "n_entries": red["n_entries"], "n_kept": red["n_kept"],
-                        "n_videos": len(red["averaged_videos"])}}
+    extra = {"cami2v": {
+        "dropped_entries": [list(d) for d in red["dropped"]], "skipped_video": red["skipped_video"],
+        "rule_metrics": red["rule_metrics"], "n_entries": red["n_entries"], "n_kept": red["n_kept"],
+        "n_videos": len(red["averaged_videos"]),
+    }}
     return stats, extra
 
 

@@ -45,6 +45,7 @@ __all__ = [
     "cami2v_relative",
     "depth_scale",
     "normalize_t",
+    "sample_depth",
 ]
 
 CAMI2V_EPS = 1e-9  # added to the largest centre norm (CamI2V's normalize_t)
@@ -105,7 +106,12 @@ def cami2v_errors(gen_c2w: Any, gt_c2w: Any) -> dict[str, Any]:
     cos = (np.einsum("nji,nji->n", gt[:, :3, :3], gen[:, :3, :3]) - 1.0) / 2.0  # tr(R_gt^T R_gen)
     rot = float(np.arccos(np.clip(cos, -1.0, 1.0)).sum())
     trans, cammc = _trans_cammc(normalize_t(gt), normalize_t(gen))
-    out: dict[str, Any] = {"rot_err_rad": rot, "rot_err_deg": math.degrees(rot), "trans_err": trans, "cammc": cammc}
+    out: dict[str, Any] = {
+        "rot_err_rad": rot,
+        "rot_err_deg": math.degrees(rot),
+        "trans_err": trans,
+        "cammc": cammc,
+    }
     for key in list(out):
         out[f"{key}_per_frame"] = out[key] / n
     out.update({"n_frames": n, "arithmetic": "cami2v"})
@@ -122,6 +128,18 @@ def depth_scale(z_cam: Sequence[float] | np.ndarray, metric_depth: Sequence[floa
     return float(np.median(d / z))
 
 
+def sample_depth(depth: np.ndarray, uv: np.ndarray, image_hw: tuple[int, int]) -> np.ndarray:
+    """Values of a (h, w) depth map at pixel positions ``uv`` (m, 2) of an (H, W) image, CamI2V's way:
+    u / W * w and v / H * h truncated to integers (nearest lower cell, no interpolation)."""
+    depth = np.asarray(depth, dtype=np.float64)
+    if depth.ndim != 2:
+        raise ValueError(f"metric depth must be an (h, w) map, got shape {depth.shape}")
+    H, W = image_hw
+    u = np.asarray(uv[:, 0], dtype=np.float64) / W * depth.shape[1]
+    v = np.asarray(uv[:, 1], dtype=np.float64) / H * depth.shape[0]
+    return depth[v.astype(np.int32), u.astype(np.int32)]
+
+
 def cami2v_abs_errors(gen_c2w: Any, gen_scale: float, ref_c2w: Any, ref_scale: float) -> dict[str, float]:
     """TransErr_abs / CamMC_abs: the generated video's estimated trajectory against the reference (COLMAP
     on the ground-truth video, same trial), relative poses (``cami2v_relative``) with translations times
@@ -134,8 +152,12 @@ def cami2v_abs_errors(gen_c2w: Any, gen_scale: float, ref_c2w: Any, ref_scale: f
     ref[:, :3, 3] *= float(ref_scale)
     trans, cammc = _trans_cammc(normalize_t(ref, ref), normalize_t(gen, ref))
     n = len(gen)
-    return {"trans_err_abs": trans, "cammc_abs": cammc, "trans_err_abs_per_frame": trans / n,
-            "cammc_abs_per_frame": cammc / n}
+    return {
+        "trans_err_abs": trans,
+        "cammc_abs": cammc,
+        "trans_err_abs_per_frame": trans / n,
+        "cammc_abs_per_frame": cammc / n,
+    }
 
 
 def cami2v_reduce(
@@ -152,8 +174,8 @@ def cami2v_reduce(
             successful (video, trial) pose estimation (failures are simply absent, as in CamI2V).
         metrics: the metrics to average.
         k: an entry is dropped when, for any rule metric, |x - mean| > k * std (population std; mean and
-            std pooled over all entries); None keeps every entry. A metric takes part in the rule only when every entry has a
-            finite value for it (CamI2V always has all five).
+            std pooled over all entries); None keeps every entry. A metric takes part in the rule only
+            when every entry has a finite value for it (CamI2V always has all five).
         skip_first_video: leave out the first video of the per-video table (CamI2V's ``skiprows=[0]``).
             The table lists videos in order of first appearance, reading trials in ascending order and
             each trial's entries in the given order (CamI2V: its trial files in glob order, each in

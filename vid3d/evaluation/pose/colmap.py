@@ -282,7 +282,8 @@ class ColmapPoseEstimator(PoseEstimator):
         reader = pycolmap.ImageReaderOptions()
         reader.camera_model = self.camera_model
         if K_px is not None:
-            reader.camera_params = ",".join(repr(v) for v in camera_params_from_K(K_px, self.camera_model, self.focal))
+            params = camera_params_from_K(K_px, self.camera_model, self.focal)
+            reader.camera_params = ",".join(repr(v) for v in params)
         extraction = pycolmap.FeatureExtractionOptions()
         extraction.num_threads = self.num_threads
         extraction.use_gpu = False
