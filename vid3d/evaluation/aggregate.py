@@ -20,6 +20,7 @@ import numpy as np
 from . import tables
 from .cami2v import cami2v_reduce
 from .fvd import FVD_KEY, find_fvd, fvd_column, fvd_entry
+from .protocol_notes import ABS_METRICS, arithmetic_notes, outlier_notes
 from .records import read_records, record_key, to_jsonable
 
 __all__ = [
@@ -32,8 +33,6 @@ __all__ = [
 ]
 
 DEFAULT_METRICS = ("rot_err_deg", "rot_err_rad", "trans_err", "cammc")
-# metric-scale metrics (protocol=cami2v): averaged when the records carry them, else "not computed" + why
-ABS_METRICS = ("trans_err_abs", "cammc_abs")
 REDUCTIONS = ("flat", "cami2v")
 # per-video values in record["fidelity"], aggregated over every record (pose failures included)
 FIDELITY_METRICS = ("psnr_gt",)
@@ -314,28 +313,21 @@ def _fvd_notes(results: dict[str, dict[str, Any]]) -> list[str]:
     return notes
 
 
-def _outlier_notes(results: dict[str, dict[str, Any]], preset: dict[str, Any]) -> list[str]:
-    k = preset.get("outlier_sigma")
-    if k is None:
-        return []
-    dropped = {m: sum(int(s.get("n_outliers", 0)) for s in r["metrics"].values()) for m, r in results.items()}
-    counts = ", ".join(f"{m}: {n}" for m, n in dropped.items())
-    return ["", f"Outlier rule ON: values further than {k:g} standard deviations from their row's mean are "
-                f"dropped per metric (values dropped, all metrics: {counts})."]
-
-
 def _results_table(results: dict[str, dict[str, Any]], protocol: dict[str, Any]) -> tuple[tables.Table, str]:
     """The results table and the Markdown document around it (preset line, notes, protocol)."""
     fvd_key = fvd_column(results)
     fvd_header = "FVD" + fvd_key[len(FVD_KEY):]
     preset = protocol.get("preset") or {}
+    with_abs = any("not_computed" in r or ABS_METRICS[0] in r["metrics"] for r in results.values())
+    abs_header = ["TransErr_abs (Σ frames, metric scale) [95% CI]", "CamMC_abs (Σ frames) [95% CI]"]
+    abs_header = abs_header if with_abs else []
     rad_first = preset.get("units") == "rad"  # the published tables' unit leads (protocol=cami2v|cameractrl)
     rot = ["RotErr (deg, Σ frames) [95% CI]", "RotErr per frame (deg)", "RotErr (rad, Σ frames) [95% CI]"]
     if rad_first:
         rot = [rot[2], rot[0], rot[1]]
     header = ["method", "n", "failures", *rot, "TransErr (Σ frames, scale-normalised) [95% CI]",
-              "CamMC (Σ frames) [95% CI]", "success rate", "PSNR vs GT (dB, frames 1..N) [95% CI]",
-              f"{fvd_header} (n videos)"]
+              "CamMC (Σ frames) [95% CI]", *abs_header, "success rate",
+              "PSNR vs GT (dB, frames 1..N) [95% CI]", f"{fvd_header} (n videos)"]
     above = []
     if preset.get("name") and preset.get("name") != "vid3d":
         differs = "; ".join(preset.get("differs_from_publication") or []) or "nothing listed"
@@ -358,8 +350,10 @@ def _results_table(results: dict[str, dict[str, Any]], protocol: dict[str, Any])
         rot_cells = [cell("rot_err_deg"), rot_pf, cell("rot_err_rad")]
         if rad_first:
             rot_cells = [rot_cells[2], rot_cells[0], rot_cells[1]]
+        abs_cells = [cell(k) if k in m else "not computed" for k in ABS_METRICS] if with_abs else []
         rows.append([method, str(r["n"]), str(r["failures"]), *rot_cells, cell("trans_err"), cell("cammc"),
-                     f"{_fmt(100 * r['success_rate'], 1)}%", cell("psnr_gt"), _fvd_cell(find_fvd(r)[1])])
+                     *abs_cells, f"{_fmt(100 * r['success_rate'], 1)}%", cell("psnr_gt"),
+                     _fvd_cell(find_fvd(r)[1])])
     table = tables.Table(header, rows, text_columns=1)
     spread = []
     for method, r in results.items():
@@ -381,7 +375,8 @@ def _results_table(results: dict[str, dict[str, Any]], protocol: dict[str, Any])
         "otherwise. RotErr in radians summed over frames is the unit of the published CameraCtrl / CamI2V "
         "tables. PSNR vs GT: generated frames 1..N against the ground truth, every video (no pose "
         "estimation involved); static_first_frame is the copy-the-first-frame baseline a model must beat.",
-        *_outlier_notes(results, preset),
+        *arithmetic_notes(results, protocol),
+        *outlier_notes(results, preset),
         *_fvd_notes(results),
         *tables.protocol_lines(protocol, skip=("reproducibility",)),
     ]
@@ -393,7 +388,7 @@ def _results_table(results: dict[str, dict[str, Any]], protocol: dict[str, Any])
 
 
 def _results_csv(results: dict[str, dict[str, Any]]) -> str:
-    metric_names = sorted({m for r in results.values() for m in r["metrics"]})
+    metric_names = sorted({m for r in results.values() for m in [*r["metrics"], *r.get("not_computed", {})]})
     stat_names = ("mean", "ci_low", "ci_high", "std", "per_frame_mean", "n_trials", "std_over_trials")
     fvd_key = fvd_column(results)
     fvd_stats = ("std_over_trials", "n_generated", "n_ground_truth")
@@ -407,6 +402,8 @@ def _results_csv(results: dict[str, dict[str, Any]]) -> str:
         row = [method, r["n"], r["n_total"], r["failures"], r["failure_rate"]]
         for m in metric_names:
             s = r["metrics"].get(m, {})
+            if m in (r.get("not_computed") or {}):
+                s = {"mean": "not computed"}
             row += [s.get(k, "") for k in stat_names]
         fvd = find_fvd(r)[1]
         if fvd.get("computed"):
