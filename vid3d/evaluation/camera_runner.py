@@ -378,12 +378,14 @@ def attach_abs_errors(records: Sequence[dict[str, Any]], reference: str = "gt_vi
             continue
         ref = index.get((reference, r["clip_id"], int(r["trial"])))
         why = None
-        if ref is None:
+        if r.get("metric_scale") is None:
+            why = r.get("metric_scale_reason") or "no metric scale recorded"
+        elif ref is None:
             why = f"no {reference} record for this clip and trial (the reference: COLMAP on the GT video)"
         elif not ref.get("success"):
             why = f"pose estimation on the ground-truth video failed ({ref.get('reason')})"
-        elif r.get("metric_scale") is None or ref.get("metric_scale") is None:
-            why = r.get("metric_scale_reason") or ref.get("metric_scale_reason") or "no metric scale recorded"
+        elif ref.get("metric_scale") is None:
+            why = f"{reference}: {ref.get('metric_scale_reason') or 'no metric scale recorded'}"
         elif r.get("errors_on_registered_only") or ref.get("errors_on_registered_only"):
             why = "partial registration (CamI2V needs every frame)"
         if why is not None:
