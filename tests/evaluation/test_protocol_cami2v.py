@@ -20,8 +20,9 @@ import torch
 
 from vid3d.evaluation.aggregate import aggregate, write_results
 from vid3d.evaluation.camera_errors import camera_errors
-from vid3d.evaluation.camera_runner import EvalClip, attach_abs_errors, run_camera_eval
+from vid3d.evaluation.camera_runner import EvalClip, run_camera_eval
 from vid3d.evaluation.cami2v import (
+    attach_abs_errors,
     cami2v_abs_errors,
     cami2v_errors,
     cami2v_reduce,
@@ -389,3 +390,28 @@ def test_focal_fx_and_cami2v_estimator_options():
     with pytest.raises(ValueError, match="matching_options.*guided"):
         ColmapPoseEstimator(matching_options={"guided": True})
     assert est.for_trial(3).seed == 3 and est.for_trial(0) is est and est.seed == 0
+
+
+def test_metric_scale_from_colmap_points_and_oracle_depth():
+    """COLMAP on the helper room (GT poses in metres) with the exact depth map as the 'metric depth model':
+    CamI2V's depth scale turns COLMAP's trajectory into metres (measured: extent within 0.5% of GT's), and
+    TransErr_abs of the video against itself is 0. Bound: 3%."""
+    pytest.importorskip("pycolmap")
+    from _eval_scene import default_K, depth_map, render, trajectory
+
+    from vid3d.evaluation.camera_runner import metric_scale_of
+    from vid3d.evaluation.pose import ColmapPoseEstimator
+
+    H, W, N = 128, 192, 8
+    c2w, K = trajectory(N, seed=1), default_K(128, 192)
+    frames = render(c2w, K, H, W, seed=1)
+    res = ColmapPoseEstimator(matcher="sequential").estimate(frames, K)
+    assert res.success and res.first_frame_points is not None and len(res.first_frame_points) > 50
+    pts = res.first_frame_points
+    scale, why = metric_scale_of(frames, pts, lambda frame0: depth_map(c2w[0], K, H, W))
+    assert why is None
+    extent = lambda p: np.linalg.norm(p[:, :3, 3] - p[:1, :3, 3], axis=-1).max()  # noqa: E731
+    assert scale * extent(res.c2w) == pytest.approx(extent(c2w), rel=0.03)
+    none, why = metric_scale_of(frames, pts, None)
+    assert none is None and "no metric-depth model" in why
+    assert cami2v_abs_errors(res.c2w, scale, res.c2w, scale)["trans_err_abs"] == 0.0

@@ -34,9 +34,24 @@ __all__ = [
 
 DEFAULT_METRICS = ("rot_err_deg", "rot_err_rad", "trans_err", "cammc")
 REDUCTIONS = ("flat", "cami2v")
+ARITHMETICS = {"vid3d": "errors", "cami2v": "errors_cami2v"}  # arithmetic -> the record field holding it
 # per-video values in record["fidelity"], aggregated over every record (pose failures included)
 FIDELITY_METRICS = ("psnr_gt",)
 FAILURE_POLICIES = ("exclude", "worst", "raise")
+
+
+def preset_aggregation(preset: dict[str, Any]) -> dict[str, Any]:
+    """``aggregate``'s rule arguments from a protocol preset (conf/protocol): what a key leaves out is
+    vid3d's own rule (no outlier rule, flat mean, every clip, vid3d's arithmetic)."""
+    arithmetic = preset.get("arithmetic", "vid3d")
+    if arithmetic not in ARITHMETICS:
+        raise ValueError(f"protocol.arithmetic must be one of {tuple(ARITHMETICS)}, got {arithmetic!r}")
+    return {
+        "outlier_sigma": preset.get("outlier_sigma"),
+        "reduction": preset.get("reduction", "flat"),
+        "skip_first_video": bool(preset.get("skip_first_video", False)),
+        "errors_key": ARITHMETICS[arithmetic],
+    }
 
 
 def bootstrap_ci(

@@ -24,9 +24,9 @@ import torch
 
 from vid3d.geometry import rescale_K
 
-from .aggregate import DEFAULT_METRICS, aggregate, merge_shards, write_results
+from .aggregate import ARITHMETICS, DEFAULT_METRICS, aggregate, merge_shards, write_results
 from .camera_errors import camera_errors
-from .cami2v import cami2v_abs_errors, cami2v_errors, depth_scale, sample_depth
+from .cami2v import attach_abs_errors, cami2v_errors, depth_scale, sample_depth
 from .fvd import FVDMetric
 from .pose.base import PoseEstimator, check_frames
 from .runner import run_shard, shard_items, trial_seed
@@ -34,7 +34,6 @@ from .runner import run_shard, shard_items, trial_seed
 __all__ = [
     "EvalClip",
     "Method",
-    "attach_abs_errors",
     "eval_clips_from_re10k",
     "gt_video_method",
     "protocol_block",
@@ -135,7 +134,6 @@ def shard_clips(clips: Sequence[EvalClip], shard: int, num_shards: int) -> list[
     return shard_items(clips, lambda c: c.clip_id, shard, num_shards)
 
 
-ARITHMETICS = {"vid3d": "errors", "cami2v": "errors_cami2v"}  # arithmetic -> the record field holding it
 _VID3D_ARITHMETIC = {
     "rot_err_rad": "vid3d exact: sum over frames of atan2(sin, cos) of the angle of R_gen R_gt^T after each "
                    "rotation is projected onto SO(3) (rad; rot_err_deg the same in degrees)",
@@ -364,38 +362,6 @@ def _evaluate_one(
         record["metric_scale"], record["metric_scale_reason"] = scale, why
     record["timings_s"]["total"] = time.perf_counter() - t0
     return record
-
-
-def attach_abs_errors(records: Sequence[dict[str, Any]], reference: str = "gt_video") -> None:
-    """Add CamI2V's TransErr_abs / CamMC_abs (``cami2v.cami2v_abs_errors``) to each successful record, in
-    place, into both ``errors`` and ``errors_cami2v``: the record's estimated trajectory against the one
-    estimated on the ground-truth video (method ``reference``) for the same clip and trial, each scaled by
-    its ``metric_scale``. A record that cannot have them gets ``abs_reason`` instead (no metric scale, no
-    reference record, failed reference)."""
-    index = {(r["method"], r["clip_id"], int(r["trial"])): r for r in records}
-    for r in records:
-        if not r.get("success") or r.get("errors") is None:
-            continue
-        ref = index.get((reference, r["clip_id"], int(r["trial"])))
-        why = None
-        if r.get("metric_scale") is None:
-            why = r.get("metric_scale_reason") or "no metric scale recorded"
-        elif ref is None:
-            why = f"no {reference} record for this clip and trial (the reference: COLMAP on the GT video)"
-        elif not ref.get("success"):
-            why = f"pose estimation on the ground-truth video failed ({ref.get('reason')})"
-        elif ref.get("metric_scale") is None:
-            why = f"{reference}: {ref.get('metric_scale_reason') or 'no metric scale recorded'}"
-        elif r.get("errors_on_registered_only") or ref.get("errors_on_registered_only"):
-            why = "partial registration (CamI2V needs every frame)"
-        if why is not None:
-            r["abs_reason"] = why
-            continue
-        err = cami2v_abs_errors(np.asarray(r["est_c2w"]), float(r["metric_scale"]),
-                                np.asarray(ref["est_c2w"]), float(ref["metric_scale"]))
-        for key in ("errors", "errors_cami2v"):
-            if r.get(key) is not None:
-                r[key].update(err)
 
 
 def run_camera_eval(

@@ -39,6 +39,7 @@ from vid3d.geometry import invert_rigid
 __all__ = [
     "CAMI2V_EPS",
     "CAMI2V_RULE_METRICS",
+    "attach_abs_errors",
     "cami2v_abs_errors",
     "cami2v_errors",
     "cami2v_reduce",
@@ -230,3 +231,35 @@ def cami2v_reduce(
         "n_entries": len(entries),
         "n_kept": int(sum(keep)),
     }
+
+
+def attach_abs_errors(records: Sequence[dict[str, Any]], reference: str = "gt_video") -> None:
+    """Add CamI2V's TransErr_abs / CamMC_abs (``cami2v.cami2v_abs_errors``) to each successful record, in
+    place, into both ``errors`` and ``errors_cami2v``: the record's estimated trajectory against the one
+    estimated on the ground-truth video (method ``reference``) for the same clip and trial, each scaled by
+    its ``metric_scale``. A record that cannot have them gets ``abs_reason`` instead (no metric scale, no
+    reference record, failed reference)."""
+    index = {(r["method"], r["clip_id"], int(r["trial"])): r for r in records}
+    for r in records:
+        if not r.get("success") or r.get("errors") is None:
+            continue
+        ref = index.get((reference, r["clip_id"], int(r["trial"])))
+        why = None
+        if r.get("metric_scale") is None:
+            why = r.get("metric_scale_reason") or "no metric scale recorded"
+        elif ref is None:
+            why = f"no {reference} record for this clip and trial (the reference: COLMAP on the GT video)"
+        elif not ref.get("success"):
+            why = f"pose estimation on the ground-truth video failed ({ref.get('reason')})"
+        elif ref.get("metric_scale") is None:
+            why = f"{reference}: {ref.get('metric_scale_reason') or 'no metric scale recorded'}"
+        elif r.get("errors_on_registered_only") or ref.get("errors_on_registered_only"):
+            why = "partial registration (CamI2V needs every frame)"
+        if why is not None:
+            r["abs_reason"] = why
+            continue
+        err = cami2v_abs_errors(np.asarray(r["est_c2w"]), float(r["metric_scale"]),
+                                np.asarray(ref["est_c2w"]), float(ref["metric_scale"]))
+        for key in ("errors", "errors_cami2v"):
+            if r.get(key) is not None:
+                r[key].update(err)
