@@ -51,7 +51,8 @@ def outlier_notes(results: dict[str, dict[str, Any]], preset: dict[str, Any]) ->
                 f"a whole (clip, trial) entry dropped when any of {tested} lies beyond {k:g} population "
                 "standard deviations of the mean pooled over the method's entries")
         lines = ["", f"Aggregation: CamI2V's (merge.py, summary.py): failed estimations skipped, {rule}; the "
-                 "kept trials averaged per clip, then the clips (n = clips averaged; CI over clips)."]
+                 "kept trials averaged per clip, then the clips; CI over the per-clip means (the table's n "
+                 "counts successful estimations, the clips averaged are below)."]
         for m, b in blocks.items():
             skipped = (f"; clip {b['skipped_video']} left out (CamI2V's skiprows=[0] quirk)"
                        if b["skipped_video"] is not None else "")
