@@ -406,7 +406,8 @@ def run_camera_eval(
         outlier_sigma: see ``aggregate.aggregate`` (None: no outlier removal; protocol=cami2v: 10).
         trials_are: "generations" (each trial a new video, seeded by ``trial_seed``) or "estimations"
             (CamI2V: one video per (method, clip) from trial 0's seed, each trial a new pose estimation
-            with ``estimator.for_trial(trial)``).
+            with ``estimator.for_trial(trial)``). A resumed run regenerates the video from that seed, so its
+            remaining trials see the same video only where generation is deterministic (the CPU).
         reduction, skip_first_video: see ``aggregate.aggregate`` ("cami2v": CamI2V's merge + summary).
         arithmetic: "vid3d" (``camera_errors``) or "cami2v" (``cami2v.cami2v_errors``): which errors the
             table reports; records always hold both (``errors``, ``errors_cami2v``).
