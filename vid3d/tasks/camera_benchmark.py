@@ -111,6 +111,20 @@ def fvd_metric(cfg: DictConfig) -> FVDMetric | None:
     return instantiate(cfg.metrics, _convert_="all").video()
 
 
+def preset_rules(preset: dict) -> dict:
+    """``run_camera_eval``'s aggregation and trial arguments from a protocol preset (conf/protocol): what a
+    key leaves out is vid3d's own rule (generations, flat mean, vid3d arithmetic, no outlier rule)."""
+    depth = preset.get("metric_depth")
+    return {
+        "outlier_sigma": preset.get("outlier_sigma"),
+        "trials_are": preset.get("trials_are", "generations"),
+        "reduction": preset.get("reduction", "flat"),
+        "skip_first_video": bool(preset.get("skip_first_video", False)),
+        "arithmetic": preset.get("arithmetic", "vid3d"),
+        "metric_depth": None if depth is None else instantiate(depth),
+    }
+
+
 class CameraBenchmark:
     """``conf/benchmark/camera.yaml``: ``run(cfg)`` scores ``cfg.ckpt`` (and the reference rows) on the
     eval config ``cfg`` and returns {results_md, run_dir, results, camera_gap_md}."""
@@ -172,7 +186,7 @@ def evaluate_camera(cfg: DictConfig) -> dict:
         save_videos=bool(cfg.eval.save_videos),
         video_fps=float(cfg.eval.video_fps),
         fvd=fvd,
-        outlier_sigma=(preset or {}).get("outlier_sigma"),
+        **preset_rules(preset or {}),
     )
     table = (out / "results.md").read_text()
     if warning:
