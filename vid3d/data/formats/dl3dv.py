@@ -312,6 +312,9 @@ class Dl3dvClipDataset(ClipSamplingDataset):
     def describe_clip(self, i: int) -> str:
         return str(self.scenes[i] / "transforms.json")
 
+    def clip_name(self, i: int) -> str:
+        return scene_id(self.scenes[i])
+
     def open_clip(self, i: int) -> OpenedClip:
         tpath = self.scenes[i] / "transforms.json"
         try:

@@ -315,6 +315,9 @@ class ChunkClipDataset(ClipSamplingDataset):
     def describe_clip(self, i: int) -> str:
         return f"{self.split_dir / self.index[self.keys[i]]}[{self.keys[i]}]"
 
+    def clip_name(self, i: int) -> str:
+        return self.keys[i]
+
     def open_clip(self, i: int) -> OpenedClip:
         key = self.keys[i]
         ex = self._example(key)
