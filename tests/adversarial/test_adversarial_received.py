@@ -22,7 +22,8 @@ def _eval(root, out, tmp_path):
 
     overrides = [
         "data=re10k", f"data.root={root}", "data.num_frames=3", "data.height=32", "data.width=48",
-        "pose=gt", f"paths.output_dir={out}", "torch_threads=1", "eval.save_videos=false", "wandb.media=false",
+        "pose=gt", f"paths.output_dir={out}", "torch_threads=1", "eval.save_videos=false",
+        "wandb.media=false",
     ]
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("eval", overrides=overrides)
