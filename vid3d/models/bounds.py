@@ -2,7 +2,7 @@
 
 A checkpoint or pipeline folder names sizes (channels, layers, heads, levels...) that vid3d turns into
 tensors. Types alone do not stop ``layers_per_block: 1000000`` (builds layers until memory runs out) or
-``unet_channels: [1000000]`` (asks for terabytes). ``check_bounds`` is called by
+``unet_channels: [1000000]`` (asks for terabytes). ``bound_problem`` is called by
 ``vid3d.models.schema`` on every field after its type check, before anything is built:
 
 - a field listed in ``BOUNDS`` (by ``(target, field)`` first, then by field name: the same name means
@@ -15,7 +15,8 @@ The limits are generous (about twice the largest real model vid3d loads, SVD: ch
 2 layers per block, 4 levels, 1024-dim cross-attention), so no trained model is refused; they bound the
 number of modules, so building never hangs. Memory is bounded separately: ``tiny_backbone_parameters``
 counts a stored tiny backbone on the ``meta`` device (no memory, well under a second at the limits) and
-``schema.build_model`` refuses one above ``MAX_TINY_PARAMETERS`` before the real build.
+``schema.build_model`` refuses one above ``MAX_BACKBONE_PARAMETERS`` before the real build (an
+exported folder's component configs: ``COMPONENT_BOUNDS`` and ``backbone_folder_parameters``).
 ``tests/adversarial/test_adversarial_received.py`` checks that every numeric parameter of every allowed
 ``_target_`` has an entry here.
 """
@@ -113,8 +114,8 @@ def bound_problem(value: Any, bound: Bound | None) -> str | None:
     return None
 
 
-# SVD's own backbone (UNet + VAE + CLIP image encoder) has about 2.3e9 parameters (9 GB in float32)
-MAX_TINY_PARAMETERS = 2_500_000_000
+# SVD-XT's backbone (UNet + VAE + CLIP image encoder) has 2.25e9 parameters (9 GB in float32)
+MAX_BACKBONE_PARAMETERS = 3_000_000_000
 
 
 def tiny_backbone_parameters(node: dict[str, Any]) -> int:
@@ -136,3 +137,74 @@ def tiny_backbone_parameters(node: dict[str, Any]) -> int:
     with torch.device("meta"):
         backbone = build_tiny_backbone(vae=vae, **kwargs)
     return sum(p.numel() for p in backbone.parameters())
+
+
+# Numbers in the diffusers / transformers ``config.json`` of a backbone folder's components (unet, vae,
+# image_encoder) and in the pixel VAE's file: an exported pipeline folder is received data too.
+# SVD-XT: UNet channels 320..1280 on 4 levels, 2 layers; CLIP ViT-H: 1280 hidden, 5120 MLP, 32 layers.
+COMPONENT_BOUNDS: dict[str, Bound] = {
+    "block_out_channels": _CHANNELS,
+    "down_block_types": Bound(0, 0, max_len=6),
+    "up_block_types": Bound(0, 0, max_len=6),
+    "layers_per_block": Bound(1, 8, max_len=6),
+    "transformer_layers_per_block": Bound(1, 8, max_len=6),
+    "num_attention_heads": Bound(1, 64, max_len=6),
+    "attention_head_dim": Bound(1, 1024, max_len=6),
+    "cross_attention_dim": Bound(1, 4096, max_len=6),
+    "in_channels": Bound(1, 2 * 3 * 16**2),  # the UNet takes two pixel-VAE latents of factor <= 16
+    "out_channels": Bound(1, 3 * 16**2),
+    "latent_channels": Bound(1, 64),
+    "num_channels": Bound(1, 64),
+    "sample_size": Bound(1, 8192),
+    "num_frames": Bound(1, 1024),
+    "addition_time_embed_dim": Bound(1, 1024),
+    "projection_class_embeddings_input_dim": Bound(1, 8192),
+    "hidden_size": Bound(1, 4096),
+    "intermediate_size": Bound(1, 16384),
+    "num_hidden_layers": Bound(1, 64),
+    "projection_dim": Bound(1, 4096),
+    "image_size": Bound(1, 4096),
+    "patch_size": Bound(1, 1024),
+    "norm_num_groups": Bound(1, 256),
+    "factor": BOUNDS["factor"],
+}
+MAX_CONFIG_DEPTH = 6
+
+
+def component_config_problem(config: Any, depth: int = 0) -> tuple[str, str] | None:
+    """(field, what is wrong) for the first number of a component ``config.json`` out of its bound
+    (``COMPONENT_BOUNDS`` by key, else ``DEFAULT_BOUND``; nested mappings checked the same way), or
+    None. Pure: nothing is built."""
+    if depth > MAX_CONFIG_DEPTH:
+        return "(nesting)", f"nested deeper than {MAX_CONFIG_DEPTH} levels"
+    if not isinstance(config, dict):
+        return "(top level)", f"expected a JSON object, got {type(config).__name__}"
+    for key, value in config.items():
+        if isinstance(value, dict):
+            inner = component_config_problem(value, depth + 1)
+            if inner is not None:
+                return f"{key}.{inner[0]}", inner[1]
+            continue
+        problem = bound_problem(value, COMPONENT_BOUNDS.get(key))
+        if problem is not None:
+            return str(key), problem
+    return None
+
+
+def backbone_folder_parameters(configs: dict[str, dict[str, Any]]) -> int:
+    """Parameters of the backbone that the component configs ``{"unet": ..., "vae": ..., "image_encoder":
+    ...}`` (as read from a folder's ``config.json`` files, bounds already checked) describe, counted on
+    models built on the ``meta`` device (no memory allocated). Absent components count 0."""
+    import torch
+    from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    models = []
+    with torch.device("meta"):
+        if "unet" in configs:
+            models.append(UNetSpatioTemporalConditionModel.from_config(configs["unet"]))
+        if "vae" in configs:
+            models.append(AutoencoderKLTemporalDecoder.from_config(configs["vae"]))
+        if "image_encoder" in configs:
+            models.append(CLIPVisionModelWithProjection(CLIPVisionConfig(**configs["image_encoder"])))
+    return sum(p.numel() for m in models for p in m.parameters())

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vid3d.errors import InputError
-from vid3d.models.bounds import MAX_TINY_PARAMETERS, bound_for, bound_problem, tiny_backbone_parameters
+from vid3d.models.bounds import MAX_BACKBONE_PARAMETERS, bound_for, bound_problem, tiny_backbone_parameters
 
 
 class ConfigRefused(InputError):
@@ -339,14 +339,14 @@ def build_model(cfg: Any, where: str, backbone: Any = None):
 
 
 def _check_tiny_size(node: dict, where: str) -> None:
-    """Refuse a tiny backbone larger than ``bounds.MAX_TINY_PARAMETERS`` (counted on the meta device)."""
+    """Refuse a tiny backbone larger than ``bounds.MAX_BACKBONE_PARAMETERS`` (counted on the meta device)."""
     if node.get("_target_") != f"{_M}.backbone.build_tiny_backbone":
         return
     try:
         n = tiny_backbone_parameters(node)
     except (ValueError, TypeError, RuntimeError) as e:  # e.g. channels that GroupNorm cannot divide
         raise _refuse(where, "model.backbone", f"cannot be built: {str(e).splitlines()[0]:.200}") from None
-    if n > MAX_TINY_PARAMETERS:
+    if n > MAX_BACKBONE_PARAMETERS:
         raise _refuse(
-            where, "model.backbone", f"{n:.3g} parameters, more than the limit {MAX_TINY_PARAMETERS:.3g}"
+            where, "model.backbone", f"{n:.3g} parameters, more than the limit {MAX_BACKBONE_PARAMETERS:.3g}"
         )

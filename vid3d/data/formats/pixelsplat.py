@@ -105,8 +105,13 @@ def encode_image(rgb_uint8: np.ndarray, quality: int = 95) -> torch.Tensor:
 
 
 def decode_image(data: torch.Tensor) -> np.ndarray:
-    """uint8 tensor of encoded image bytes -> uint8 (H, W, 3) RGB; ValueError if undecodable."""
+    """uint8 tensor of encoded image bytes -> uint8 (H, W, 3) RGB; ValueError if undecodable or if the
+    header declares more than ``vid3d.data.files.MAX_IMAGE_PIXELS`` pixels."""
+    from vid3d.data.files import check_image_pixels
+
     buf = np.ascontiguousarray(data.detach().cpu().numpy().astype(np.uint8, copy=False).reshape(-1))
+    if buf.size:
+        check_image_pixels(buf.tobytes(), "image bytes")  # header only, before decoding
     img = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
     if img is None:
         raise ValueError("cannot decode image bytes")

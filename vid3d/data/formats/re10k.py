@@ -306,6 +306,8 @@ def _read_image(path: Path) -> np.ndarray:
 def _read_video_frames(path: Path, wanted: np.ndarray) -> dict[int, np.ndarray]:
     import av
 
+    from vid3d.data.files import MAX_IMAGE_PIXELS
+
     need, last = set(wanted.tolist()), int(wanted.max())
     got: dict[int, np.ndarray] = {}
     n_read = 0
@@ -317,6 +319,11 @@ def _read_video_frames(path: Path, wanted: np.ndarray) -> dict[int, np.ndarray]:
         if not container.streams.video:
             raise ValueError(f"{path}: no video stream")
         stream = container.streams.video[0]
+        w, h = int(stream.codec_context.width or 0), int(stream.codec_context.height or 0)
+        if w * h > MAX_IMAGE_PIXELS:  # from the stream header, before any frame is decoded
+            raise ValueError(
+                f"{path}: video frames of {w}x{h} pixels exceed the size limit of {MAX_IMAGE_PIXELS} pixels"
+            )
         stream.thread_type = "AUTO"
         for i, frame in enumerate(container.decode(stream)):
             n_read = i + 1
