@@ -380,6 +380,8 @@ def test_image_size_and_call_overrides_are_checked_too(exported, tmp_path):
         CameraVideoPipeline.from_pretrained(folder)
     _one_line(e, folder / "vid3d_model.json", "image_size")
     pipe = CameraVideoPipeline.from_pretrained(exported)
+    with pytest.raises(SamplerSettingsRefused):  # the export CLI's settings (num_steps=...) go here
+        CameraVideoPipeline(pipe.model, pipe.model_config, {"num_steps": 10**9})
     image = np.zeros((64, 96, 3), np.uint8)
     K = np.array([[80.0, 0, 48], [0, 80.0, 32], [0, 0, 1]])
     c2w = np.tile(np.eye(4), (4, 1, 1))

@@ -408,8 +408,17 @@ def main(argv: Sequence[str] | None = None) -> Path:
         ("rho", float),
     ):
         if key in args:
-            sampler[key] = conv(args.pop(key))
-    size = [int(args.pop("height")), int(args.pop("width"))] if "height" in args and "width" in args else None
+            value = args.pop(key)
+            try:
+                sampler[key] = conv(value)
+            except ValueError:
+                raise SystemExit(f"argument {key}={value}: expected {conv.__name__}") from None
+    size = None
+    if "height" in args and "width" in args:
+        height, width = args.pop("height"), args.pop("width")
+        if not (height.isdigit() and width.isdigit()):
+            raise SystemExit(f"arguments height={height} width={width}: expected integers")
+        size = [int(height), int(width)]
     ckpt, out = args.pop("ckpt"), args.pop("out")
     if args:
         raise SystemExit(f"unknown arguments: {sorted(args)}")

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from vid3d.data.clips import BadClip, ClipSamplingDataset, OpenedClip, stack_same_size
-from vid3d.data.files import UnsafePath, confined
+from vid3d.data.files import ImageTooLarge, UnsafePath, check_image_pixels, confined
 from vid3d.data.holdout import select
 
 __all__ = [
@@ -107,8 +107,6 @@ def encode_image(rgb_uint8: np.ndarray, quality: int = 95) -> torch.Tensor:
 def decode_image(data: torch.Tensor) -> np.ndarray:
     """uint8 tensor of encoded image bytes -> uint8 (H, W, 3) RGB; ValueError if undecodable or if the
     header declares more than ``vid3d.data.files.MAX_IMAGE_PIXELS`` pixels."""
-    from vid3d.data.files import check_image_pixels
-
     buf = np.ascontiguousarray(data.detach().cpu().numpy().astype(np.uint8, copy=False).reshape(-1))
     if buf.size:
         check_image_pixels(buf.tobytes(), "image bytes")  # header only, before decoding
@@ -337,6 +335,8 @@ class ChunkClipDataset(ClipSamplingDataset):
             for k in idx:
                 try:
                     frames.append(decode_image(images[int(k)]))
+                except ImageTooLarge as e:
+                    raise BadClip("image_size", f"{src}: image {int(k)}: {e}") from e
                 except ValueError as e:
                     raise BadClip("unreadable_frames", f"{src}: image {int(k)}: {e}") from e
             return stack_same_size(frames, src)
