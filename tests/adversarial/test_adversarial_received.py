@@ -552,3 +552,8 @@ def test_a_video_whose_stream_declares_too_many_pixels_is_refused_before_decodin
     with pytest.raises(ValueError, match=r"64x48 pixels exceed the size limit") as e:
         _read_video_frames(video, np.arange(2))
     _one_line(e, video)
+    from vid3d.tools.video_to_poses import VideoToPosesError, decode_video
+
+    with pytest.raises(VideoToPosesError, match=r"64x48 pixels exceed the size limit") as e:
+        decode_video(video)
+    _one_line(e, video)

@@ -94,6 +94,16 @@ def check_image_pixels(
         )
 
 
+def check_video_pixels(stream, where: str | os.PathLike) -> None:
+    """ImageTooLarge naming ``where`` if a PyAV video ``stream`` declares frames of more than
+    ``MAX_IMAGE_PIXELS`` pixels (read from the stream header: call before decoding any frame)."""
+    w, h = int(stream.codec_context.width or 0), int(stream.codec_context.height or 0)
+    if w * h > MAX_IMAGE_PIXELS:
+        raise ImageTooLarge(
+            f"{where}: video frames of {w}x{h} pixels exceed the size limit of {MAX_IMAGE_PIXELS} pixels"
+        )
+
+
 def decode_image(path: str | os.PathLike) -> np.ndarray:
     """uint8 (H, W, 3) RGB from a regular image file; ValueError naming the file if undecodable or if
     its header declares more than ``MAX_IMAGE_PIXELS`` pixels (checked before decoding)."""

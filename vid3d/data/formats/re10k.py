@@ -306,7 +306,7 @@ def _read_image(path: Path) -> np.ndarray:
 def _read_video_frames(path: Path, wanted: np.ndarray) -> dict[int, np.ndarray]:
     import av
 
-    from vid3d.data.files import MAX_IMAGE_PIXELS
+    from vid3d.data.files import check_video_pixels
 
     need, last = set(wanted.tolist()), int(wanted.max())
     got: dict[int, np.ndarray] = {}
@@ -319,11 +319,7 @@ def _read_video_frames(path: Path, wanted: np.ndarray) -> dict[int, np.ndarray]:
         if not container.streams.video:
             raise ValueError(f"{path}: no video stream")
         stream = container.streams.video[0]
-        w, h = int(stream.codec_context.width or 0), int(stream.codec_context.height or 0)
-        if w * h > MAX_IMAGE_PIXELS:  # from the stream header, before any frame is decoded
-            raise ValueError(
-                f"{path}: video frames of {w}x{h} pixels exceed the size limit of {MAX_IMAGE_PIXELS} pixels"
-            )
+        check_video_pixels(stream, path)  # from the stream header, before any frame is decoded
         stream.thread_type = "AUTO"
         for i, frame in enumerate(container.decode(stream)):
             n_read = i + 1
