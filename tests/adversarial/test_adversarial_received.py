@@ -43,7 +43,7 @@ def _eval(root, out, tmp_path):
 
 
 @pytest.mark.parametrize("damage", ["frames_folder_gone", "one_frame_gone", "camera_file_garbage"])
-def test_a_broken_test_clip_is_skipped_counted_and_never_replaced(tmp_path, offline_wandb, damage):
+def test_a_broken_test_clip_is_skipped_counted_and_never_replaced(tmp_path, offline_wandb, damage, capsys):
     """Three synthetic test clips, the middle one broken: evaluation finishes, reports the broken clip
     with its reason beside the table (not as any method's failure), and the two good clips give exactly
     the records of a test set that never had the broken clip."""
@@ -69,6 +69,9 @@ def test_a_broken_test_clip_is_skipped_counted_and_never_replaced(tmp_path, offl
         reason = "camera_file"
 
     res, recs, payload = _eval(full, tmp_path / "out_full", tmp_path)
+    line = f"1 broken test clip(s) skipped, not scored (results.json: skipped_test_clips): {broken} " \
+        f"({reason})"
+    assert line in capsys.readouterr().out
     _, recs_without, payload_without = _eval(without, tmp_path / "out_without", tmp_path)
 
     assert {r["clip_id"] for r in recs} == {p.stem for p in test.glob("*.txt")} - {broken}

@@ -196,6 +196,9 @@ def evaluate_camera(cfg: DictConfig) -> dict:
     if warning:
         table = f"WARNING: {warning}\n\n{table}"
     print(table.split("\nProtocol:")[0].rstrip())  # the protocol and reproducibility record: results.*
+    if skipped:
+        print(f"\n{len(skipped)} broken test clip(s) skipped, not scored (results.json: skipped_test_clips): "
+              + "; ".join(f"{s['clip_id']} ({s['reason']})" for s in skipped[:10]))
     if gap_table:
         print(
             "\nCamera gap (denoising error with another clip's cameras / with the clip's own; > 1: the "
