@@ -216,7 +216,7 @@ def test_callback_state_paths_are_rebased_confined_or_dropped(tmp_path):
         last_model_path=f"{old}/last.ckpt",  # the moved run's own: rebased
         best_model_path=f"{old}/../../../victim.ckpt",  # walks out: dropped
         kth_best_model_path=f"{old}/escape/victim.ckpt",  # through a link out of the folder: dropped
-        best_k_models={f"{old}/step_0000004.ckpt": torch.tensor(0.5), "/etc/passwd": 1.0, f"{old}/x.txt": 2.0},
+        best_k_models={f"{old}/step_0000004.ckpt": torch.tensor(0.5), "/etc/passwd": 1.0, f"{old}/x.txt": 2},
         best_model_score=torch.tensor(0.5),
     )}}  # fmt: skip
     check_resumed_state(ckpt, [cb], "planted.ckpt")
@@ -265,7 +265,8 @@ def test_resume_from_a_file_removes_no_unrelated_tmp_file(root, base_run, tmp_pa
     folder = tmp_path / "downloads"
     folder.mkdir()
     shutil.copy(base_run / "checkpoints" / "last.ckpt", folder / "model.ckpt")
-    others = [".notes.txt.tmp", "data.tmp", ".report.json.abcd1234.tmp", ".model.ckpt.abcd1234.tmp", "x.ckpt.tmp"]
+    others = [".notes.txt.tmp", "data.tmp", ".report.json.abcd1234.tmp", ".model.ckpt.abcd1234.tmp"]
+    others.append("a.ckpt.tmp")
     old = time.time() - 2 * 3600
     for name in others:
         (folder / name).write_bytes(b"someone else's")
@@ -354,10 +355,13 @@ segment = st.tuples(
 )
 
 
-@settings(max_examples=5, deadline=None, suppress_health_check=list(HealthCheck))
-@given(segments=st.lists(segment, min_size=2, max_size=3))
-def test_no_kill_and_resume_sequence_loses_a_step_or_serves_a_stale_one(root, tmp_path_factory, segments):
-    base = tmp_path_factory.mktemp("prop")
+def check_kill_resume_sequence(root: Path, base: Path, segments: list) -> None:
+    """Run ``segments`` (interval, steps added, kill or None, folder move before it) one after the other,
+    each resuming the previous run's folder in place (``resume=<run dir>``), and check after each: the
+    writes are those of an uninterrupted run up to the kill, the resume started at the newest step written
+    (no step lost), ``ckpt=<run dir>`` and ``resume=<run dir>`` name that step (none stale), no
+    ``last-v1.ckpt``, a finished run's ``last.ckpt`` is its last step and no killed writer's temporary file
+    is left; folders copied away from are never touched again."""
     run_dir: Path | None = None
     last_written = 0  # the step of the newest complete checkpoint write
     originals: list[tuple[Path, dict]] = []  # run folders copied away from: never touched again
@@ -369,8 +373,12 @@ def test_no_kill_and_resume_sequence_loses_a_step_or_serves_a_stale_one(root, tm
             new = base / f"seg{i}" / "run"
             new.parent.mkdir()
             if folder_op == "copy":
-                shutil.copytree(run_dir, new, copy_function=shutil.copy)  # new file times, any order
+                shutil.copytree(run_dir, new, copy_function=shutil.copy)  # new file times
                 originals.append((run_dir, digest(run_dir)))
+                # in any order: here the oldest step file looks the newest
+                steps = sorted((new / "checkpoints").glob("step_*.ckpt"), reverse=True)
+                for k, f in enumerate([*(new / "checkpoints").glob("last.ckpt"), *steps]):
+                    os.utime(f, (time.time() + k, time.time() + k))
             else:
                 os.rename(run_dir, new)
             run_dir = new
@@ -382,7 +390,8 @@ def test_no_kill_and_resume_sequence_loses_a_step_or_serves_a_stale_one(root, tm
         def save(checkpoint, path, _kill=kill, _done=done):
             if _kill is not None and len(_done) == _kill[0]:
                 if _kill[1] == "mid":  # the writer's first act, then the kill
-                    os.close(tempfile.mkstemp(prefix=f".{Path(path).name}.", suffix=".tmp", dir=Path(path).parent)[0])
+                    p = Path(path)
+                    os.close(tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)[0])
                     raise Killed
                 real_save(checkpoint, path)
                 _done.append((Path(path).name, int(checkpoint["global_step"])))
@@ -421,3 +430,21 @@ def test_no_kill_and_resume_sequence_loses_a_step_or_serves_a_stale_one(root, tm
                 assert not list((run_dir / "checkpoints").glob(".*.tmp")), names
     for folder, before in originals:
         assert digest(folder) == before
+
+
+# a default-suite case through every path: a kill between step file and last.ckpt, a copy with shuffled
+# file times, a kill in the middle of a write, another interval, a move
+HARD_CASE = [(2, 3, (0, "after")), (3, 4, (1, "mid")), (1, 2, None)]
+
+
+def test_a_hard_kill_and_resume_sequence(root, tmp_path):
+    check_kill_resume_sequence(
+        root, tmp_path, [(e, a, k, op) for (e, a, k), op in zip(HARD_CASE, ["stay", "copy", "move"])]
+    )
+
+
+@pytest.mark.slow  # ~15 s per example on 2 shared cores
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@given(segments=st.lists(segment, min_size=2, max_size=4))
+def test_no_kill_and_resume_sequence_loses_a_step_or_serves_a_stale_one(root, tmp_path_factory, segments):
+    check_kill_resume_sequence(root, tmp_path_factory.mktemp("prop"), segments)
