@@ -209,6 +209,8 @@ def test_callback_state_paths_are_rebased_confined_or_dropped(tmp_path):
     new = tmp_path / "moved" / "checkpoints"
     new.mkdir(parents=True)
     (new / "escape").symlink_to(tmp_path, target_is_directory=True)
+    (new / "step_0000004.ckpt").write_bytes(b"")
+    (new / "last.ckpt").symlink_to("step_0000004.ckpt")  # save_last="link": a link inside keeps its name
     cb = _callback(new)
     old = "/somewhere/else/run/checkpoints"
     ckpt = {"global_step": 4, "callbacks": {"ModelCheckpoint{'monitor': None, 'old': 1}": _state(

@@ -34,7 +34,9 @@ class SafetensorsCheckpointIO(CheckpointIO):
         self.ckpt_dir = None if ckpt_dir is None else os.path.abspath(os.path.expanduser(ckpt_dir))
 
     def _in_run_folder(self, path) -> bool:
-        return self.ckpt_dir is not None and os.path.abspath(Path(path).parent) == self.ckpt_dir
+        if self.ckpt_dir is None:
+            return False
+        return os.path.realpath(Path(path).parent) == os.path.realpath(self.ckpt_dir)
 
     def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
         if self._in_run_folder(path) and Path(self.ckpt_dir).is_dir():

@@ -67,15 +67,16 @@ def _real(p: str | os.PathLike) -> Path:
 
 
 def confine_path(path: str, folder: str | os.PathLike) -> Path | None:
-    """``path`` resolved (``..``, symlinks) when it is a ``*.ckpt`` strictly inside ``folder`` (resolved too),
-    else None. The returned path keeps the folder's own spelling (``folder / relative``)."""
+    """``path`` (normalised, absolute) when it is a ``*.ckpt`` strictly inside ``folder`` both as written
+    and resolved (``..`` and symlinks followed), else None. A link inside the folder keeps its own name
+    (``save_last="link"``'s ``last.ckpt``), but one pointing out of the folder is refused."""
     if not isinstance(path, str) or not path or "\x00" in path or not path.endswith(CKPT_SUFFIX):
         return None
-    root = _real(folder)
-    target = _real(path)
-    if root not in target.parents:
+    lexical = Path(os.path.normpath(os.path.abspath(os.path.expanduser(path))))
+    root = Path(os.path.normpath(os.path.abspath(folder)))
+    if root not in lexical.parents or _real(folder) not in _real(lexical).parents:
         return None
-    return Path(os.path.abspath(folder)) / target.relative_to(root)
+    return lexical
 
 
 def removable(path: str | os.PathLike, folder: str | os.PathLike | None) -> bool:
