@@ -1,26 +1,33 @@
 """Atomic writes: a file or folder on disk is always either the previous complete one or the new one.
 
 Every writer goes through a temporary sibling (``.{name}.<random>.tmp``, same folder, so ``os.replace`` is
-atomic) and leaves files readable like any output (0644; ``mkstemp`` alone gives 0600). A temporary file
-left by a killed writer is removed by the next write of the same file once it is older than
+atomic) and leaves files readable like any output (0644; ``mkstemp`` alone gives 0600). ``atomic_target``
+lends such a name to writers that need one (videos, images); ``atomic_dir`` does the same for a folder.
+A temporary file left by a killed writer is removed by the next write of the same file once it is older than
 ``STALE_AFTER_S`` (a live writer of the same file in another process is never that slow), or at once by
 :func:`remove_stale_temps` where the caller knows no other writer exists (a training run's checkpoints).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 FILE_MODE = 0o644
+DIR_MODE = 0o755
 STALE_AFTER_S = 3600.0
 
 
 def _temps(path: Path) -> list[Path]:
-    return list(path.parent.glob(f".{path.name}.*.tmp"))
+    """This writer's temporaries of ``path``: ``.{name}.<random>.tmp`` and ``.{name}.<random>.tmp{suffix}``
+    (``atomic_target`` keeps the suffix for writers that choose the format by it)."""
+    patterns = {f".{path.name}.*.tmp", f".{path.name}.*.tmp{path.suffix}"}
+    return sorted({t for pattern in patterns for t in path.parent.glob(pattern)})
 
 
 def remove_stale_temps(path: str | os.PathLike, older_than_s: float = STALE_AFTER_S) -> int:
@@ -56,6 +63,52 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, fsync: bool = True)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary sibling of ``path`` (``.{name}.<random>.tmp{suffix}``) for a writer that needs a file
+    name (a video encoder, an image writer picking the format by the suffix). When the block ends it is
+    made 0644 and replaces ``path``; on an exception it is removed. Stale temporaries of ``path`` are
+    removed first, as by ``atomic_write_bytes``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():  # the block failed (after os.replace the name is gone)
+            tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(final_dir: str | os.PathLike) -> Iterator[Path]:
+    """A temporary sibling folder (``.{name}.<random>.tmp``, mode 0755) to fill; when the block ends it
+    replaces ``final_dir`` (``replace_dir``), on an exception it is removed, so ``final_dir`` is either the
+    previous complete folder or the new complete one, never half-written. Temporary folders of
+    ``final_dir`` older than ``STALE_AFTER_S`` (left by a killed writer) are removed first."""
+    final_dir = Path(final_dir)
+    final_dir.parent.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for old in final_dir.parent.glob(f".{final_dir.name}.*.tmp"):
+        try:
+            if old.is_dir() and not old.is_symlink() and now - old.stat().st_mtime >= STALE_AFTER_S:
+                shutil.rmtree(old, ignore_errors=True)
+        except FileNotFoundError:
+            pass
+    tmp = Path(tempfile.mkdtemp(dir=final_dir.parent, prefix=f".{final_dir.name}.", suffix=".tmp"))
+    try:
+        yield tmp
+        os.chmod(tmp, DIR_MODE)
+        replace_dir(tmp, final_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

@@ -218,9 +218,13 @@ def _evaluate_one(
         )
     video_path = None
     if video_dir is not None:  # written before the record: a record never points at a missing video
+        from vid3d.atomic import remove_stale_temps
         from vid3d.viz import write_video
 
         video_path = video_relpath(name, clip.clip_id, trial)
+        # run_shard holds this shard's lock and a clip belongs to one shard: no live writer of this video
+        # exists, so a temporary .mp4 left by a killed run goes now, not only after atomic.STALE_AFTER_S
+        remove_stale_temps(video_dir / video_path, older_than_s=0)
         write_video(video_dir / video_path, frames, fps=fps)
     # Intrinsics follow the generated resolution (a model may generate at a lower resolution than GT).
     K = rescale_K(clip.K_px, clip.frames.shape[1:3], frames.shape[1:3])
