@@ -104,11 +104,11 @@ def eval_clips_from_re10k(
     for clip in list_clips(root, split):
         if max_clips is not None and len(out) >= max_clips:
             break
-        cams = read_camera_file(clip.camera_path)
+        cams = read_camera_file(clip.camera_path, root=root)  # links out of the dataset refused
         idx = start + stride * np.arange(num_frames)
         if idx[-1] >= len(cams):
             continue
-        frames = read_frames(clip, cams, idx)
+        frames = read_frames(clip, cams, idx, root=root)
         h, w = frames.shape[1:3]
         if height is not None and width is not None and (h, w) != (height, width):
             frames = np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in frames])

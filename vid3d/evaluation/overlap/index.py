@@ -32,7 +32,14 @@ from typing import Any
 import numpy as np
 
 from vid3d.atomic import atomic_write_bytes
-from vid3d.data.formats.re10k import list_clips, read_camera_file, read_depth, read_frames
+from vid3d.data.files import load_json, read_regular_bytes
+from vid3d.data.formats.re10k import (
+    MAX_CAMERA_FILE_BYTES,
+    list_clips,
+    read_camera_file,
+    read_depth,
+    read_frames,
+)
 
 from .base import OverlapEstimator, OverlapView
 
@@ -89,7 +96,11 @@ def dataset_revision(root: str | os.PathLike, split: str) -> str:
         except (json.JSONDecodeError, AttributeError):
             h.update(manifest.read_bytes())
     for clip in list_clips(root, split, missing="skip"):
-        h.update(clip.clip_id.encode() + b"\0" + clip.camera_path.read_bytes() + b"\0")
+        try:  # a FIFO or device never blocks the hash; its refusal is hashed instead
+            data = read_regular_bytes(clip.camera_path, MAX_CAMERA_FILE_BYTES)
+        except ValueError as e:
+            data = f"unreadable: {e}".encode()
+        h.update(clip.clip_id.encode() + b"\0" + data + b"\0")
     return h.hexdigest()[:16]
 
 
@@ -206,7 +217,7 @@ def build_index(
 ) -> dict[str, Any]:
     """Compute the overlap of every pair of a split (see module docstring); returns the index dict."""
     clips = {c.clip_id: c for c in list_clips(root, split, missing="skip")}
-    cams = {k: read_camera_file(c.camera_path) for k, c in clips.items()}
+    cams = {k: read_camera_file(c.camera_path, root=root) for k, c in clips.items()}
     if eval_index is not None:
         pairs, skipped = pairs_from_eval_index(eval_index, list(clips))
         source = {"kind": "pixelsplat_eval_index", "file": Path(eval_index).name}
@@ -278,10 +289,10 @@ def load_index(
     """Read and validate an index; with ``root`` it must match the dataset's revision (StaleIndexError
     otherwise), with ``estimator`` the estimator that computed it."""
     path = Path(path)
-    try:
-        index = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise StaleIndexError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from e
+    try:  # a regular file only (a FIFO never blocks), size- and depth-limited
+        index = load_json(path)
+    except ValueError as e:
+        raise StaleIndexError(str(e)) from None
     if not isinstance(index, dict) or index.get("format") != INDEX_FORMAT:
         raise StaleIndexError(f"{path}: not a vid3d overlap index (format != {INDEX_FORMAT!r})")
     if index.get("version") != INDEX_VERSION:
