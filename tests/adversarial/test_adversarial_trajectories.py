@@ -198,3 +198,36 @@ def test_sample_task_refuses_a_nan_trajectory_in_one_line_before_loading_a_model
     assert e.value.code == 2
     assert err == f"error: {tmp_path / 'nan.json'}: pose 7 has a NaN or infinite entry"
     assert not any((tmp_path / "out").rglob("samples")) if (tmp_path / "out").exists() else True
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("payload", ["nan_json", "reflection_npy", "deep_json"])
+def test_sample_cli_exits_2_with_one_line_for_a_bad_trajectory(tmp_path, payload):
+    import subprocess
+    import sys
+
+    import imageio.v3 as iio
+
+    root = Path(__file__).resolve().parents[2]
+    iio.imwrite(tmp_path / "in.png", np.full((32, 48, 3), 100, np.uint8))
+    (tmp_path / "x.ckpt").write_bytes(b"")  # exists: the trajectory is checked before the model loads
+    c2w = _path(30)
+    if payload == "nan_json":
+        c2w[3, 0, 3] = float("nan")
+        path, want = tmp_path / "t.json", "t.json: pose 3 has a NaN or infinite entry"
+        path.write_text(json.dumps(c2w.tolist()))
+    elif payload == "reflection_npy":
+        c2w[4, :3, :3] = np.diag([1.0, 1.0, -1.0])
+        path, want = tmp_path / "t.npy", "t.npy: pose 4: rotation has det -1 < 0 (a reflection)"
+        np.save(path, c2w)
+    else:
+        path, want = tmp_path / "t.json", "t.json: JSON nested more than 64 levels deep"
+        path.write_text("[" * 50_000 + "]" * 50_000)
+    proc = subprocess.run(
+        [sys.executable, "sample.py", f"ckpt={tmp_path / 'x.ckpt'}", f"image={tmp_path / 'in.png'}",
+         "trajectory=file", f"trajectory.path={path}", f"paths.output_dir={tmp_path / 'out'}"],
+        cwd=root, capture_output=True, text=True, timeout=300,
+    )
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and lines[0].endswith(want), proc.stderr[-2000:]
+    assert not list((tmp_path / "out").rglob("samples"))
