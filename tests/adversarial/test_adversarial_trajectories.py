@@ -231,3 +231,13 @@ def test_sample_cli_exits_2_with_one_line_for_a_bad_trajectory(tmp_path, payload
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and lines[0].endswith(want), proc.stderr[-2000:]
     assert not list((tmp_path / "out").rglob("samples"))
+
+
+@pytest.mark.parametrize("field, value", [("amplitude", float("nan")), ("speed", float("inf")),
+                                          ("orbit_radius", float("nan"))])
+def test_preset_options_must_be_finite(field, value):
+    from vid3d.sampling.trajectories import make_trajectory
+
+    with pytest.raises(InputError, match=rf"^trajectory\.{field}: must be a finite number, got (nan|inf)$"):
+        make_trajectory("orbit_left", 5, **{field: value})
+    assert np.isfinite(make_trajectory("orbit_left", 5, amplitude=1e3, speed=2.0).c2w).all()

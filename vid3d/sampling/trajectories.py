@@ -252,8 +252,12 @@ def make_trajectory(
     kind, build = _PRESETS[name]
     if name.startswith("zoom") and zoom_mode == "focal":
         kind = "focal"
+    a = _amplitude(kind, amplitude)
+    for field, value in (("amplitude", a), ("speed", speed), ("orbit_radius", orbit_radius)):
+        if not math.isfinite(float(value)):  # NaN or inf would give NaN poses, i.e. black frames
+            raise InputError(f"trajectory.{field}: must be a finite number, got {value}")
     p = _progress(num_frames, speed, easing)
-    c2w, K_scale = build(p, _amplitude(kind, amplitude), orbit_radius=orbit_radius, zoom_mode=zoom_mode)
+    c2w, K_scale = build(p, a, orbit_radius=orbit_radius, zoom_mode=zoom_mode)
     return Trajectory(c2w=relative_to_first(np.asarray(c2w)), K_scale=K_scale, name=name)
 
 
