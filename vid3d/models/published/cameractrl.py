@@ -1,9 +1,9 @@
-"""CameraCtrl on Stable Video Diffusion (He et al. 2024, the ``svd`` branch of hehao13/CameraCtrl), as released.
+"""CameraCtrl on Stable Video Diffusion (He et al. 2024, the ``svd`` branch of hehao13/CameraCtrl): released.
 
 Architecture (read from the authors' code; checked side by side against it, benchmarks/README.md):
 
-1. Plücker maps [o x d, d] of every pixel centre at the *image* resolution (latent size x ``downscale_factor``;
-   unit directions, poses relative to frame 0), (B, F, 6, H, W).
+1. Plücker maps [o x d, d] of every pixel centre at the *image* resolution (latent size x
+   ``downscale_factor``; unit directions, poses relative to frame 0), (B, F, 6, H, W).
 2. ``CameraCtrlEncoder``: pixel-unshuffle by ``downscale_factor`` (6 f^2 channels at the latent size), a 3x3
    conv to ``block_out_channels[0]``, then one *level* per UNet down block; a level is ``num_res_blocks``
    stages, each a residual conv block (2x2 average pool first in the first stage of levels > 0; a ``kernel``
@@ -26,11 +26,11 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from diffusers.models.attention import TemporalBasicTransformerBlock
 
 from vid3d.geometry import plucker_embedding
 
 from ..camera_encoder import CameraEncoder, _hidden_states, _replace_hidden_states
+from .unet_blocks import temporal_blocks
 
 
 def sinusoid_table(max_len: int, dim: int) -> torch.Tensor:
@@ -66,7 +66,8 @@ class ResidualStage(nn.Module):
 class FrameAttention(nn.Module):
     """Temporal transformer over frames: (N, F, C) -> (N, F, C), N = batch x pixels.
 
-    x = x + out(attn(q, k, v of norm_attn(x) + pe[:F])); x = x + ff_out(a * gelu(g)), [a, g] = ff_in(norm_ff(x)).
+    x = x + out(attn(q, k, v of norm_attn(x) + pe[:F]));
+    x = x + ff_out(a * gelu(g)) with [a, g] = ff_in(norm_ff(x)).
     """
 
     def __init__(self, dim: int, heads: int, max_frames: int) -> None:
@@ -87,7 +88,9 @@ class FrameAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, f, c = x.shape
         if f > self.pe.shape[0]:
-            raise ValueError(f"CameraCtrl encoder: {f} frames, its frame positions stop at {self.pe.shape[0]}")
+            raise ValueError(
+                f"CameraCtrl encoder: {f} frames, its frame positions stop at {self.pe.shape[0]}"
+            )
         h = self.norm_attn(x) + self.pe[:f].to(x.dtype)
 
         def heads(t: torch.Tensor) -> torch.Tensor:
@@ -117,16 +120,16 @@ class Stage(nn.Module):
 
 
 def temporal_block_levels(unet: nn.Module) -> list[tuple[str, int]]:
-    """(path, level) of every ``TemporalBasicTransformerBlock`` in ``unet.named_modules()`` order: a block
-    in down_blocks[i] reads level i, in the mid block the last level, in up_blocks[j] level n - 1 - j."""
+    """(path, level) of every temporal transformer block (``unet_blocks.temporal_blocks`` order): a block in
+    down_blocks[i] reads level i, in the mid block the last level, in up_blocks[j] level n - 1 - j."""
     n = len(unet.down_blocks)
     out = []
-    for path, m in unet.named_modules():
-        if not isinstance(m, TemporalBasicTransformerBlock):
-            continue
+    for path, _ in temporal_blocks(unet):
         part, index = path.split(".")[:2]
-        level = {"down_blocks": lambda: int(index), "mid_block": lambda: n - 1,
-                 "up_blocks": lambda: n - 1 - int(index)}[part]()
+        if part == "mid_block":
+            level = n - 1
+        else:
+            level = int(index) if part == "down_blocks" else n - 1 - int(index)
         out.append((path, level))
     return out
 
@@ -137,7 +140,7 @@ class CameraCtrlEncoder(CameraEncoder):
     Args:
         block_out_channels: the UNet's block_out_channels (= the encoder's level widths, as released).
         merge_levels: the encoder level read by each temporal transformer block of the UNet, in
-            ``named_modules`` order (``temporal_block_levels``).
+            ``unet_blocks.temporal_blocks`` order (``temporal_block_levels``).
         downscale_factor: pixel-unshuffle factor (8 = SVD's VAE); the Plücker maps are computed at the latent
             size times this factor.
         num_res_blocks: stages per level (2 released). kernel: the stages' second conv (1 released).
@@ -222,8 +225,8 @@ class CameraCtrlEncoder(CameraEncoder):
         found = temporal_block_levels(unet)
         if [lv for _, lv in found] != list(self.merge_levels):
             raise ValueError(
-                f"CameraCtrlEncoder was built for temporal blocks at levels {list(self.merge_levels)}, the UNet "
-                f"has {[lv for _, lv in found]}"
+                f"CameraCtrlEncoder was built for temporal blocks at levels {list(self.merge_levels)}, "
+                f"the UNet has {[lv for _, lv in found]}"
             )
         self._block_paths = [p for p, _ in found]
         for k, (path, _) in enumerate(found):
@@ -246,8 +249,9 @@ class CameraCtrlEncoder(CameraEncoder):
             feat = feats[level]
             if feat.shape != hs.shape:
                 raise ValueError(
-                    f"CameraCtrl features of level {level} have shape {tuple(feat.shape)}, temporal attention "
-                    f"input {tuple(hs.shape)} (image size must be a multiple of {self.factor * 2 ** level})"
+                    f"CameraCtrl features of level {level} have shape {tuple(feat.shape)}, temporal "
+                    f"attention input {tuple(hs.shape)} (image size must be a multiple of "
+                    f"{self.factor * 2**level})"
                 )
             merged = hs + self.scale * self.merges[k](hs + feat.to(hs.dtype))
             return _replace_hidden_states(args, kwargs, merged, in_kw)

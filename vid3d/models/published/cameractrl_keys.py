@@ -3,18 +3,20 @@
 The released file (``CameraCtrl_svd.ckpt``, ``CameraCtrl_svdxt.ckpt``) is a ``torch.save`` dict with
 ``pose_encoder_state_dict`` (its CameraPoseEncoder) and ``attention_processor_state_dict`` (the merge layer of
 every temporal self-attention, keyed by the UNet path of its processor). Names on the left, vid3d's (under
-``camera_encoder.``) on the right; i, j: level and stage; k: the index of the temporal block in the UNet's
-``named_modules`` order (``CameraCtrlEncoder.block_paths``):
+``camera_encoder.``) on the right; i, j: level and stage; k: the index of the temporal block in the
+fixed order of ``unet_blocks.temporal_blocks`` (``CameraCtrlEncoder.block_paths``):
 
     encoder_conv_in.*                                             conv_in.*
     encoder_down_conv_blocks.i.j.{in_conv,block1,block2}.*        levels.i.j.res.{in_conv,block1,block2}.*
-    encoder_down_attention_blocks.i.j.attention_blocks.0.to_{q,k,v}.weight   levels.i.j.temporal.to_{q,k,v}.weight
+    encoder_down_attention_blocks.i.j.attention_blocks.0.to_{q,k,v}.weight
+                                                                  levels.i.j.temporal.to_{q,k,v}.weight
     encoder_down_attention_blocks.i.j.attention_blocks.0.to_out.0.*          levels.i.j.temporal.to_out.*
     encoder_down_attention_blocks.i.j.norms.0.*                   levels.i.j.temporal.norm_attn.*
     encoder_down_attention_blocks.i.j.ff.net.0.proj.*             levels.i.j.temporal.ff_in.*
     encoder_down_attention_blocks.i.j.ff.net.2.*                  levels.i.j.temporal.ff_out.*
     encoder_down_attention_blocks.i.j.ff_norm.*                   levels.i.j.temporal.norm_ff.*
-    encoder_down_attention_blocks.i.j.attention_blocks.0.pos_encoder.pe      (not stored: must equal the sinusoid table)
+    encoder_down_attention_blocks.i.j.attention_blocks.0.pos_encoder.pe
+                                                                  (not stored: must be the sinusoid table)
     <block path>.attn1.processor.qkv_merge.*                      merges.k.*
 
 Pure functions on ``{name: tensor}`` maps; nothing here reads files.
@@ -34,7 +36,10 @@ from .cameractrl import sinusoid_table
 _A = r"encoder_down_attention_blocks\.(\d+)\.(\d+)\."
 _ENCODER_RULES = [
     (r"encoder_conv_in\.(weight|bias)", r"conv_in.\1"),
-    (r"encoder_down_conv_blocks\.(\d+)\.(\d+)\.(in_conv|block1|block2)\.(weight|bias)", r"levels.\1.\2.res.\3.\4"),
+    (
+        r"encoder_down_conv_blocks\.(\d+)\.(\d+)\.(in_conv|block1|block2)\.(weight|bias)",
+        r"levels.\1.\2.res.\3.\4",
+    ),
     (_A + r"attention_blocks\.0\.(to_q|to_k|to_v)\.weight", r"levels.\1.\2.temporal.\3.weight"),
     (_A + r"attention_blocks\.0\.to_out\.0\.(weight|bias)", r"levels.\1.\2.temporal.to_out.\3"),
     (_A + r"norms\.0\.(weight|bias)", r"levels.\1.\2.temporal.norm_attn.\3"),
@@ -78,7 +83,9 @@ def cameractrl_to_vid3d(
             continue
         key = _encoder_key(name)
         if key is None:
-            raise InputError(f"{where}: pose_encoder_state_dict.{name} is not a CameraCtrl-SVD encoder weight")
+            raise InputError(
+                f"{where}: pose_encoder_state_dict.{name} is not a CameraCtrl-SVD encoder weight"
+            )
         out[PREFIX + key] = t
     index = {p: k for k, p in enumerate(block_paths)}
     for name, t in released["attention_processor_state_dict"].items():
@@ -103,14 +110,14 @@ def frame_positions(released: Mapping[str, Mapping[str, torch.Tensor]]) -> int |
 def vid3d_to_cameractrl(
     state: Mapping[str, torch.Tensor], block_paths: Sequence[str], max_frames: int
 ) -> dict[str, dict[str, torch.Tensor]]:
-    """The inverse map: vid3d's ``camera_encoder.*`` weights -> the released layout (frame tables included)."""
+    """The inverse map: vid3d's ``camera_encoder.*`` weights -> the released layout (with frame tables)."""
     inverse = [(re.compile(_inverse_pattern(pattern, repl)), pattern) for pattern, repl in _ENCODER_RULES]
     pose: dict[str, torch.Tensor] = {}
     attn: dict[str, torch.Tensor] = {}
     for key, t in state.items():
         if not key.startswith(PREFIX):
             continue
-        name = key[len(PREFIX):]
+        name = key[len(PREFIX) :]
         m = re.fullmatch(r"merges\.(\d+)\.(weight|bias)", name)
         if m:
             attn[f"{block_paths[int(m.group(1))]}.attn1.processor.qkv_merge.{m.group(2)}"] = t
@@ -126,7 +133,9 @@ def vid3d_to_cameractrl(
         m = re.fullmatch(r"encoder_down_attention_blocks\.(\d+)\.(\d+)\.norms\.0\.weight", name)
         if m:
             pe = sinusoid_table(max_frames, pose[name].shape[0])[None]
-            pose[f"encoder_down_attention_blocks.{m.group(1)}.{m.group(2)}.attention_blocks.0.pos_encoder.pe"] = pe
+            pose[
+                f"encoder_down_attention_blocks.{m.group(1)}.{m.group(2)}.attention_blocks.0.pos_encoder.pe"
+            ] = pe
     return {"pose_encoder_state_dict": pose, "attention_processor_state_dict": attn}
 
 
