@@ -1,14 +1,14 @@
 """MotionCtrl's camera-motion module on Stable Video Diffusion (Wang et al. 2024, the ``svd`` branch of
 TencentARC/MotionCtrl, "CMCM"), as released.
 
-The camera of each frame is its pose relative to frame 0 as a world-to-camera [R | t] (row-major 3 x 4 =
-12 numbers; MotionCtrl's ``to_relative_RT2`` on RealEstate10K's world-to-camera poses: R_i R_0^T,
-t_i - R_i R_0^T t_0, which is the inverse of vid3d's c2w relative to frame 0). In **every** temporal
-transformer block of the UNet, right after the temporal self-attention (x = x + attn1(norm1(x))), the 12
-numbers of each frame are concatenated to the hidden states of that frame at every pixel and projected back by a Linear
-``cc_projection`` (C + 12 -> C, initialised to [I | 0], bias 0: the model starts as SVD); then the block goes
-on (attn2, feed-forward). Trained in the release: ``cc_projection``, ``attn2`` and ``norm2`` of those blocks
-(the two UNet parts stay in the UNet; this module owns the projections).
+The camera of each frame is its pose relative to frame 0 as a world-to-camera [R | t] (row-major 3 x 4 = 12
+numbers; MotionCtrl's ``to_relative_RT2`` on RealEstate10K's world-to-camera poses: R_i R_0^T, t_i - R_i
+R_0^T t_0, which is the inverse of vid3d's c2w relative to frame 0). In **every** temporal transformer block
+of the UNet, right after the temporal self-attention (x = x + attn1(norm1(x))), the 12 numbers of each frame
+are concatenated to the hidden states of that frame at every pixel and projected back by a Linear
+``cc_projection`` (C + 12 -> C, initialised to [I | 0], bias 0: the model starts as SVD); then the block
+goes on (attn2, feed-forward). Trained in the release: ``cc_projection``, ``attn2`` and ``norm2`` of those
+blocks (the two UNet parts stay in the UNet; this module owns the projections).
 
 The injection uses two hooks per block: ``norm1``'s input is the block's hidden state h (its input to the
 residual sum), and ``attn1``'s output a is replaced by cc([h + a, RT]) - h, so the block's own sum h + that
