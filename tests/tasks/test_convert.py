@@ -9,11 +9,12 @@ import pytest
 import torch
 from _published_fakes import fake_cameractrl, fake_motionctrl
 
-from vid3d.convert import convert
+from vid3d.convert import compose_model_config, convert
 from vid3d.errors import InputError
 from vid3d.models.checkpoint import load_checkpoint_file, load_model
 from vid3d.models.published.cameractrl import CameraCtrlEncoder
 from vid3d.models.published.motionctrl import MotionCtrlEncoder
+from vid3d.models.schema import validate_model_config
 
 TINY = ["model/backbone=tiny"]
 
@@ -69,3 +70,27 @@ def test_convert_refuses_pickle(tmp_path) -> None:
     with pytest.raises(InputError, match=r"p\.ckpt: refused: loading it needs pickle"):
         convert("cameractrl", tmp_path / "p.ckpt", tmp_path / "o.ckpt", TINY)
     assert not (tmp_path / "o.ckpt").exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "source", "frames"),
+    [
+        ("cameractrl_svd", "stabilityai/stable-video-diffusion-img2vid", 14),
+        ("cameractrl_svdxt", "stabilityai/stable-video-diffusion-img2vid-xt", 25),
+        ("motionctrl_svd", "stabilityai/stable-video-diffusion-img2vid", None),
+    ],
+)
+def test_published_options_are_the_released_setups(option, source, frames, monkeypatch) -> None:
+    monkeypatch.delenv("SVD_PATH", raising=False)
+    cfg = compose_model_config(option, [])
+    validate_model_config(cfg, f"model={option}")  # what a converted checkpoint stores is accepted on load
+    assert cfg["backbone"]["source"] == source and cfg["attention"]["_target_"].endswith("no_attention")
+    if frames:
+        enc = cfg["camera_encoder"]
+        assert (
+            enc["max_frames"],
+            enc["downscale_factor"],
+            enc["num_res_blocks"],
+            enc["kernel"],
+            enc["heads"],
+        ) == (frames, 8, 2, 1, 8)
