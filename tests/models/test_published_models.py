@@ -252,8 +252,11 @@ def test_released_file_needing_pickle_is_refused_in_one_line(tmp_path) -> None:
         load_released(path)
     msg = str(e.value)
     assert "\n" not in msg and str(path) in msg and "pickle" in msg and "weights_only=True" in msg
+    assert "argparse.Namespace" in msg
     assert path.read_bytes() == before
     torch.save({"a": {"w": torch.ones(2)}}, path)
+    assert torch.equal(load_released(path)["a"]["w"], torch.ones(2))
+    torch.save({"a": {"w": torch.ones(2)}}, path, _use_new_zipfile_serialization=False)  # pre-zip format
     assert torch.equal(load_released(path)["a"]["w"], torch.ones(2))
     (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
     with pytest.raises(InputError, match="junk.ckpt: not a readable torch checkpoint"):

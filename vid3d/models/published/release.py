@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -40,22 +41,34 @@ def load_released(path: str | os.PathLike) -> dict:
         except Exception as e:  # noqa: BLE001 - safetensors raises its own types
             raise InputError(f"{p}: not a readable safetensors file ({str(e).splitlines()[0]})") from None
     try:
-        obj = torch.load(p, map_location="cpu", weights_only=True, mmap=True)
+        obj = _torch_load(p)
     except pickle.UnpicklingError as e:
-        what = (
-            str(e).split("Unsupported global:")[-1].split(".")[0].strip()
-            if "Unsupported global" in str(e)
-            else ""
-        )
+        found = re.search(r"GLOBAL ([\w.]+)", str(e))
+        if found is None:  # not a pickle of objects at all (e.g. "Unsupported operand": a corrupt file)
+            detail = re.search(r"WeightsUnpickler error: \s*([^\n]+)", str(e))
+            reason = detail.group(1) if detail else str(e).splitlines()[0]
+            raise InputError(f"{p}: not a readable torch checkpoint ({reason})") from None
+        what = f"it stores a {found.group(1)}"
         raise InputError(
-            f"{p}: refused: loading it needs pickle ({what or 'it stores Python objects, beyond tensors'}); "
-            "vid3d reads checkpoints with torch.load(weights_only=True) only"
+            f"{p}: refused: loading it needs pickle ({what}); vid3d reads checkpoints with "
+            "torch.load(weights_only=True) only"
         ) from None
     except (RuntimeError, OSError, EOFError, ValueError) as e:
         raise InputError(f"{p}: not a readable torch checkpoint ({str(e).splitlines()[0]})") from None
     if not isinstance(obj, Mapping):
         raise InputError(f"{p}: holds a {type(obj).__name__}, expected a dict of state dicts")
     return dict(obj)
+
+
+def _torch_load(p: Path) -> object:
+    """torch.load with weights_only=True, memory-mapped (multi-GB releases) unless the file predates the
+    zip format."""
+    try:
+        return torch.load(p, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as e:
+        if "mmap can only be used" not in str(e):
+            raise
+        return torch.load(p, map_location="cpu", weights_only=True)
 
 
 def _cameractrl(released: Mapping, model: nn.Module, where: str) -> dict[str, torch.Tensor]:
