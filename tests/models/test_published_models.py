@@ -263,3 +263,32 @@ def test_released_file_needing_pickle_is_refused_in_one_line(tmp_path) -> None:
         load_released(tmp_path / "junk.ckpt")
     with pytest.raises(InputError, match="no such file"):
         load_released(tmp_path / "missing.ckpt")
+
+
+def test_cameractrl_svdxt_layout_at_full_size() -> None:
+    # CameraCtrl's own CameraPoseEncoder + PoseCond UNet built with svdxt_320_576_cameractrl.yaml list 150
+    # encoder tensors (8 of them frame tables) and 32 merge tensors; vid3d's full-size encoder maps to exactly
+    # those names and shapes (checked name by name side by side; a few recorded here). Meta device: no memory.
+    from diffusers import UNetSpatioTemporalConditionModel
+
+    with torch.device("meta"):
+        unet = UNetSpatioTemporalConditionModel()  # diffusers' defaults are SVD's UNet config
+        enc = CameraCtrlEncoder.from_unet(unet, max_frames=25)
+    enc.attach(unet)
+    assert sum(p.numel() for p in enc.parameters()) == 211_665_280
+    released = vid3d_to_cameractrl(
+        {f"camera_encoder.{k}": v for k, v in enc.state_dict().items()}, enc.block_paths, 25
+    )
+    pose, attn = released["pose_encoder_state_dict"], released["attention_processor_state_dict"]
+    assert len(pose) == 150 and sum(k.endswith(".pe") for k in pose) == 8 and len(attn) == 32
+    shapes = {
+        "encoder_conv_in.weight": (320, 384, 3, 3),
+        "encoder_down_conv_blocks.1.0.in_conv.weight": (640, 320, 1, 1),
+        "encoder_down_conv_blocks.3.1.block1.weight": (1280, 1280, 3, 3),
+        "encoder_down_attention_blocks.3.1.attention_blocks.0.pos_encoder.pe": (1, 25, 1280),
+        "encoder_down_attention_blocks.2.0.ff.net.0.proj.weight": (10240, 1280),
+    }
+    assert {k: tuple(pose[k].shape) for k in shapes} == shapes
+    merge = "temporal_transformer_blocks.0.attn1.processor.qkv_merge.weight"
+    assert tuple(attn[f"mid_block.attentions.0.{merge}"].shape) == (1280, 1280)
+    assert tuple(attn[f"up_blocks.3.attentions.2.{merge}"].shape) == (320, 320)
