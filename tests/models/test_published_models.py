@@ -292,3 +292,31 @@ def test_cameractrl_svdxt_layout_at_full_size() -> None:
     merge = "temporal_transformer_blocks.0.attn1.processor.qkv_merge.weight"
     assert tuple(attn[f"mid_block.attentions.0.{merge}"].shape) == (1280, 1280)
     assert tuple(attn[f"up_blocks.3.attentions.2.{merge}"].shape) == (320, 320)
+
+
+def test_motionctrl_svd_layout_at_full_size() -> None:
+    # sgm's VideoUNet built with MotionCtrl's config_motionctrl_cmcm.yaml, patched as CameraMotionControl
+    # does, has 16 temporal blocks whose cc_projection / attn2 / norm2 make 144 tensors; vid3d's names for
+    # SVD's UNet map to exactly those names and shapes (checked side by side; a few recorded here). Meta device.
+    from diffusers import UNetSpatioTemporalConditionModel
+
+    with torch.device("meta"):
+        unet = UNetSpatioTemporalConditionModel()
+        enc = MotionCtrlEncoder.from_unet(unet)
+    enc.attach(unet)
+    trained = {f"camera_encoder.{k}": v for k, v in enc.state_dict().items()}
+    trained |= {
+        f"backbone.unet.{k}": v
+        for k, v in unet.state_dict().items()
+        if ".temporal_transformer_blocks." in k and (".attn2." in k or ".norm2." in k)
+    }
+    released = vid3d_to_motionctrl(trained, unet, enc.block_paths)["state_dict"]
+    assert len(enc.block_paths) == 16 and len(released) == 144
+    m = "model.diffusion_model."
+    shapes = {
+        f"{m}input_blocks.1.1.time_stack.0.cc_projection.weight": (320, 332),
+        f"{m}middle_block.1.time_stack.0.cc_projection.weight": (1280, 1292),
+        f"{m}output_blocks.11.1.time_stack.0.attn2.to_k.weight": (320, 1024),
+        f"{m}input_blocks.7.1.time_stack.0.norm2.bias": (1280,),
+    }
+    assert {k: tuple(released[k].shape) for k in shapes} == shapes
