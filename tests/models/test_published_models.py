@@ -297,7 +297,7 @@ def test_cameractrl_svdxt_layout_at_full_size() -> None:
 def test_motionctrl_svd_layout_at_full_size() -> None:
     # sgm's VideoUNet built with MotionCtrl's config_motionctrl_cmcm.yaml, patched as CameraMotionControl
     # does, has 16 temporal blocks whose cc_projection / attn2 / norm2 make 144 tensors; vid3d's names for
-    # SVD's UNet map to exactly those names and shapes (checked side by side; a few recorded here). Meta device.
+    # SVD's UNet map to exactly those names and shapes (checked side by side; some recorded here). Meta.
     from diffusers import UNetSpatioTemporalConditionModel
 
     with torch.device("meta"):
