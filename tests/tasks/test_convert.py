@@ -84,6 +84,8 @@ def test_published_options_are_the_released_setups(option, source, frames, monke
     monkeypatch.delenv("SVD_PATH", raising=False)
     cfg = compose_model_config(option, [])
     validate_model_config(cfg, f"model={option}")  # what a converted checkpoint stores is accepted on load
+    for backbone in ("tiny", "tiny_kl"):
+        validate_model_config(compose_model_config(option, [f"model/backbone={backbone}"]), backbone)
     assert cfg["backbone"]["source"] == source and cfg["attention"]["_target_"].endswith("no_attention")
     if frames:
         enc = cfg["camera_encoder"]
