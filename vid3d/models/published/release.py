@@ -51,7 +51,8 @@ def load_released(path: str | os.PathLike) -> dict:
         what = f"it stores a {found.group(1)}"
         raise InputError(
             f"{p}: refused: loading it needs pickle ({what}); vid3d reads checkpoints with "
-            "torch.load(weights_only=True) only"
+            "torch.load(weights_only=True) only. If you trust the file, re-save just its state dicts "
+            "(torch.save of plain dicts of tensors) and convert that"
         ) from None
     except (RuntimeError, OSError, EOFError, ValueError) as e:
         raise InputError(f"{p}: not a readable torch checkpoint ({str(e).splitlines()[0]})") from None
