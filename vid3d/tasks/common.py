@@ -70,6 +70,13 @@ def task_wrapper(fn: Callable[[DictConfig], dict]) -> Callable[[DictConfig], dic
     return wrapped
 
 
+def pretrained_choice(cfg: DictConfig) -> dict | None:
+    """The user's ``pretrained`` block (source / revision / local_files_only of a checkpoint's pretrained
+    backbone, conf/eval.yaml and conf/sample.yaml) as a plain dict; None when the config has none."""
+    node = cfg.get("pretrained")
+    return None if node is None else OmegaConf.to_container(node, resolve=True)
+
+
 def check_inputs_early(cfg: DictConfig) -> None:
     """The user's files that are cheap to check, checked before an entry point's heavy imports: the
     checkpoint path (``ckpt=``). Raises the same one-line errors the full load would."""

@@ -37,6 +37,7 @@ from vid3d.evaluation.wandb_log import log_pair_results
 from vid3d.tasks.common import (
     log,
     prepare_data,
+    pretrained_choice,
     print_config_tree,
     reproducibility,
     run_dir,
@@ -173,7 +174,7 @@ def evaluate_pairs(
     if cfg.ckpt:
         from vid3d.models.checkpoint import load_model
 
-        model = load_model(cfg.ckpt)
+        model = load_model(cfg.ckpt, pretrained=pretrained_choice(cfg))
     out = run_dir(cfg)
     print_config_tree(cfg, save_to=out / "config.yaml")
     prepare_data(cfg)

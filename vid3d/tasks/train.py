@@ -18,6 +18,7 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from vid3d.models.schema import stored_model_config
 from vid3d.tasks.common import log, prepare_data, print_config_tree, run_dir, task_wrapper
 from vid3d.training.checkpoint_io import SafetensorsCheckpointIO
 from vid3d.training.strategies import is_deepspeed_config
@@ -119,7 +120,8 @@ def train(cfg: DictConfig) -> dict:
             log.warning("both resume and init_from are set: the resumed checkpoint's weights win")
     module = instantiate(cfg.module, model=model)
     # set after instantiate: Hydra would instantiate the `_target_`s inside the plain config dict
-    module.model_config = OmegaConf.to_container(cfg.model, resolve=True)
+    # where pretrained files come from (source, revision, local_files_only) is not stored: the user's choice
+    module.model_config = stored_model_config(OmegaConf.to_container(cfg.model, resolve=True))
     size = [OmegaConf.select(cfg, f"data.{k}") for k in ("height", "width", "num_frames")]
     module.train_size = size if all(isinstance(v, int) for v in size) else None
     from vid3d.tasks.post_eval import evaluate_after_training, sweep_logging
