@@ -262,7 +262,8 @@ def test_released_configuration_has_the_released_size():
 
 def test_hub_id_loads_from_the_local_cache_only(tmp_path, monkeypatch):
     """pose.checkpoint=<owner>/<name> reads the snapshot in the local Hugging Face cache (the cache's
-    layout: models--owner--name/{refs/main, snapshots/<commit>/model.safetensors}); never downloads."""
+    layout: models--owner--name/{refs/main, snapshots/<commit>/model.safetensors}) without going online;
+    offline, a hub id not in the cache is one line naming the repository and the fetch command."""
     import huggingface_hub.constants
     from safetensors.torch import save_file
 
@@ -280,5 +281,8 @@ def test_hub_id_loads_from_the_local_cache_only(tmp_path, monkeypatch):
     est = Dust3rPoseEstimator(checkpoint="someone/tiny-dust3r", model_config=TINY_CONFIG, image_size=224)
     for k, v in est.model.state_dict().items():
         assert torch.equal(v, sd[k]), k
-    with pytest.raises(FileNotFoundError, match="local Hugging Face cache"):
+    from vid3d.weights import WeightsUnavailable
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(WeightsUnavailable, match=r"pose\.checkpoint=someone/not-cached: .*hf download someone/not"):
         Dust3rPoseEstimator(checkpoint="someone/not-cached", model_config=TINY_CONFIG, image_size=224)

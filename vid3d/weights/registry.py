@@ -102,7 +102,7 @@ REGISTRY: dict[str, HubWeights | UrlWeights] = {
             "dust3r_512",
             "DUSt3R ViT-L/BaseDecoder 512 DPT (pose=dust3r)",
             "naver/DUSt3R_ViTLarge_BaseDecoder_512_dpt",
-            ("config.json", "model.safetensors"),
+            ("model.safetensors",),  # the model's configuration is vid3d's RELEASED_512_CONFIG
         ),
         UrlWeights(
             "lpips_alex",
@@ -143,7 +143,7 @@ REGISTRY: dict[str, HubWeights | UrlWeights] = {
 BENCHMARKS: dict[str, tuple[str, ...]] = {
     "train-svd": ("svd",),
     "train-svd-xt": ("svd_xt",),
-    "camera": ("lpips_alex", "i3d", "dust3r_512"),
+    "camera": ("i3d", "dust3r_512"),  # metrics.fvd.i3d=auto, pose=dust3r
     "sparse": ("lpips_alex",),
     "overlap-index": ("roma_outdoor", "dinov2_vitl14"),
 }
