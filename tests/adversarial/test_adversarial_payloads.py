@@ -242,7 +242,8 @@ def test_a_valid_stored_config_still_loads(trained):
         for name in ("svd", "rt", "plucker", "epipolar"):
             for backbone in ("tiny", "tiny_kl", "svd"):
                 cfg = compose("train", overrides=[f"model={name}", f"model/backbone={backbone}"])
-                validate_model_config(stored_model_config(OmegaConf.to_container(cfg.model, resolve=True)), name)
+                stored = stored_model_config(OmegaConf.to_container(cfg.model, resolve=True))
+                validate_model_config(stored, name)
             cfg = compose("train", overrides=[f"model={name}", "model/attention=full"])
             validate_model_config(OmegaConf.to_container(cfg.model, resolve=True), name)
 

@@ -58,7 +58,8 @@ TARGETS: dict[str, Target] = {
     ),
     f"{_M}.backbone.build_tiny_backbone": Target("backbone", False, f"{_M}.backbone.build_tiny_backbone"),
     f"{_M}.backbone.load_svd_backbone": Target(
-        "backbone", False, f"{_M}.backbone.load_svd_backbone", user_only=("source", "revision", "local_files_only")
+        "backbone", False, f"{_M}.backbone.load_svd_backbone",
+        user_only=("source", "revision", "local_files_only"),
     ),
     f"{_M}.camera_encoder.NoCameraEncoder": Target(
         "camera_encoder", False, f"{_M}.camera_encoder.NoCameraEncoder.__init__", ("self",)

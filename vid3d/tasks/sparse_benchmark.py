@@ -175,6 +175,8 @@ def evaluate_pairs(
         from vid3d.models.checkpoint import load_model
 
         model = load_model(cfg.ckpt, pretrained=pretrained_choice(cfg))
+    # the metrics' weights (LPIPS) next: missing ones stop the run in seconds, before any data work
+    metrics = instantiate(cfg.metrics, _convert_="all").image()  # conf/metrics/: the suite's _target_
     out = run_dir(cfg)
     print_config_tree(cfg, save_to=out / "config.yaml")
     prepare_data(cfg)
@@ -196,7 +198,6 @@ def evaluate_pairs(
     methods = make_methods(cfg, model)
     if not methods:
         raise ValueError("nothing to evaluate: give ckpt=... or keep eval.reference_rows=true")
-    metrics = instantiate(cfg.metrics, _convert_="all").image()  # conf/metrics/: the suite's _target_
 
     protocol = {
         "benchmark": benchmark,

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from vid3d.models.schema import stored_model_config
 from vid3d.tasks.common import log, prepare_data, print_config_tree, run_dir, task_wrapper
+from vid3d.tasks.recipe import choose_backbone, train_random_unet
 from vid3d.training.checkpoint_io import SafetensorsCheckpointIO
 from vid3d.training.strategies import is_deepspeed_config
 
@@ -102,6 +103,7 @@ def train(cfg: DictConfig) -> dict:
     resumed = resumed_run_dir(cfg.get("resume")) if cfg.get("resume_in_place", True) else None
     if resumed is not None:
         _continue_in(cfg, resumed)
+    choose_backbone(cfg)  # real data, no backbone chosen: the seed recipe (vid3d/tasks/recipe.py)
     out = run_dir(cfg)
     # a resumed run keeps its first config.yaml; each resume adds config.resume<k>.yaml
     k = len(list(out.glob("config.resume*.yaml"))) + 1
@@ -111,6 +113,7 @@ def train(cfg: DictConfig) -> dict:
     prepare_data(cfg)
     datamodule = instantiate(cfg.data.datamodule)
     model = instantiate(cfg.model)
+    names: list[str] = []
     if cfg.get("init_from"):
         from vid3d.models.checkpoint import load_trained_weights
 
@@ -118,6 +121,7 @@ def train(cfg: DictConfig) -> dict:
         log.info("init_from %s: %d trained weight tensors loaded", cfg.init_from, len(names))
         if cfg.get("resume"):
             log.warning("both resume and init_from are set: the resumed checkpoint's weights win")
+    train_random_unet(cfg, model, set(names))  # a random-init backbone never stays frozen at random
     module = instantiate(cfg.module, model=model)
     # set after instantiate: Hydra would instantiate the `_target_`s inside the plain config dict
     # where pretrained files come from (source, revision, local_files_only) is not stored: the user's choice

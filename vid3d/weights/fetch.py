@@ -91,17 +91,18 @@ def _unreachable(url: str) -> str | None:
 # ------------------------------------------------------------------------------------------ hub
 def _hub_line(repo: str, file: str, revision: str, why: str, what: str | None) -> str:
     entry = entry_for_repo(repo)
-    cmd = (entry.fetch_command(revision) if entry else f"hf download {repo} {file}"
-           + ("" if revision == "main" else f" --revision {revision}"))
+    rev = "" if revision == "main" else f" --revision {revision}"
+    cmd = entry.fetch_command(revision) if entry else f"hf download {repo} {file}{rev}"
     head = f"{what}: " if what else ""
-    return (f"{head}{repo} (revision {revision}) file {file} is not in the Hugging Face cache ({hub_cache()}) "
-            f"and {why}; fetch it where there is a network with `{cmd}` (then copy {hub_cache()} here)")
+    return (f"{head}{repo} (revision {revision}) file {file} is not in the Hugging Face cache "
+            f"({hub_cache()}) and {why}; fetch it where there is a network with `{cmd}` (then copy "
+            f"{hub_cache()} here)")
 
 
 def _gated_line(repo: str, what: str | None) -> str:
     head = f"{what}: " if what else ""
-    return (f"{head}{repo} is a gated repository: accept its licence at https://huggingface.co/{repo} (logged "
-            "in), create a read token at https://huggingface.co/settings/tokens and set HF_TOKEN=<token> "
+    return (f"{head}{repo} is a gated repository: accept its licence at https://huggingface.co/{repo} "
+            "(logged in), make a read token at https://huggingface.co/settings/tokens, set HF_TOKEN=<token> "
             f"(or run `hf auth login`), then run again")
 
 
@@ -138,8 +139,8 @@ def fetch_hub_files(
     Raises:
         WeightsUnavailable: one line naming the repository, the file, the cache and the fetch command.
     """
-    from huggingface_hub import hf_hub_download
     from huggingface_hub import errors as hf_errors
+    from huggingface_hub import hf_hub_download
 
     revision = revision or "main"
     cached = {f: cached_hub_file(repo, f, revision) for f in files}
@@ -153,7 +154,8 @@ def fetch_hub_files(
         raise WeightsUnavailable(_hub_line(repo, first, revision, why, what))
     reason = _unreachable(_endpoint())
     if reason:
-        raise WeightsUnavailable(_hub_line(repo, first, revision, f"the hub is not reachable: {reason}", what))
+        why = f"the hub is not reachable: {reason}"
+        raise WeightsUnavailable(_hub_line(repo, first, revision, why, what))
     entry = entry_for_repo(repo)
     paths = {}
     for f in files:
@@ -165,8 +167,8 @@ def fetch_hub_files(
             if entry is not None and entry.gated:
                 raise WeightsUnavailable(_gated_line(repo, what)) from e
             raise WeightsUnavailable(
-                f"{what + ': ' if what else ''}{repo}: no such repository on {_endpoint()} (or it is private: "
-                "set HF_TOKEN)"
+                f"{what + ': ' if what else ''}{repo}: no such repository on {_endpoint()} (or it is "
+                "private: set HF_TOKEN)"
             ) from e
         except hf_errors.RevisionNotFoundError as e:
             raise WeightsUnavailable(f"{what + ': ' if what else ''}{repo}: no revision {revision!r}") from e
