@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionM
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from vid3d.atomic import replace_dir
+from vid3d.weights.svd import resolve_svd_source
 
 from .vae import PixelUnshuffleAutoencoder, TemporalVAEAdapter
 
@@ -170,44 +170,6 @@ def _missing_component_error(source: str, sub: str, err: Exception | None) -> Fi
     if err is not None:
         msg += f": {type(err).__name__}: {err}"
     return FileNotFoundError(msg)
-
-
-_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
-
-
-def resolve_svd_source(
-    source: str | os.PathLike | None = None,
-    weights: str | None = None,
-    revision: str | None = None,
-    local_files_only: bool = False,
-    variant: str | None = None,
-) -> str:
-    """The local folder of an SVD backbone: ``source`` if it is a folder; else the hub repository ``source``
-    (or, with no source, registry entry ``weights``'s repository and revision), fetched into the Hugging
-    Face cache when missing. Raises ``vid3d.weights.WeightsUnavailable`` / ``InputError`` in one line."""
-    from vid3d.errors import InputError
-    from vid3d.weights import HubWeights, fetch_hub_files, get, svd_files
-
-    if source in (None, ""):
-        if not weights:
-            raise InputError(
-                "model.backbone: no pretrained backbone named: set model.backbone.weights=svd|svd_xt (the "
-                "registered hub repositories) or model.backbone.source=<diffusers SVD folder or hub id>"
-            )
-        try:
-            entry = get(str(weights))
-        except KeyError as e:
-            raise InputError(f"model.backbone.weights: {e.args[0]}") from None
-        if not isinstance(entry, HubWeights) or "unet/config.json" not in entry.files:
-            raise InputError(f"model.backbone.weights={weights}: not an SVD backbone entry")
-        source, revision = entry.repo, revision or entry.revision
-    if variant is not None and not re.fullmatch(r"\w{1,32}", str(variant)):
-        raise InputError(f"model.backbone.variant={variant!r}: expected a name such as fp16")
-    source = str(source)
-    if os.path.isdir(source) or not _HUB_ID.fullmatch(source):
-        return source
-    return str(fetch_hub_files(source, svd_files(variant), revision, local_files_only,
-                               what=f"model.backbone.source={source}"))
 
 
 def load_svd_backbone(

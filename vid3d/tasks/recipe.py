@@ -96,3 +96,24 @@ def train_random_unet(cfg: DictConfig, model, loaded: set[str]) -> list[str]:
         trainable, len(random_frozen), random_frozen[0], list(cfg.module.trainable),
     )
     return random_frozen
+
+
+def fetch_pretrained(cfg: DictConfig) -> None:
+    """Resolve a pretrained SVD backbone's files now (the HF cache, downloading what is missing), so that
+    missing weights stop a run in seconds with one line, before the data is prepared."""
+    node = OmegaConf.select(cfg, "model.backbone")
+    if node is None or node.get("_target_") != "vid3d.models.backbone.load_svd_backbone":
+        return
+    from vid3d.weights.svd import resolve_svd_source
+
+    resolve_svd_source(
+        node.get("source"), node.get("weights"), node.get("revision"),
+        bool(node.get("local_files_only", False)), node.get("variant"),
+    )
+
+
+def preflight(cfg: DictConfig) -> None:
+    """What ``train.py`` checks before its heavy imports: the backbone choice (``choose_backbone``) and the
+    pretrained backbone's files (``fetch_pretrained``). Light: no torch, diffusers or Lightning."""
+    choose_backbone(cfg)
+    fetch_pretrained(cfg)

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from vid3d.models.schema import stored_model_config
 from vid3d.tasks.common import log, prepare_data, print_config_tree, run_dir, task_wrapper
-from vid3d.tasks.recipe import choose_backbone, train_random_unet
+from vid3d.tasks.recipe import choose_backbone, fetch_pretrained, train_random_unet
 from vid3d.training.checkpoint_io import SafetensorsCheckpointIO
 from vid3d.training.strategies import is_deepspeed_config
 
@@ -110,6 +110,7 @@ def train(cfg: DictConfig) -> dict:
     print_config_tree(cfg, save_to=out / ("config.yaml" if resumed is None else f"config.resume{k}.yaml"))
     L.seed_everything(cfg.seed, workers=True)
 
+    fetch_pretrained(cfg)  # missing pretrained weights fail (or download) before any data work
     prepare_data(cfg)
     datamodule = instantiate(cfg.data.datamodule)
     model = instantiate(cfg.model)

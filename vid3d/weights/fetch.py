@@ -65,10 +65,16 @@ def hub_cache() -> Path:
 
 
 def torch_cache() -> Path:
-    """Torch hub's checkpoint folder (``$TORCH_HOME/hub/checkpoints``), where URL weights are kept."""
-    import torch
+    """Torch hub's checkpoint folder (``$TORCH_HOME/hub/checkpoints``), where URL weights are kept: the
+    folder ``torch.hub.get_dir()`` names by default, computed without importing torch."""
+    import sys
 
-    return Path(torch.hub.get_dir()) / "checkpoints"
+    torch = sys.modules.get("torch")
+    if torch is not None:  # honours torch.hub.set_dir
+        return Path(torch.hub.get_dir()) / "checkpoints"
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
+    home = os.environ.get("TORCH_HOME") or os.path.join(cache, "torch")
+    return Path(os.path.expanduser(home)) / "hub" / "checkpoints"
 
 
 def _endpoint() -> str:
