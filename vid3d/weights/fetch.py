@@ -118,7 +118,7 @@ def cached_hub_file(repo: str, file: str, revision: str = "main") -> Path | None
     from huggingface_hub.errors import EntryNotFoundError
 
     try:
-        return Path(hf_hub_download(repo, file, revision=revision, local_files_only=True))
+        return Path(hf_hub_download(repo, file, revision=revision, cache_dir=hub_cache(), local_files_only=True))
     except (EntryNotFoundError, OSError, ValueError):
         return None
 
@@ -166,7 +166,8 @@ def fetch_hub_files(
     paths = {}
     for f in files:
         try:
-            paths[f] = Path(hf_hub_download(repo, f, revision=revision, etag_timeout=CONNECT_TIMEOUT_S * 3))
+            paths[f] = Path(hf_hub_download(repo, f, revision=revision, cache_dir=hub_cache(),
+                                            endpoint=_endpoint(), etag_timeout=CONNECT_TIMEOUT_S * 3))
         except hf_errors.GatedRepoError as e:
             raise WeightsUnavailable(_gated_line(repo, what)) from e
         except hf_errors.RepositoryNotFoundError as e:  # the hub answers 401 for a gated repo without token
@@ -182,7 +183,7 @@ def fetch_hub_files(
             raise WeightsUnavailable(
                 f"{what + ': ' if what else ''}{repo} (revision {revision}) has no file {f}"
             ) from e
-        except (OSError, ValueError, RuntimeError) as e:  # connection lost, size check failed, ...
+        except Exception as e:  # connection lost mid-body (httpx errors), size check failed, ...
             why = f"the download failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
             raise WeightsUnavailable(_hub_line(repo, f, revision, why, what)) from e
     folders = {_snapshot_of(p, f) for f, p in paths.items()}
