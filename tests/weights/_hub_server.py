@@ -1,6 +1,7 @@
 """A Hugging Face hub on 127.0.0.1 for tests: enough of the API ``huggingface_hub`` uses to download.
 
-- ``GET /api/models/{repo}/revision/{rev}``: ``{"id", "sha", "siblings": [{"rfilename"}]}`` (snapshot_download)
+- ``GET /api/models/{repo}/revision/{rev}``: ``{"id", "sha", "siblings": [{"rfilename"}]}``
+  (snapshot_download)
 - ``HEAD|GET /{repo}/resolve/{rev}/{path}``: ``X-Repo-Commit``, ``ETag`` (the file's sha256, as the hub gives
   for LFS files), ``Content-Length``; ``Range: bytes=N-`` answers 206 with ``Content-Range``
 - ``GET /files/{name}``: plain files (URL weights such as torchvision's)

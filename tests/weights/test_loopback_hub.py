@@ -1,5 +1,5 @@
-"""vid3d.weights against the real ``huggingface_hub`` client and a hub on 127.0.0.1 (tests/weights/_hub_server.py)
-serving tiny repositories in the real layouts: SVD-XT's folders (tiny configs vid3d's tiny backbone classes
+"""vid3d.weights against the real ``huggingface_hub`` client and a hub on 127.0.0.1
+(tests/weights/_hub_server.py) serving tiny repositories in the real layouts: SVD-XT's folders (tiny configs vid3d's tiny backbone classes
 accept), DUSt3R's model.safetensors, torchvision's LPIPS backbone file. First use downloads into the HF cache
 under tmp_path; the second use works with the server stopped; a gated repository's 401 is the licence line; an
 interrupted download is resumed, or refused with nothing left where a loader looks."""
@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from _hub_server import Hub, Repo  # tests/weights/_hub_server.py
 from huggingface_hub import constants
 from safetensors.torch import save as st_save
 
-from _hub_server import Hub, Repo  # tests/weights/_hub_server.py
 from vid3d.models.backbone import build_tiny_backbone, load_svd_backbone, save_backbone
 from vid3d.models.vae import tiny_kl_autoencoder
 from vid3d.weights import REGISTRY, WeightsUnavailable, fetch_hub_files, fetch_url, get, svd_files
@@ -48,7 +48,8 @@ def serve(monkeypatch, hub: Hub) -> Hub:
 
 
 def folder_files(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -82,14 +83,14 @@ def test_svd_downloads_once_then_loads_with_the_server_stopped(hf, monkeypatch, 
         assert torch.equal(v, unet[k]), k
     snap = hf / "hf" / "hub" / "models--stabilityai--stable-video-diffusion-img2vid-xt" / "snapshots"
     assert [p.name for p in snap.iterdir()] == [Repo(files).commit]
-    # the server is gone: the cache answers, online or offline, without a request
+    # the server is gone: the cache answers (online: no request is made; offline too)
     n = len(hub.log)
-    again = load_svd_backbone(weights="svd_xt")
+    assert fetch_hub_files(SVD_XT, svd_files()) == snap / Repo(files).commit
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     offline = load_svd_backbone(source=SVD_XT)
     assert len(hub.log) == n
     for k, v in unet.items():
-        assert torch.equal(again.unet.state_dict()[k], v) and torch.equal(offline.unet.state_dict()[k], v)
+        assert torch.equal(offline.unet.state_dict()[k], v)
 
 
 def test_gated_repository_401_is_the_licence_line(hf, monkeypatch, tiny_svd):
@@ -158,10 +159,9 @@ def test_a_download_that_never_completes_is_refused_and_never_loaded(hf, monkeyp
     data = _dust3r_file()
     hub = serve(monkeypatch, Hub(repos={DUST3R: Repo({"model.safetensors": data})}))
     hub.truncate[f"{DUST3R}/model.safetensors"] = 10**6
-    try:
-        for _ in range(2):
-            with pytest.raises(WeightsUnavailable, match=f"{DUST3R}.*model.safetensors"):
-                fetch_hub_files(DUST3R, ("model.safetensors",))
+    try:  # (huggingface_hub resumes 5 times, then gives up)
+        with pytest.raises(WeightsUnavailable, match=f"{DUST3R}.*model.safetensors.*download failed"):
+            fetch_hub_files(DUST3R, ("model.safetensors",))
     finally:
         hub.stop()
     repo = hf / "hf" / "hub" / "models--naver--DUSt3R_ViTLarge_BaseDecoder_512_dpt"
@@ -204,8 +204,8 @@ def test_url_weights_with_a_wrong_hash_or_a_cut_body_are_not_kept(hf, monkeypatc
     folder = hf / "torch" / "hub" / "checkpoints"
     try:
         # the published hash prefix (7be5be79) is not this file's: refused, nothing kept
+        entry = dataclasses.replace(REGISTRY["lpips_alex"], url=f"{hub.url}/files/alexnet-owt-7be5be79.pth")
         with pytest.raises(WeightsUnavailable, match="does not start with the published 7be5be79"):
-            entry = dataclasses.replace(REGISTRY["lpips_alex"], url=f"{hub.url}/files/alexnet-owt-7be5be79.pth")
             fetch_url(entry, progress=False)
         assert not list(folder.iterdir())
         _point_registry_at(monkeypatch, hub, "lpips_alex", hashlib.sha256(data).hexdigest())
