@@ -118,7 +118,8 @@ def cached_hub_file(repo: str, file: str, revision: str = "main") -> Path | None
     from huggingface_hub.errors import EntryNotFoundError
 
     try:
-        return Path(hf_hub_download(repo, file, revision=revision, cache_dir=hub_cache(), local_files_only=True))
+        return Path(hf_hub_download(repo, file, revision=revision, cache_dir=hub_cache(),
+                                    local_files_only=True))
     except (EntryNotFoundError, OSError, ValueError):
         return None
 
