@@ -1,8 +1,9 @@
 """vid3d.weights against the real ``huggingface_hub`` client and a hub on 127.0.0.1
-(tests/weights/_hub_server.py) serving tiny repositories in the real layouts: SVD-XT's folders (tiny configs
-vid3d's tiny backbone classes accept), DUSt3R's model.safetensors, torchvision's LPIPS backbone file. First use
-downloads into the HF cache under tmp_path; the second use works with the server stopped; a gated repository's 401 is the licence line; an
-interrupted download is resumed, or refused with nothing left where a loader looks."""
+(tests/weights/_hub_server.py) serving tiny repositories in the real layouts: SVD-XT's folders (tiny
+configs vid3d's tiny backbone classes accept), DUSt3R's model.safetensors, torchvision's LPIPS backbone
+file. First use downloads into the HF cache under tmp_path; the second use works with the server stopped;
+a gated repository's 401 is the licence line; an interrupted download is resumed, or refused with nothing
+left where a loader looks."""
 
 from __future__ import annotations
 
