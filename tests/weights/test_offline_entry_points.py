@@ -1,6 +1,6 @@
 """Issue 31's done-when: offline, ``train.py model/backbone=svd`` and an eval that needs LPIPS each stop
-within 10 s with one line naming the repository (or file) and the fetch command; real data with no backbone chosen
-asks for the seed recipe's SVD-XT the same way. Entry points run as subprocesses (slow)."""
+within 10 s with one line naming the repository (or file) and the fetch command; real data with no
+backbone chosen asks for the seed recipe's SVD-XT the same way. Entry points run as subprocesses (slow)."""
 
 from __future__ import annotations
 
