@@ -84,8 +84,12 @@ def _endpoint() -> str:
 
 
 def _unreachable(url: str) -> str | None:
-    """None when a TCP connection to ``url``'s host opens within CONNECT_TIMEOUT_S; else the reason."""
+    """None when a TCP connection to ``url``'s host (or to the proxy configured for its scheme:
+    ``HTTPS_PROXY`` ...) opens within CONNECT_TIMEOUT_S; else the reason."""
     parts = urlsplit(url)
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy and not urllib.request.proxy_bypass(parts.hostname or ""):
+        parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
         with socket.create_connection((parts.hostname or "", port), timeout=CONNECT_TIMEOUT_S):
