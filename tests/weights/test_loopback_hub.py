@@ -240,3 +240,28 @@ def test_cli_list_fetch_verify(hf, monkeypatch, capsys):
     assert weights_cli(["verify", "dust3r_512"]) == 1
     assert "differs" in capsys.readouterr().out
     assert weights_cli(["fetch", "no-such-weights"]) == 2
+
+
+def test_results_record_the_hashes_of_fetched_metric_weights(hf, monkeypatch):
+    """metrics.fvd.i3d=auto and pose=dust3r (the released model's hub id) are recorded in results.json's
+    reproducibility block as the cached files, with their sha256."""
+    from hydra import compose, initialize_config_dir
+
+    from vid3d.config import CONFIG_DIR
+    from vid3d.tasks.common import reproducibility
+
+    data = _dust3r_file()
+    hub = serve(monkeypatch, Hub(repos={DUST3R: Repo({"model.safetensors": data})}))
+    try:
+        fetch_hub_files(DUST3R, ("model.safetensors",))
+    finally:
+        hub.stop()
+    i3d = hf / "torch" / "hub" / "checkpoints" / "i3d_torchscript.pt"
+    i3d.parent.mkdir(parents=True)
+    i3d.write_bytes(b"not really torchscript")
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("eval", overrides=["pose=dust3r", "metrics.fvd.i3d=auto"])
+    rows = {w["role"]: w for w in reproducibility(cfg)["weights"]}
+    assert rows["fvd_i3d"]["path"] == str(i3d)
+    assert rows["fvd_i3d"]["sha256"] == hashlib.sha256(b"not really torchscript").hexdigest()
+    assert rows["pose_checkpoint"]["sha256"] == hashlib.sha256(data).hexdigest()
