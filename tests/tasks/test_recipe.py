@@ -18,6 +18,14 @@ from vid3d.tasks.recipe import choose_backbone, train_random_unet
 POLICY = ["camera_encoder", "epipolar", "temporal"]
 
 
+@pytest.fixture(autouse=True)
+def _restore_hydra_config():
+    """HydraConfig is a process-wide singleton: leave it as found."""
+    before = HydraConfig.instance().cfg
+    yield
+    HydraConfig.instance().cfg = before
+
+
 def hydra_run(*overrides: str):
     """The composed config with HydraConfig set, as inside ``@hydra.main`` (choices and overrides known)."""
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):

@@ -113,7 +113,9 @@ def fetch_pretrained(cfg: DictConfig) -> None:
 
 
 def preflight(cfg: DictConfig) -> None:
-    """What ``train.py`` checks before its heavy imports: the backbone choice (``choose_backbone``) and the
-    pretrained backbone's files (``fetch_pretrained``). Light: no torch, diffusers or Lightning."""
+    """What ``train.py`` does before its heavy imports: the backbone choice (``choose_backbone``: only here,
+    in the entry point, where Hydra's record of this run's choices is this run's) and the pretrained
+    backbone's files (``fetch_pretrained``). Light: no torch, diffusers or Lightning. ``train(cfg)`` called
+    from Python takes its config as given."""
     choose_backbone(cfg)
     fetch_pretrained(cfg)

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from vid3d.models.schema import stored_model_config
 from vid3d.tasks.common import log, prepare_data, print_config_tree, run_dir, task_wrapper
-from vid3d.tasks.recipe import choose_backbone, fetch_pretrained, train_random_unet
+from vid3d.tasks.recipe import fetch_pretrained, train_random_unet
 from vid3d.training.checkpoint_io import SafetensorsCheckpointIO
 from vid3d.training.strategies import is_deepspeed_config
 
@@ -103,7 +103,6 @@ def train(cfg: DictConfig) -> dict:
     resumed = resumed_run_dir(cfg.get("resume")) if cfg.get("resume_in_place", True) else None
     if resumed is not None:
         _continue_in(cfg, resumed)
-    choose_backbone(cfg)  # real data, no backbone chosen: the seed recipe (vid3d/tasks/recipe.py)
     out = run_dir(cfg)
     # a resumed run keeps its first config.yaml; each resume adds config.resume<k>.yaml
     k = len(list(out.glob("config.resume*.yaml"))) + 1
