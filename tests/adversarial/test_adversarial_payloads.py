@@ -123,6 +123,7 @@ def trained(tmp_path_factory):
     root = build_synthetic_dataset(tmp / "set", num_train=2, num_test=1, num_frames=12, height=72, width=128)
     overrides = [
         "model=epipolar",
+        "model/backbone=tiny",  # real-data layout: train.py would otherwise pick the pretrained SVD
         "data=re10k",
         f"data.root={root}",
         "data.num_frames=4",
