@@ -87,3 +87,17 @@ def test_the_users_pretrained_source_builds_the_backbone(tmp_path):
     want = build_tiny_backbone(seed=3).unet.state_dict()
     got = model.backbone.unet.state_dict()
     assert all((got[k] == v).all() for k, v in want.items())
+
+
+@pytest.mark.parametrize("config", ["eval", "sample"])
+def test_eval_and_sample_take_the_source_from_their_pretrained_block(config, monkeypatch):
+    from vid3d.tasks.common import pretrained_choice
+
+    monkeypatch.delenv("SVD_PATH", raising=False)
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config, overrides=["ckpt=x"])
+        assert pretrained_choice(cfg) == {"source": None, "revision": None, "local_files_only": False}
+        monkeypatch.setenv("SVD_PATH", "/my/svd")
+        more = ["pretrained.revision=v2", "pretrained.local_files_only=true"]
+        cfg = compose(config, overrides=["ckpt=x", *more])
+        assert pretrained_choice(cfg) == {"source": "/my/svd", "revision": "v2", "local_files_only": True}

@@ -145,6 +145,7 @@ BENCHMARKS: dict[str, tuple[str, ...]] = {
     "train-svd-xt": ("svd_xt",),
     "camera": ("i3d", "dust3r_512"),  # metrics.fvd.i3d=auto, pose=dust3r
     "sparse": ("lpips_alex",),
+    "recon": ("lpips_alex",),
     "overlap-index": ("roma_outdoor", "dinov2_vitl14"),
 }
 
