@@ -36,9 +36,16 @@ def test_train_stores_which_backbone_but_not_where_it_comes_from(monkeypatch):
     raw = composed("model=plucker", "model/backbone=svd", "model.backbone.revision=v1")
     assert raw["backbone"]["source"] == "/some/user/folder" and raw["backbone"]["revision"] == "v1"
     stored = stored_model_config(raw)
-    assert stored["backbone"] == {"_target_": SVD, "weights": "svd_xt", "variant": None}
+    # trained from the user's own folder: which weights those are is not guessed, loading asks for them
+    assert stored["backbone"] == {"_target_": SVD, "weights": None, "variant": None}
     validate_model_config(stored, "ckpt")
     assert raw["backbone"]["source"] == "/some/user/folder", "a new tree: the composed config is unchanged"
+    monkeypatch.setenv("SVD_PATH", "stabilityai/stable-video-diffusion-img2vid")  # a registered repository
+    stored = stored_model_config(composed("model=plucker", "model/backbone=svd"))
+    assert stored["backbone"] == {"_target_": SVD, "weights": "svd", "variant": None}
+    monkeypatch.delenv("SVD_PATH")
+    stored = stored_model_config(composed("model=plucker", "model/backbone=svd"))
+    assert stored["backbone"] == {"_target_": SVD, "weights": "svd_xt", "variant": None}
 
 
 @pytest.mark.parametrize(

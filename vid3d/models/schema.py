@@ -259,14 +259,24 @@ def _migrate_svd_backbone(node: dict) -> dict:
 
 def stored_model_config(cfg: Any) -> Any:
     """``cfg`` (a composed model config, plain data) as a checkpoint stores it: without the fields only a
-    user's config may set (``Target.user_only``: where pretrained weights come from). A new tree."""
+    user's config may set (``Target.user_only``: where pretrained weights come from). An SVD backbone
+    trained from a ``source`` keeps ``weights`` only when that source is the entry's registered repository.
+    A new tree."""
     if isinstance(cfg, list):
         return [stored_model_config(v) for v in cfg]
     if not isinstance(cfg, dict):
         return cfg
     spec = TARGETS.get(cfg.get("_target_")) if isinstance(cfg.get("_target_"), str) else None
     drop = spec.user_only if spec else ()
-    return {k: stored_model_config(v) for k, v in cfg.items() if k not in drop}
+    out = {k: stored_model_config(v) for k, v in cfg.items() if k not in drop}
+    if cfg.get("_target_") == SVD_BACKBONE and cfg.get("source") not in (None, ""):
+        # trained from the user's own folder or repository: the registered name would be a guess, so none
+        # is stored and loading asks for the source again (eval/sample: pretrained.source, SVD_PATH)
+        from vid3d.weights.registry import entry_for_repo
+
+        entry = entry_for_repo(str(cfg["source"]))
+        out["weights"] = entry.name if entry is not None else None
+    return out
 
 
 # ------------------------------------------------------------------ validation and building
