@@ -47,8 +47,15 @@ def _K(h=48, w=64, f=None):
     return np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1.0]])
 
 
-def test_checkpoint_is_required_and_named():
-    with pytest.raises(ValueError, match=r"pose\.checkpoint"):
+def test_no_checkpoint_means_the_released_model_and_offline_one_line(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    from vid3d.weights import WeightsUnavailable
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    repo = "naver/DUSt3R_ViTLarge_BaseDecoder_512_dpt"
+    with pytest.raises(WeightsUnavailable, match=rf"pose\.checkpoint={repo}: .*hf download {repo}"):
         Dust3rPoseEstimator()
     with pytest.raises(ValueError, match="image_size"):
         Dust3rPoseEstimator(checkpoint="x.pth", image_size=64)
