@@ -10,6 +10,11 @@ import vid3d.config  # noqa: F401  (registers config resolvers)
 def main(cfg: DictConfig) -> float | None:
     # with post_eval: the value a Hydra sweeper optimises (hparams_search=optuna); else None
     from vid3d.errors import user_errors
+
+    with user_errors():  # the backbone choice and its pretrained files, before the heavy imports (seconds)
+        from vid3d.tasks.recipe import preflight
+
+        preflight(cfg)
     from vid3d.tasks.post_eval import sweep_objective
     from vid3d.tasks.train import train
 

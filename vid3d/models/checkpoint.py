@@ -285,7 +285,12 @@ def load_trained_weights(model: nn.Module, path: str | Path, use_ema: bool = Fal
     return sorted(state)
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu", use_ema: bool = True) -> nn.Module:
+def load_model(
+    path: str | Path,
+    device: str | torch.device = "cpu",
+    use_ema: bool = True,
+    pretrained: dict[str, Any] | None = None,
+) -> nn.Module:
     """Rebuild the model from the config stored in the checkpoint, then load its trained weights.
 
     The stored config is data: it is checked against vid3d's model schema (``vid3d.models.schema``) and
@@ -294,11 +299,14 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", use_ema: bo
     Frozen weights are not in the checkpoint: they come from the backbone source named in the config
     (a pretrained folder or hub id, or the seed of a tiny random backbone). Every weight the checkpoint
     lists as trained must load; anything unexpected is an error. ``use_ema``: prefer the EMA weights.
+    ``pretrained``: the user's ``source`` / ``revision`` / ``local_files_only`` for a pretrained backbone
+    (the checkpoint names only which registered backbone it is, ``weights: svd_xt``; see
+    ``vid3d.models.schema.build_model``).
     """
     from vid3d.models.schema import build_model
 
     state, meta, ckpt_path = read_trained_state(path, use_ema=use_ema)
-    model = build_model(meta["model_config"], where=str(ckpt_path))
+    model = build_model(meta["model_config"], where=str(ckpt_path), pretrained=pretrained)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected:
         raise ValueError(f"checkpoint {ckpt_path}: weights {unexpected[:5]} do not exist in the model config")

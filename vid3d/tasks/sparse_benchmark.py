@@ -38,6 +38,7 @@ from vid3d.evaluation.wandb_log import log_pair_results
 from vid3d.tasks.common import (
     log,
     prepare_data,
+    pretrained_choice,
     print_config_tree,
     reproducibility,
     run_dir,
@@ -181,7 +182,9 @@ def _evaluate_pairs(
     if cfg.ckpt:
         from vid3d.models.checkpoint import load_model
 
-        model = load_model(cfg.ckpt)
+        model = load_model(cfg.ckpt, pretrained=pretrained_choice(cfg))
+    # the metrics' weights (LPIPS) next: missing ones stop the run in seconds, before any data work
+    metrics = instantiate(cfg.metrics, _convert_="all").image()  # conf/metrics/: the suite's _target_
     out = run_dir(cfg)
     print_config_tree(cfg, save_to=out / "config.yaml")
     prepare_data(cfg)
@@ -203,7 +206,6 @@ def _evaluate_pairs(
     methods = make_methods(cfg, model)
     if not methods:
         raise ValueError("nothing to evaluate: give ckpt=... or keep eval.reference_rows=true")
-    metrics = instantiate(cfg.metrics, _convert_="all").image()  # conf/metrics/: the suite's _target_
 
     protocol = {
         "benchmark": benchmark,

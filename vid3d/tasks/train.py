@@ -18,7 +18,9 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from vid3d.models.schema import stored_model_config
 from vid3d.tasks.common import log, prepare_data, print_config_tree, run_dir, task_wrapper
+from vid3d.tasks.recipe import fetch_pretrained, train_random_unet
 from vid3d.training.checkpoint_io import SafetensorsCheckpointIO
 from vid3d.training.strategies import is_deepspeed_config
 
@@ -118,9 +120,11 @@ def train(cfg: DictConfig) -> dict:
     print_config_tree(cfg, save_to=out / ("config.yaml" if resumed is None else f"config.resume{k}.yaml"))
     L.seed_everything(cfg.seed, workers=True)
 
+    fetch_pretrained(cfg)  # missing pretrained weights fail (or download) before any data work
     prepare_data(cfg)
     datamodule = instantiate(cfg.data.datamodule)
     model = instantiate(cfg.model)
+    names: list[str] = []
     if cfg.get("init_from"):
         from vid3d.models.checkpoint import load_trained_weights
 
@@ -128,9 +132,11 @@ def train(cfg: DictConfig) -> dict:
         log.info("init_from %s: %d trained weight tensors loaded", cfg.init_from, len(names))
         if cfg.get("resume"):
             log.warning("both resume and init_from are set: the resumed checkpoint's weights win")
+    train_random_unet(cfg, model, set(names))  # a random-init backbone never stays frozen at random
     module = instantiate(cfg.module, model=model)
     # set after instantiate: Hydra would instantiate the `_target_`s inside the plain config dict
-    module.model_config = OmegaConf.to_container(cfg.model, resolve=True)
+    # where pretrained files come from (source, revision, local_files_only) is not stored: the user's choice
+    module.model_config = stored_model_config(OmegaConf.to_container(cfg.model, resolve=True))
     size = [OmegaConf.select(cfg, f"data.{k}") for k in ("height", "width", "num_frames")]
     module.train_size = size if all(isinstance(v, int) for v in size) else None
     from vid3d.tasks.post_eval import evaluate_after_training, sweep_logging
