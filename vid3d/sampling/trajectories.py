@@ -317,7 +317,9 @@ def load_trajectory_file(
     """Load a camera path, make it relative to its first frame and fit it to ``num_frames``.
 
     Formats (by suffix):
-      - ``.txt``: RealEstate10K camera file (``vid3d.data.formats.re10k.read_camera_file``).
+      - ``.txt``: RealEstate10K camera file (``vid3d.data.formats.re10k.read_camera_file``); CamI2V's pose
+        files (one placeholder timestamp on every line, a mirrored world frame) are read too, with a
+        warning.
       - ``.json``: either a list of F camera-to-world matrices, each 4x4 (or 3x4) as row-major nested
         lists in OpenCV axes, or an object ``{"c2w": [...], "convention": "opencv" | "opengl"}``
         (OpenGL/nerfstudio axes are converted to OpenCV).
@@ -341,7 +343,7 @@ def load_trajectory_file(
     if suffix == ".txt":
         from vid3d.data.formats.re10k import read_camera_file
 
-        cams = read_camera_file(path)
+        cams = read_camera_file(path, path_only=True)
         c2w = np.asarray(cams.c2w(), dtype=np.float64)
         K_norm = np.asarray(cams.K_norm, dtype=np.float64) if use_intrinsics else None
     elif suffix == ".json":
