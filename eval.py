@@ -35,5 +35,8 @@ def refuse_old_task_override(argv: list[str]) -> None:
 if __name__ == "__main__":
     import sys
 
+    from vid3d.config_errors import install
+
     refuse_old_task_override(sys.argv[1:])
+    install()  # a mistyped group, option or key: one line with "did you mean", exit 2
     main()

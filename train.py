@@ -18,4 +18,7 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    from vid3d.config_errors import install
+
+    install()  # a mistyped group, option or key: one line with "did you mean", exit 2
     main()
