@@ -10,6 +10,10 @@ import vid3d.config  # noqa: F401  (registers config resolvers)
 def main(cfg: DictConfig) -> float | None:
     # with post_eval: the value a Hydra sweeper optimises (hparams_search=optuna); else None
     from vid3d.errors import user_errors
+    from vid3d.tasks.preflight import check_inputs
+
+    with user_errors():  # the user's cheap-to-find mistakes answer before the heavy imports (< 3 s)
+        check_inputs(cfg, "train")
     from vid3d.tasks.post_eval import sweep_objective
     from vid3d.tasks.train import train
 

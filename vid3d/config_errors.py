@@ -67,7 +67,9 @@ def explain(ex: BaseException, config_dir=None) -> str | None:
             else:  # a top-level key: also the groups that are not selected (trajectory: null)
                 groups = [g for g in _groups(config_dir) if "/" not in g]
                 if full in groups:
-                    return f"{full}: this entry point's config has no {full} group (conf/{full}/ is another's)"
+                    return (
+                        f"{full}: this entry point's config has no {full} group (conf/{full}/ is another's)"
+                    )
                 keys += groups
             keys = [k for k in keys if k != full]  # 'trainer' in sample.py: a group of another entry point
             return (

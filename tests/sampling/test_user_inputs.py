@@ -124,12 +124,15 @@ def test_sample_task_stops_in_one_line_before_loading_the_checkpoint(tmp_path, c
 def test_sample_cli_with_a_video_as_image_is_one_line(tmp_path):
     video = tmp_path / "clip.mp4"
     iio.imwrite(video, np.zeros((4, 32, 48, 3), np.uint8), fps=8)
-    (tmp_path / "x.ckpt").write_bytes(b"")  # exists: the image is the next input checked, before the load
+    # a real checkpoint (the committed CPU model, trained at 32x48): the image is the next input checked
+    ckpt = ROOT / "assets" / "cpu_camera_control" / "epipolar_32x48_hx3big.safetensors"
     proc = subprocess.run(
         [
             sys.executable,
             "sample.py",
-            f"ckpt={tmp_path / 'x.ckpt'}",
+            f"ckpt={ckpt}",
+            "data.height=32",
+            "data.width=48",
             f"image={video}",
             "trajectory=zoom_in",
             f"paths.output_dir={tmp_path / 'out'}",

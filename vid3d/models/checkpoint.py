@@ -42,6 +42,7 @@ __all__ = [
     "load_model",
     "load_trained_weights",
     "newest_complete_checkpoint",
+    "read_checkpoint_info",
     "read_trained_state",
     "resolve_checkpoint",
     "save_checkpoint_file",
@@ -161,6 +162,43 @@ def load_checkpoint_file(path: str | os.PathLike, map_location: str | torch.devi
     if metadata.get("format") != "vid3d-checkpoint" or SKELETON_KEY not in metadata:
         raise ValueError(f"checkpoint {path} is a safetensors file but not a vid3d checkpoint (no skeleton)")
     return decode(json.loads(metadata[SKELETON_KEY]), tensors)
+
+
+_MAX_HEADER = 100_000_000  # bytes; safetensors' own limit
+
+
+def read_checkpoint_info(path: str | os.PathLike) -> dict:
+    """The ``vid3d`` metadata of a checkpoint file (model config, trainable names, ``image_size`` [H, W] and
+    ``num_frames`` of training when recorded), read from the safetensors header alone: no tensor, no torch
+    (the entry points call it before their heavy imports). ``path`` as :func:`resolve_checkpoint` returns it.
+
+    Raises InputError naming the file when it is not a safetensors file, or not one written by vid3d."""
+    from collections import defaultdict
+
+    from vid3d.errors import InputError
+
+    path = Path(path)
+    what = "pass the .ckpt a vid3d training run wrote, or its run dir"
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            n = int.from_bytes(f.read(8), "little")
+            if size < 8 or not 2 <= n <= min(size - 8, _MAX_HEADER):
+                raise InputError(f"checkpoint {path} is not a safetensors file (no valid header); {what}")
+            header = json.loads(f.read(n))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        why = "its header is not JSON"
+        raise InputError(f"checkpoint {path} is not a safetensors file ({why}); {what}") from None
+    meta = header.get("__metadata__") if isinstance(header, dict) else None
+    if not isinstance(meta, dict) or meta.get("format") != "vid3d-checkpoint" or SKELETON_KEY not in meta:
+        raise InputError(f"checkpoint {path} is a safetensors file but not a vid3d checkpoint; {what}")
+    try:
+        skeleton = json.loads(meta[SKELETON_KEY])
+    except json.JSONDecodeError:
+        raise InputError(f"checkpoint {path}: its vid3d skeleton is not JSON (damaged file)") from None
+    ckpt = decode(skeleton, defaultdict(lambda: None))  # tensors are not read: None in their place
+    info = ckpt.get("vid3d") if isinstance(ckpt, dict) else None
+    return info if isinstance(info, dict) else {}
 
 
 def is_complete_checkpoint(path: str | os.PathLike) -> bool:

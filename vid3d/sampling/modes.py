@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from vid3d.errors import InputError
 from vid3d.geometry import relative_to_first
 
 from .io import InputImage, SampleJob
@@ -60,7 +61,7 @@ def _single_images(images: Sequence[Sequence[InputImage]], mode: str) -> None:
 
 def _need_trajectory(trajectory: Trajectory | None, mode: str) -> Trajectory:
     if trajectory is None:
-        raise ValueError(
+        raise InputError(
             f"mode={mode} with user images needs a camera path: add trajectory=<preset> or trajectory=file"
         )
     return trajectory
@@ -174,7 +175,7 @@ class InterpolateMode(SamplingMode):
             out = []
             for g in images:
                 if len(g) != 2:
-                    raise ValueError(
+                    raise InputError(
                         "mode=interpolate needs a first and a last image per input (image=... image_end=..., "
                         f"or 'first last' lines); {g[0].name} has {len(g)} image(s)"
                     )

@@ -70,15 +70,6 @@ def task_wrapper(fn: Callable[[DictConfig], dict]) -> Callable[[DictConfig], dic
     return wrapped
 
 
-def check_inputs_early(cfg: DictConfig) -> None:
-    """The user's files that are cheap to check, checked before an entry point's heavy imports: the
-    checkpoint path (``ckpt=``). Raises the same one-line errors the full load would."""
-    if cfg.get("ckpt"):
-        from vid3d.models.checkpoint import resolve_checkpoint
-
-        resolve_checkpoint(cfg.ckpt)
-
-
 def reproducibility(cfg: DictConfig) -> dict:
     """What a reader needs to reproduce the numbers (versions, commit, seeds, config, weight hashes)."""
     from vid3d.evaluation.reproducibility import reproducibility_block

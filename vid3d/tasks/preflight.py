@@ -1,0 +1,158 @@
+"""The user's mistakes that are cheap to find, found before an entry point's heavy imports (< 3 s).
+
+``check_inputs(cfg, task)`` runs in train.py, sample.py and eval.py right after Hydra composed the config
+and before torch, Lightning or a model is touched. Each check raises ``InputError`` (one line naming the
+option and what to pass; ``vid3d.errors.user_errors`` prints it, exits with code 2 and removes the run
+folder Hydra had just created, so nothing is left behind):
+
+- a mandatory value left unset (``???``): ``data=re10k`` without ``data.root``, ``trajectory=file``
+  without ``trajectory.path``, ``ckpt`` for sample.py;
+- ``ckpt=``: not there, not a safetensors file, not a vid3d checkpoint (its header alone is read), or
+  trained at another frame size than the one sampling would use (``data.height``/``data.width``; allowed
+  with ``allow_resize=true`` and a warning);
+- user images without a ``trajectory=`` (single, interpolate); ``mode=interpolate`` with ``image=`` but
+  no ``image_end=``;
+- ``metrics.fvd.i3d=`` naming no file; ``pose=dust3r`` with no weights (``pose.checkpoint``);
+- ``resume=``: no such path, or no complete checkpoint in it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from vid3d.errors import InputError
+
+log = logging.getLogger("vid3d")
+
+# what to pass for a mandatory value, by key
+_HINTS = {
+    "data.root": "the data option reads a dataset folder: pass data.root=<folder holding train/ and test/>",
+    "trajectory.path": "trajectory=file reads a camera file: pass trajectory.path=<.txt, .json or .npy>",
+    "ckpt": "pass ckpt=<checkpoint file or training run dir>",
+}
+
+
+def missing_values(cfg: DictConfig, prefix: str = "") -> list[str]:
+    """Dotted keys of the mandatory values (``???``) left unset in ``cfg`` (depth first, in order)."""
+    out = []
+    items = enumerate(cfg) if isinstance(cfg, ListConfig) else ((k, None) for k in cfg)
+    for key, _ in items:
+        full = f"{prefix}{key}"
+        if OmegaConf.is_missing(cfg, key):
+            out.append(full)
+            continue
+        node = cfg._get_node(key)
+        container = isinstance(node, (DictConfig, ListConfig))
+        if container and not node._is_none() and not node._is_interpolation():
+            out += missing_values(node, f"{full}.")
+    return out
+
+
+def check_missing(cfg: DictConfig) -> None:
+    missing = [k for k in missing_values(cfg) if not k.startswith("hydra.")]
+    if missing:
+        key = missing[0]
+        hint = _HINTS.get(key) or f"pass {key}=<value>"
+        more = f" (also unset: {', '.join(missing[1:4])})" if len(missing) > 1 else ""
+        raise InputError(f"{key} is not set: {hint}{more}")
+
+
+def check_checkpoint(cfg: DictConfig) -> dict:
+    """``ckpt=``: a vid3d checkpoint, trained at the frame size sampling will use. Returns its metadata."""
+    from vid3d.models.checkpoint import read_checkpoint_info, resolve_checkpoint
+
+    info = read_checkpoint_info(resolve_checkpoint(cfg.ckpt))
+    trained = info.get("image_size")
+    size = [OmegaConf.select(cfg, "data.height"), OmegaConf.select(cfg, "data.width")]
+    if trained and all(isinstance(v, int) for v in size) and list(trained) != size:
+        what = (
+            f"ckpt={cfg.ckpt} was trained at {trained[0]}x{trained[1]} (H x W) but would sample at "
+            f"{size[0]}x{size[1]} (data.height x data.width)"
+        )
+        if not cfg.get("allow_resize", False):
+            raise InputError(
+                f"{what}: pass data.height={trained[0]} data.width={trained[1]}, or allow_resize=true to "
+                "sample at another size anyway"
+            )
+        log.warning("%s (allow_resize=true): results off the training size may be worse", what)
+    return info
+
+
+def check_mode(cfg: DictConfig) -> None:
+    """User images need a camera path (single, interpolate) and interpolation needs a last frame."""
+    target = str(OmegaConf.select(cfg, "mode._target_") or "")
+    explore = target.endswith("ExploreMode")
+    if (cfg.get("image") or cfg.get("images")) and not explore and cfg.get("trajectory") is None:
+        raise InputError(
+            "user images need a camera path: add trajectory=<preset> (e.g. trajectory=zoom_in) or "
+            "trajectory=file trajectory.path=<camera file>"
+        )
+    if target.endswith("InterpolateMode") and cfg.get("image") and not cfg.get("image_end"):
+        raise InputError(
+            f"mode=interpolate with image={cfg.image} needs its last frame: pass image_end=<image file> "
+            "(or images=<list.txt> with 'first last' on each line)"
+        )
+
+
+def check_weights(cfg: DictConfig) -> None:
+    """Evaluation weights named by a local path must exist; DUSt3R needs some weights."""
+    i3d = OmegaConf.select(cfg, "metrics.fvd.i3d")
+    if i3d and not Path(str(i3d)).expanduser().is_file():
+        raise InputError(f"metrics.fvd.i3d={i3d}: no such file (the I3D TorchScript weights, e.g. "
+                         "i3d_torchscript.pt; nothing is downloaded)")
+    pose = cfg.get("pose")
+    if pose is not None and str(pose.get("_target_", "")).endswith("Dust3rPoseEstimator"):
+        ckpt = pose.get("checkpoint")
+        if not ckpt and not pose.get("random_init") and pose.get("model") is None:
+            raise InputError(
+                "pose=dust3r needs the DUSt3R weights: pass pose.checkpoint=<DUSt3R_ViTLarge_BaseDecoder_512_"
+                "dpt.pth, .safetensors, folder or hub id in the local HF cache> or set DUST3R_CHECKPOINT "
+                "(nothing is downloaded)"
+            )
+        p = Path(str(ckpt or "")).expanduser()
+        local = str(ckpt or "").startswith(("/", ".", "~")) or p.suffix in (".pth", ".safetensors", ".pt")
+        if ckpt and local and not p.exists():
+            raise InputError(f"pose.checkpoint={ckpt}: no such file or folder (the DUSt3R weights)")
+
+
+def check_resume(cfg: DictConfig) -> None:
+    """``resume=``: a checkpoint file, a DeepSpeed checkpoint dir, or a run dir with a complete checkpoint."""
+    resume = cfg.get("resume")
+    if not resume:
+        return
+    from vid3d.models.checkpoint import WEIGHTS_FILE, read_checkpoint_info
+
+    p = Path(str(resume)).expanduser()
+    if not p.exists():
+        raise InputError(f"resume={resume}: no such file or run folder (pass resume=<training run dir> or "
+                         "resume=<run>/checkpoints/last.ckpt)")
+    if p.is_dir() and (p.name.endswith(".ckpt") or (p / WEIGHTS_FILE).is_file()):
+        return  # a DeepSpeed checkpoint directory: DeepSpeed reads it
+    if p.is_file():
+        read_checkpoint_info(p)
+        return
+    folder = p / "checkpoints" if (p / "checkpoints").is_dir() else p
+    for c in sorted(folder.glob("*.ckpt"), key=lambda c: c.stat().st_mtime, reverse=True):
+        try:
+            if c.is_dir() or read_checkpoint_info(c) is not None:
+                return
+        except InputError:
+            continue  # a damaged or partly written file: an older one may be complete
+    raise InputError(f"resume={resume}: no complete checkpoint (*.ckpt) in {folder} to resume from")
+
+
+def check_inputs(cfg: DictConfig, task: str) -> None:
+    """All the checks that apply to ``task`` ("train", "sample" or "eval"); see the module docstring."""
+    check_missing(cfg)
+    if task == "train":
+        check_resume(cfg)
+        return
+    if cfg.get("ckpt"):
+        check_checkpoint(cfg)
+    if task == "sample":
+        check_mode(cfg)
+    if task == "eval":
+        check_weights(cfg)
