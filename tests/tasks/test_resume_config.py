@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from vid3d.config import CONFIG_DIR
 from vid3d.errors import InputError
-from vid3d.tasks.resume_config import config_diff, run_config_file, with_run_config
+from vid3d.tasks.resume_config import config_diff, run_choices, run_config_file, with_run_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,9 +46,15 @@ def test_overrides_are_layered_on_the_runs_own_config():
 
 
 def test_refused_overrides_and_the_saved_config_file(tmp_path):
-    own = cfg(["experiment=demo"])
+    own = cfg(["experiment=demo", "trainer.max_steps=7"])
+    # the first launch's command repeated (docs/cluster.md): the run's own experiment changes nothing
+    again = with_run_config(cfg(["experiment=demo"]), own, ["experiment=demo"], {"experiment": "demo"})
+    assert config_diff(own, again) == []
     with pytest.raises(InputError, match=r"experiment=demo: resume takes the run's own config"):
-        with_run_config(cfg(["experiment=demo"]), own, ["experiment=demo"])
+        with_run_config(cfg(["experiment=demo"]), own, ["experiment=demo"], {"experiment": None})
+    # choices unknown (a run resumed into its own folder as hydra.run.dir): skipped, with a warning
+    assert config_diff(own, with_run_config(cfg(["experiment=demo"]), own, ["experiment=demo"], None)) == []
+    assert run_choices(tmp_path) == {}
     with pytest.raises(InputError, match=r"a sweep cannot be applied"):
         with_run_config(own, own, ["seed=1,2"])
     assert run_config_file(tmp_path) is None
@@ -87,5 +93,6 @@ def test_readme_resume_form_continues_a_demo_run(tmp_path):
     log = p.stdout + p.stderr
     assert "2 change(s)" in log and "trainer.max_steps: 2 -> 4" in log and f"resume: None -> {run}" in log
     assert load_checkpoint_file(run / "checkpoints" / "last.ckpt")["global_step"] == 4
+    assert run_choices(run)["experiment"] == "demo"
     resumed = OmegaConf.load(run / "config.resume1.yaml")
     assert resumed.task_name == "demo" and resumed.data.height == 32 and resumed.data.root == str(root)

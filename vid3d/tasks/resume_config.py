@@ -9,7 +9,10 @@ override given now is then applied on top:
 - ``key=value`` (also ``+key=``, ``++key=``): the value as Hydra composed it now;
 - ``group=option`` (``trainer=gpu``, ``data/interval=linear``): the whole node the option composed now;
   a group that writes at the top level (``experiment``, ``debug``, ``hparams_search``: ``@package
-  _global_``) cannot be layered on a finished run's config and is refused;
+  _global_``) cannot be layered on a finished run's config: it is skipped when the run was launched with
+  the same option (its ``.hydra/hydra.yaml`` records the choices; a relaunch repeating the first launch's
+  command changes nothing), refused when it was not, and skipped with a warning when the run's choices
+  are unknown;
 - ``~key``: removed.
 
 ``config_diff`` lists what differs from the run's own config; the task prints it.
@@ -17,6 +20,7 @@ override given now is then applied on top:
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -24,7 +28,9 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from vid3d.config import CONFIG_DIR
 from vid3d.errors import InputError
 
-__all__ = ["config_diff", "run_config_file", "with_run_config"]
+log = logging.getLogger("vid3d")
+
+__all__ = ["config_diff", "run_choices", "run_config_file", "with_run_config"]
 
 
 def run_config_file(run: Path) -> Path | None:
@@ -33,6 +39,16 @@ def run_config_file(run: Path) -> Path | None:
         if p.is_file():
             return p
     return None
+
+
+def run_choices(run: Path) -> dict[str, str | None]:
+    """The group options a run was composed with (``hydra.runtime.choices`` of its ``.hydra/hydra.yaml``);
+    {} when it has none."""
+    f = run / ".hydra" / "hydra.yaml"
+    if not f.is_file():
+        return {}
+    choices = OmegaConf.select(OmegaConf.load(f), "hydra.runtime.choices")
+    return {str(k): v for k, v in OmegaConf.to_container(choices).items()} if choices is not None else {}
 
 
 def _raw(cfg: DictConfig, key: str):
@@ -53,11 +69,16 @@ def _is_global_group(group: str, option: str, config_dir: Path) -> bool:
 
 
 def with_run_config(
-    cfg: DictConfig, run_config: DictConfig, overrides: list[str], config_dir: Path = CONFIG_DIR
+    cfg: DictConfig,
+    run_config: DictConfig,
+    overrides: list[str],
+    choices: dict[str, str | None] | None = None,
+    config_dir: Path = CONFIG_DIR,
 ) -> DictConfig:
     """``run_config`` with each of the command line's ``overrides`` applied as ``cfg`` (the config Hydra
-    composed from them) has it. Returns a new struct-flagged config; raises InputError for a sweep or a
-    top-level group override."""
+    composed from them) has it; ``choices``: the run's own group options (``run_choices``; None: unknown).
+    Returns a new struct-flagged config; raises InputError for a sweep or a top-level group override the
+    run did not have."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     out = OmegaConf.create(OmegaConf.to_container(run_config, resolve=False))
@@ -72,6 +93,12 @@ def with_run_config(
         if (config_dir / key).is_dir():  # a config group
             option = o.value()
             if isinstance(option, str) and _is_global_group(key, option, config_dir):
+                if choices is not None and choices.get(key) == option:
+                    continue  # the run was composed with it: its config already holds what it sets
+                if choices is None:
+                    log.warning("resume: %s not applied (the run's own config is used; its group choices "
+                                "are not recorded, so whether it had this option is unknown)", o.input_line)
+                    continue
                 raise InputError(
                     f"{o.input_line}: resume takes the run's own config; a group that sets keys across the "
                     "whole config cannot be layered on it (override single keys instead)"

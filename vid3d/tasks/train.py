@@ -96,13 +96,19 @@ def own_config(cfg: DictConfig, run: Path) -> DictConfig:
     the caller's config is the whole config and is kept."""
     from hydra.core.hydra_config import HydraConfig
 
-    from vid3d.tasks.resume_config import config_diff, run_config_file, with_run_config
+    from vid3d.tasks.resume_config import config_diff, run_choices, run_config_file, with_run_config
 
-    saved = run_config_file(run)
-    if not HydraConfig.initialized() or saved is None:
+    if not HydraConfig.initialized():
+        return cfg
+    saved, choices = run_config_file(run), run_choices(run)
+    if Path(HydraConfig.get().runtime.output_dir).resolve() == run.resolve():
+        # hydra.run.dir=<the run>: Hydra has just rewritten its .hydra/ with this command's composition;
+        # the run's own config is the config.yaml its first launch saved, its group choices unknown
+        saved, choices = run / "config.yaml", None
+    if saved is None or not saved.is_file():
         return cfg
     own = OmegaConf.load(saved)
-    merged = with_run_config(cfg, own, list(HydraConfig.get().overrides.task))
+    merged = with_run_config(cfg, own, list(HydraConfig.get().overrides.task), choices)
     diff = config_diff(own, merged)
     log.info("resume: the run's own config (%s) with this command's overrides; %d change(s)%s", saved,
              len(diff), "".join(f"\n  {d}" for d in diff))
