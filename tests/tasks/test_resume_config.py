@@ -27,7 +27,7 @@ def cfg(overrides: list[str]):
 
 def test_overrides_are_layered_on_the_runs_own_config():
     own = cfg(["experiment=demo", "model=epipolar", "trainer.max_steps=7", "data.height=32"])
-    argv = ["resume=/runs/a", "trainer.max_steps=20", "trainer=gpu", "~seed", "+extra.note=hi"]
+    argv = ["resume=/runs/a", "trainer.max_steps=20", "trainer=gpu", "~torch_threads", "+extra.note=hi"]
     now = cfg(argv[:3] + ["+extra.note=hi"])  # what Hydra composes from the defaults and this command
     merged = with_run_config(now, own, argv)
     # the run's recipe is kept: the demo experiment and its model, not today's defaults
@@ -37,12 +37,14 @@ def test_overrides_are_layered_on_the_runs_own_config():
     assert merged.trainer.max_steps == 20 and merged.resume == "/runs/a"
     gpu = OmegaConf.to_container(now.trainer, resolve=False)
     assert OmegaConf.to_container(merged.trainer, resolve=False) == gpu
-    assert "seed" not in merged and merged.extra.note == "hi"
+    assert "torch_threads" not in merged and merged.extra.note == "hi"
     assert OmegaConf.is_struct(merged)
     diff = config_diff(own, merged)
     assert "trainer.max_steps: 7 -> 20" in diff and "resume: None -> /runs/a" in diff
-    assert "seed: 0 -> (unset)" in diff and "extra.note: (unset) -> hi" in diff
-    assert not any(d.startswith(("model.", "task_name", "data.")) for d in diff), diff
+    assert "torch_threads: None -> (unset)" in diff and "extra.note: (unset) -> hi" in diff
+    # the demo's interval curriculum spans the run (steps: ${oc.select:trainer.max_steps}): it follows
+    assert "data.interval.steps: 7 -> 20" in diff
+    assert not any(d.startswith(("model.", "task_name", "data.height", "module.")) for d in diff), diff
 
 
 def test_refused_overrides_and_the_saved_config_file(tmp_path):

@@ -125,10 +125,29 @@ def _flat(cfg, prefix: str = "") -> dict[str, object]:
     return out
 
 
+def _values(cfg: DictConfig | ListConfig, prefix: str = "") -> dict[str, object]:
+    """Leaves by dotted key, each interpolation resolved where it resolves (a resolved config.yaml and an
+    unresolved node then compare by value), else kept as its ``${...}`` text."""
+    out: dict[str, object] = {}
+    keys = range(len(cfg)) if isinstance(cfg, ListConfig) else list(cfg.keys())
+    for k in keys:
+        full, node = f"{prefix}{k}", cfg._get_node(k)
+        try:
+            value = cfg[k]  # resolved
+        except Exception:  # noqa: BLE001 - e.g. an interpolation to a removed key: keep its text
+            value = node._value() if node is not None else None
+        container = isinstance(value, (DictConfig, ListConfig))
+        if container and len(value):
+            out.update(_values(value, f"{full}."))
+        else:
+            out[full] = OmegaConf.to_container(value) if container else value
+    return out
+
+
 def config_diff(before: DictConfig, after: DictConfig) -> list[str]:
-    """``"key: old -> new"`` for every leaf that differs (``(unset)`` where a side lacks it), sorted."""
-    a = _flat(OmegaConf.to_container(before, resolve=False))
-    b = _flat(OmegaConf.to_container(after, resolve=False))
+    """``"key: old -> new"`` for every leaf whose value differs (``(unset)`` where a side lacks it),
+    sorted; interpolations are compared by their resolved values."""
+    a, b = _values(before), _values(after)
     unset = "(unset)"
     return [f"{k}: {a.get(k, unset)} -> {b.get(k, unset)}" for k in sorted(set(a) | set(b)) if a.get(k, unset)
             != b.get(k, unset)]
