@@ -93,7 +93,16 @@ def test_readme_resume_form_continues_a_demo_run(tmp_path):
     p = subprocess.run([sys.executable, "train.py", *again], **run_kw)
     assert p.returncode == 0, p.stderr[-3000:]
     log = p.stdout + p.stderr
-    assert "2 change(s)" in log and "trainer.max_steps: 2 -> 4" in log and f"resume: None -> {run}" in log
+    assert "trainer.max_steps: 2 -> 4" in log and f"resume: None -> {run}" in log
+    # the printed diff: the two overrides, and the demo curriculum's length that follows max_steps only
+    head = log.index("resume: the run's own config")
+    changed = []
+    for line in log[head:].splitlines()[1:]:  # the diff lines follow the header, indented
+        if not line.startswith("  "):
+            break
+        changed.append(line.strip().split(":")[0])
+    assert set(changed) <= {"resume", "trainer.max_steps", "data.interval.steps",
+                            "data.datamodule.train_dataset.interval.steps"}, changed
     assert load_checkpoint_file(run / "checkpoints" / "last.ckpt")["global_step"] == 4
     assert run_choices(run)["experiment"] == "demo"
     resumed = OmegaConf.load(run / "config.resume1.yaml")
