@@ -1,16 +1,20 @@
 """Atomic writes: a file or folder on disk is always either the previous complete one or the new one.
 
 Every writer goes through a temporary sibling (``.{name}.<random>.tmp``, same folder, so ``os.replace`` is
-atomic) and leaves files readable like any output (0644; ``mkstemp`` alone gives 0600). A temporary file
-left by a killed writer is removed by the next write of the same file once it is older than
-``STALE_AFTER_S`` (a live writer of the same file in another process is never that slow), or at once by
-:func:`remove_stale_temps` where the caller knows no other writer exists (a training run's checkpoints).
+atomic; ``<random>``: ``tempfile.mkstemp``'s 8 characters from ``[a-z0-9_]``, see ``TEMP_RE``) and leaves
+files readable like any output (0644; ``mkstemp`` alone gives 0600). A temporary file left by a killed
+writer is removed by the next write of the same file once it is older than ``STALE_AFTER_S`` (a live
+writer of the same file in another process is never that slow), or at once by :func:`remove_stale_temps`
+where the caller knows no other writer exists (a training run's checkpoints). Cleanup matches only that
+name pattern: another program's ``*.tmp`` files in the same folder are kept.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -19,19 +23,33 @@ FILE_MODE = 0o644
 STALE_AFTER_S = 3600.0
 
 
-def _temps(path: Path) -> list[Path]:
-    return list(path.parent.glob(f".{path.name}.*.tmp"))
+# the name of a writer's temporary file: "." + target name + "." + mkstemp's 8 random characters + ".tmp"
+TEMP_RE = re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp$")
 
 
-def remove_stale_temps(path: str | os.PathLike, older_than_s: float = STALE_AFTER_S) -> int:
-    """Remove temporary siblings of ``path`` (``.{name}.*.tmp``) older than ``older_than_s``; or, when
-    ``path`` is a folder, those of every file in it. Returns how many were removed."""
+def temp_target(name: str) -> str | None:
+    """The file name a writer's temporary file ``name`` was to become, or None when ``name`` is not one."""
+    m = TEMP_RE.match(name)
+    return m.group("target") if m else None
+
+
+def remove_stale_temps(
+    path: str | os.PathLike, older_than_s: float = STALE_AFTER_S, suffix: str = ""
+) -> int:
+    """Remove the writers' temporary siblings of ``path`` (``TEMP_RE`` names only) older than
+    ``older_than_s``; or, when ``path`` is a folder, those of every file in it whose name ends with
+    ``suffix`` (e.g. ``.ckpt``). Regular files only (a link is not a writer's). Returns how many went."""
     path = Path(path)
-    temps = list(path.glob(".*.tmp")) if path.is_dir() else _temps(path)
+    if path.is_dir():
+        folder, wanted = path, (lambda target: target.endswith(suffix))
+    else:
+        folder, wanted = path.parent, (lambda target: target == path.name)
+    temps = [t for t in folder.glob(".*.tmp") if (tg := temp_target(t.name)) is not None and wanted(tg)]
     now, removed = time.time(), 0
     for t in temps:
         try:
-            if t.is_file() and now - t.stat().st_mtime >= older_than_s:
+            st = t.lstat()
+            if stat.S_ISREG(st.st_mode) and now - st.st_mtime >= older_than_s:
                 t.unlink()
                 removed += 1
         except FileNotFoundError:  # removed by someone else meanwhile

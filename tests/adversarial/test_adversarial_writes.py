@@ -23,9 +23,9 @@ def _mode(p) -> int:
 
 def test_atomic_write_mode_and_stale_temp_cleanup(tmp_path):
     target = tmp_path / "results.json"
-    stale = tmp_path / ".results.json.abc123.tmp"  # left by a writer killed long ago
-    fresh = tmp_path / ".results.json.def456.tmp"  # a writer that may still be running
-    other = tmp_path / ".other.json.xyz.tmp"  # another file's: not ours to remove
+    stale = tmp_path / ".results.json.abc123de.tmp"  # left by a writer killed long ago
+    fresh = tmp_path / ".results.json.def456gh.tmp"  # a writer that may still be running
+    other = tmp_path / ".other.json.xyz789ab.tmp"  # another file's: not ours to remove
     for p in (stale, fresh, other):
         p.write_bytes(b"partial")
     old = time.time() - 2 * 3600
@@ -48,15 +48,15 @@ def test_resume_takes_the_newest_complete_checkpoint(tmp_path):
     save_checkpoint_file({"global_step": 2}, ckpts / "last.ckpt")
     save_checkpoint_file({"global_step": 4}, ckpts / "step_0000004.ckpt")  # killed before last.ckpt
     (ckpts / "step_0000006.ckpt").write_bytes(b"\x00" * 40)  # a torn write that was never replaced
-    (ckpts / ".last.ckpt.k1ll3d.tmp").write_bytes(b"partial")
+    (ckpts / ".last.ckpt.k1ll3d00.tmp").write_bytes(b"partial")
     t = time.time()
     for name, age in (("last.ckpt", 30), ("step_0000004.ckpt", 20), ("step_0000006.ckpt", 10)):
         os.utime(ckpts / name, (t - age, t - age))
-    os.utime(ckpts / ".last.ckpt.k1ll3d.tmp", (t - 120, t - 120))
+    os.utime(ckpts / ".last.ckpt.k1ll3d00.tmp", (t - 120, t - 120))
     assert not is_complete_checkpoint(ckpts / "step_0000006.ckpt")
     assert newest_complete_checkpoint(tmp_path / "run") == ckpts / "step_0000004.ckpt"
-    assert resume_path(str(tmp_path / "run")) == str(ckpts / "step_0000004.ckpt")
-    assert not (ckpts / ".last.ckpt.k1ll3d.tmp").exists()
+    assert resume_path(str(tmp_path / "run"), ckpts) == str(ckpts / "step_0000004.ckpt")
+    assert not (ckpts / ".last.ckpt.k1ll3d00.tmp").exists()
     assert resume_path(str(ckpts / "last.ckpt")) == str(ckpts / "last.ckpt")  # a file: as given
 
 

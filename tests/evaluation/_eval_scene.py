@@ -81,6 +81,26 @@ def render(
     return np.stack(frames)
 
 
+def depth_map(c2w: np.ndarray, K_px: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(H, W) z-depth (metres, along the optical axis) of the room seen from one OpenCV camera-to-world
+    pose (4, 4) at each pixel centre: the same walls and spheres as ``render``."""
+    v, u = np.meshgrid(np.arange(height) + 0.5, np.arange(width) + 0.5, indexing="ij")
+    pix = np.stack([u, v, np.ones_like(u)], -1).reshape(-1, 3)
+    d = (pix @ np.linalg.inv(np.asarray(K_px, dtype=np.float64)).T) @ c2w[:3, :3].T  # camera z = 1
+    o = c2w[:3, 3]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t_axes = np.where(d > 0, (ROOM_MAX - o) / d, (ROOM_MIN - o) / d)
+    t_axes[~np.isfinite(t_axes)] = np.inf
+    t = t_axes.min(axis=1)
+    for c, r in SPHERES:
+        oc = o - c
+        b, dd = np.sum(d * oc, 1), np.sum(d * d, 1)
+        disc = b * b - dd * (np.sum(oc * oc) - r * r)
+        ts = (-b - np.sqrt(np.maximum(disc, 0))) / dd
+        t = np.where((disc > 0) & (ts > 0) & (ts < t), ts, t)
+    return t.reshape(height, width)  # ray parameter = z-depth, since the camera-frame direction has z = 1
+
+
 def trajectory(n: int, step: float = 0.12, yaw_deg: float = 1.5, seed: int = 0) -> np.ndarray:
     """(n, 4, 4) camera-to-world: forward/sideways walk with yaw and slight pitch, inside the room."""
     rng = np.random.default_rng(seed)

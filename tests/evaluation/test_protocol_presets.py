@@ -35,6 +35,21 @@ def test_each_preset_sets_its_protocol():
     )
     assert c.eval.trials == 5 and c.protocol.outlier_sigma == 10.0 and c.protocol.units == "rad"
     assert len(c.protocol.differs_from_publication) >= 3
+    # CamI2V's rules (issue 33): estimation trials, its merge/summary, its arithmetic, its COLMAP options
+    assert (c.protocol.trials_are, c.protocol.reduction, c.protocol.arithmetic) == (
+        "estimations", "cami2v", "cami2v"
+    )
+    assert c.protocol.skip_first_video is False and _cfg("protocol=cami2v_skiprows").protocol.skip_first_video
+    assert c.pose.focal == "fx" and dict(c.pose.sift_options) == {
+        "estimate_affine_shape": True, "domain_size_pooling": True
+    }
+    assert dict(c.pose.matching_options) == {"guided_matching": True, "max_num_matches": 65536}
+    assert c.pose.verification_options["ransac.max_error"] == 4.0
+    from hydra.utils import instantiate
+
+    est = instantiate(c.pose)  # pycolmap 4.2 accepts every option name
+    assert est.describe()["matching_options"]["guided_matching"] is True
+    assert base.protocol.trials_are == "generations" and base.protocol.arithmetic == "vid3d"
 
     r = _cfg("protocol=cameractrl")
     assert (
@@ -42,9 +57,12 @@ def test_each_preset_sets_its_protocol():
         and r.protocol.units == "rad"
         and r.pose._target_.endswith("ColmapPoseEstimator")
     )
+    assert (r.data.height, r.data.width) == (320, 576)  # CameraCtrl's SVD sample size
+    r14 = _cfg("protocol=cameractrl_svd14")
+    assert (r14.data.num_frames, r14.data.height, r14.data.width) == (14, 320, 576)
 
     s = _cfg("protocol=seed")
-    assert s.pose._target_.endswith("Dust3rPoseEstimator") and s.protocol.units == "deg"
+    assert s.pose._target_.endswith("Dust3rPoseEstimator") and s.protocol.units == "rad"  # arccos: radians
     # the command line still wins over a preset
     assert _cfg("protocol=cami2v", "eval.trials=2").eval.trials == 2
 
@@ -136,7 +154,8 @@ def test_cami2v_preset_end_to_end_on_two_synthetic_clips(tmp_path, offline_wandb
         proto["pose_estimator"]["mapper"] == "global"
         and proto["pose_estimator"]["camera_model"] == "SIMPLE_PINHOLE"
     )
-    assert proto["trials"] == 2
+    assert proto["trials"] == 2 and proto["arithmetic"] == "cami2v"
+    assert "2 pose estimations of one generated video" in proto["trials_are"]
     gt = res["results"]["gt_video"]
     assert gt["n_total"] == 4 and gt["n"] >= 2  # 2 clips x 2 trials: the estimator's floor on GT videos
     # GLOMAP registers at least one GT clip correctly (measured: 0.01 rad summed over 16 frames on one
@@ -146,6 +165,12 @@ def test_cami2v_preset_end_to_end_on_two_synthetic_clips(tmp_path, offline_wandb
     recs = read_records(tmp_path / "out" / "eval" / "records.shard0of1.jsonl")
     gt_errs = [r["errors"]["rot_err_rad"] for r in recs if r["method"] == "gt_video" and r["success"]]
     assert min(gt_errs) < 0.1, gt_errs
+    # one video per clip, estimated twice with seeds 0 and 1; both arithmetics in every success
+    gt0 = next(r for r in recs if r["method"] == "gt_video")
+    same = [r for r in recs if r["clip_id"] == gt0["clip_id"] and r["method"] == "gt_video"]
+    assert {(r["seed"], r["estimator_seed"]) for r in same} == {(gt0["seed"], 0), (gt0["seed"], 1)}
+    assert all("errors_cami2v" in r for r in recs if r["success"])
+    assert gt["cami2v"]["n_entries"] == gt["n"] and "not_computed" in gt
     md = (tmp_path / "out" / "eval" / "results.md").read_text()
     assert (
         md.startswith("Protocol preset: cami2v") and "| RotErr (rad, Σ frames) [95% CI] | RotErr (deg" in md

@@ -140,9 +140,12 @@ def test_call_returns_frames_like_svd_takes_presets_and_guards_the_training_size
     a tuple); a preset name with an amplitude builds the same path as ``make_trajectory``; an image of
     another size than the training size (64x96) is refused, or allowed with ``allow_resize=True``."""
     from vid3d.errors import InputError
+    from vid3d.sampling.sampler_settings import SamplerSettingsRefused
 
     pipe = CameraVideoPipeline.from_checkpoint(ckpt, sampler={"num_steps": 1})
     assert (pipe.image_size, pipe.num_frames) == ([64, 96], 4)
+    with pytest.raises(SamplerSettingsRefused, match="num_frames"):  # a received folder's value is bounded
+        CameraVideoPipeline(pipe.model, pipe.model_config, num_frames=10**9)
     image, K, _ = inputs()
     path = make_trajectory("orbit_left", 4, amplitude="large").c2w
     by_name = pipe(image, K, "orbit_left", amplitude="large", seed=2, output_type="np").frames

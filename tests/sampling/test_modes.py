@@ -102,3 +102,26 @@ def test_explore_needs_segments():
         ExploreMode([])
     with pytest.raises(ValueError, match="unknown trajectory preset"):
         ExploreMode(["fly_away"])
+
+
+def test_clip_inputs_skip_a_broken_clip_never_sample_another_twice(tmp_path):
+    """Sampling from a data option's test clips (sample.py without image=): a broken clip among the first
+    ones is skipped, and every sampled item is a different clip (the dataset's own skip logic would hand
+    back a substitute under the broken clip's index)."""
+    from vid3d.data.clips import Re10kClipDataset
+    from vid3d.data.interval import FixedInterval
+    from vid3d.data.synthetic import build_synthetic_dataset
+    from vid3d.sampling.modes import _clip_items
+
+    root = build_synthetic_dataset(tmp_path / "d", num_train=0, num_test=3, num_frames=4, height=24, width=32)
+    names = sorted(p.stem for p in (root / "test").glob("*.txt"))
+    (root / "test" / f"{names[0]}.txt").write_text("https://youtu.be/x\n0 not numbers\n")
+    ds = Re10kClipDataset(root, "test", num_frames=2, height=24, width=32, interval=FixedInterval(1))
+    items = _clip_items(ds, 2)
+    assert [it["clip_id"] for it in items] == names[1:]
+    assert ds.skipped["camera_file"] == 1
+    with pytest.raises(ValueError, match="every test clip is broken"):
+        for n in names[1:]:
+            (root / "test" / f"{n}.txt").write_text("https://youtu.be/x\n0 not numbers\n")
+        _clip_items(Re10kClipDataset(root, "test", num_frames=2, height=24, width=32,
+                                     interval=FixedInterval(1)), 2)

@@ -219,6 +219,10 @@ class ClipSamplingDataset(Dataset):
         """File name of clip i for messages (subclasses override)."""
         return f"{type(self).__name__} clip {i}"
 
+    def clip_name(self, i: int) -> str:
+        """Clip i's id without opening it (what a sample's ``clip_id`` would be; subclasses override)."""
+        return self.describe_clip(i)
+
     def choose_indices(self, i: int, clip: OpenedClip, rng: np.random.Generator) -> np.ndarray:
         stride = self.interval.sample(rng)
         return choose_stride_window(
@@ -271,6 +275,25 @@ class ClipSamplingDataset(Dataset):
         raise RuntimeError(
             f"{type(self).__name__}: {self.max_tries} bad clips in a row for index {index}; last: {last}"
         )
+
+    def exact_item(self, index: int) -> dict[str, Any]:
+        """The sample of clip ``index`` itself, never another clip: what ``self[index]`` returns when that
+        clip is good (same draw), else BadClip (counted in ``self.skipped``, whatever ``skip_bad``).
+        Evaluation uses it: a broken test clip is reported, not replaced by a clip evaluated twice."""
+        n = self.num_clips()
+        if not 0 <= int(index) < n:
+            raise IndexError(f"{type(self).__name__}: clip {index} of {n}")
+        i = int(index)
+        try:
+            err = self._bad.get(i)
+            if err is not None:
+                raise err
+            sample = self._make_sample(i, np.random.default_rng([self.seed, self.epoch, i, 0]))
+        except BadClip as e:
+            self._record(i, e, torch.zeros(len(SKIP_REASONS), dtype=torch.int64))
+            raise
+        sample["skipped"] = torch.zeros(len(SKIP_REASONS), dtype=torch.int64)
+        return sample
 
     def _record(self, i: int, e: BadClip, counts: torch.Tensor) -> None:
         self.skipped[e.reason] += 1
@@ -377,6 +400,9 @@ class Re10kClipDataset(ClipSamplingDataset):
 
     def describe_clip(self, i: int) -> str:
         return str(self.clips[i].camera_path)
+
+    def clip_name(self, i: int) -> str:
+        return self.clips[i].clip_id
 
     def open_clip(self, i: int) -> OpenedClip:
         from .formats import re10k

@@ -18,7 +18,9 @@ from typing import Any
 import numpy as np
 
 from . import tables
+from .cami2v import cami2v_reduce
 from .fvd import FVD_KEY, find_fvd, fvd_column, fvd_entry
+from .protocol_notes import ABS_METRICS, arithmetic_notes, outlier_notes
 from .records import read_records, record_key, to_jsonable
 
 __all__ = [
@@ -31,9 +33,25 @@ __all__ = [
 ]
 
 DEFAULT_METRICS = ("rot_err_deg", "rot_err_rad", "trans_err", "cammc")
+REDUCTIONS = ("flat", "cami2v")
+ARITHMETICS = {"vid3d": "errors", "cami2v": "errors_cami2v"}  # arithmetic -> the record field holding it
 # per-video values in record["fidelity"], aggregated over every record (pose failures included)
 FIDELITY_METRICS = ("psnr_gt",)
 FAILURE_POLICIES = ("exclude", "worst", "raise")
+
+
+def preset_aggregation(preset: dict[str, Any]) -> dict[str, Any]:
+    """``aggregate``'s rule arguments from a protocol preset (conf/protocol): what a key leaves out is
+    vid3d's own rule (no outlier rule, flat mean, every clip, vid3d's arithmetic)."""
+    arithmetic = preset.get("arithmetic", "vid3d")
+    if arithmetic not in ARITHMETICS:
+        raise ValueError(f"protocol.arithmetic must be one of {tuple(ARITHMETICS)}, got {arithmetic!r}")
+    return {
+        "outlier_sigma": preset.get("outlier_sigma"),
+        "reduction": preset.get("reduction", "flat"),
+        "skip_first_video": bool(preset.get("skip_first_video", False)),
+        "errors_key": ARITHMETICS[arithmetic],
+    }
 
 
 def bootstrap_ci(
@@ -109,6 +127,9 @@ def aggregate(
     n_boot: int = 1000,
     seed: int = 0,
     outlier_sigma: float | None = None,
+    reduction: str = "flat",
+    skip_first_video: bool = False,
+    errors_key: str = "errors",
 ) -> dict[str, dict[str, Any]]:
     """Per-group summary of the records.
 
@@ -124,7 +145,18 @@ def aggregate(
             any failure raises ``ValueError``.
         outlier_sigma: None (default: every value counts) or k: per group and metric, values further
             than k standard deviations (population std of the group's values) from the group's mean are
-            dropped before the statistics (CamI2V's rule with k = 10); ``n_outliers`` says how many.
+            dropped before the statistics; ``n_outliers`` says how many. With ``reduction="cami2v"`` k is
+            CamI2V's rule instead: whole (clip, trial) entries dropped (``cami2v.cami2v_reduce``).
+        reduction: ``"flat"``: statistics over every (clip, trial) value; ``"cami2v"``: CamI2V's
+            merge + summary (``cami2v.cami2v_reduce``): trials averaged per clip, then clips; mean, CI and
+            std are over the per-clip means; ``n_outliers`` counts dropped entries, and each group gets a
+            ``cami2v`` block (dropped entries, skipped clip, rule metrics). Needs failure_policy
+            ``exclude`` or ``raise`` (CamI2V skips failures).
+        skip_first_video: with ``reduction="cami2v"``, CamI2V's ``skiprows=[0]`` quirk: the first clip of
+            its per-video table is left out of the means.
+        errors_key: the record field holding the errors (``errors``: vid3d's arithmetic;
+            ``errors_cami2v``: CamI2V's). ``trans_err_abs`` / ``cammc_abs`` are summarised when some
+            record has them; otherwise the group's ``not_computed`` says why (records' ``abs_reason``).
     Returns:
         {group: {"n": successes, "n_total", "failures", "failure_rate", "success_rate",
         "metrics": {metric: {"mean" (of per-video sums), "ci_low", "ci_high" (95% percentile bootstrap),
@@ -136,19 +168,28 @@ def aggregate(
     """
     if failure_policy not in FAILURE_POLICIES:
         raise ValueError(f"failure_policy must be one of {FAILURE_POLICIES}, got {failure_policy!r}")
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    if reduction == "cami2v" and failure_policy == "worst":
+        raise ValueError("reduction='cami2v' skips failed samples (CamI2V's rule): failure_policy exclude")
+    records = list(records)
     groups: dict[str, list[dict[str, Any]]] = {}
     for rec in records:
         groups.setdefault(str(rec[group_by]), []).append(rec)
+    present = {m for r in records if r.get("success") and r.get(errors_key) for m in r[errors_key]}
+    metrics = [*metrics, *(m for m in ABS_METRICS if m in present and m not in metrics)]
 
     worst: dict[str, float] = {}
     for recs in groups.values():
         for r in recs:
             if r.get("success"):
                 for m in metrics:
-                    worst[m] = max(worst.get(m, -math.inf), float(r["errors"][m]))
+                    if m not in r[errors_key]:
+                        continue
+                    worst[m] = max(worst.get(m, -math.inf), float(r[errors_key][m]))
                     pf = f"{m}_per_frame"
-                    if pf in r["errors"]:
-                        worst[pf] = max(worst.get(pf, -math.inf), float(r["errors"][pf]))
+                    if pf in r[errors_key]:
+                        worst[pf] = max(worst.get(pf, -math.inf), float(r[errors_key][pf]))
 
     out: dict[str, dict[str, Any]] = {}
     for group in sorted(groups):
@@ -160,11 +201,17 @@ def aggregate(
                 f"{len(failed)} failed sample(s) in group {group!r}, e.g. {record_key(r)}: {r.get('reason')}"
             )
         ok = [r for r in recs if r.get("success")]
-        stats = {}
-        for m in metrics:
-            vals = [float(r["errors"][m]) for r in ok]
-            trials = [int(r["trial"]) for r in ok]
-            pfs = [float(r["errors"][f"{m}_per_frame"]) for r in ok if f"{m}_per_frame" in r["errors"]]
+        stats, extra = {}, {}
+        if reduction == "cami2v":
+            stats, extra = _cami2v_stats(
+                ok, metrics, errors_key, outlier_sigma, skip_first_video, n_boot, seed
+            )
+        for m in metrics if reduction == "flat" else ():
+            with_m = [r for r in ok if m in r[errors_key]]
+            vals = [float(r[errors_key][m]) for r in with_m]
+            trials = [int(r["trial"]) for r in with_m]
+            pfs = [float(r[errors_key][f"{m}_per_frame"]) for r in with_m
+                   if f"{m}_per_frame" in r[errors_key]]
             if failure_policy == "worst" and failed:
                 if m not in worst:
                     raise ValueError(f"failure_policy='worst' but no successful sample has metric {m!r}")
@@ -197,9 +244,48 @@ def aggregate(
             "success_rate": len(ok) / n_total if n_total else math.nan,
             "failure_reasons": sorted({str(r.get("reason")) for r in failed}),
             "metrics": stats,
+            **extra,
         }
+        missing = {m: sorted({str(r.get("abs_reason")) for r in ok if m not in r[errors_key]})
+                   for m in ABS_METRICS if m not in stats}
+        if reduction == "cami2v" or any(m in stats for m in ABS_METRICS):
+            out[group]["not_computed"] = {
+                m: "; ".join(why) or "no successful sample" for m, why in missing.items()
+            }
         fvd_key, out[group][fvd_key] = fvd_entry(recs)
     return out
+
+
+def _cami2v_stats(
+    ok: list[dict[str, Any]], metrics: Sequence[str], errors_key: str, k: float | None, skip_first: bool,
+    n_boot: int, seed: int,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Per-metric statistics by CamI2V's reduction over the successful records ``ok`` (sorted by clip):
+    mean / CI / std over the averaged clips' means, ``n_outliers`` = dropped (clip, trial) entries."""
+    entries = [{"video": r["clip_id"], "trial": int(r["trial"]), "values": r[errors_key]} for r in ok]
+    names = [*metrics, *(f"{m}_per_frame" for m in metrics)]
+    red = cami2v_reduce(entries, names, k=k, skip_first_video=skip_first)
+    dropped = set(red["dropped"])
+    kept = [e for e in entries if (e["video"], e["trial"]) not in dropped]
+    stats = {}
+    for m in metrics:
+        per_video = [red["per_video"][v][m] for v in red["averaged_videos"]]
+        vals = [v for v in per_video if math.isfinite(v)]
+        if not vals and all(m not in e["values"] for e in entries):
+            continue  # an absolute-scale metric no record carries: reported under not_computed
+        pfs = [red["per_video"][v][f"{m}_per_frame"] for v in red["averaged_videos"]]
+        s = _metric_stats(vals, [p for p in pfs if math.isfinite(p)], n_boot, seed)
+        with_m = [e for e in kept if m in e["values"]]
+        s.update(trial_spread([float(e["values"][m]) for e in with_m], [e["trial"] for e in with_m]))
+        if k is not None:
+            s["n_outliers"] = len(dropped)
+        stats[m] = s
+    extra = {"cami2v": {
+        "dropped_entries": [list(d) for d in red["dropped"]], "skipped_video": red["skipped_video"],
+        "rule_metrics": red["rule_metrics"], "n_entries": red["n_entries"], "n_kept": red["n_kept"],
+        "n_videos": len(red["averaged_videos"]),
+    }}
+    return stats, extra
 
 
 def merge_shards(dirs: Iterable[str | os.PathLike], pattern: str = "records*.jsonl") -> list[dict[str, Any]]:
@@ -242,28 +328,21 @@ def _fvd_notes(results: dict[str, dict[str, Any]]) -> list[str]:
     return notes
 
 
-def _outlier_notes(results: dict[str, dict[str, Any]], preset: dict[str, Any]) -> list[str]:
-    k = preset.get("outlier_sigma")
-    if k is None:
-        return []
-    dropped = {m: sum(int(s.get("n_outliers", 0)) for s in r["metrics"].values()) for m, r in results.items()}
-    counts = ", ".join(f"{m}: {n}" for m, n in dropped.items())
-    return ["", f"Outlier rule ON: values further than {k:g} standard deviations from their row's mean are "
-                f"dropped per metric (values dropped, all metrics: {counts})."]
-
-
 def _results_table(results: dict[str, dict[str, Any]], protocol: dict[str, Any]) -> tuple[tables.Table, str]:
     """The results table and the Markdown document around it (preset line, notes, protocol)."""
     fvd_key = fvd_column(results)
     fvd_header = "FVD" + fvd_key[len(FVD_KEY):]
     preset = protocol.get("preset") or {}
+    with_abs = any("not_computed" in r or ABS_METRICS[0] in r["metrics"] for r in results.values())
+    abs_header = ["TransErr_abs (Σ frames, metric scale) [95% CI]", "CamMC_abs (Σ frames) [95% CI]"]
+    abs_header = abs_header if with_abs else []
     rad_first = preset.get("units") == "rad"  # the published tables' unit leads (protocol=cami2v|cameractrl)
     rot = ["RotErr (deg, Σ frames) [95% CI]", "RotErr per frame (deg)", "RotErr (rad, Σ frames) [95% CI]"]
     if rad_first:
         rot = [rot[2], rot[0], rot[1]]
     header = ["method", "n", "failures", *rot, "TransErr (Σ frames, scale-normalised) [95% CI]",
-              "CamMC (Σ frames) [95% CI]", "success rate", "PSNR vs GT (dB, frames 1..N) [95% CI]",
-              f"{fvd_header} (n videos)"]
+              "CamMC (Σ frames) [95% CI]", *abs_header, "success rate",
+              "PSNR vs GT (dB, frames 1..N) [95% CI]", f"{fvd_header} (n videos)"]
     above = []
     if preset.get("name") and preset.get("name") != "vid3d":
         differs = "; ".join(preset.get("differs_from_publication") or []) or "nothing listed"
@@ -286,8 +365,10 @@ def _results_table(results: dict[str, dict[str, Any]], protocol: dict[str, Any])
         rot_cells = [cell("rot_err_deg"), rot_pf, cell("rot_err_rad")]
         if rad_first:
             rot_cells = [rot_cells[2], rot_cells[0], rot_cells[1]]
+        abs_cells = [cell(k) if k in m else "not computed" for k in ABS_METRICS] if with_abs else []
         rows.append([method, str(r["n"]), str(r["failures"]), *rot_cells, cell("trans_err"), cell("cammc"),
-                     f"{_fmt(100 * r['success_rate'], 1)}%", cell("psnr_gt"), _fvd_cell(find_fvd(r)[1])])
+                     *abs_cells, f"{_fmt(100 * r['success_rate'], 1)}%", cell("psnr_gt"),
+                     _fvd_cell(find_fvd(r)[1])])
     table = tables.Table(header, rows, text_columns=1)
     spread = []
     for method, r in results.items():
@@ -309,7 +390,8 @@ def _results_table(results: dict[str, dict[str, Any]], protocol: dict[str, Any])
         "otherwise. RotErr in radians summed over frames is the unit of the published CameraCtrl / CamI2V "
         "tables. PSNR vs GT: generated frames 1..N against the ground truth, every video (no pose "
         "estimation involved); static_first_frame is the copy-the-first-frame baseline a model must beat.",
-        *_outlier_notes(results, preset),
+        *arithmetic_notes(results, protocol),
+        *outlier_notes(results, preset),
         *_fvd_notes(results),
         *tables.protocol_lines(protocol, skip=("reproducibility",)),
     ]
@@ -321,7 +403,7 @@ def _results_table(results: dict[str, dict[str, Any]], protocol: dict[str, Any])
 
 
 def _results_csv(results: dict[str, dict[str, Any]]) -> str:
-    metric_names = sorted({m for r in results.values() for m in r["metrics"]})
+    metric_names = sorted({m for r in results.values() for m in [*r["metrics"], *r.get("not_computed", {})]})
     stat_names = ("mean", "ci_low", "ci_high", "std", "per_frame_mean", "n_trials", "std_over_trials")
     fvd_key = fvd_column(results)
     fvd_stats = ("std_over_trials", "n_generated", "n_ground_truth")
@@ -335,6 +417,8 @@ def _results_csv(results: dict[str, dict[str, Any]]) -> str:
         row = [method, r["n"], r["n_total"], r["failures"], r["failure_rate"]]
         for m in metric_names:
             s = r["metrics"].get(m, {})
+            if m in (r.get("not_computed") or {}):
+                s = {"mean": "not computed"}
             row += [s.get(k, "") for k in stat_names]
         fvd = find_fvd(r)[1]
         if fvd.get("computed"):

@@ -24,8 +24,9 @@ import torch
 
 from vid3d.geometry import rescale_K
 
-from .aggregate import DEFAULT_METRICS, aggregate, merge_shards, write_results
+from .aggregate import ARITHMETICS, DEFAULT_METRICS, aggregate, merge_shards, write_results
 from .camera_errors import camera_errors
+from .cami2v import attach_abs_errors, cami2v_errors, depth_scale, sample_depth
 from .fvd import FVDMetric
 from .pose.base import PoseEstimator, check_frames
 from .runner import run_shard, shard_items, trial_seed
@@ -133,24 +134,78 @@ def shard_clips(clips: Sequence[EvalClip], shard: int, num_shards: int) -> list[
     return shard_items(clips, lambda c: c.clip_id, shard, num_shards)
 
 
-def protocol_block(estimator: PoseEstimator, failure_policy: str, trials: int) -> dict[str, Any]:
-    """The 'protocol' block of results.json: how the numbers were produced."""
+_VID3D_ARITHMETIC = {
+    "rot_err_rad": "vid3d exact: sum over frames of atan2(sin, cos) of the angle of R_gen R_gt^T after each "
+                   "rotation is projected onto SO(3) (rad; rot_err_deg the same in degrees)",
+    "normalisation": "each trajectory's translations divided by its furthest camera-centre distance from the "
+                     "first camera (static trajectory, < 1e-8: zero translations, no scaling)",
+}
+_CAMI2V_ARITHMETIC = {
+    "rot_err_rad": "CamI2V's: sum over frames of arccos(clamp((tr(R_gt^T R_gen) - 1) / 2)) on the raw "
+                   "relative rotations (general 4x4 inverses, no re-orthonormalisation) (rad; rot_err_deg "
+                   "the same in degrees)",
+    "normalisation": "CamI2V's: each trajectory's translations divided by (its largest centre norm + 1e-9); "
+                     "a static trajectory is divided by 1e-9",
+}
+
+
+def protocol_block(
+    estimator: PoseEstimator,
+    failure_policy: str,
+    trials: int,
+    trials_are: str = "generations",
+    reduction: str = "flat",
+    skip_first_video: bool = False,
+    arithmetic: str = "vid3d",
+    outlier_sigma: float | None = None,
+) -> dict[str, Any]:
+    """The 'protocol' block of results.json: how the numbers were produced, which arithmetic each column
+    uses and which aggregation rules were applied."""
+    arith = _CAMI2V_ARITHMETIC if arithmetic == "cami2v" else _VID3D_ARITHMETIC
+    if reduction == "cami2v":
+        rule = ("none" if outlier_sigma is None else
+                "a whole (clip, trial) entry is dropped when any of rot_err_rad, trans_err, cammc (and the "
+                f"abs metrics when computed) lies more than {outlier_sigma:g} population standard deviations "
+                "from the mean, both pooled over every entry of the method")
+        reduction_text = (
+            "CamI2V's merge + summary: failed estimations skipped; outlier entries dropped; the kept trials "
+            "averaged per clip, then the clips; CI: 95% percentile bootstrap over the per-clip means (1000 "
+            "resamples, seed 0); std over clips"
+            + ("; the first clip of the per-clip table (ascending trials, clips in id order) is left out "
+               "(CamI2V summary.py's skiprows=[0])" if skip_first_video else
+               "; every clip counts (CamI2V's skiprows=[0] quirk, which leaves out the first clip, is off: "
+               "protocol=cami2v_skiprows turns it on)")
+        )
+    else:
+        rule = ("none" if outlier_sigma is None else
+                f"per metric, values further than {outlier_sigma:g} standard deviations from the method's "
+                "mean are dropped")
+        reduction_text = (
+            "metrics are per-video sums over frames, averaged over every (clip, trial) with a 95% percentile "
+            "bootstrap CI (1000 resamples, seed 0); per_frame_mean = mean over videos of (sum / n_frames)"
+        )
+    trial_text = (
+        f"{trials} pose estimations of one generated video per (method, clip) (generation seeded with "
+        "trial 0's seed; estimator seed + trial)" if trials_are == "estimations" else
+        f"{trials} generations per (method, clip), each estimated once"
+    )
     return {
         "pose_estimator": estimator.describe(),
         "pose_convention": "OpenCV camera-to-world; each trajectory made relative to its first frame",
-        "normalisation": (
-            "each trajectory's translations divided by its furthest camera-centre distance from the first "
-            "camera (static trajectory: zero translations, no scaling)"
-        ),
+        "arithmetic": arithmetic,
+        "normalisation": arith["normalisation"],
         "metrics": {
-            "rot_err_deg": "sum over frames of the geodesic angle between estimated and GT rotations (deg)",
+            "rot_err_rad": arith["rot_err_rad"],
             "trans_err": "sum over frames of ||t_gt - t_gen||_2 on normalised camera centres (unitless)",
             "cammc": "sum over frames of ||[R|t]_gt - [R|t]_gen||_F, 3x4 normalised c2w (unitless)",
+            "trans_err_abs, cammc_abs": (
+                "CamI2V's absolute-scale metrics: against COLMAP on the ground-truth video (same trial), "
+                "both trajectories times their metric-depth scale, divided by the reference's largest "
+                "centre norm + 1e-9; 'not computed' with the reason when no metric scale exists"
+            ),
         },
-        "reduction": (
-            "metrics are per-video sums over frames, averaged over videos with a 95% percentile bootstrap CI "
-            "(1000 resamples, seed 0); per_frame_mean = mean over videos of (sum / n_frames)"
-        ),
+        "reduction": reduction_text,
+        "outlier_rule": rule,
         "failure_policy": failure_policy,
         "fidelity": (
             "psnr_gt: PSNR (dB) of the generated frames 1..N-1 against the clip's ground-truth frames "
@@ -158,6 +213,7 @@ def protocol_block(estimator: PoseEstimator, failure_policy: str, trials: int) -
             "CI; every video counts, whatever its pose estimation did; identical frames read 100 dB"
         ),
         "trials": trials,
+        "trials_are": trial_text,
         "seeding": "torch and numpy global RNGs seeded with crc32(method, clip_id, trial) before generation",
     }
 
@@ -194,6 +250,41 @@ def fidelity_to_gt(frames: np.ndarray, gt: np.ndarray) -> dict[str, float]:
     return {"psnr_gt": float(psnr.mean()), "mse_gt": float(mse.mean())}
 
 
+TRIALS_ARE = ("generations", "estimations")
+NO_METRIC_DEPTH = (
+    "no metric-depth model configured (protocol.metric_depth): CamI2V scales each COLMAP trajectory by "
+    "Depth Anything V2 Metric (Hypersim, ViT-L) on the first frame; vid3d ships no such model or weights"
+)
+
+
+def metric_scale_of(
+    frames: np.ndarray, points: np.ndarray | None, metric_depth: Callable[[np.ndarray], np.ndarray] | None
+) -> tuple[float | None, str | None]:
+    """CamI2V's metric scale of a reconstruction: ``depth_scale`` of the first frame's points (``u, v, z``
+    rows of ``PoseResult.first_frame_points``) against ``metric_depth(frames[0])`` ((h, w) metres).
+    Returns (scale, None) or (None, why not)."""
+    if metric_depth is None:
+        return None, NO_METRIC_DEPTH
+    if points is None or len(points) == 0:
+        return None, "the pose estimator gave no 3D points seen in the first frame"
+    depth = np.asarray(metric_depth(frames[0]), dtype=np.float64)
+    d = sample_depth(depth, points[:, :2], frames.shape[1:3])
+    return depth_scale(points[:, 2], d), None
+
+
+def _generate(clip: EvalClip, name: str, method: Method, seed: int) -> tuple[np.ndarray, float]:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    t0 = time.perf_counter()
+    frames = check_frames(method(clip))
+    n = len(clip.frames)
+    if len(frames) != n:
+        raise ValueError(
+            f"method {name!r} returned {len(frames)} frames for clip {clip.clip_id}, expected {n}"
+        )
+    return frames, time.perf_counter() - t0
+
+
 def _evaluate_one(
     clip: EvalClip,
     name: str,
@@ -204,32 +295,42 @@ def _evaluate_one(
     fps: float = 8,
     fvd: FVDMetric | None = None,
     gt_features: np.ndarray | None = None,
+    trials_are: str = "generations",
+    cache: dict | None = None,
+    metric_depth: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> dict:
-    seed = trial_seed(name, clip.clip_id, trial)
-    torch.manual_seed(seed)
-    np.random.seed(seed)
+    # trials_are="estimations" (CamI2V): one video per (method, clip), generated with trial 0's seed; each
+    # trial is a new pose estimation of it with the estimator's seed + trial.
+    gen_trial = 0 if trials_are == "estimations" else trial
+    seed = trial_seed(name, clip.clip_id, gen_trial)
     t0 = time.perf_counter()
-    frames = check_frames(method(clip))
-    t_gen = time.perf_counter() - t0
+    cached = (cache or {}).get((name, clip.clip_id)) if trials_are == "estimations" else None
+    if cached is None:
+        frames, t_gen = _generate(clip, name, method, seed)
+        if cache is not None and trials_are == "estimations":
+            cache.clear()  # one video held at a time: trials of a (method, clip) run back to back
+            cache[(name, clip.clip_id)] = (frames, t_gen)
+    else:
+        frames, t_gen = cached
     n = len(clip.frames)
-    if len(frames) != n:
-        raise ValueError(
-            f"method {name!r} returned {len(frames)} frames for clip {clip.clip_id}, expected {n}"
-        )
     video_path = None
     if video_dir is not None:  # written before the record: a record never points at a missing video
         from vid3d.viz import write_video
 
-        video_path = video_relpath(name, clip.clip_id, trial)
-        write_video(video_dir / video_path, frames, fps=fps)
+        video_path = video_relpath(name, clip.clip_id, gen_trial)
+        if cached is None or not (video_dir / video_path).exists():
+            write_video(video_dir / video_path, frames, fps=fps)
     # Intrinsics follow the generated resolution (a model may generate at a lower resolution than GT).
     K = rescale_K(clip.K_px, clip.frames.shape[1:3], frames.shape[1:3])
-    result = estimator.estimate(frames, K, gt_c2w=clip.gt_c2w)
+    trial_estimator = estimator.for_trial(trial) if trials_are == "estimations" else estimator
+    result = trial_estimator.estimate(frames, K, gt_c2w=clip.gt_c2w)
     record: dict[str, Any] = {
         "method": name,
         "clip_id": clip.clip_id,
         "trial": trial,
+        "trials_are": trials_are,
         "seed": seed,
+        "estimator_seed": getattr(trial_estimator, "seed", None),
         "frame_indices": clip.frame_indices,
         "resolution_hw": list(frames.shape[1:3]),
         "success": bool(result.success),
@@ -255,7 +356,10 @@ def _evaluate_one(
         # Partial registrations (allowed only when the estimator's min fraction < 1) are compared on the
         # registered frames, relative to the first registered frame; the record says so.
         record["errors"] = camera_errors(result.c2w[mask], clip.gt_c2w[mask])
+        record["errors_cami2v"] = cami2v_errors(result.c2w[mask], clip.gt_c2w[mask])
         record["errors_on_registered_only"] = bool(not mask.all())
+        scale, why = metric_scale_of(frames, result.first_frame_points, metric_depth)
+        record["metric_scale"], record["metric_scale_reason"] = scale, why
     record["timings_s"]["total"] = time.perf_counter() - t0
     return record
 
@@ -276,6 +380,11 @@ def run_camera_eval(
     video_fps: float = 8,
     fvd: FVDMetric | None = None,
     outlier_sigma: float | None = None,
+    trials_are: str = "generations",
+    reduction: str = "flat",
+    skip_first_video: bool = False,
+    arithmetic: str = "vid3d",
+    metric_depth: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Evaluate camera accuracy of ``methods`` on this shard of ``clips``; resumable.
 
@@ -295,6 +404,16 @@ def run_camera_eval(
             (H.264, ``video_fps``; path in the record's ``video`` field) before its record is appended.
             Resumed samples are not regenerated, so they keep whatever video an earlier run wrote.
         outlier_sigma: see ``aggregate.aggregate`` (None: no outlier removal; protocol=cami2v: 10).
+        trials_are: "generations" (each trial a new video, seeded by ``trial_seed``) or "estimations"
+            (CamI2V: one video per (method, clip) from trial 0's seed, each trial a new pose estimation
+            with ``estimator.for_trial(trial)``). A resumed run regenerates the video from that seed, so its
+            remaining trials see the same video only where generation is deterministic (the CPU).
+        reduction, skip_first_video: see ``aggregate.aggregate`` ("cami2v": CamI2V's merge + summary).
+        arithmetic: "vid3d" (``camera_errors``) or "cami2v" (``cami2v.cami2v_errors``): which errors the
+            table reports; records always hold both (``errors``, ``errors_cami2v``).
+        metric_depth: (H, W, 3) uint8 first frame -> (h, w) metric depth; gives each record a
+            ``metric_scale`` and the TransErr_abs / CamMC_abs columns (``attach_abs_errors``). None: those
+            columns say why they are not computed.
         fvd: when given, every new record stores the features of its generated video and of its clip's
             ground-truth video (computed for this shard's clips before any generation, which also checks
             the network on the clips' shape), and each method's results get an FVD entry
@@ -303,8 +422,13 @@ def run_camera_eval(
         {"results": per-method aggregate, "protocol": ..., "paths": written files, "n_new": records added,
         "n_skipped": already done}.
     """
+    if trials_are not in TRIALS_ARE:
+        raise ValueError(f"trials_are must be one of {TRIALS_ARE}, got {trials_are!r}")
+    if arithmetic not in ARITHMETICS:
+        raise ValueError(f"arithmetic must be one of {tuple(ARITHMETICS)}, got {arithmetic!r}")
     out = Path(out_dir)
     gt_features: dict[str, Any] = {}
+    cache: dict = {}
 
     def features_of_todo(todo: list[tuple[EvalClip, str, int]]) -> None:
         if fvd is not None:
@@ -314,7 +438,8 @@ def run_camera_eval(
     def evaluate(clip: EvalClip, name: str, trial: int) -> dict[str, Any]:
         return _evaluate_one(
             clip, name, methods[name], trial, estimator, video_dir=out if save_videos else None,
-            fps=video_fps, fvd=fvd, gt_features=gt_features.get(clip.clip_id),
+            fps=video_fps, fvd=fvd, gt_features=gt_features.get(clip.clip_id), trials_are=trials_are,
+            cache=cache, metric_depth=metric_depth,
         )
 
     run = run_shard(
@@ -322,10 +447,15 @@ def run_camera_eval(
         trials=trials, label="camera eval", progress=progress, before=features_of_todo,
     )
     records = merge_shards([out])
-    results = aggregate(records, metrics=metrics, failure_policy=failure_policy, outlier_sigma=outlier_sigma)
+    attach_abs_errors(records)
+    results = aggregate(
+        records, metrics=metrics, failure_policy=failure_policy, outlier_sigma=outlier_sigma,
+        reduction=reduction, skip_first_video=skip_first_video, errors_key=ARITHMETICS[arithmetic],
+    )
     fvd_protocol = {"computed": False, "reason": "metrics.fvd.i3d not set"} if fvd is None else fvd.describe()
-    protocol = {**protocol_block(estimator, failure_policy, trials), "fvd": fvd_protocol,
-                **dict(extra_protocol or {})}
+    block = protocol_block(estimator, failure_policy, trials, trials_are, reduction, skip_first_video,
+                           arithmetic, outlier_sigma)
+    protocol = {**block, "fvd": fvd_protocol, **dict(extra_protocol or {})}
     paths = write_results(out, results, protocol)
     return {
         "results": results, "protocol": protocol, "paths": paths,

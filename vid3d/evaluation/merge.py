@@ -2,7 +2,8 @@
 
 Each DIR is a shard's run dir (or a multirun folder: its sub-folders holding ``records*.jsonl`` are
 used). Records are de-duplicated by (method, clip, trial); the protocol block is taken from the first
-shard's ``results.json`` and must agree across shards on the estimator and failure policy.
+shard's ``results.json`` and must agree across shards on the estimator, failure policy and preset; the
+preset's rules (outliers, reduction, arithmetic, CamI2V's absolute-scale pairing) apply to the merged records.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import argparse
 import json
 from pathlib import Path
 
-from .aggregate import aggregate, merge_shards, write_results
+from .aggregate import aggregate, merge_shards, preset_aggregation, write_results
+from .cami2v import attach_abs_errors
 
 
 def shard_dirs(paths: list[str | Path]) -> list[Path]:
@@ -45,7 +47,8 @@ def merge(paths: list[str | Path], out: str | Path) -> dict:
     records = merge_shards(dirs)
     preset = protocol.get("preset") or {}
     policy = protocol.get("failure_policy", "exclude")
-    results = aggregate(records, failure_policy=policy, outlier_sigma=preset.get("outlier_sigma"))
+    attach_abs_errors(records)
+    results = aggregate(records, failure_policy=policy, **preset_aggregation(preset))
     Path(out).mkdir(parents=True, exist_ok=True)
     write_results(out, results, protocol)
     return results

@@ -12,8 +12,11 @@ either the previous complete one or the new complete one.
 
 **Paths** a user passes as ``ckpt=``: a vid3d checkpoint file (``*.ckpt``), a DeepSpeed checkpoint directory
 holding ``WEIGHTS_FILE`` (written by ``vid3d.training.strategies.Vid3dDeepSpeedStrategy``), or a training run
-directory (its ``checkpoints/last.ckpt``). ``resolve_checkpoint`` needs no torch (this module imports torch
-and safetensors inside its functions), so the entry points check the path before their heavy imports.
+directory (its newest complete checkpoint: ``checkpoints/last.ckpt``, or the step file written after it when a
+kill came between the two). "Newest" is the write time each file records in its own header
+(``SAVED_AT_KEY``), so a copied or moved run folder, whose file times are those of the copy, still names it.
+``resolve_checkpoint`` needs no torch (this module imports torch and safetensors inside its functions; headers
+are parsed in Python), so the entry points check the path before their heavy imports.
 
 **Models** are rebuilt from the config stored in the checkpoint (``vid3d.models.schema``: data, never
 instructions), then the trained weights (or their EMA shadow, ``EMA_KEY``) are loaded.
@@ -25,6 +28,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +56,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SKELETON_KEY = "vid3d_skeleton"
+SAVED_AT_KEY = "vid3d_saved_at_ns"  # time.time_ns() of the write, in the safetensors metadata
+MAX_HEADER_BYTES = 1 << 28  # a safetensors header (tensor table + JSON skeleton) larger than this is refused
 FORMAT_VERSION = "1"
 WEIGHTS_FILE = "vid3d_weights.safetensors"  # inside a DeepSpeed checkpoint directory
 EMA_KEY = "ema_state_dict"  # the EMA shadow of the trained weights (vid3d.training.ema.EMACallback)
@@ -64,7 +70,10 @@ def resolve_checkpoint(path: str | Path) -> Path:
     Raises FileNotFoundError naming the path and what to pass instead."""
     p = Path(path).expanduser()
     if p.is_dir() and not (p / WEIGHTS_FILE).is_file():
-        p = p / "checkpoints" / "last.ckpt"
+        try:
+            p = newest_complete_checkpoint(p / "checkpoints")
+        except FileNotFoundError:
+            p = p / "checkpoints" / "last.ckpt"
     if p.is_dir():
         if not (p / WEIGHTS_FILE).is_file():
             raise FileNotFoundError(
@@ -131,7 +140,8 @@ def save_checkpoint_file(checkpoint: dict, path: str | os.PathLike) -> None:
     skeleton = encode(checkpoint, tensors)
     # safetensors refuses tensors that share storage; the copies are cheap next to a training step.
     tensors = {k: v.clone() for k, v in tensors.items()}
-    metadata = {SKELETON_KEY: json.dumps(skeleton), "format": "vid3d-checkpoint", "version": FORMAT_VERSION}
+    metadata = {SKELETON_KEY: json.dumps(skeleton), "format": "vid3d-checkpoint", "version": FORMAT_VERSION,
+                SAVED_AT_KEY: str(time.time_ns())}
     remove_stale_temps(path)  # left by a writer killed more than an hour ago
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -164,7 +174,31 @@ def load_checkpoint_file(path: str | os.PathLike, map_location: str | torch.devi
     return decode(json.loads(metadata[SKELETON_KEY]), tensors)
 
 
-_MAX_HEADER = 100_000_000  # bytes; safetensors' own limit
+def _header_metadata(path: Path) -> dict | None:
+    """The safetensors metadata of a complete file (header parsed in Python: no torch, no tensor read), or
+    None when the file is truncated, empty or not safetensors. Complete: the data section ends exactly where
+    the header's tensor table says."""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            n = int.from_bytes(f.read(8), "little")
+            if size < 8 or not 0 < n <= min(MAX_HEADER_BYTES, size - 8):
+                return None
+            header = json.loads(f.read(n))
+        meta = header.pop("__metadata__", None) or {}
+        ends = [int(t["data_offsets"][1]) for t in header.values()]
+        if not isinstance(meta, dict) or 8 + n + max(ends, default=0) != size:
+            return None
+        return meta
+    except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return None
+
+
+def _vid3d_metadata(path: Path) -> dict | None:
+    meta = _header_metadata(path)
+    if meta is None or meta.get("format") != "vid3d-checkpoint" or SKELETON_KEY not in meta:
+        return None
+    return meta
 
 
 def read_checkpoint_info(path: str | os.PathLike) -> dict:
@@ -172,29 +206,21 @@ def read_checkpoint_info(path: str | os.PathLike) -> dict:
     ``num_frames`` of training when recorded), read from the safetensors header alone: no tensor, no torch
     (the entry points call it before their heavy imports). ``path`` as :func:`resolve_checkpoint` returns it.
 
-    Raises InputError naming the file when it is not a safetensors file, or not one written by vid3d."""
+    Raises InputError naming the file when it is not a complete safetensors file, or not one vid3d wrote."""
     from collections import defaultdict
 
     from vid3d.errors import InputError
 
     path = Path(path)
     what = "pass the .ckpt a vid3d training run wrote, or its run dir"
-    try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            n = int.from_bytes(f.read(8), "little")
-            if size < 8 or not 2 <= n <= min(size - 8, _MAX_HEADER):
-                raise InputError(f"checkpoint {path} is not a safetensors file (no valid header); {what}")
-            header = json.loads(f.read(n))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        why = "its header is not JSON"
-        raise InputError(f"checkpoint {path} is not a safetensors file ({why}); {what}") from None
-    meta = header.get("__metadata__") if isinstance(header, dict) else None
-    if not isinstance(meta, dict) or meta.get("format") != "vid3d-checkpoint" or SKELETON_KEY not in meta:
+    meta = _header_metadata(path)
+    if meta is None:
+        raise InputError(f"checkpoint {path} is not a safetensors file (or is truncated); {what}")
+    if meta.get("format") != "vid3d-checkpoint" or SKELETON_KEY not in meta:
         raise InputError(f"checkpoint {path} is a safetensors file but not a vid3d checkpoint; {what}")
     try:
         skeleton = json.loads(meta[SKELETON_KEY])
-    except json.JSONDecodeError:
+    except (TypeError, json.JSONDecodeError):
         raise InputError(f"checkpoint {path}: its vid3d skeleton is not JSON (damaged file)") from None
     ckpt = decode(skeleton, defaultdict(lambda: None))  # tensors are not read: None in their place
     info = ckpt.get("vid3d") if isinstance(ckpt, dict) else None
@@ -202,31 +228,42 @@ def read_checkpoint_info(path: str | os.PathLike) -> dict:
 
 
 def is_complete_checkpoint(path: str | os.PathLike) -> bool:
-    """A vid3d checkpoint file whose safetensors header and skeleton read (cheap: no tensor is loaded),
-    or a DeepSpeed checkpoint directory holding vid3d's weights file."""
-    from safetensors import safe_open
-
+    """A vid3d checkpoint file whose safetensors header and skeleton read and whose data section is whole
+    (cheap: no tensor is loaded), or a DeepSpeed checkpoint directory holding vid3d's weights file."""
     path = Path(path)
     if path.is_dir():
         return (path / WEIGHTS_FILE).is_file()
+    return _vid3d_metadata(path) is not None
+
+
+def _written_at_ns(path: Path) -> int | None:
+    """When a complete checkpoint was written: its recorded ``SAVED_AT_KEY`` (copies keep it), else (files
+    from before it was recorded) its modification time; None when ``path`` is not a complete checkpoint."""
+    file = path / WEIGHTS_FILE if path.is_dir() else path
+    meta = _vid3d_metadata(file)
+    if meta is None:
+        return None
     try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        return meta.get("format") == "vid3d-checkpoint" and SKELETON_KEY in meta
-    except Exception:  # noqa: BLE001 - truncated, empty, not safetensors: not complete
-        return False
+        return int(meta[SAVED_AT_KEY])
+    except (KeyError, ValueError, TypeError):
+        return file.stat().st_mtime_ns
 
 
 def newest_complete_checkpoint(folder: str | os.PathLike) -> Path:
     """The most recently written complete checkpoint (``*.ckpt``) in a run dir or its ``checkpoints/``:
-    after a kill between ``step_N.ckpt`` and ``last.ckpt``, the step file. FileNotFoundError if none."""
+    after a kill between ``step_N.ckpt`` and ``last.ckpt``, the step file; ``last.ckpt`` wins a tie.
+    FileNotFoundError if none."""
     folder = Path(folder)
     ckpt_dir = folder / "checkpoints" if (folder / "checkpoints").is_dir() else folder
-    candidates = sorted(ckpt_dir.glob("*.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for p in candidates:
-        if is_complete_checkpoint(p):
-            return p
-    raise FileNotFoundError(f"{ckpt_dir}: no complete checkpoint (*.ckpt) to resume from")
+    best: tuple[int, bool] | None = None
+    found = None
+    for p in ckpt_dir.glob("*.ckpt"):
+        t = _written_at_ns(p)
+        if t is not None and (best is None or (t, p.name == "last.ckpt") > best):
+            best, found = (t, p.name == "last.ckpt"), p
+    if found is None:
+        raise FileNotFoundError(f"{ckpt_dir}: no complete checkpoint (*.ckpt) to resume from")
+    return found
 
 
 # ---------------------------------------------------------------------------------------- models

@@ -14,7 +14,9 @@ Instead the tree is read against a **schema**, then built here without Hydra:
   (numbers, strings, booleans, None, lists of those; plain ``{str: scalar}`` maps for ``*_kwargs``).
   A node is only allowed where the parameter is a slot.
 
-Anything else raises :class:`ConfigRefused` with one line naming the file and the offending entry.
+Every number must also lie within its bound (``vid3d.models.bounds``: sizes, layers, heads, levels...),
+so a received file cannot hang or exhaust memory. Anything else raises :class:`ConfigRefused` with one
+line naming the file and the offending entry.
 A new model part (a camera encoder of your own, say) becomes loadable by adding its dotted path to
 ``TARGETS`` with its slot: the list is code, reviewed like code, never data.
 """
@@ -31,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vid3d.errors import InputError
+from vid3d.models.bounds import MAX_BACKBONE_PARAMETERS, bound_for, bound_problem, tiny_backbone_parameters
 
 
 class ConfigRefused(InputError):
@@ -284,6 +287,19 @@ def _validate(node: Any, where: str, slot: str, path: str, depth: int) -> None:
             raise _refuse(where, sub, f"expected a {child} node or shortcut name, got {value!r:.80}")
         if not _matches(value, hints.get(key, Any)):
             raise _refuse(where, sub, f"{value!r:.80} does not match {hints.get(key, Any)}")
+        _check_bounds(where, target, sub, key, value)
+
+
+def _check_bounds(where: str, target: str, path: str, key: str, value: Any) -> None:
+    """Refuse a number out of its bound (vid3d.models.bounds); a ``{name: value}`` map (``*_kwargs``)
+    has each entry checked under its own name."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_bounds(where, target, f"{path}.{k}", k, v)
+        return
+    problem = bound_problem(value, bound_for(target, key))
+    if problem is not None:
+        raise _refuse(where, path, problem)
 
 
 def _build(node: dict, extra: Mapping[str, Any] | None = None) -> Any:
@@ -318,4 +334,19 @@ def build_model(cfg: Any, where: str, backbone: Any = None):
         return _build({k: v for k, v in cfg.items() if k != "backbone"}, {"backbone": backbone})
     if not isinstance(cfg.get("backbone"), dict):
         raise _refuse(where, "model.backbone", "missing (needed to rebuild the frozen backbone)")
+    _check_tiny_size(cfg["backbone"], where)
     return _build(cfg)
+
+
+def _check_tiny_size(node: dict, where: str) -> None:
+    """Refuse a tiny backbone larger than ``bounds.MAX_BACKBONE_PARAMETERS`` (counted on the meta device)."""
+    if node.get("_target_") != f"{_M}.backbone.build_tiny_backbone":
+        return
+    try:
+        n = tiny_backbone_parameters(node)
+    except (ValueError, TypeError, RuntimeError) as e:  # e.g. channels that GroupNorm cannot divide
+        raise _refuse(where, "model.backbone", f"cannot be built: {str(e).splitlines()[0]:.200}") from None
+    if n > MAX_BACKBONE_PARAMETERS:
+        raise _refuse(
+            where, "model.backbone", f"{n:.3g} parameters, more than the limit {MAX_BACKBONE_PARAMETERS:.3g}"
+        )

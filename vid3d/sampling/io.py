@@ -68,12 +68,19 @@ def load_image(path: str | os.PathLike, height: int, width: int, fov_deg: float 
     view of the *original* image (principal point at its centre), carried through the crop/resize."""
     import imageio.v3 as iio
 
+    from vid3d.data.files import ImageTooLarge, UnsafePath, check_image_pixels, read_regular_bytes
     from vid3d.data.transforms import center_crop_resize
     from vid3d.geometry import intrinsics_matrix
 
     path = Path(path)
     if not path.is_file():
         raise InputError(f"image {path} does not exist (image=)")
+    try:  # the header's size is checked before anything decodes the pixels
+        check_image_pixels(read_regular_bytes(path), f"image {path}")
+    except (UnsafePath, ImageTooLarge) as e:
+        raise InputError(str(e)) from None
+    except ValueError:
+        pass  # a format PIL does not know (a video, say): imageio below says what it is
     try:
         img = iio.imread(path)
     except Exception as e:  # imageio raises several error types

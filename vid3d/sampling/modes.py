@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from vid3d.data.clips import BadClip
 from vid3d.errors import InputError
 from vid3d.geometry import relative_to_first
 
@@ -43,7 +44,22 @@ def _clip_items(dataset, num_samples: int) -> list[dict]:
     n = min(int(num_samples), len(dataset))
     if n == 0:
         raise ValueError("the test dataset is empty: nothing to sample")
-    return [dataset[i] for i in range(n)]
+    exact = getattr(dataset, "exact_item", None)
+    if exact is None:
+        return [dataset[i] for i in range(n)]
+    # the first n good clips, each its own: a broken clip is skipped (warned and counted by the dataset),
+    # never replaced by another clip sampled twice under two names
+    items = []
+    for i in range(len(dataset)):
+        if len(items) == n:
+            break
+        try:
+            items.append(exact(i))
+        except BadClip:
+            continue
+    if not items:
+        raise ValueError(f"every test clip is broken ({dict(dataset.skipped)}): nothing to sample")
+    return items
 
 
 def _clip_cameras(item: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

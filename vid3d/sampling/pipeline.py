@@ -18,13 +18,19 @@ and ``CameraVideoPipeline.from_pretrained(folder)`` rebuilds the model from thos
 ``vid3d.models.load_svd_backbone(folder)``, the camera encoder / attention from the config, then their
 weights. Nothing is pickled or unpickled (a folder with pickle weight files is refused).
 
-diffusers loads the folder through its documented custom-pipeline mechanism (vid3d must be installed):
+vid3d's loader runs no code from the folder: it refuses a folder whose ``vid3d_pipeline.py`` is not
+byte for byte a file vid3d wrote, that holds any other code file or names components in
+``model_index.json``, whose sampler settings or component configs are out of bounds
+(``pipeline_folder``, ``sampler_settings``). diffusers can load the same folder through its
+custom-pipeline mechanism (vid3d must be installed):
 
     from diffusers import DiffusionPipeline
     pipe = DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)
     frames = pipe(image, K_px, "orbit_left", amplitude="large").frames[0]   # PIL images, as SVD's pipeline
 
-(``trust_remote_code``: the folder's ``vid3d_pipeline.py`` is code diffusers runs; it only imports vid3d.)
+``trust_remote_code=True`` *executes* the folder's ``vid3d_pipeline.py`` before anything is checked:
+for a folder you received, load it with ``CameraVideoPipeline.from_pretrained`` first (which refuses a
+changed file), or only with diffusers after that.
 
 CLI: ``python -m vid3d.sampling.pipeline ckpt=<checkpoint or training run dir> out=<folder>``.
 """
@@ -49,6 +55,7 @@ from torch import nn
 from vid3d.atomic import replace_dir
 from vid3d.errors import InputError
 
+from .sampler_settings import check_image_size, check_num_frames, check_sampler_settings
 from .samplers import sample_ddim, sample_edm_euler, sample_edm_heun
 from .video_sampler import VideoSampler, from_uint8, to_uint8
 
@@ -69,7 +76,7 @@ DIFFUSERS_ENTRY = f'''"""diffusers entry point to a vid3d camera-controlled vide
 
     from diffusers import DiffusionPipeline
     pipe = DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)
-    frames = pipe(image, K_px, c2w).frames[0]  # arguments: vid3d.sampling.pipeline.CameraVideoPipeline
+    frames = pipe(image, K_px, c2w)  # arguments and output: vid3d.sampling.pipeline.CameraVideoPipeline
 
 The weights are read by vid3d (safetensors only; vid3d must be installed): this file defines no model.
 """
@@ -186,13 +193,11 @@ class CameraVideoPipeline:
     ) -> None:
         self.model = model.eval()
         self.model_config = {k: v for k, v in dict(model_config or {}).items() if k != "backbone"}
-        self.sampler = {**DEFAULT_SAMPLER, **dict(sampler or {})}
-        if self.sampler["solver"] not in SOLVERS:
-            raise ValueError(
-                f"sampler solver must be one of {sorted(SOLVERS)}, got {self.sampler['solver']!r}"
-            )
-        self.image_size = list(image_size) if image_size is not None else None
-        self.num_frames = int(num_frames) if num_frames is not None else None
+        self.sampler = check_sampler_settings({**DEFAULT_SAMPLER, **dict(sampler or {})}, "sampler", SOLVERS)
+        self.image_size = check_image_size(
+            list(image_size) if image_size is not None else None, "CameraVideoPipeline"
+        )
+        self.num_frames = check_num_frames(num_frames, "CameraVideoPipeline")
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -260,31 +265,51 @@ class CameraVideoPipeline:
         """Load a folder written by :meth:`save_pretrained` (safetensors only; never unpickles)."""
         from safetensors.torch import load_file
 
-        from vid3d.models.backbone import load_svd_backbone
+        from vid3d.models.backbone import PIXEL_VAE_FILE, load_svd_backbone
         from vid3d.models.schema import build_model, validate_model_config
+
+        from .pipeline_folder import (
+            check_component_configs,
+            check_entry_file,
+            check_index,
+            check_no_other_code,
+            read_json,
+        )
 
         folder = Path(folder)
         for name in (INDEX_FILE, MODEL_FILE, WEIGHTS_FILE):
             if not (folder / name).is_file():
                 raise FileNotFoundError(f"{folder / name} does not exist (not a vid3d pipeline folder)")
-        index = json.loads((folder / INDEX_FILE).read_text())
+        index = read_json(folder / INDEX_FILE)
+        if not isinstance(index, dict):
+            raise ValueError(f"{folder / INDEX_FILE}: expected a JSON object, got {type(index).__name__}")
         fmt = index.get("_vid3d_format", index.get("format"))  # "format"/"version": exports before 2026-12
-        version = int(index.get("_vid3d_format_version", index.get("version", -1)))
+        version = index.get("_vid3d_format_version", index.get("version", -1))
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise ValueError(f"{folder / INDEX_FILE}: the format version {version!r:.40} is not an integer")
         if fmt != FORMAT:
             raise ValueError(f"{folder / INDEX_FILE}: the vid3d format is {fmt!r}, expected {FORMAT!r}")
         if version > VERSION:
             raise ValueError(
                 f"{folder / INDEX_FILE}: format version {version} is newer than this vid3d ({VERSION})"
             )
+        # no code from the folder is ever run by vid3d; one that would make diffusers run code vid3d did
+        # not write (trust_remote_code) is refused here
+        check_index(index, folder / INDEX_FILE, [Path(DIFFUSERS_FILE).stem, DIFFUSERS_CLASS])
+        check_entry_file(folder, DIFFUSERS_FILE)
+        check_no_other_code(folder, DIFFUSERS_FILE)
         pickled = [p for p in folder.rglob("*") if p.suffix.lower() in PICKLE_SUFFIXES]
         if pickled:
             raise ValueError(f"{pickled[0]}: pickle weight files are refused (safetensors only)")
-        spec = json.loads((folder / MODEL_FILE).read_text())
+        spec = read_json(folder / MODEL_FILE)
         if not isinstance(spec, dict) or not isinstance(spec.get("model"), dict):
             raise ValueError(f"{folder / MODEL_FILE}: 'model' must be a model config mapping")
+        sampler = check_sampler_settings(spec.get("sampler") or {}, str(folder / MODEL_FILE), SOLVERS)
+        image_size = check_image_size(spec.get("image_size"), str(folder / MODEL_FILE))
         # checked before the backbone is read, so a refused file costs nothing and loads nothing
         no_backbone = {k: v for k, v in spec["model"].items() if k != "backbone"}
         validate_model_config(no_backbone, str(folder / MODEL_FILE))
+        check_component_configs(folder, PIXEL_VAE_FILE)
         backbone = load_svd_backbone(folder, torch_dtype=torch_dtype)
         model = build_model(spec["model"], str(folder / MODEL_FILE), backbone=backbone)
         state = load_file(str(folder / WEIGHTS_FILE))
@@ -297,7 +322,8 @@ class CameraVideoPipeline:
         model = model.to(device)
         if torch_dtype is not None:
             model = model.to(torch_dtype)
-        return cls(model, spec["model"], spec.get("sampler"), spec.get("image_size"), spec.get("num_frames"))
+        num_frames = check_num_frames(spec.get("num_frames"), str(folder / MODEL_FILE))
+        return cls(model, spec["model"], sampler, image_size, num_frames)
 
     def to(self, device: str | torch.device) -> CameraVideoPipeline:
         self.model.to(device)
@@ -405,6 +431,7 @@ class CameraVideoPipeline:
         ):
             if v is not None:
                 cfg[k] = v
+        cfg = check_sampler_settings(cfg, "CameraVideoPipeline call", SOLVERS)
         sampler = VideoSampler(
             SOLVERS[cfg["solver"]],
             cfg["num_steps"],
@@ -462,8 +489,17 @@ def main(argv: Sequence[str] | None = None) -> Path:
         ("rho", float),
     ):
         if key in args:
-            sampler[key] = conv(args.pop(key))
-    size = [int(args.pop("height")), int(args.pop("width"))] if "height" in args and "width" in args else None
+            value = args.pop(key)
+            try:
+                sampler[key] = conv(value)
+            except ValueError:
+                raise SystemExit(f"argument {key}={value}: expected {conv.__name__}") from None
+    size = None
+    if "height" in args and "width" in args:
+        height, width = args.pop("height"), args.pop("width")
+        if not (height.isdigit() and width.isdigit()):
+            raise SystemExit(f"arguments height={height} width={width}: expected integers")
+        size = [int(height), int(width)]
     ckpt, out = args.pop("ckpt"), args.pop("out")
     if args:
         raise SystemExit(f"unknown arguments: {sorted(args)}")

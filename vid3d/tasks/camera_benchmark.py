@@ -42,14 +42,23 @@ from vid3d.tasks.common import (
 )
 
 
-def eval_clips(cfg: DictConfig) -> list[EvalClip]:
-    """Test clips as the training transform sees them (centre crop + resize to the model size)."""
+def eval_clips(cfg: DictConfig) -> tuple[list[EvalClip], list[dict[str, str]]]:
+    """Test clips as the training transform sees them (centre crop + resize to the model size), and the
+    broken ones skipped: ``[{"clip_id", "reason", "message"}]`` (reason from ``vid3d.data.clips.
+    SKIP_REASONS``). Each index gives its own clip or a skip, never another clip in its place, so the
+    good clips are the same, with the same frames, as in a test set without the broken ones."""
+    from vid3d.data.clips import BadClip
+
     prepare_data(cfg)
     dataset = instantiate(cfg.data.test_dataset)
     n = len(dataset) if cfg.eval.max_clips is None else min(len(dataset), cfg.eval.max_clips)
-    clips = []
+    clips, skipped = [], []
     for i in range(n):
-        s = dataset[i]
+        try:
+            s = dataset.exact_item(i)
+        except BadClip as e:
+            skipped.append({"clip_id": dataset.clip_name(i), "reason": e.reason, "message": str(e)})
+            continue
         clips.append(
             EvalClip(
                 clip_id=s["clip_id"],
@@ -59,7 +68,12 @@ def eval_clips(cfg: DictConfig) -> list[EvalClip]:
                 frame_indices=s["frame_indices"].numpy(),
             )
         )
-    return clips
+    if skipped:
+        log.warning(
+            "%d of %d test clips skipped (broken): %s", len(skipped), n,
+            "; ".join(f"{s['clip_id']} ({s['reason']})" for s in skipped[:5]),
+        )
+    return clips, skipped
 
 
 def model_method(model, sampler, seed: int):
@@ -111,6 +125,20 @@ def fvd_metric(cfg: DictConfig) -> FVDMetric | None:
     return instantiate(cfg.metrics, _convert_="all").video()
 
 
+def preset_rules(preset: dict) -> dict:
+    """``run_camera_eval``'s aggregation and trial arguments from a protocol preset (conf/protocol): what a
+    key leaves out is vid3d's own rule (generations, flat mean, vid3d arithmetic, no outlier rule)."""
+    depth = preset.get("metric_depth")
+    return {
+        "outlier_sigma": preset.get("outlier_sigma"),
+        "trials_are": preset.get("trials_are", "generations"),
+        "reduction": preset.get("reduction", "flat"),
+        "skip_first_video": bool(preset.get("skip_first_video", False)),
+        "arithmetic": preset.get("arithmetic", "vid3d"),
+        "metric_depth": None if depth is None else instantiate(depth),
+    }
+
+
 class CameraBenchmark:
     """``conf/benchmark/camera.yaml``: ``run(cfg)`` scores ``cfg.ckpt`` (and the reference rows) on the
     eval config ``cfg`` and returns {results_md, run_dir, results, camera_gap_md}."""
@@ -130,7 +158,9 @@ def evaluate_camera(cfg: DictConfig) -> dict:
     out = run_dir(cfg)
     print_config_tree(cfg, save_to=out / "config.yaml")
     fvd = fvd_metric(cfg)  # a bad metrics.fvd.i3d fails here, before any data or sampling work
-    clips = eval_clips(cfg)
+    clips, skipped = eval_clips(cfg)
+    if not clips:
+        raise ValueError(f"no usable test clip: all {len(skipped)} were skipped as broken (see the log)")
     methods, gap, gap_table = {}, None, None
     if model is not None:
         methods[model.name] = model_method(model, instantiate(cfg.sampler), cfg.seed)
@@ -142,6 +172,8 @@ def evaluate_camera(cfg: DictConfig) -> dict:
         raise ValueError("nothing to evaluate: give ckpt=... or keep eval.reference_rows=true")
     estimator = instantiate(cfg.pose)
     extra = {"reproducibility": reproducibility(cfg)}
+    if skipped:  # not a method's failure: reported beside the table, never scored
+        extra["skipped_test_clips"] = skipped
     preset = OmegaConf.to_container(cfg.protocol, resolve=True) if cfg.get("protocol") else None
     if preset:
         extra["preset"] = preset
@@ -172,12 +204,15 @@ def evaluate_camera(cfg: DictConfig) -> dict:
         save_videos=bool(cfg.eval.save_videos),
         video_fps=float(cfg.eval.video_fps),
         fvd=fvd,
-        outlier_sigma=(preset or {}).get("outlier_sigma"),
+        **preset_rules(preset or {}),
     )
     table = (out / "results.md").read_text()
     if warning:
         table = f"WARNING: {warning}\n\n{table}"
     print(table.split("\nProtocol:")[0].rstrip())  # the protocol and reproducibility record: results.*
+    if skipped:
+        print(f"\n{len(skipped)} broken test clip(s) skipped, not scored (results.json: skipped_test_clips): "
+              + "; ".join(f"{s['clip_id']} ({s['reason']})" for s in skipped[:10]))
     if gap_table:
         print(
             "\nCamera gap (denoising error with another clip's cameras / with the clip's own; > 1: the "

@@ -36,16 +36,27 @@ def instantiate_callbacks(cfg: DictConfig) -> list:
     return out
 
 
-def trainer_plugins(cfg: DictConfig) -> list:
-    """CheckpointIO plugins: safetensors single files, except under DeepSpeed (which writes its own)."""
+def trainer_plugins(cfg: DictConfig, ckpt_dir: str | Path | None = None) -> list:
+    """CheckpointIO plugins: safetensors single files, except under DeepSpeed (which writes its own).
+    ``ckpt_dir``: the run's checkpoint folder, the only place checkpoints are ever removed from."""
     if is_deepspeed_config(cfg.trainer.get("strategy")):
         return []
-    return [SafetensorsCheckpointIO()]
+    return [SafetensorsCheckpointIO(ckpt_dir)]
 
 
-def resume_path(resume: str | None) -> str | None:
+def checkpoint_dir(callbacks: list, cfg: DictConfig) -> Path:
+    """The run's checkpoint folder: the ModelCheckpoint callback's ``dirpath``, else ``<run>/checkpoints``."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    dirs = [c.dirpath for c in callbacks if isinstance(c, ModelCheckpoint) and c.dirpath]
+    return Path(dirs[0]) if dirs else Path(cfg.paths.run_dir) / "checkpoints"
+
+
+def resume_path(resume: str | None, ckpt_dir: str | Path | None = None) -> str | None:
     """``resume=<checkpoint>`` as given; ``resume=<run dir>`` (or its checkpoints/) -> its newest complete
-    checkpoint. Temporary files a killed writer left beside it are removed (no writer is running there)."""
+    checkpoint (``vid3d.models.checkpoint.newest_complete_checkpoint``). The temporary ``.*.ckpt.*.tmp``
+    files a killed checkpoint writer left in ``ckpt_dir`` (the folder this run writes to, where no other
+    writer runs) are removed at once; nothing else is touched (another program's ``*.tmp`` files stay)."""
     if not resume:
         return None
     from vid3d.atomic import remove_stale_temps
@@ -55,10 +66,10 @@ def resume_path(resume: str | None) -> str | None:
     if p.is_dir() and not p.name.endswith(".ckpt"):  # a run dir, not a DeepSpeed checkpoint dir
         p = newest_complete_checkpoint(p)
         log.info("resume: newest complete checkpoint of the run is %s", p)
-    if p.parent.is_dir():
-        n = remove_stale_temps(p.parent, older_than_s=60)
+    if ckpt_dir is not None and Path(ckpt_dir).is_dir():
+        n = remove_stale_temps(ckpt_dir, older_than_s=0, suffix=".ckpt")
         if n:
-            log.info("resume: removed %d stale temporary checkpoint file(s) in %s", n, p.parent)
+            log.info("resume: removed %d temporary checkpoint file(s) of a killed writer in %s", n, ckpt_dir)
     return str(p)
 
 
@@ -167,13 +178,15 @@ def train(cfg: DictConfig) -> dict:
     if 0 < max_steps < int(cfg.trainer.get("log_every_n_steps") or 50):
         # a run shorter than the logging interval would log no train/loss at all
         cfg.trainer.log_every_n_steps = max_steps
+    callbacks = instantiate_callbacks(cfg)
+    ckpt_dir = checkpoint_dir(callbacks, cfg)
     trainer: L.Trainer = instantiate(
-        cfg.trainer, callbacks=instantiate_callbacks(cfg), logger=logger, plugins=trainer_plugins(cfg)
+        cfg.trainer, callbacks=callbacks, logger=logger, plugins=trainer_plugins(cfg, ckpt_dir)
     )
     groups = {k: len(v) for k, v in module.trainable_groups.items()}
     log.info("trainable parameter tensors by group: %s", groups)
 
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_path(cfg.get("resume")))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_path(cfg.get("resume"), ckpt_dir))
 
     last = Path(cfg.paths.run_dir) / "checkpoints" / "last.ckpt"
     ckpt_cb = trainer.checkpoint_callback

@@ -57,12 +57,18 @@ def decode_video(
         raise VideoToPosesError(f"{path}: no such video file")
     import av
 
+    from vid3d.data.files import ImageTooLarge, check_video_pixels
+
     frames, times = [], []
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise VideoToPosesError(f"{path}: no video stream")
             stream = container.streams.video[0]
+            try:
+                check_video_pixels(stream, path)  # from the header, before any frame is decoded
+            except ImageTooLarge as e:
+                raise VideoToPosesError(str(e)) from None
             rate = float(stream.average_rate) if stream.average_rate else None
             for i, frame in enumerate(container.decode(stream)):
                 if i % stride:

@@ -109,12 +109,19 @@ class CameraDiffusionModule(L.LightningModule):
             checkpoint["vid3d"]["num_frames"] = int(self.train_size[2])
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        trainer = getattr(self, "_trainer", None)
+        where = str(getattr(trainer, "ckpt_path", None) or "resumed checkpoint")
+        if trainer is not None:
+            # before Lightning restores callbacks: trainer/callback state is schema-checked data, and the
+            # checkpoint paths in it are kept only inside the run's checkpoint folder
+            from vid3d.training.checkpoint_state import check_resumed_state
+
+            check_resumed_state(checkpoint, list(trainer.callbacks), where)
         stored = checkpoint.get("vid3d", {}).get("model_config")
         if stored:  # resume: a checkpoint whose config is not a vid3d model is refused
             from vid3d.models.schema import validate_model_config
 
-            trainer = getattr(self, "_trainer", None)
-            validate_model_config(stored, str(getattr(trainer, "ckpt_path", None) or "resumed checkpoint"))
+            validate_model_config(stored, where)
         if "state_dict" not in checkpoint:  # DeepSpeed restores the module weights itself
             return
         missing = self.trainable_names() - set(checkpoint["state_dict"])

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from vid3d.data.clips import BadClip, ClipSamplingDataset, OpenedClip, stack_same_size
-from vid3d.data.files import UnsafePath, confined
+from vid3d.data.files import ImageTooLarge, UnsafePath, confined
 from vid3d.data.holdout import select
 from vid3d.data.interval import UniformInterval
 from vid3d.geometry import c2w_to_w2c, opencv_to_opengl_c2w, opengl_to_opencv_c2w
@@ -312,6 +312,9 @@ class Dl3dvClipDataset(ClipSamplingDataset):
     def describe_clip(self, i: int) -> str:
         return str(self.scenes[i] / "transforms.json")
 
+    def clip_name(self, i: int) -> str:
+        return scene_id(self.scenes[i])
+
     def open_clip(self, i: int) -> OpenedClip:
         tpath = self.scenes[i] / "transforms.json"
         try:
@@ -333,6 +336,8 @@ class Dl3dvClipDataset(ClipSamplingDataset):
                     raise BadClip(reason, str(e)) from e
                 except FileNotFoundError as e:
                     raise BadClip("missing_frames", f"{p}: missing frame") from e
+                except ImageTooLarge as e:
+                    raise BadClip("image_size", str(e)) from e
                 except ValueError as e:
                     raise BadClip("unreadable_frames", str(e)) from e
             return stack_same_size(frames, str(tpath))

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from vid3d.data.clips import BadClip, ClipSamplingDataset, OpenedClip, stack_same_size
-from vid3d.data.files import UnsafePath, confined
+from vid3d.data.files import ImageTooLarge, UnsafePath, check_image_pixels, confined
 from vid3d.data.holdout import select
 
 __all__ = [
@@ -105,8 +105,11 @@ def encode_image(rgb_uint8: np.ndarray, quality: int = 95) -> torch.Tensor:
 
 
 def decode_image(data: torch.Tensor) -> np.ndarray:
-    """uint8 tensor of encoded image bytes -> uint8 (H, W, 3) RGB; ValueError if undecodable."""
+    """uint8 tensor of encoded image bytes -> uint8 (H, W, 3) RGB; ValueError if undecodable or if the
+    header declares more than ``vid3d.data.files.MAX_IMAGE_PIXELS`` pixels."""
     buf = np.ascontiguousarray(data.detach().cpu().numpy().astype(np.uint8, copy=False).reshape(-1))
+    if buf.size:
+        check_image_pixels(buf.tobytes(), "image bytes")  # header only, before decoding
     img = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
     if img is None:
         raise ValueError("cannot decode image bytes")
@@ -315,6 +318,9 @@ class ChunkClipDataset(ClipSamplingDataset):
     def describe_clip(self, i: int) -> str:
         return f"{self.split_dir / self.index[self.keys[i]]}[{self.keys[i]}]"
 
+    def clip_name(self, i: int) -> str:
+        return self.keys[i]
+
     def open_clip(self, i: int) -> OpenedClip:
         key = self.keys[i]
         ex = self._example(key)
@@ -329,6 +335,8 @@ class ChunkClipDataset(ClipSamplingDataset):
             for k in idx:
                 try:
                     frames.append(decode_image(images[int(k)]))
+                except ImageTooLarge as e:
+                    raise BadClip("image_size", f"{src}: image {int(k)}: {e}") from e
                 except ValueError as e:
                     raise BadClip("unreadable_frames", f"{src}: image {int(k)}: {e}") from e
             return stack_same_size(frames, src)

@@ -345,6 +345,8 @@ def _read_image(path: Path) -> np.ndarray:
 def _read_video_frames(path: Path, wanted: np.ndarray) -> dict[int, np.ndarray]:
     import av
 
+    from vid3d.data.files import check_video_pixels
+
     need, last = set(wanted.tolist()), int(wanted.max())
     got: dict[int, np.ndarray] = {}
     n_read = 0
@@ -356,6 +358,7 @@ def _read_video_frames(path: Path, wanted: np.ndarray) -> dict[int, np.ndarray]:
         if not container.streams.video:
             raise ValueError(f"{path}: no video stream")
         stream = container.streams.video[0]
+        check_video_pixels(stream, path)  # from the stream header, before any frame is decoded
         stream.thread_type = "AUTO"
         for i, frame in enumerate(container.decode(stream)):
             n_read = i + 1

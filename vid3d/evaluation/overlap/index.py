@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from vid3d.atomic import atomic_write_bytes
-from vid3d.data.formats.re10k import list_clips, read_camera_file, read_depth, read_frames
+from vid3d.data.formats.re10k import CameraFileError, list_clips, read_camera_file, read_depth, read_frames
 
 from .base import OverlapEstimator, OverlapView
 
@@ -78,9 +78,30 @@ class PairSpec:
         return f"{self.clip_id}:{self.context[0]}-{self.context[1]}"
 
 
+# Camera values enter the revision rounded to this absolute grid (scene units, normalised intrinsics).
+# numpy dispatches its float math to the CPU's SIMD level (baseline / AVX2 / AVX-512), which changes the
+# last bits of the synthetic renderer's cameras between machines (measured on the demo set: at most
+# 8.9e-16, e.g. a rotation entry of -1.2e-18 on one CPU and 4.3e-18 on another); the revision must name
+# the dataset, not the CPU that rendered it. A real edit of a camera (>= 1e-9) still changes it.
+REVISION_GRID = 1e-9
+
+
+def _camera_digest(path: Path) -> bytes:
+    """The camera file's content as the revision sees it: URL, timestamps, and K_norm / w2c rounded to
+    ``REVISION_GRID`` (``-0.0`` folded into ``0.0``); a file that does not parse enters as its raw bytes."""
+    try:
+        cams = read_camera_file(path)
+    except CameraFileError:
+        return path.read_bytes()
+    values = np.concatenate([cams.K_norm.reshape(-1), cams.w2c.reshape(-1)])
+    rounded = np.round(values / REVISION_GRID).astype("<i8")  # integers: identical bytes everywhere
+    return cams.url.encode() + b"\0" + cams.timestamps.astype("<i8").tobytes() + rounded.tobytes()
+
+
 def dataset_revision(root: str | os.PathLike, split: str) -> str:
-    """sha256 (first 16 hex digits) of the split's clip ids and camera files, plus a synthetic manifest's
-    build parameters if present."""
+    """sha256 (first 16 hex digits) of the split's clip ids and cameras (rounded to ``REVISION_GRID``,
+    so the same dataset rendered on another CPU has the same revision), plus a synthetic manifest's build
+    parameters if present."""
     h = hashlib.sha256()
     manifest = Path(root) / "manifest.json"
     if manifest.is_file():
@@ -89,7 +110,7 @@ def dataset_revision(root: str | os.PathLike, split: str) -> str:
         except (json.JSONDecodeError, AttributeError):
             h.update(manifest.read_bytes())
     for clip in list_clips(root, split, missing="skip"):
-        h.update(clip.clip_id.encode() + b"\0" + clip.camera_path.read_bytes() + b"\0")
+        h.update(clip.clip_id.encode() + b"\0" + _camera_digest(clip.camera_path) + b"\0")
     return h.hexdigest()[:16]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,10 @@ class PoseResult:
         reason: why it failed (or a note on a partial registration), None on a clean success.
         seconds: wall-clock time of the estimation.
         n_registered: number of frames with a recovered pose.
+        first_frame_points: (m, 3) float64 ``u, v, z`` of the reconstruction's 3D points observed in the
+            first frame: pixel position (pixel centres at +0.5) and depth in the first camera, in the
+            reconstruction's own scale (for a metric-depth scale, ``cami2v.depth_scale``); None when the
+            estimator has no points.
     """
 
     c2w: np.ndarray | None
@@ -32,6 +37,7 @@ class PoseResult:
     reason: str | None
     seconds: float
     n_registered: int
+    first_frame_points: np.ndarray | None = None
 
     def registered_mask(self) -> np.ndarray:
         """(n,) bool: frames whose pose is finite (all False when ``c2w`` is None)."""
@@ -72,3 +78,13 @@ class PoseEstimator(abc.ABC):
     def describe(self) -> dict[str, Any]:
         """Name and settings, recorded in the results' protocol block."""
         return {"name": self.name}
+
+    def for_trial(self, trial: int) -> PoseEstimator:
+        """This estimator for estimation trial ``trial`` (protocol=cami2v: trials are repeated estimations
+        of one video): a copy with ``seed`` = seed + trial when it has a seed (COLMAP's RANSAC and mapper,
+        DUSt3R's aligner), else itself."""
+        if trial == 0 or not hasattr(self, "seed"):
+            return self
+        twin = copy.copy(self)
+        twin.seed = int(self.seed) + int(trial)
+        return twin

@@ -33,10 +33,17 @@ MATCHERS = ("sequential", "exhaustive")
 MAPPERS = ("incremental", "global")
 
 
-def camera_params_from_K(K_px: np.ndarray, camera_model: str) -> list[float]:
-    """COLMAP camera parameters for pixel intrinsics (3, 3) (distortion terms zero)."""
+FOCALS = ("mean", "fx")
+
+
+def camera_params_from_K(K_px: np.ndarray, camera_model: str, focal: str = "mean") -> list[float]:
+    """COLMAP camera parameters for pixel intrinsics (3, 3) (distortion terms zero). A single-focal model
+    (SIMPLE_*, RADIAL) gets f = (fx + fy) / 2 with ``focal="mean"``, f = fx with ``focal="fx"``
+    (CamI2V's choice); the two agree for square pixels."""
+    if focal not in FOCALS:
+        raise ValueError(f"focal must be one of {FOCALS}, got {focal!r}")
     fx, fy, cx, cy = (float(K_px[0, 0]), float(K_px[1, 1]), float(K_px[0, 2]), float(K_px[1, 2]))
-    f = 0.5 * (fx + fy)
+    f = 0.5 * (fx + fy) if focal == "mean" else fx
     table = {
         "SIMPLE_PINHOLE": [f, cx, cy],
         "PINHOLE": [fx, fy, cx, cy],
@@ -143,6 +150,10 @@ class ColmapPoseEstimator(PoseEstimator):
         sift_options: extra ``SiftExtractionOptions`` attributes, e.g. {"peak_threshold": 0.004}.
         verification_options: extra ``TwoViewGeometryOptions`` attributes (geometric verification of
             the matches), dotted names reach nested options, e.g. {"ransac.max_error": 1.0}.
+        matching_options: extra ``FeatureMatchingOptions`` attributes, e.g. {"guided_matching": True,
+            "max_num_matches": 65536}.
+        focal: the single focal length given to SIMPLE_PINHOLE / SIMPLE_RADIAL / RADIAL: "mean"
+            ((fx + fy) / 2) or "fx" (CamI2V's); ``camera_params_from_K``.
         mapper_options: extra ``IncrementalPipelineOptions`` attributes (``GlobalPipelineOptions`` with
             ``mapper="global"``); dotted names reach nested options, e.g.
             {"mapper.init_max_forward_motion": 0.99}. Unknown names raise ValueError.
@@ -177,13 +188,16 @@ class ColmapPoseEstimator(PoseEstimator):
         verbose: bool = False,
         workdir: str | Path | None = None,
         mapper: str = "incremental",
+        matching_options: dict[str, Any] | None = None,
+        focal: str = "mean",
     ) -> None:
         if mapper not in MAPPERS:
             raise ValueError(f"mapper must be one of {MAPPERS}, got {mapper!r}")
         self.mapper = mapper
         if matcher not in MATCHERS:
             raise ValueError(f"matcher must be one of {MATCHERS}, got {matcher!r}")
-        camera_params_from_K(np.eye(3), camera_model)  # validates the model name
+        camera_params_from_K(np.eye(3), camera_model, focal)  # validates the model name and focal rule
+        self.focal = focal
         if not 0.0 < min_registered_fraction <= 1.0:
             raise ValueError(f"min_registered_fraction must be in (0, 1], got {min_registered_fraction}")
         self.matcher = matcher
@@ -209,11 +223,13 @@ class ColmapPoseEstimator(PoseEstimator):
         self.abs_pose_min_num_inliers = abs_pose_min_num_inliers
         self.sift_options = dict(sift_options or {})
         self.verification_options = dict(verification_options or {})
+        self.matching_options = dict(matching_options or {})
         self.mapper_options = dict(mapper_options or {})
         import pycolmap  # validate option names now: a config error must not become a "failed sample"
 
         _set_options(pycolmap.SiftExtractionOptions(), self.sift_options, "sift_options")
         _set_options(pycolmap.TwoViewGeometryOptions(), self.verification_options, "verification_options")
+        _set_options(pycolmap.FeatureMatchingOptions(), self.matching_options, "matching_options")
         if mapper == "global":
             _set_options(pycolmap.GlobalPipelineOptions(), self.mapper_options, "mapper_options")
         else:
@@ -230,6 +246,7 @@ class ColmapPoseEstimator(PoseEstimator):
             "matcher": self.matcher,
             "mapper": self.mapper,
             "camera_model": self.camera_model,
+            "focal": self.focal,
             "fix_intrinsics": self.fix_intrinsics,
             "min_registered_fraction": self.min_registered_fraction,
             "max_num_features": self.max_num_features,
@@ -244,6 +261,7 @@ class ColmapPoseEstimator(PoseEstimator):
             "abs_pose_min_num_inliers": self.abs_pose_min_num_inliers,
             "sift_options": self.sift_options,
             "verification_options": self.verification_options,
+            "matching_options": self.matching_options,
             "mapper_options": self.mapper_options,
             "device": "cpu",
         }
@@ -264,7 +282,8 @@ class ColmapPoseEstimator(PoseEstimator):
         reader = pycolmap.ImageReaderOptions()
         reader.camera_model = self.camera_model
         if K_px is not None:
-            reader.camera_params = ",".join(repr(v) for v in camera_params_from_K(K_px, self.camera_model))
+            params = camera_params_from_K(K_px, self.camera_model, self.focal)
+            reader.camera_params = ",".join(repr(v) for v in params)
         extraction = pycolmap.FeatureExtractionOptions()
         extraction.num_threads = self.num_threads
         extraction.use_gpu = False
@@ -278,6 +297,7 @@ class ColmapPoseEstimator(PoseEstimator):
         matching = pycolmap.FeatureMatchingOptions()
         matching.num_threads = self.num_threads
         matching.use_gpu = False
+        _set_options(matching, self.matching_options, "matching_options")
         verification = pycolmap.TwoViewGeometryOptions()
         verification.ransac.random_seed = self.seed
         _set_options(verification, self.verification_options, "verification_options")
@@ -410,6 +430,20 @@ class ColmapPoseEstimator(PoseEstimator):
             K = np.asarray(image.camera.calibration_matrix(), dtype=np.float64)
         return c2w, K
 
+    @staticmethod
+    def _first_frame_points(model, name: str) -> np.ndarray | None:
+        """(m, 3) ``u, v, z`` of the model's 3D points observed in image ``name`` (None if unregistered)."""
+        image = next((im for im in model.images.values() if im.name == name and im.has_pose), None)
+        if image is None:
+            return None
+        w2c = np.asarray(image.cam_from_world().matrix(), dtype=np.float64)
+        rows = []
+        for p in image.points2D:
+            if p.has_point3D():
+                xyz = np.asarray(model.points3D[p.point3D_id].xyz, dtype=np.float64)
+                rows.append([*np.asarray(p.xy, dtype=np.float64), float(w2c[2, :3] @ xyz + w2c[2, 3])])
+        return np.asarray(rows, dtype=np.float64).reshape(-1, 3)
+
     def estimate(
         self, frames: np.ndarray, K_px: np.ndarray | None, gt_c2w: np.ndarray | None = None
     ) -> PoseResult:
@@ -422,8 +456,8 @@ class ColmapPoseEstimator(PoseEstimator):
         if K is not None and K.shape != (3, 3):
             raise ValueError(f"K_px must be (3, 3), got {K.shape}")
 
-        def result(c2w, K_est, success, reason, n_reg):
-            return PoseResult(c2w, K_est, success, reason, time.perf_counter() - start, n_reg)
+        def result(c2w, K_est, success, reason, n_reg, points=None):
+            return PoseResult(c2w, K_est, success, reason, time.perf_counter() - start, n_reg, points)
 
         try:
             import pycolmap
@@ -447,8 +481,9 @@ class ColmapPoseEstimator(PoseEstimator):
                 else:
                     best = models[0]
                 c2w, K_est = self._poses_from(best, names)
+                points = self._first_frame_points(best, names[0])
         except Exception as e:  # COLMAP errors are failures of this sample, reported not raised
             return result(None, None, False, f"COLMAP error: {type(e).__name__}: {e}", 0)
 
         success, reason, n_reg = judge_registration(c2w, self.min_registered_fraction, len(models))
-        return result(c2w if n_reg else None, K_est, success, reason, n_reg)
+        return result(c2w if n_reg else None, K_est, success, reason, n_reg, points)
