@@ -7,9 +7,10 @@ folder Hydra had just created, so nothing is left behind):
 
 - a mandatory value left unset (``???``): ``data=re10k`` without ``data.root``, ``trajectory=file``
   without ``trajectory.path``, ``ckpt`` for sample.py;
-- ``ckpt=``: not there, not a safetensors file, not a vid3d checkpoint (its header alone is read), or
-  trained at another frame size than the one sampling would use (``data.height``/``data.width``; allowed
-  with ``allow_resize=true`` and a warning);
+- ``ckpt=``: not there, not a safetensors file, not a vid3d checkpoint (its header alone is read), a
+  stored model config vid3d's schema refuses (``vid3d.models.schema``), or trained at another frame
+  size than the one sampling would use (``data.height``/``data.width``; allowed with
+  ``allow_resize=true`` and a warning);
 - user images without a ``trajectory=`` (single, interpolate); ``mode=interpolate`` with ``image=`` but
   no ``image_end=``;
 - ``metrics.fvd.i3d=`` naming no file; ``pose=dust3r`` with no weights (``pose.checkpoint``);
@@ -64,10 +65,17 @@ def check_checkpoint(cfg: DictConfig) -> dict:
     """``ckpt=``: a vid3d checkpoint, trained at the frame size sampling will use. Returns its metadata."""
     from vid3d.models.checkpoint import read_checkpoint_info, resolve_checkpoint
 
-    info = read_checkpoint_info(resolve_checkpoint(cfg.ckpt))
+    path = resolve_checkpoint(cfg.ckpt)
+    info = read_checkpoint_info(path)
+    if info.get("model_config"):  # a hostile stored config is refused first (checked as data, nothing built)
+        from vid3d.models.schema import validate_model_config
+
+        validate_model_config(info["model_config"], str(path))
     trained = info.get("image_size")
+    if not (isinstance(trained, list) and len(trained) == 2 and all(type(v) is int for v in trained)):
+        return info  # not recorded (or not a size): nothing to compare; loading checks the file
     size = [OmegaConf.select(cfg, "data.height"), OmegaConf.select(cfg, "data.width")]
-    if trained and all(isinstance(v, int) for v in size) and list(trained) != size:
+    if all(isinstance(v, int) for v in size) and trained != size:
         what = (
             f"ckpt={cfg.ckpt} was trained at {trained[0]}x{trained[1]} (H x W) but would sample at "
             f"{size[0]}x{size[1]} (data.height x data.width)"
