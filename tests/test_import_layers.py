@@ -8,7 +8,7 @@ Layers, bottom to top:
     1  data, models, reconstruction              datasets; networks, checkpoints; 3D Gaussians
     2  sampling                                  samplers, trajectories, the sampling pipeline
     3  training, evaluation                      Lightning glue; benchmarks, metrics, pose estimators
-    4  tasks, tools, report, demo                what the entry points run
+    4  tasks, tools, report, demo, convert       what the entry points run
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ LAYERS = {
     "data": 1, "models": 1, "reconstruction": 1,
     "sampling": 2,
     "training": 3, "evaluation": 3,
-    "tasks": 4, "tools": 4, "report": 4, "demo": 4,
+    "tasks": 4, "tools": 4, "report": 4, "demo": 4, "convert": 4,
 }  # fmt: skip
 
 

@@ -1,36 +1,47 @@
 """Atomic writes: a file or folder on disk is always either the previous complete one or the new one.
 
-Every writer goes through a temporary sibling (``.{name}.<random>.tmp``, same folder, so ``os.replace`` is
-atomic; ``<random>``: ``tempfile.mkstemp``'s 8 characters from ``[a-z0-9_]``, see ``TEMP_RE``) and leaves
-files readable like any output (0644; ``mkstemp`` alone gives 0600). A temporary file left by a killed
-writer is removed by the next write of the same file once it is older than ``STALE_AFTER_S`` (a live
-writer of the same file in another process is never that slow), or at once by :func:`remove_stale_temps`
-where the caller knows no other writer exists (a training run's checkpoints). Cleanup matches only that
-name pattern: another program's ``*.tmp`` files in the same folder are kept.
+Every writer goes through a temporary sibling (``.{name}.<random>.tmp``, or ``.{name}.<random>.tmp{suffix}``
+for writers that choose the format by the suffix; same folder, so ``os.replace`` is atomic; ``<random>``:
+``tempfile.mkstemp``'s 8 characters from ``[a-z0-9_]``, see ``TEMP_RE``) and leaves files readable like any
+output (0644; ``mkstemp`` alone gives 0600). ``atomic_target`` lends such a name to writers that need one
+(videos, images); ``atomic_dir`` does the same for a folder. A temporary file left by a killed writer is
+removed by the next write of the same file once it is older than ``STALE_AFTER_S`` (a live writer of the
+same file in another process is never that slow), or at once by :func:`remove_stale_temps` where the caller
+knows no other writer exists (a training run's checkpoints). Cleanup matches only that name pattern:
+another program's ``*.tmp`` files in the same folder are kept.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import stat
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 FILE_MODE = 0o644
+DIR_MODE = 0o755
 STALE_AFTER_S = 3600.0
 
 
-# the name of a writer's temporary file: "." + target name + "." + mkstemp's 8 random characters + ".tmp"
-TEMP_RE = re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp$")
+# the name of a writer's temporary file: "." + target name + "." + mkstemp's 8 random characters + ".tmp",
+# then (atomic_target) the target's own suffix again
+TEMP_RE = re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp(?P<suffix>\.[^.]+)?$")
 
 
 def temp_target(name: str) -> str | None:
     """The file name a writer's temporary file ``name`` was to become, or None when ``name`` is not one."""
     m = TEMP_RE.match(name)
-    return m.group("target") if m else None
+    if m is None:
+        return None
+    target = m.group("target")
+    if m.group("suffix") and Path(target).suffix != m.group("suffix"):
+        return None
+    return target
 
 
 def remove_stale_temps(
@@ -44,7 +55,7 @@ def remove_stale_temps(
         folder, wanted = path, (lambda target: target.endswith(suffix))
     else:
         folder, wanted = path.parent, (lambda target: target == path.name)
-    temps = [t for t in folder.glob(".*.tmp") if (tg := temp_target(t.name)) is not None and wanted(tg)]
+    temps = [t for t in folder.glob(".*.tmp*") if (tg := temp_target(t.name)) is not None and wanted(tg)]
     now, removed = time.time(), 0
     for t in temps:
         try:
@@ -74,6 +85,52 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, fsync: bool = True)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary sibling of ``path`` (``.{name}.<random>.tmp{suffix}``) for a writer that needs a file
+    name (a video encoder, an image writer picking the format by the suffix). When the block ends it is
+    made 0644 and replaces ``path``; on an exception it is removed. Stale temporaries of ``path`` are
+    removed first, as by ``atomic_write_bytes``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():  # the block failed (after os.replace the name is gone)
+            tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(final_dir: str | os.PathLike) -> Iterator[Path]:
+    """A temporary sibling folder (``.{name}.<random>.tmp``, mode 0755) to fill; when the block ends it
+    replaces ``final_dir`` (``replace_dir``), on an exception it is removed, so ``final_dir`` is either the
+    previous complete folder or the new complete one, never half-written. Temporary folders of
+    ``final_dir`` older than ``STALE_AFTER_S`` (left by a killed writer) are removed first."""
+    final_dir = Path(final_dir)
+    final_dir.parent.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for old in final_dir.parent.glob(f".{final_dir.name}.*.tmp"):
+        try:
+            if old.is_dir() and not old.is_symlink() and now - old.stat().st_mtime >= STALE_AFTER_S:
+                shutil.rmtree(old, ignore_errors=True)
+        except FileNotFoundError:
+            pass
+    tmp = Path(tempfile.mkdtemp(dir=final_dir.parent, prefix=f".{final_dir.name}.", suffix=".tmp"))
+    try:
+        yield tmp
+        os.chmod(tmp, DIR_MODE)
+        replace_dir(tmp, final_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

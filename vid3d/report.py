@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
+from vid3d.data.files import load_json, load_yaml
 from vid3d.evaluation import tables
 from vid3d.evaluation.fvd import FVD_KEY, find_fvd
 
@@ -47,12 +49,15 @@ def _job_dir(results_path: Path, root: Path) -> Path:
 
 
 def _read_overrides(job: Path) -> list[str]:
-    from omegaconf import OmegaConf
-
     path = job / ".hydra" / "overrides.yaml"
     if not path.is_file():
         return []
-    return [str(o) for o in OmegaConf.to_container(OmegaConf.load(path))]
+    overrides = load_yaml(path)  # regular file, size-limited, no aliases: a YAML bomb answers at once
+    if overrides is None:
+        return []
+    if not isinstance(overrides, list):
+        raise ValueError(f"{path}: expected a list of overrides, got {type(overrides).__name__}")
+    return [str(o) for o in overrides]
 
 
 def _override_dict(overrides: list[str]) -> dict[str, str]:
@@ -67,6 +72,18 @@ def _override_dict(overrides: list[str]) -> dict[str, str]:
     return out
 
 
+def _load_object(path: Path, what: str) -> dict[str, Any]:
+    """A JSON object from a regular file (size-limited); ValueError "<path>: not <what> (...)" otherwise."""
+    try:
+        data = load_json(path)
+    except ValueError as e:
+        why = str(e).removeprefix(str(path)).lstrip(":0123456789 ")  # the message names the path once
+        raise ValueError(f"{path}: not {what} ({why})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: not {what} (expected a JSON object, got {type(data).__name__})")
+    return data
+
+
 def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
     """``[{"job": relative job path, "overrides": {key: value}, "results": {...}, "protocol": {...},
     "path": results.json}]`` for every results.json under ``sweep_dir``, sorted by job."""
@@ -77,17 +94,13 @@ def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
     for path in sorted(root.rglob("results.json")):
         if "report" in path.relative_to(root).parts[:1]:
             continue  # our own output folder
-        try:
-            payload = json.loads(path.read_text())
-            results = payload["results"]
-        except (json.JSONDecodeError, KeyError) as e:
-            raise ValueError(f"{path}: not a benchmark results file ({e})") from e
+        payload = _load_object(path, "a benchmark results file")  # a FIFO named results.json never blocks
+        if not isinstance(payload.get("results"), dict):
+            raise ValueError(f"{path}: not a benchmark results file (no 'results' object)")
+        results = payload["results"]
         job = _job_dir(path, root)
         gap_file = path.parent / "camera_gap.json"  # eval's camera-sensitivity table, when it ran
-        try:
-            camera_gap = json.loads(gap_file.read_text()) if gap_file.is_file() else {}
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{gap_file}: not a camera-gap file ({e})") from e
+        camera_gap = _load_object(gap_file, "a camera-gap file") if gap_file.exists() else {}
         rel = job.relative_to(root).as_posix() if job != root else "."
         sub = path.parent.relative_to(job).as_posix()
         jobs.append(
@@ -352,7 +365,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-wandb", action="store_true", help="do not log the table to W&B")
     p.add_argument("--wandb-mode", default="auto", help="auto | online | offline | disabled")
     a = p.parse_args(argv)
-    rep = write_report(a.sweep_dir, a.out, a.methods, wandb_log=not a.no_wandb, wandb_mode=a.wandb_mode)
+    try:
+        rep = write_report(a.sweep_dir, a.out, a.methods, wandb_log=not a.no_wandb, wandb_mode=a.wandb_mode)
+    except (ValueError, FileNotFoundError) as e:  # a broken, strange or missing file: one line naming it
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(rep["markdown"])
     print(f"written to {rep['out']}/report.{{md,csv,tex,json}}")
     return 0

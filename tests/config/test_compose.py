@@ -84,6 +84,9 @@ def test_model_options_select_the_method_parts():
         "plucker": ("PluckerEncoder", "no_attention"),
         "rt": ("RTEncoder", "no_attention"),
         "svd": ("NoCameraEncoder", "no_attention"),
+        "cameractrl_svd": ("CameraCtrlEncoder", "no_attention"),
+        "cameractrl_svdxt": ("CameraCtrlEncoder", "no_attention"),
+        "motionctrl_svd": ("MotionCtrlEncoder", "no_attention"),
     }
     for option, (encoder, attention) in expected.items():
         cfg = compose_cfg("train", [f"model={option}"])

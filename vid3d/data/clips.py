@@ -43,7 +43,7 @@ from torch.utils.data import Dataset
 
 from vid3d.geometry import K_norm_to_px, relative_to_first, w2c_to_c2w
 
-from .files import UnsafePath
+from .files import UnsafePath, confined
 from .frames import frames_to_unit_range, hwc_to_chw_uint8
 from .holdout import check_holdout, select
 from .interval import FixedInterval, IntervalSchedule, SharedProgress
@@ -410,9 +410,11 @@ class Re10kClipDataset(ClipSamplingDataset):
         clip = self.clips[i]
         src = str(clip.camera_path)
         try:
-            cams = re10k.read_camera_file(clip.camera_path)
+            cams = re10k.read_camera_file(clip.camera_path, root=self.root)
         except re10k.CameraFileError as e:
             raise BadClip(_classify_camera_error(getattr(e, "what", str(e))), str(e)) from e
+        except UnsafePath as e:  # a link out of the dataset, a FIFO, a device, an oversized file
+            raise BadClip("outside_root" if e.reason == "outside_root" else "camera_file", str(e)) from e
         except (OSError, UnicodeDecodeError) as e:
             raise BadClip("camera_file", f"{src}: {e}") from e
         n = len(cams.timestamps)
@@ -420,6 +422,12 @@ class Re10kClipDataset(ClipSamplingDataset):
             raise BadClip("camera_file", f"{src}: no camera lines")
         if clip.frames_dir is not None:
             frames_src = str(clip.frames_dir)
+            if clip.frames_dir.is_symlink():  # listed only after it is known to stay in the dataset
+                try:
+                    confined(clip.frames_dir, self.root)
+                except UnsafePath as e:
+                    reason = "outside_root" if e.reason == "outside_root" else "missing_frames"
+                    raise BadClip(reason, str(e)) from e
             if not clip.frames_dir.is_dir():
                 raise BadClip("missing_frames", f"{frames_src}: frames folder missing")
             n_files = sum(1 for p in clip.frames_dir.iterdir() if p.suffix.lower() in re10k.IMAGE_EXTS)
@@ -463,7 +471,7 @@ def _classify_camera_error(what: str) -> str:
         return "non_finite"
     if "rotation" in low:
         return "not_rotation"
-    if "focal" in low:
+    if "focal" in low or "principal point" in low:
         return "bad_intrinsics"
     return "camera_file"
 

@@ -3,18 +3,29 @@
 Paths come from index files, transforms files and folder listings a user hands us. ``confined`` resolves
 a path (symlinks followed) and refuses one that leaves its root (``../../etc/passwd``, an absolute path,
 a symlink pointing out); ``read_regular_bytes`` refuses anything that is not a regular file before
-opening it, so a FIFO, a device or a directory never blocks or misleads a reader. Both raise
-:class:`UnsafePath` (a ``ValueError``) naming the path. ``check_image_pixels`` refuses an image whose
-header declares more than ``MAX_IMAGE_PIXELS`` before anything decodes it (:class:`ImageTooLarge`).
+opening it, so a FIFO, a device or a directory never blocks or misleads a reader, and refuses a file
+larger than its size limit before reading it. Both raise :class:`UnsafePath` (a ``ValueError``) naming the
+path. ``load_json`` / ``load_yaml`` read results, records and Hydra files the same way; the YAML loader
+refuses aliases (no "billion laughs") and nesting deeper than ``MAX_DEPTH``. ``check_image_pixels`` refuses
+an image whose header declares more than ``MAX_IMAGE_PIXELS`` before anything decodes it
+(:class:`ImageTooLarge`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+MAX_FILE_BYTES = 1 << 30  # default limit of read_regular_bytes: nothing vid3d reads is near 1 GiB
+MAX_IMAGE_BYTES = 256 << 20  # one encoded frame
+MAX_TEXT_BYTES = 64 << 20  # results.json, transforms.json, index files
+MAX_YAML_BYTES = 1 << 20  # Hydra's overrides.yaml / config.yaml are a few kB
+MAX_DEPTH = 64  # nesting of JSON / YAML containers (vid3d's own files nest < 10 deep)
 
 
 class UnsafePath(ValueError):
@@ -22,7 +33,7 @@ class UnsafePath(ValueError):
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
-        self.reason = reason  # "outside_root" | "not_regular"
+        self.reason = reason  # "outside_root" | "not_regular" | "too_large"
 
 
 def confined(path: str | os.PathLike, root: str | os.PathLike) -> Path:
@@ -36,19 +47,104 @@ def confined(path: str | os.PathLike, root: str | os.PathLike) -> Path:
     return real
 
 
-def read_regular_bytes(path: str | os.PathLike) -> bytes:
-    """The bytes of a regular file; FileNotFoundError if absent, UnsafePath("not_regular") for a FIFO,
-    device, socket or directory (checked before opening, so nothing blocks)."""
+def read_regular_bytes(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a regular file (symlinks followed); FileNotFoundError if absent, UnsafePath
+    ("not_regular") for a FIFO, device, socket or directory, ("too_large") above ``max_bytes``.
+
+    The file is opened non-blocking and checked with ``fstat`` on the open descriptor, so neither a FIFO nor
+    a file swapped for one between a check and the open can block the reader, and ``/dev/zero`` is refused
+    before a byte is read."""
     try:
-        st = os.stat(path)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise
-    except OSError as e:  # a symlink loop, a permission problem
+    except OSError as e:  # a symlink loop, a permission problem, a socket
         raise UnsafePath("not_regular", f"{path}: cannot be read ({e.strerror})") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise UnsafePath("not_regular", f"{path}: not a regular file")
-    with open(path, "rb") as f:
-        return f.read()
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafePath("not_regular", f"{path}: not a regular file")
+        if st.st_size > max_bytes:
+            raise UnsafePath("too_large", f"{path}: {st.st_size} bytes, more than the limit of {max_bytes}")
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(max_bytes + 1)  # a file growing while read stops at the limit too
+    if len(data) > max_bytes:
+        raise UnsafePath("too_large", f"{path}: more than the limit of {max_bytes} bytes")
+    return data
+
+
+def read_regular_text(path: str | os.PathLike, max_bytes: int = MAX_TEXT_BYTES) -> str:
+    """UTF-8 text of a regular file (see ``read_regular_bytes``); ValueError naming the file if not UTF-8."""
+    try:
+        return read_regular_bytes(path, max_bytes).decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text (byte {e.start})") from None
+
+
+def _depth(obj: Any, limit: int) -> int:
+    """Nesting depth of lists / dicts in ``obj`` (iterative; stops counting past ``limit``)."""
+    deepest, stack = 0, [(obj, 1)]
+    while stack:
+        o, d = stack.pop()
+        if isinstance(o, (list, dict)):
+            deepest = max(deepest, d)
+            if deepest > limit:
+                return deepest
+            stack.extend((v, d + 1) for v in (o.values() if isinstance(o, dict) else o))
+    return deepest
+
+
+def load_json(path: str | os.PathLike, max_bytes: int = MAX_TEXT_BYTES, max_depth: int = MAX_DEPTH) -> Any:
+    """A JSON file read by ``read_regular_text``; ValueError ``"<path>:<line>: ..."`` for invalid JSON or
+    containers nested deeper than ``max_depth`` (never a RecursionError)."""
+    text = read_regular_text(path, max_bytes)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
+    except RecursionError:
+        raise ValueError(f"{path}: JSON nested more than {max_depth} levels deep") from None
+    if _depth(data, max_depth) > max_depth:
+        raise ValueError(f"{path}: JSON nested more than {max_depth} levels deep")
+    return data
+
+
+def _yaml_loader(path: str | os.PathLike, max_depth: int):
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        """SafeLoader refusing aliases (each may expand to a copy of a whole subtree) and deep nesting."""
+
+        depth = 0
+
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                mark = self.peek_event().start_mark
+                raise ValueError(f"{path}:{mark.line + 1}: YAML aliases (*name) are not accepted")
+            self.depth += 1
+            try:
+                if self.depth > max_depth:
+                    raise ValueError(f"{path}: YAML nested more than {max_depth} levels deep")
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+
+    return Loader
+
+
+def load_yaml(path: str | os.PathLike, max_bytes: int = MAX_YAML_BYTES, max_depth: int = MAX_DEPTH) -> Any:
+    """A YAML file as plain Python (safe tags only) read by ``read_regular_text``; ValueError naming the
+    file for invalid YAML, an alias or nesting deeper than ``max_depth``."""
+    import yaml
+
+    text = read_regular_text(path, max_bytes)
+    try:
+        return yaml.load(text, Loader=_yaml_loader(path, max_depth))  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: invalid YAML: {str(e).splitlines()[0]}") from None
 
 
 # pixels an image may declare before it is decoded: 8192 x 8192 (a 4K frame has 8.3 M). A 20000 x 20000
@@ -109,7 +205,7 @@ def decode_image(path: str | os.PathLike) -> np.ndarray:
     its header declares more than ``MAX_IMAGE_PIXELS`` pixels (checked before decoding)."""
     import cv2
 
-    raw = read_regular_bytes(path)
+    raw = read_regular_bytes(path, MAX_IMAGE_BYTES)
     if raw:
         check_image_pixels(raw, path)
     data = np.frombuffer(raw, dtype=np.uint8)

@@ -105,11 +105,11 @@ def eval_clips_from_re10k(
     for clip in list_clips(root, split):
         if max_clips is not None and len(out) >= max_clips:
             break
-        cams = read_camera_file(clip.camera_path)
+        cams = read_camera_file(clip.camera_path, root=root)  # links out of the dataset refused
         idx = start + stride * np.arange(num_frames)
         if idx[-1] >= len(cams):
             continue
-        frames = read_frames(clip, cams, idx)
+        frames = read_frames(clip, cams, idx, root=root)
         h, w = frames.shape[1:3]
         if height is not None and width is not None and (h, w) != (height, width):
             frames = np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in frames])
@@ -315,10 +315,14 @@ def _evaluate_one(
     n = len(clip.frames)
     video_path = None
     if video_dir is not None:  # written before the record: a record never points at a missing video
+        from vid3d.atomic import remove_stale_temps
         from vid3d.viz import write_video
 
         video_path = video_relpath(name, clip.clip_id, gen_trial)
         if cached is None or not (video_dir / video_path).exists():
+            # run_shard holds this shard's lock and a clip belongs to one shard: no live writer of this
+            # video exists, so a temporary .mp4 left by a killed run goes now, not only after STALE_AFTER_S
+            remove_stale_temps(video_dir / video_path, older_than_s=0)
             write_video(video_dir / video_path, frames, fps=fps)
     # Intrinsics follow the generated resolution (a model may generate at a lower resolution than GT).
     K = rescale_K(clip.K_px, clip.frames.shape[1:3], frames.shape[1:3])

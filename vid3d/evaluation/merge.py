@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
+
+from vid3d.data.files import load_json
 
 from .aggregate import aggregate, merge_shards, preset_aggregation, write_results
 from .cami2v import attach_abs_errors
@@ -30,13 +33,17 @@ def shard_dirs(paths: list[str | Path]) -> list[Path]:
     return out
 
 
+def _protocol(path: Path) -> dict:
+    """The protocol block of a shard's results.json (a regular, size-limited file; a FIFO never blocks)."""
+    payload = load_json(path)
+    if not isinstance(payload, dict) or not isinstance(payload.get("protocol"), dict):
+        raise ValueError(f"{path}: not a benchmark results file (no 'protocol' object)")
+    return payload["protocol"]
+
+
 def merge(paths: list[str | Path], out: str | Path) -> dict:
     dirs = shard_dirs(paths)
-    protocols = [
-        json.loads((d / "results.json").read_text())["protocol"]
-        for d in dirs
-        if (d / "results.json").is_file()
-    ]
+    protocols = [_protocol(d / "results.json") for d in dirs if (d / "results.json").exists()]
     if not protocols:
         raise FileNotFoundError(f"none of {[str(d) for d in dirs]} has a results.json with a protocol block")
     for key in ("pose_estimator", "failure_policy", "preset"):
@@ -59,7 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("dirs", nargs="+")
     parser.add_argument("--out", required=True)
     a = parser.parse_args(argv)
-    merge(a.dirs, a.out)
+    try:
+        merge(a.dirs, a.out)
+    except (ValueError, FileNotFoundError) as e:  # a broken, strange or missing file: one line naming it
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print((Path(a.out) / "results.md").read_text().split("\nProtocol:")[0])
     return 0
 

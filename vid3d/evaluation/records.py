@@ -20,10 +20,14 @@ from typing import Any
 
 import numpy as np
 
+from vid3d.data.files import read_regular_bytes
+
 __all__ = ["RecordFileError", "RecordWriter", "read_records", "record_key", "to_jsonable"]
 
 KEY_FIELDS = ("method", "clip_id", "trial")
 RecordKey = tuple[str, str, int]
+MAX_RECORDS_BYTES = 1 << 30  # ~1M records; a 1k-clip benchmark writes a few MB
+_HELD: set[str] = set()  # lock files this process holds (RecordWriter.exclusive)
 
 
 class RecordFileError(ValueError):
@@ -69,12 +73,13 @@ def _complete_length(data: bytes) -> int:
 def read_records(path: str | os.PathLike) -> list[dict[str, Any]]:
     """All complete records of a JSONL file in file order ([] if it does not exist).
 
-    A torn trailing line (no final newline: the writer was killed mid-write) is ignored.
+    A torn trailing line (no final newline: the writer was killed mid-write) is ignored. Only a regular
+    file of at most ``MAX_RECORDS_BYTES`` is read (vid3d.data.files.UnsafePath, a ValueError, otherwise).
     """
     path = Path(path)
     if not path.exists():
         return []
-    data = path.read_bytes()
+    data = read_regular_bytes(path, MAX_RECORDS_BYTES)  # a FIFO or device never blocks, size is bounded
     records = []
     for lineno, line in enumerate(data[: _complete_length(data)].split(b"\n")[:-1], start=1):
         if not line.strip():
@@ -108,11 +113,18 @@ class RecordWriter:
     def exclusive(self) -> Iterator[None]:
         """Hold an advisory lock (``<file>.lock``, ``flock``) while this process works on the file: a
         second process on the same shard fails at once with :class:`ShardBusy` instead of computing and
-        writing every record a second time. Released when the block ends or the process dies."""
+        writing every record a second time. Released when the block ends or the process dies.
+
+        Re-entrant within a process: an entry point takes the lock before its slow start (loading the
+        model), and the engine's own ``exclusive()`` inside that block reuses it."""
         import fcntl
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         lock_path = self.path.with_name(self.path.name + ".lock")
+        key = str(lock_path.resolve())
+        if key in _HELD:
+            yield
+            return
         with open(lock_path, "a") as f:
             try:
                 fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -121,9 +133,11 @@ class RecordWriter:
                     f"{self.path}: another process is evaluating this shard (lock {lock_path}); wait for it "
                     "to finish, or give this job another eval.shard"
                 ) from None
+            _HELD.add(key)
             try:
                 yield
             finally:
+                _HELD.discard(key)
                 fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
     def records(self) -> list[dict[str, Any]]:
@@ -138,7 +152,7 @@ class RecordWriter:
         """Truncate a torn trailing line left by a killed run. Returns the number of bytes removed."""
         if not self.path.exists():
             return 0
-        data = self.path.read_bytes()
+        data = read_regular_bytes(self.path, MAX_RECORDS_BYTES)
         keep = _complete_length(data)
         if keep == len(data):
             return 0

@@ -25,7 +25,7 @@ from typing import Any, Generic, TypeVar
 
 from .records import RecordWriter
 
-__all__ = ["ShardRun", "run_shard", "shard_file", "shard_items", "trial_seed"]
+__all__ = ["ShardRun", "run_shard", "shard_file", "shard_items", "shard_lock", "trial_seed"]
 
 T = TypeVar("T")
 
@@ -65,6 +65,13 @@ class ShardRun(Generic[T]):
     @property
     def n_new(self) -> int:
         return len(self.todo)
+
+
+def shard_lock(out_dir: str | Path, shard: int, num_shards: int) -> contextlib.AbstractContextManager[None]:
+    """The lock of one shard's records file (``RecordWriter.exclusive``), for an entry point to hold from
+    before its slow start (loading a model) to the end: a second process on the same shard answers with
+    ``ShardBusy`` at once. ``run_shard`` inside the block reuses it."""
+    return RecordWriter(shard_file(out_dir, shard, num_shards)).exclusive()
 
 
 def _progress(label: str, total: int, enabled: bool) -> tuple[Any, Any]:

@@ -12,9 +12,10 @@ OUT (default: the first DIR): one row per method, per bucket n and PSNR / SSIM /
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
+
+from vid3d.data.files import load_json
 
 from . import tables
 from .aggregate import merge_shards
@@ -46,7 +47,10 @@ def _protocol(d: Path) -> dict[str, Any]:
     path = d / "results.json"
     if not path.is_file():
         raise FileNotFoundError(f"{d}: has records but no results.json (rerun that job to write it)")
-    proto = json.loads(path.read_text())["protocol"]
+    payload = load_json(path)  # a regular file only: a FIFO named results.json never blocks
+    proto = payload.get("protocol") if isinstance(payload, dict) else None
+    if not isinstance(proto, dict):
+        raise ValueError(f"{path}: not a benchmark results file (no 'protocol' object)")
     if proto.get("benchmark") not in PAIR_BENCHMARKS:
         raise ValueError(
             f"{path}: not a sparse-view or reconstruction result (protocol.benchmark = "

@@ -101,9 +101,9 @@ def load_pairs(
                 f"{root}/{split}: pair {r['pair_id']}: clip {r['clip_id']} is not in the dataset"
             )
         clip = clips[r["clip_id"]]
-        cams = read_camera_file(clip.camera_path)
+        cams = read_camera_file(clip.camera_path, root=root)  # links out of the dataset refused
         idx = np.asarray([r["context"][0], *r["target"], r["context"][1]], dtype=np.int64)
-        frames = read_frames(clip, cams, idx)
+        frames = read_frames(clip, cams, idx, root=root)
         K = cams.K_px(*frames.shape[1:3])[idx]
         frames, K = center_crop_resize(frames, K, height, width)
         info: dict[str, Any] = {}
@@ -111,7 +111,7 @@ def load_pairs(
             i, j = r["context"]
             path_idx = np.asarray([t for t in range(i + 1, j) if t not in set(r["target"])], dtype=np.int64)
             if len(path_idx):
-                pf = read_frames(clip, cams, path_idx)
+                pf = read_frames(clip, cams, path_idx, root=root)
                 pf, pK = center_crop_resize(pf, cams.K_px(*pf.shape[1:3])[path_idx], height, width)
             else:
                 pf, pK = np.zeros((0, height, width, 3), np.uint8), np.zeros((0, 3, 3))

@@ -56,6 +56,14 @@ BOUNDS: dict[str, Bound] = {
     "in_channels": Bound(1, 64),
     "hidden": Bound(1, 4096),
     "in_features": Bound(1, 1024),
+    # published camera models (vid3d/models/published): CameraCtrl's Plücker maps at 8x the latent size,
+    # its feature scale; MotionCtrl's 12 numbers per frame ([R | t])
+    "downscale_factor": Bound(1, 64),
+    "scale": Bound(-1e3, 1e3),
+    "pose_dim": Bound(1, 64),
+    "num_res_blocks": Bound(1, 8),  # CameraCtrl: 2 per level
+    "kernel": Bound(1, 7),  # CameraCtrl's residual-block kernel: 1
+    "max_frames": Bound(1, 1024),  # frame positions (SVD 14, SVD-XT 25)
     # VAEs
     "factor": Bound(1, 16),  # pixel VAE: 3 * factor^2 latent channels
     "channels": Bound(1, 1024, max_len=6),

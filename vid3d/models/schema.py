@@ -68,6 +68,16 @@ TARGETS: dict[str, Target] = {
     f"{_M}.camera_encoder.RTEncoder.from_unet": Target(
         "camera_encoder", True, f"{_M}.camera_encoder.RTEncoder.__init__", ("self", "temporal_dims")
     ),
+    f"{_M}.published.cameractrl.CameraCtrlEncoder.from_unet": Target(
+        "camera_encoder", True, f"{_M}.published.cameractrl.CameraCtrlEncoder.__init__",
+        ("self", "block_out_channels", "merge_levels"),
+    ),
+    f"{_M}.published.motionctrl.MotionCtrlEncoder.from_unet": Target(
+        "camera_encoder",
+        True,
+        f"{_M}.published.motionctrl.MotionCtrlEncoder.__init__",
+        ("self", "temporal_dims"),
+    ),
     f"{_M}.vae.PixelUnshuffleAutoencoder": Target(
         "vae", True, f"{_M}.vae.PixelUnshuffleAutoencoder.__init__", ("self",)
     ),

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from vid3d.data.files import read_regular_text
 from vid3d.errors import InputError
 
 __all__ = [
@@ -123,7 +124,11 @@ def image_list(images: str | os.PathLike | Sequence[str] | None) -> list[list[Pa
         if not p.is_file():
             raise InputError(f"image list {p} does not exist (images=)")
         out = []
-        for lineno, line in enumerate(p.read_text().splitlines(), 1):
+        try:  # a regular file only (a FIFO never blocks), at most 16 MiB
+            text = read_regular_text(p, 16 << 20)
+        except ValueError as e:
+            raise InputError(f"{e} (images=)") from None
+        for lineno, line in enumerate(text.splitlines(), 1):
             parts = line.split("#", 1)[0].split()
             if not parts:
                 continue

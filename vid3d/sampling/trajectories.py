@@ -32,7 +32,6 @@ amplitude covered by the last frame (1.0 = all of it) and ``easing`` is "linear"
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -49,6 +48,7 @@ __all__ = [
     "PRESETS",
     "Trajectory",
     "compose_segments",
+    "check_c2w",
     "load_trajectory_file",
     "make_trajectory",
     "resample_c2w",
@@ -252,8 +252,12 @@ def make_trajectory(
     kind, build = _PRESETS[name]
     if name.startswith("zoom") and zoom_mode == "focal":
         kind = "focal"
+    a = _amplitude(kind, amplitude)
+    for field, value in (("amplitude", a), ("speed", speed), ("orbit_radius", orbit_radius)):
+        if not math.isfinite(float(value)):  # NaN or inf would give NaN poses, i.e. black frames
+            raise InputError(f"trajectory.{field}: must be a finite number, got {value}")
     p = _progress(num_frames, speed, easing)
-    c2w, K_scale = build(p, _amplitude(kind, amplitude), orbit_radius=orbit_radius, zoom_mode=zoom_mode)
+    c2w, K_scale = build(p, a, orbit_radius=orbit_radius, zoom_mode=zoom_mode)
     return Trajectory(c2w=relative_to_first(np.asarray(c2w)), K_scale=K_scale, name=name)
 
 
@@ -284,31 +288,105 @@ def resample_c2w(c2w: np.ndarray, num_frames: int) -> np.ndarray:
     return out
 
 
-def _load_json(path: Path) -> np.ndarray:
+MAX_POSES = 10_000  # poses in a trajectory file (a 25-frame video needs 25; 10k parse in well under 1 s)
+MAX_TRAJECTORY_BYTES = 8 << 20
+ROTATION_TOL = 1e-3  # the tolerance of RealEstate10K camera files (vid3d.data.formats.re10k)
+
+
+def check_c2w(c2w: np.ndarray, path: Path) -> np.ndarray:
+    """The checks of a RealEstate10K camera file applied to poses from any trajectory file.
+
+    ``c2w``: (F, 4, 4) or (F, 3, 4) real numbers, 1 <= F <= ``MAX_POSES``, every entry finite, every
+    rotation block orthonormal (max |R R^T - I| <= 1e-3) with det +1 (not a reflection), the bottom row of
+    a 4x4 matrix (0, 0, 0, 1). Returns (F, 4, 4) float64; InputError naming the file and pose otherwise."""
+    arr = np.asarray(c2w)
+    if arr.dtype.kind not in "biuf":
+        raise InputError(f"{path}: poses must be real numbers, got dtype {arr.dtype}")
+    if arr.ndim != 3 or arr.shape[1:] not in ((4, 4), (3, 4)) or len(arr) == 0:
+        raise InputError(f"{path}: expected a non-empty list of 4x4 or 3x4 matrices, got shape {arr.shape}")
+    if len(arr) > MAX_POSES:
+        raise InputError(f"{path}: {len(arr)} poses, more than the limit of {MAX_POSES}")
+    arr = arr.astype(np.float64)
+    finite = np.isfinite(arr).all(axis=(1, 2))
+    if not finite.all():
+        raise InputError(f"{path}: pose {int(np.argmin(finite))} has a NaN or infinite entry")
+    if arr.shape[1] == 4:
+        bottom = np.abs(arr[:, 3] - np.array([0.0, 0.0, 0.0, 1.0])).max(axis=1)
+        if (bottom > ROTATION_TOL).any():
+            k = int(np.argmax(bottom > ROTATION_TOL))
+            raise InputError(f"{path}: pose {k}: the bottom row must be 0 0 0 1, got {arr[k, 3].tolist()}")
+    R = arr[:, :3, :3]
+    err = np.abs(R @ R.transpose(0, 2, 1) - np.eye(3)).max(axis=(1, 2))
+    if (err > ROTATION_TOL).any():
+        k = int(np.argmax(err > ROTATION_TOL))
+        raise InputError(f"{path}: pose {k}: rotation is not orthonormal (max |R R^T - I| = {err[k]:.3g})")
+    det = np.linalg.det(R)
+    if (det < 0).any():
+        k = int(np.argmax(det < 0))
+        raise InputError(f"{path}: pose {k}: rotation has det {det[k]:.3g} < 0 (a reflection)")
+    return np.asarray(to_homogeneous(arr))
+
+
+def _read(path: Path) -> bytes:
+    from vid3d.data.files import read_regular_bytes
+
     try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise InputError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from e
+        return read_regular_bytes(path, MAX_TRAJECTORY_BYTES)
+    except ValueError as e:  # a FIFO, a device, an oversized file
+        raise InputError(f"{e} (trajectory.path)") from None
+
+
+def _load_json(path: Path) -> np.ndarray:
+    from vid3d.data.files import load_json
+
+    try:  # a regular file only (a FIFO never blocks), size- and depth-limited (never a RecursionError)
+        data = load_json(path, MAX_TRAJECTORY_BYTES)
+    except ValueError as e:
+        raise InputError(str(e)) from None
     convention = "opencv"
     if isinstance(data, dict):
         convention = data.get("convention", "opencv")
         if "c2w" not in data:
             raise InputError(f"{path}: JSON object needs a 'c2w' key (list of 4x4 matrices)")
         data = data["c2w"]
+    if convention not in ("opencv", "opengl"):
+        raise InputError(f"{path}: 'convention' must be 'opencv' or 'opengl', got {convention!r}")
+    if not isinstance(data, list) or any(isinstance(x, (str, bool)) for x in _leaves(data)):
+        raise InputError(f"{path}: 'c2w' must be a list of 4x4 (or 3x4) numeric matrices")
     try:
         arr = np.asarray(data, dtype=np.float64)
-    except (ValueError, TypeError) as e:
-        raise InputError(f"{path}: 'c2w' must be a list of 4x4 (or 3x4) numeric matrices: {e}") from e
-    if arr.ndim != 3 or arr.shape[1:] not in ((4, 4), (3, 4)) or len(arr) == 0:
-        raise InputError(f"{path}: expected a non-empty list of 4x4 or 3x4 matrices, got shape {arr.shape}")
-    arr = np.asarray(to_homogeneous(arr))
+    except (ValueError, TypeError, OverflowError) as e:
+        raise InputError(f"{path}: 'c2w' must be a list of 4x4 (or 3x4) numeric matrices: {e}") from None
+    arr = check_c2w(arr, path)
     if convention == "opengl":
         from vid3d.geometry import opengl_to_opencv_c2w
 
         arr = np.asarray(opengl_to_opencv_c2w(arr))
-    elif convention != "opencv":
-        raise InputError(f"{path}: 'convention' must be 'opencv' or 'opengl', got {convention!r}")
     return arr
+
+
+def _leaves(data: list) -> list:
+    """The non-list items of nested lists (iterative; the depth is bounded by ``load_json``)."""
+    out, stack = [], [data]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, list):
+            stack.extend(x)
+        else:
+            out.append(x)
+    return out
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    import io
+
+    try:
+        arr = np.load(io.BytesIO(_read(path)), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:  # pickled objects, a bad header, a truncated file
+        raise InputError(f"{path}: not a readable .npy array ({str(e).splitlines()[0]})") from None
+    if not isinstance(arr, np.ndarray):
+        raise InputError(f"{path}: not a .npy array")
+    return check_c2w(arr, path)
 
 
 def load_trajectory_file(
@@ -324,6 +402,9 @@ def load_trajectory_file(
         lists in OpenCV axes, or an object ``{"c2w": [...], "convention": "opencv" | "opengl"}``
         (OpenGL/nerfstudio axes are converted to OpenCV).
       - ``.npy``: array (F, 4, 4) or (F, 3, 4) of OpenCV camera-to-world matrices.
+    Every format gets the checks of ``check_c2w`` (finite, rotations with det +1, at most ``MAX_POSES``
+    poses); only a regular file of at most ``MAX_TRAJECTORY_BYTES`` is read. A refusal is one InputError
+    line naming the file and the pose.
     Args:
         num_frames: if given, the path is sampled at this many frames spread uniformly over the file's
             full time span (slerp rotation, linear translation between neighbouring poses).
@@ -336,23 +417,22 @@ def load_trajectory_file(
         ``Trajectory`` (c2w relative to the first pose, K_scale None, name = file stem).
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise InputError(f"trajectory file not found: {path} (trajectory.path)")
     suffix = path.suffix.lower()
     K_norm = None
     if suffix == ".txt":
         from vid3d.data.formats.re10k import read_camera_file
 
-        cams = read_camera_file(path, path_only=True)
-        c2w = np.asarray(cams.c2w(), dtype=np.float64)
+        _read(path)  # a regular file within the size limit, refused with this message otherwise
+        # the URL line, then one line per pose; CamI2V's pose files accepted (a warning says how)
+        cams = read_camera_file(path, max_lines=MAX_POSES + 1, path_only=True)
+        c2w = check_c2w(cams.c2w(), path)
         K_norm = np.asarray(cams.K_norm, dtype=np.float64) if use_intrinsics else None
     elif suffix == ".json":
         c2w = _load_json(path)
     elif suffix == ".npy":
-        c2w = np.load(path, allow_pickle=False).astype(np.float64)
-        if c2w.ndim != 3 or c2w.shape[1:] not in ((4, 4), (3, 4)) or len(c2w) == 0:
-            raise InputError(f"{path}: expected an (F, 4, 4) or (F, 3, 4) array, got shape {c2w.shape}")
-        c2w = np.asarray(to_homogeneous(c2w))
+        c2w = _load_npy(path)
     else:
         raise InputError(f"{path}: unsupported trajectory file type {suffix!r} (use .txt, .json or .npy)")
     c2w = np.asarray(relative_to_first(c2w))

@@ -31,6 +31,7 @@ from vid3d.evaluation.random_init import (
     RANDOM_INIT_WARNING,
     is_random_init,
 )
+from vid3d.evaluation.runner import shard_lock
 from vid3d.evaluation.wandb_log import log_to_wandb
 from vid3d.sampling.video_sampler import from_uint8, to_uint8
 from vid3d.tasks.common import (
@@ -150,6 +151,12 @@ class CameraBenchmark:
 
 
 def evaluate_camera(cfg: DictConfig) -> dict:
+    # the shard's lock first: a second process on this shard answers at once, not after loading the model
+    with shard_lock(run_dir(cfg), int(cfg.eval.shard), int(cfg.eval.num_shards)):
+        return _evaluate_camera(cfg)
+
+
+def _evaluate_camera(cfg: DictConfig) -> dict:
     model = None
     if cfg.ckpt:  # a wrong or refused checkpoint fails before anything else
         from vid3d.models.checkpoint import load_model

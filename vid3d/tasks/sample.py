@@ -8,7 +8,8 @@ Outputs per sample under ``<run dir>/samples/<name>/``: ``video.mp4``, ``frames/
 ``cameras.json`` (pixel intrinsics + OpenCV camera-to-world per frame, first frame = identity) and
 ``trajectory.png``; with a ground-truth clip also ``gt_vs_generated.mp4``. With ``reconstruct=true``
 also 3D Gaussians fitted to the sample's frames at its cameras: ``gaussians.ply`` (the layout 3DGS viewers
-read) and ``turntable.mp4`` (the Gaussians rendered along a swing around the first view).
+read) and ``turntable.mp4`` (the Gaussians rendered along a swing around the first view). Each sample
+folder is written atomically (a temporary sibling renamed into place): complete or absent, never half.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from rich.progress import Progress
 
+from vid3d.atomic import atomic_dir
 from vid3d.models.checkpoint import load_model
 from vid3d.sampling.io import load_inputs, write_sample
 from vid3d.tasks.common import log, prepare_data, print_config_tree, run_dir, task_wrapper
@@ -71,9 +73,12 @@ def sample(cfg: DictConfig) -> dict:
         for k, job in enumerate(jobs):
             gen = torch.Generator().manual_seed(cfg.seed * 100_003 + k)  # per-sample seed: regenerate alone
             frames = mode.run(model, sampler, job, generator=gen, progress=lambda i, n: bar.advance(task))
-            written.append(str(write_sample(out / "samples" / job.name, job, frames, cfg.fps)))
-            if cfg.get("reconstruct"):
-                reconstruct_sample(out / "samples" / job.name, job, frames, cfg.reconstruction, cfg.fps)
+            final = out / "samples" / job.name
+            with atomic_dir(final) as folder:  # the sample folder appears complete, or not at all
+                write_sample(folder, job, frames, cfg.fps)
+                if cfg.get("reconstruct"):
+                    reconstruct_sample(folder, job, frames, cfg.reconstruction, cfg.fps)
+            written.append(str(final))
     log.info("wrote %d samples under %s", len(written), out / "samples")
     return {"samples": written, "run_dir": str(out)}
 

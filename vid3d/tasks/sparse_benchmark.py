@@ -26,6 +26,7 @@ from vid3d.evaluation.overlap.index import (
     select_pairs,
     write_index,
 )
+from vid3d.evaluation.runner import shard_lock
 from vid3d.evaluation.sparse_runner import (
     SparsePair,
     ground_truth_method,
@@ -153,7 +154,14 @@ def evaluate_sparse(cfg: DictConfig) -> dict:
     return evaluate_pairs(cfg, sparse_methods, "sparse_view", SPARSE_VIEWS, SPARSE_REFERENCE_ROWS)
 
 
-def evaluate_pairs(
+def evaluate_pairs(cfg: DictConfig, *args, **kwargs) -> dict:
+    """``_evaluate_pairs`` holding the shard's lock from the start: a second process on this shard answers
+    at once (``ShardBusy``), not after loading the model."""
+    with shard_lock(run_dir(cfg), int(cfg.eval.shard), int(cfg.eval.num_shards)):
+        return _evaluate_pairs(cfg, *args, **kwargs)
+
+
+def _evaluate_pairs(
     cfg: DictConfig,
     make_methods,
     benchmark: str,

@@ -8,11 +8,11 @@ the camera's +z axis ``c2w[:3, 2]``. OpenCV's y axis points down, so the plot sh
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
-from pathlib import Path
 
 import numpy as np
+
+from vid3d.atomic import atomic_target
 
 __all__ = ["plot_trajectory", "trajectory_figure"]
 
@@ -123,14 +123,6 @@ def plot_trajectory(
     if path is not None:
         import imageio.v3 as iio
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-        os.close(fd)
-        try:
+        with atomic_target(path) as tmp:  # 0644, never half-written
             iio.imwrite(tmp, image, extension=".png")
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
     return image

@@ -1,17 +1,18 @@
 """Video / frame writers for sampled videos.
 
-Frames are uint8 RGB arrays (F, H, W, 3) (numpy or torch). Files are written atomically: to a
-temporary file in the same folder, then ``os.replace``.
+Frames are uint8 RGB arrays (F, H, W, 3) (numpy or torch). Files are written atomically
+(``vid3d.atomic.atomic_target``: a temporary sibling, then ``os.replace``) with mode 0644.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from vid3d.atomic import atomic_target
 
 __all__ = ["side_by_side", "write_frames", "write_video"]
 
@@ -25,14 +26,6 @@ def _as_frames(frames, what: str = "frames") -> np.ndarray:
     if arr.dtype != np.uint8:
         raise ValueError(f"{what} must be uint8 RGB, got dtype {arr.dtype}")
     return arr
-
-
-def _atomic_target(path: Path) -> Path:
-    """A temporary path in ``path``'s folder with the same suffix (format detection needs it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
 
 
 def _pad_even(frames: np.ndarray) -> np.ndarray:
@@ -79,26 +72,22 @@ def write_video(path: str | os.PathLike, frames, fps: float = 8) -> Path:
         raise ValueError(f"fps must be > 0, got {fps}")
     import imageio.v3 as iio
 
-    tmp = _atomic_target(path)
     try:
-        if path.suffix.lower() == ".gif":
-            iio.imwrite(tmp, arr, extension=".gif", duration=1000.0 / fps, loop=0)
-        else:
-            iio.imwrite(
-                tmp,
-                _pad_even(arr),
-                plugin="pyav",
-                codec="libx264",
-                fps=int(round(fps)) if float(fps).is_integer() else fps,
-                out_pixel_format="yuv420p",
-            )
-        os.replace(tmp, path)
+        with atomic_target(path) as tmp:
+            if path.suffix.lower() == ".gif":
+                iio.imwrite(tmp, arr, extension=".gif", duration=1000.0 / fps, loop=0)
+            else:
+                iio.imwrite(
+                    tmp,
+                    _pad_even(arr),
+                    plugin="pyav",
+                    codec="libx264",
+                    fps=int(round(fps)) if float(fps).is_integer() else fps,
+                    out_pixel_format="yuv420p",
+                )
     except Exception as e:
         _raise_if_disk_full(path, e)
         raise
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
@@ -113,13 +102,8 @@ def write_frames(directory: str | os.PathLike, frames, start: int = 0) -> list[P
     paths = []
     for i, frame in enumerate(arr):
         target = directory / f"{start + i:05d}.png"
-        tmp = _atomic_target(target)
-        try:
+        with atomic_target(target) as tmp:
             iio.imwrite(tmp, frame, extension=".png")
-            os.replace(tmp, target)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
         paths.append(target)
     return paths
 

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from vid3d.data.clips import BadClip, ClipSamplingDataset, OpenedClip, stack_same_size
-from vid3d.data.files import ImageTooLarge, UnsafePath, confined
+from vid3d.data.files import ImageTooLarge, UnsafePath, confined, load_json
 from vid3d.data.holdout import select
 from vid3d.data.interval import UniformInterval
 from vid3d.geometry import c2w_to_w2c, opencv_to_opengl_c2w, opengl_to_opencv_c2w
@@ -85,10 +85,10 @@ def _num(value, path: Path, field: str) -> float:
 def read_transforms(path: str | Path) -> Dl3dvScene:
     """Parse a nerfstudio transforms.json (see module docstring); errors name the file and field."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise TransformsError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from e
+    try:  # a regular file only (a FIFO never blocks), size- and depth-limited
+        data = load_json(path)
+    except ValueError as e:
+        raise TransformsError(str(e)) from None
     frames = data.get("frames") if isinstance(data, dict) else None
     if not isinstance(frames, list) or not frames:
         raise TransformsError(f"{path}: frames: missing or empty list")

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from vid3d.data.clips import BadClip, ClipSamplingDataset, OpenedClip, stack_same_size
-from vid3d.data.files import ImageTooLarge, UnsafePath, check_image_pixels, confined
+from vid3d.data.files import ImageTooLarge, UnsafePath, check_image_pixels, confined, load_json
 from vid3d.data.holdout import select
 
 __all__ = [
@@ -186,10 +186,10 @@ def save_chunk(path: str | Path, examples: list[dict[str, Any]]) -> None:
 def read_index(split_dir: str | Path) -> dict[str, str]:
     """{split_dir}/index.json -> {key: chunk file name}."""
     path = Path(split_dir) / "index.json"
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ChunkFormatError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from e
+    try:  # a regular file only (a FIFO never blocks), size- and depth-limited
+        data = load_json(path)
+    except ValueError as e:
+        raise ChunkFormatError(str(e)) from None
     if not isinstance(data, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in data.items()
     ):
@@ -226,9 +226,9 @@ def read_eval_index(path: str | Path) -> dict[str, EvalEntry | None]:
     """Evaluation index JSON -> {key: EvalEntry or None (scene excluded from evaluation)}."""
     path = Path(path)
     try:
-        data = json.loads(Path(path).read_text())
-    except json.JSONDecodeError as e:
-        raise ChunkFormatError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from e
+        data = load_json(path)
+    except ValueError as e:
+        raise ChunkFormatError(str(e)) from None
     if not isinstance(data, dict):
         raise ChunkFormatError(f"{path}: expected an object mapping key -> entry")
     out: dict[str, EvalEntry | None] = {}

@@ -155,29 +155,56 @@ def _parse_frame_line(text: str, path, lineno: int, allow_reflection: bool = Fal
         raise CameraFileError(
             path, lineno, f"focal lengths must be positive, got fx={values[0]}, fy={values[1]}"
         )
+    if not (0.0 <= values[2] <= 1.0 and 0.0 <= values[3] <= 1.0):
+        raise CameraFileError(
+            path, lineno, f"principal point cx={values[2]}, cy={values[3]} must lie in [0, 1] (fractions of "
+            "the image width and height; pixel values need dividing by the image size)"
+        )
     _check_rotation(values[6:].reshape(3, 4)[:, :3], path, lineno, allow_reflection)
     return ts, values
 
 
-def read_camera_file(path: str | os.PathLike, *, path_only: bool = False) -> Re10kCameras:
+MAX_CAMERA_FILE_BYTES = 8 << 20  # ~40k camera lines; RealEstate10K's longest clips have a few hundred
+MAX_CAMERA_LINES = 50_000
+
+
+def read_camera_file(
+    path: str | os.PathLike,
+    root: str | os.PathLike | None = None,
+    max_lines: int = MAX_CAMERA_LINES,
+    *,
+    path_only: bool = False,
+) -> Re10kCameras:
     """Parse a RealEstate10K camera file. Blank lines are skipped; CRLF line ends are accepted.
 
-    Args:
-        path_only: the file is a camera path to follow (a trajectory), not a clip whose frames are looked
-            up by timestamp. Two liberties of hand-made pose files (CamI2V's ``demo/camera_pose_files``)
-            are then accepted, with one warning line: every line carrying the same placeholder timestamp
-            (``114514``; frames are taken in file order), and every rotation having det -1 (a mirrored,
-            left-handed world frame: the world x axis is flipped, ``w2c <- w2c @ diag(-1, 1, 1, 1)``,
-            which leaves the poses relative to each other, all a trajectory uses, unchanged).
+    ``root``: when given, a camera file that is a symlink must resolve inside it. Only a regular file of
+    at most ``MAX_CAMERA_FILE_BYTES`` and ``max_lines`` lines is read (a FIFO or ``/dev/zero`` never blocks).
+
+    ``path_only``: the file is a camera path to follow (a trajectory), not a clip whose frames are looked up
+    by timestamp. Two liberties of hand-made pose files (CamI2V's ``demo/camera_pose_files``) are then
+    accepted, with one warning line: every line carrying the same placeholder timestamp (``114514``; frames
+    are taken in file order), and every rotation having det -1 (a mirrored, left-handed world frame: the
+    world x axis is flipped, ``w2c <- w2c @ diag(-1, 1, 1, 1)``, which leaves the poses relative to each
+    other, all a trajectory uses, unchanged).
+
     Raises:
         FileNotFoundError: the file does not exist.
-        CameraFileError: ``"<path>:<line>: <what>"`` for an empty file, a file with no frames, a line
-            without 19 fields, a non-numeric / non-finite token, a non-positive focal length, a
-            matrix that is not a rotation (|R R^T - I| > 1e-3 or det < 0; with ``path_only`` det < 0 on
-            some lines only), or a repeated timestamp (with ``path_only``: unless all are the same).
+        vid3d.data.files.UnsafePath: a symlink leaving ``root`` ("outside_root"), not a regular file
+            ("not_regular") or above the size limit ("too_large").
+        CameraFileError: ``"<path>:<line>: <what>"`` for an empty file, a file with no frames or more
+            than ``max_lines`` lines, a line without 19 fields, a non-numeric / non-finite token, a
+            non-positive focal length, a principal point outside [0, 1], a matrix that is not a rotation
+            (|R R^T - I| > 1e-3 or det < 0; with ``path_only``, det < 0 on some lines only), or a repeated
+            timestamp (with ``path_only``: unless all are the same).
     """
+    from vid3d.data.files import confined, read_regular_bytes
+
     path = Path(path)
-    data = path.read_bytes()
+    if root is not None and path.is_symlink():
+        confined(path, root)
+    data = read_regular_bytes(path, MAX_CAMERA_FILE_BYTES)
+    if data.count(b"\n") > max_lines:
+        raise CameraFileError(path, max_lines + 1, f"more than {max_lines} lines (a camera file's limit)")
     lines = data.split(b"\n")
     if not data.strip():
         raise CameraFileError(path, 1, "empty file (expected a URL line, then one line per frame)")
@@ -379,8 +406,8 @@ def read_frames(
 ) -> np.ndarray:
     """Frames for camera lines ``indices``: (n, H, W, 3) uint8 RGB.
 
-    ``root``: when given, every frame file (symlinks followed) and the video must lie inside it
-    (vid3d.data.files.UnsafePath "outside_root" otherwise).
+    ``root``: when given, the frames folder, every frame file (symlinks followed) and the video must lie
+    inside it (vid3d.data.files.UnsafePath "outside_root" otherwise).
     Raises FileNotFoundError / ValueError naming the missing or unreadable file, and ValueError if
     the frames do not all have the same size.
     """
@@ -388,6 +415,8 @@ def read_frames(
 
     idx = _check_indices(indices, len(cams), clip.camera_path)
     if clip.frames_dir is not None:
+        if root is not None and clip.frames_dir.is_symlink():  # the folder itself may point out
+            confined(clip.frames_dir, root)
         names = set(os.listdir(clip.frames_dir))
         files = [_frame_file(clip.frames_dir, names, int(cams.timestamps[i]), int(i)) for i in idx]
         if root is not None:

@@ -32,7 +32,15 @@ from typing import Any
 import numpy as np
 
 from vid3d.atomic import atomic_write_bytes
-from vid3d.data.formats.re10k import CameraFileError, list_clips, read_camera_file, read_depth, read_frames
+from vid3d.data.files import load_json, read_regular_bytes
+from vid3d.data.formats.re10k import (
+    MAX_CAMERA_FILE_BYTES,
+    CameraFileError,
+    list_clips,
+    read_camera_file,
+    read_depth,
+    read_frames,
+)
 
 from .base import OverlapEstimator, OverlapView
 
@@ -88,11 +96,17 @@ REVISION_GRID = 1e-9
 
 def _camera_digest(path: Path) -> bytes:
     """The camera file's content as the revision sees it: URL, timestamps, and K_norm / w2c rounded to
-    ``REVISION_GRID`` (``-0.0`` folded into ``0.0``); a file that does not parse enters as its raw bytes."""
+    ``REVISION_GRID``; a file that does not parse enters as its raw bytes, one that cannot be read (a FIFO,
+    a device, too large) as its refusal."""
     try:
         cams = read_camera_file(path)
     except CameraFileError:
-        return path.read_bytes()
+        try:
+            return read_regular_bytes(path, MAX_CAMERA_FILE_BYTES)
+        except ValueError as e:  # a FIFO or device never blocks the hash; its refusal is hashed instead
+            return f"unreadable: {e}".encode()
+    except ValueError as e:
+        return f"unreadable: {e}".encode()
     values = np.concatenate([cams.K_norm.reshape(-1), cams.w2c.reshape(-1)])
     rounded = np.round(values / REVISION_GRID).astype("<i8")  # integers: identical bytes everywhere
     return cams.url.encode() + b"\0" + cams.timestamps.astype("<i8").tobytes() + rounded.tobytes()
@@ -227,7 +241,7 @@ def build_index(
 ) -> dict[str, Any]:
     """Compute the overlap of every pair of a split (see module docstring); returns the index dict."""
     clips = {c.clip_id: c for c in list_clips(root, split, missing="skip")}
-    cams = {k: read_camera_file(c.camera_path) for k, c in clips.items()}
+    cams = {k: read_camera_file(c.camera_path, root=root) for k, c in clips.items()}
     if eval_index is not None:
         pairs, skipped = pairs_from_eval_index(eval_index, list(clips))
         source = {"kind": "pixelsplat_eval_index", "file": Path(eval_index).name}
@@ -299,10 +313,10 @@ def load_index(
     """Read and validate an index; with ``root`` it must match the dataset's revision (StaleIndexError
     otherwise), with ``estimator`` the estimator that computed it."""
     path = Path(path)
-    try:
-        index = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise StaleIndexError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from e
+    try:  # a regular file only (a FIFO never blocks), size- and depth-limited
+        index = load_json(path)
+    except ValueError as e:
+        raise StaleIndexError(str(e)) from None
     if not isinstance(index, dict) or index.get("format") != INDEX_FORMAT:
         raise StaleIndexError(f"{path}: not a vid3d overlap index (format != {INDEX_FORMAT!r})")
     if index.get("version") != INDEX_VERSION:
