@@ -91,6 +91,23 @@ def test_checkpoint_mistakes(tmp_path, caplog):
     check_inputs(cfg("eval", [f"ckpt={ASSET}", "data.height=32", "data.width=48"]), "eval")  # no error
 
 
+def test_a_foreign_target_in_a_stored_config_is_refused_before_the_size_check():
+    """The torch-free screen: a ``_target_`` outside vid3d's model classes at any depth, or a reserved
+    key, is refused (what a hostile checkpoint's user is told first); the committed model's config passes."""
+    from vid3d.models.checkpoint import read_checkpoint_info
+    from vid3d.models.schema import ConfigRefused
+    from vid3d.tasks.preflight import screen_model_config
+
+    own = read_checkpoint_info(ASSET)["model_config"]
+    screen_model_config(own, "asset")
+    hostile = {**own, "backbone": {**own["backbone"], "seed": [{"_target_": "os.system", "command": "x"}]}}
+    with pytest.raises(ConfigRefused, match=r"^f: model config entry 'model\.backbone\.seed\[0\]\._target_' "
+                       r"refused: 'os.system' is not a vid3d model class"):
+        screen_model_config(hostile, "f")
+    with pytest.raises(ConfigRefused, match=r"'model\._args_' refused: reserved key"):
+        screen_model_config({**own, "_args_": []}, "f")
+
+
 def test_mode_and_weights_mistakes(tmp_path):
     base = [f"ckpt={ASSET}", "data.height=32", "data.width=48", f"image={tmp_path / 'a.png'}"]
     with pytest.raises(InputError, match=r"mode=interpolate with image=.*a\.png needs its last frame: pass "

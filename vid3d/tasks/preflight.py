@@ -8,9 +8,9 @@ folder Hydra had just created, so nothing is left behind):
 - a mandatory value left unset (``???``): ``data=re10k`` without ``data.root``, ``trajectory=file``
   without ``trajectory.path``, ``ckpt`` for sample.py;
 - ``ckpt=``: not there, not a safetensors file, not a vid3d checkpoint (its header alone is read), a
-  stored model config vid3d's schema refuses (``vid3d.models.schema``), or trained at another frame
-  size than the one sampling would use (``data.height``/``data.width``; allowed with
-  ``allow_resize=true`` and a warning);
+  stored model config naming a class outside vid3d's models (a string check; the full schema check runs
+  at load), or trained at another frame size than the one sampling would use (``data.height``/
+  ``data.width``; allowed with ``allow_resize=true`` and a warning);
 - user images without a ``trajectory=`` (single, interpolate); ``mode=interpolate`` with ``image=`` but
   no ``image_end=``;
 - ``metrics.fvd.i3d=`` naming no file; ``pose=dust3r`` with no weights (``pose.checkpoint``);
@@ -61,16 +61,36 @@ def check_missing(cfg: DictConfig) -> None:
         raise InputError(f"{key} is not set: {hint}{more}")
 
 
+def screen_model_config(node, where: str, path: str = "model") -> None:
+    """The torch-free part of ``vid3d.models.schema.validate_model_config``, run before the size check so
+    that a hostile stored config is what a user is told about: every ``_target_`` at any depth must be one
+    of vid3d's model classes (a string lookup in ``TARGETS``) and no other ``_``-key (``_args_``,
+    ``_recursive_``, ...) may appear. The full validation (types, bounds) runs when the model is loaded."""
+    from vid3d.models.schema import TARGETS, ConfigRefused
+
+    if isinstance(node, list):
+        for i, v in enumerate(node):
+            screen_model_config(v, where, f"{path}[{i}]")
+        return
+    if not isinstance(node, dict):
+        return
+    for key, value in node.items():
+        sub = f"{path}.{key}"
+        if key == "_target_" and (not isinstance(value, str) or value not in TARGETS):
+            raise ConfigRefused(f"{where}: model config entry '{sub}' refused: {value!r:.80} is not a vid3d "
+                                "model class")
+        if isinstance(key, str) and key.startswith("_") and key not in ("_target_", "_partial_"):
+            raise ConfigRefused(f"{where}: model config entry '{sub}' refused: reserved key")
+        screen_model_config(value, where, sub)
+
+
 def check_checkpoint(cfg: DictConfig) -> dict:
     """``ckpt=``: a vid3d checkpoint, trained at the frame size sampling will use. Returns its metadata."""
     from vid3d.models.checkpoint import read_checkpoint_info, resolve_checkpoint
 
     path = resolve_checkpoint(cfg.ckpt)
     info = read_checkpoint_info(path)
-    if info.get("model_config"):  # a hostile stored config is refused first (checked as data, nothing built)
-        from vid3d.models.schema import validate_model_config
-
-        validate_model_config(info["model_config"], str(path))
+    screen_model_config(info.get("model_config"), str(path))
     trained = info.get("image_size")
     if not (isinstance(trained, list) and len(trained) == 2 and all(type(v) is int for v in trained)):
         return info  # not recorded (or not a size): nothing to compare; loading checks the file
