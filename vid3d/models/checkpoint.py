@@ -46,6 +46,7 @@ __all__ = [
     "load_model",
     "load_trained_weights",
     "newest_complete_checkpoint",
+    "read_checkpoint_info",
     "read_trained_state",
     "resolve_checkpoint",
     "save_checkpoint_file",
@@ -198,6 +199,32 @@ def _vid3d_metadata(path: Path) -> dict | None:
     if meta is None or meta.get("format") != "vid3d-checkpoint" or SKELETON_KEY not in meta:
         return None
     return meta
+
+
+def read_checkpoint_info(path: str | os.PathLike) -> dict:
+    """The ``vid3d`` metadata of a checkpoint file (model config, trainable names, ``image_size`` [H, W] and
+    ``num_frames`` of training when recorded), read from the safetensors header alone: no tensor, no torch
+    (the entry points call it before their heavy imports). ``path`` as :func:`resolve_checkpoint` returns it.
+
+    Raises InputError naming the file when it is not a complete safetensors file, or not one vid3d wrote."""
+    from collections import defaultdict
+
+    from vid3d.errors import InputError
+
+    path = Path(path)
+    what = "pass the .ckpt a vid3d training run wrote, or its run dir"
+    meta = _header_metadata(path)
+    if meta is None:
+        raise InputError(f"checkpoint {path} is not a safetensors file (or is truncated); {what}")
+    if meta.get("format") != "vid3d-checkpoint" or SKELETON_KEY not in meta:
+        raise InputError(f"checkpoint {path} is a safetensors file but not a vid3d checkpoint; {what}")
+    try:
+        skeleton = json.loads(meta[SKELETON_KEY])
+    except (TypeError, json.JSONDecodeError):
+        raise InputError(f"checkpoint {path}: its vid3d skeleton is not JSON (damaged file)") from None
+    ckpt = decode(skeleton, defaultdict(lambda: None))  # tensors are not read: None in their place
+    info = ckpt.get("vid3d") if isinstance(ckpt, dict) else None
+    return info if isinstance(info, dict) else {}
 
 
 def is_complete_checkpoint(path: str | os.PathLike) -> bool:

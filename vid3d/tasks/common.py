@@ -77,44 +77,6 @@ def pretrained_choice(cfg: DictConfig) -> dict | None:
     return None if node is None else OmegaConf.to_container(node, resolve=True)
 
 
-def check_inputs_early(cfg: DictConfig) -> None:
-    """The user's files that are cheap to check, checked before an entry point's heavy imports: the
-    checkpoint path (``ckpt=``) and the pretrained weights the run's metrics and pose estimator need
-    (``check_weights_early``). Raises the same one-line errors the full load would."""
-    if cfg.get("ckpt"):
-        from vid3d.models.checkpoint import resolve_checkpoint
-
-        resolve_checkpoint(cfg.ckpt)
-    check_weights_early(cfg)
-
-
-def check_weights_early(cfg: DictConfig) -> None:
-    """Fetch (or refuse in one line, within seconds offline) the registered weights an eval run will load:
-    LPIPS' backbone for the benchmarks that score images (sparse, recon) unless
-    ``metrics.lpips.backbone_weights`` names a file, the I3D file for ``metrics.fvd.i3d=auto``, and DUSt3R's
-    hub weights for ``pose=dust3r``. Uses ``vid3d.weights`` only (no torch import)."""
-    from vid3d.weights import fetch_hub_files, fetch_url, get
-
-    bench = str(OmegaConf.select(cfg, "benchmark._target_") or "")
-    net = OmegaConf.select(cfg, "metrics.lpips.net")
-    if bench.endswith(("SparseBenchmark", "ReconBenchmark")) and net in ("alex", "vgg") and not (
-        OmegaConf.select(cfg, "metrics.lpips.backbone_weights")
-    ):
-        fetch_url(get(f"lpips_{net}"), what=f"metrics.lpips.net={net}")
-    if OmegaConf.select(cfg, "metrics.fvd.i3d") == "auto" and bench.endswith("CameraBenchmark"):
-        fetch_url(get("i3d"), what="metrics.fvd.i3d=auto")
-    pose = cfg.get("pose")
-    if bench.endswith("CameraBenchmark") and pose is not None and str(pose.get("_target_", "")).endswith(
-        "Dust3rPoseEstimator"
-    ) and not pose.get("random_init"):
-        import re
-        from pathlib import Path
-
-        ckpt = pose.get("checkpoint") or get("dust3r_512").repo
-        if not Path(str(ckpt)).exists() and re.fullmatch(r"[\w.-]+/[\w.-]+", str(ckpt)):
-            fetch_hub_files(str(ckpt), ("model.safetensors",), what=f"pose.checkpoint={ckpt}")
-
-
 def reproducibility(cfg: DictConfig) -> dict:
     """What a reader needs to reproduce the numbers (versions, commit, seeds, config, weight hashes)."""
     from vid3d.evaluation.reproducibility import reproducibility_block

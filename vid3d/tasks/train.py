@@ -103,15 +103,46 @@ def _continue_in(cfg: DictConfig, run: Path) -> None:
             cfg.logger.resume = "allow"
 
 
+def own_config(cfg: DictConfig, run: Path) -> DictConfig:
+    """``resume=<run>`` from the command line: the run's own saved config with this command's overrides
+    on top (vid3d/tasks/resume_config.py), the differences printed. Under the compose API (no Hydra app)
+    the caller's config is the whole config and is kept."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from vid3d.tasks.resume_config import config_diff, run_choices, run_config_file, with_run_config
+
+    if not HydraConfig.initialized():
+        return cfg
+    saved, choices = run_config_file(run), run_choices(run)
+    if Path(HydraConfig.get().runtime.output_dir).resolve() == run.resolve():
+        # hydra.run.dir=<the run>: Hydra has just rewritten its .hydra/ with this command's composition;
+        # the run's own config is the config.yaml its first launch saved, its group choices unknown
+        saved, choices = run / "config.yaml", None
+    if saved is None or not saved.is_file():
+        return cfg
+    own = OmegaConf.load(saved)
+    merged = with_run_config(cfg, own, list(HydraConfig.get().overrides.task), choices)
+    diff = config_diff(own, merged)
+    log.info("resume: the run's own config (%s) with this command's overrides; %d change(s)%s", saved,
+             len(diff), "".join(f"\n  {d}" for d in diff))
+    return merged
+
+
 @task_wrapper
 def train(cfg: DictConfig) -> dict:
-    """Train a model; returns ``{"last_checkpoint": path, "run_dir": path, **final logged metrics}``."""
+    """Train a model; returns ``{"last_checkpoint": path, "run_dir": path, **final logged metrics}``.
+
+    ``resume=<run dir or checkpoint>`` (from train.py) trains with that run's own config, this command's
+    overrides on top (``own_config``)."""
+    run = resumed_run_dir(cfg.get("resume"))
+    if run is not None:
+        cfg = own_config(cfg, run)
     if cfg.get("init_from_required") and not (cfg.get("init_from") or cfg.get("resume")):
         raise ValueError(
             f"experiment {cfg.get('task_name')} starts from trained weights: set init_from=<checkpoint file, "
             "DeepSpeed checkpoint dir or run dir> (or resume=<its own last.ckpt>)"
         )
-    resumed = resumed_run_dir(cfg.get("resume")) if cfg.get("resume_in_place", True) else None
+    resumed = run if cfg.get("resume_in_place", True) else None
     if resumed is not None:
         _continue_in(cfg, resumed)
     out = run_dir(cfg)
