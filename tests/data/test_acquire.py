@@ -210,7 +210,8 @@ if vid == "vidPRIVATE1":
     sys.stderr.write("ERROR: [youtube] vidPRIVATE1: Private video. Sign in if you've been granted access\n")
     sys.exit(1)
 if vid == "vidREMOVED1":
-    sys.stderr.write("ERROR: [youtube] vidREMOVED1: Video unavailable. This video has been removed by the uploader\n")
+    sys.stderr.write("ERROR: [youtube] vidREMOVED1: Video unavailable. "
+                     "This video has been removed by the uploader\n")
     sys.exit(1)
 shutil.copy(os.path.join(os.environ["FAKE_SRC"], vid + ".mp4"), out.replace("%(ext)s", "mp4"))
 '''
@@ -254,7 +255,8 @@ def test_youtube_ids_and_error_reasons():
     assert youtube_id("https://example.com/watch?v=abcdefghijk") is None
     assert youtube_id("https://www.youtube.com/watch?v=short") is None
     assert classify_ytdlp_error("ERROR: [youtube] x: Private video. Sign in") == "private"
-    assert classify_ytdlp_error("ERROR: [youtube] x: Video unavailable. This video has been removed") == "removed"
+    removed = "ERROR: [youtube] x: Video unavailable. This video has been removed by the uploader"
+    assert classify_ytdlp_error(removed) == "removed"
     assert classify_ytdlp_error("ERROR: x: Video unavailable") == "unavailable"
     assert classify_ytdlp_error("ERROR: Sign in to confirm your age") == "age_restricted"
     assert classify_ytdlp_error("ERROR: HTTP Error 503") == "download_failed"

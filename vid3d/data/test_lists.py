@@ -24,7 +24,7 @@ from typing import TypeVar
 
 from vid3d.errors import InputError
 
-__all__ = ["PRESET_DIR", "keep_listed", "preset_names", "read_clip_list", "resolve_clip_list"]
+__all__ = ["PRESET_DIR", "is_clip_id", "keep_listed", "preset_names", "read_clip_list", "resolve_clip_list"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -32,6 +32,11 @@ T = TypeVar("T")
 PRESET_DIR = Path(__file__).parent / "assets" / "test_lists"
 _CLIP_ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 MAX_LIST_BYTES = 16 << 20
+
+
+def is_clip_id(text: str) -> bool:
+    """Letters, digits, ``_``, ``-``, ``.`` (not first): a name safe as a file and folder name."""
+    return bool(_CLIP_ID_RE.match(text))
 
 
 def preset_names() -> list[str]:
@@ -102,8 +107,8 @@ def keep_listed(items: Sequence[T], clip_id: Callable[[T], str], ids: Sequence[s
     out = [it for it in items if clip_id(it) in wanted]
     if not out:
         raise InputError(
-            f"{split_source}: none of the {len(wanted)} clips of the clip list {list_source} is in this split "
-            f"({len(items)} clips; ids are camera file names without .txt)"
+            f"{split_source}: none of the {len(wanted)} clips of the clip list {list_source} is in this "
+            f"split ({len(items)} clips; ids are camera file names without .txt)"
         )
     if len(out) < len(wanted):
         log.warning(

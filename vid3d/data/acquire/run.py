@@ -21,6 +21,7 @@ import numpy as np
 
 from vid3d.atomic import atomic_dir, atomic_write_bytes, atomic_write_text
 from vid3d.data.formats import re10k
+from vid3d.data.test_lists import is_clip_id
 from vid3d.errors import InputError
 
 from .extract import FramesMissing, VideoReader, crop_resize_cameras, resize_frame
@@ -223,6 +224,12 @@ def _plan(opts: AcquireOptions, summary: Summary) -> tuple[dict[str, tuple[str, 
             summary.already_present.append(clip_id)
             continue
         path = available[clip_id]
+        if not is_clip_id(clip_id):
+            summary.unavailable[clip_id] = {
+                "video": None, "reason": "bad_camera_file",
+                "message": f"{path}: file name is not a clip id (letters, digits, '_', '-', '.')",
+            }
+            continue
         try:
             cams = re10k.read_camera_file(path)
         except (ValueError, OSError) as e:
@@ -266,13 +273,18 @@ def acquire(opts: AcquireOptions) -> Summary:
                 }
             progress.update(clip_id, status, reason, message)
 
+    pool = ThreadPoolExecutor(max_workers=max(1, opts.workers))
     try:
-        with ThreadPoolExecutor(max_workers=max(1, opts.workers)) as pool:
-            futures = [
-                pool.submit(_run_video, vid, url, clips, opts, report) for vid, (url, clips) in jobs.items()
-            ]
-            for f in as_completed(futures):
-                f.result()
+        futures = [
+            pool.submit(_run_video, vid, url, clips, opts, report) for vid, (url, clips) in jobs.items()
+        ]
+        for f in as_completed(futures):
+            f.result()
+    except BaseException:  # Ctrl-C or a failure such as a full disk: start no further video
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    else:
+        pool.shutdown()
     finally:
         progress.close()
         if opts.from_local is None and not opts.keep_videos and opts.cache_dir.is_dir():
