@@ -57,7 +57,8 @@ def main() -> None:
     z = p[:, 2]
     fx, fy = K[0, 0], K[1, 1]
     zero = torch.zeros_like(z)
-    J = torch.stack([torch.stack([fx / z, zero, -fx * x / z], -1), torch.stack([zero, fy / z, -fy * y / z], -1)], -2)
+    J = torch.stack([torch.stack([fx / z, zero, -fx * x / z], -1),
+                     torch.stack([zero, fy / z, -fy * y / z], -1)], -2)
     cov_sym = J @ covariances(g) @ J.transpose(-1, -2) + 0.3 * torch.eye(2, dtype=torch.float64)
     conic_sym, _ = _conic_and_radius(cov_sym)
     rel_sym = ((conic_sym - conic_ref[0]).abs() / conic_ref[0].abs().clamp_min(1e-12))[inside]

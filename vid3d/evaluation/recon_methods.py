@@ -31,7 +31,9 @@ class ReconSettings:
     """num_gaussians initialised in the fitted views' frustums between near and far (scene units; None:
     from the pair's depth range, 0.8 x min to 1.1 x max, when the dataset has depth); steps, lr_scale,
     ssim_weight, renderer: ``FitConfig``; generated_views: how many in-between cameras the model generates
-    at (evenly spaced over the pair's non-target frames); seed of the initialisation and view order."""
+    at (evenly spaced over the pair's non-target frames; a pair with fewer is refused); seed of the
+    initialisation and view order; init: "random" or "triangulated" (``fit_frames``: points from the two
+    context views' matches, which every row's frames start with)."""
 
     num_gaussians: int = 2000
     steps: int = 300
@@ -43,6 +45,7 @@ class ReconSettings:
     generated_views: int = 6
     seed: int = 0
     threads: int | None = 1
+    init: str = "random"
 
 
 def near_far(pair: SparsePair, s: ReconSettings) -> tuple[float, float]:
@@ -59,32 +62,40 @@ def near_far(pair: SparsePair, s: ReconSettings) -> tuple[float, float]:
 
 def reconstruct_targets(
     frames: np.ndarray, K_px: np.ndarray, c2w: np.ndarray, target_K: np.ndarray, target_c2w: np.ndarray,
-    near: float, far: float, s: ReconSettings,
+    near: float, far: float, s: ReconSettings, pair: tuple[int, int] = (0, 1),
 ) -> np.ndarray:
     """Fit Gaussians to ``frames`` (V, H, W, 3) uint8 at (K_px (V, 3, 3), c2w (V, 4, 4) OpenCV c2w) and
-    render the targets (target_K (T, 3, 3), target_c2w (T, 4, 4), same world) -> (T, H, W, 3) uint8."""
+    render the targets (target_K (T, 3, 3), target_c2w (T, 4, 4), same world) -> (T, H, W, 3) uint8.
+    ``pair``: the indices of the two context views among ``frames`` (for ``init="triangulated"``)."""
     cfg = FitConfig(steps=s.steps, lr_scale=s.lr_scale, ssim_weight=s.ssim_weight, renderer=s.renderer,
                     seed=s.seed)
-    g = fit_frames(frames, K_px, c2w, near, far, s.num_gaussians, cfg, s.threads)
+    g = fit_frames(frames, K_px, c2w, near, far, s.num_gaussians, cfg, s.threads, init=s.init, pair=pair)
     return render_frames(g, target_K, target_c2w, frames.shape[1], frames.shape[2], s.renderer)
 
 
-def _fit_and_render(pair: SparsePair, frames, K_px, c2w, s: ReconSettings) -> np.ndarray:
-    """Fit on the given views (c2w in the pair's world), render the pair's targets; poses relative to the
-    first context view."""
+def _fit_and_render(pair: SparsePair, frames, K_px, c2w, s: ReconSettings,
+                    context: tuple[int, int] = (0, 1)) -> np.ndarray:
+    """Fit on the given views (c2w in the pair's world; ``context``: where the two context views are among
+    them), render the pair's targets; poses relative to the first context view."""
     world = np.asarray(pair.c2w[0], np.float64)
     rel = np.asarray(relative_to_first(np.concatenate([world[None], c2w, pair.c2w[1:-1]])))
     n = len(frames)
     near, far = near_far(pair, s)
-    return reconstruct_targets(frames, K_px, rel[1 : n + 1], pair.K_px[1:-1], rel[n + 1 :], near, far, s)
+    return reconstruct_targets(frames, K_px, rel[1 : n + 1], pair.K_px[1:-1], rel[n + 1 :], near, far, s,
+                               context)
 
 
 def path_views(pair: SparsePair, count: int | None) -> np.ndarray:
-    """Positions (into ``pair.info["path"]``) of ``count`` evenly spaced in-between views (all if None)."""
+    """Positions (into ``pair.info["path"]``) of ``count`` evenly spaced in-between views (all if None).
+    Exactly ``count``: a pair with fewer non-target frames between its context views is refused."""
     n = len(pair.info["path"]["indices"])
-    if count is None or count >= n:
+    if count is None:
         return np.arange(n)
-    return np.unique(np.round(np.linspace(0, n - 1, count)).astype(int))
+    if count > n:
+        raise ValueError(f"pair {pair.pair_id}: {n} non-target frames between the context views, "
+                         f"{count} generated views wanted (needs gap >= targets + {count} + 1)")
+    # distinct: n - 1 >= count - 1 makes consecutive linspace points >= 1 apart, so rounding keeps them apart
+    return np.round(np.linspace(0, n - 1, count)).astype(int)
 
 
 def context_only_method(s: ReconSettings) -> Callable[[SparsePair], np.ndarray]:
@@ -119,6 +130,6 @@ def generated_method(
         c2w = np.concatenate([pair.c2w[:1], path["c2w"][sel], pair.c2w[-1:]])
         video = generate(pair.frames[0], pair.frames[-1], K, np.asarray(relative_to_first(c2w)), pair.pair_id)
         frames = np.concatenate([pair.frames[:1], video[1:-1], pair.frames[-1:]])  # true context views
-        return _fit_and_render(pair, frames, K, c2w, s)
+        return _fit_and_render(pair, frames, K, c2w, s, (0, len(frames) - 1))
 
     return run

@@ -19,6 +19,8 @@ import torch.nn.functional as F
 
 from .gaussians import Gaussians
 
+INITS = ("random", "triangulated")
+
 # Gaussians field -> optimiser parameter name (gsplat's names, which its densification strategy requires)
 PARAM_NAMES = {"means": "means", "quats": "quats", "log_scales": "scales", "opacity_logits": "opacities",
                "sh0": "sh0"}
@@ -177,11 +179,19 @@ def fit_frames(
     num_gaussians: int = 2000,
     cfg: FitConfig | None = None,
     threads: int | None = 1,
+    init: str = "random",
+    pair: tuple[int, int] = (0, 1),
 ) -> Gaussians:
-    """Gaussians for posed uint8 frames (V, H, W, 3) at K_px (V, 3, 3) and OpenCV c2w (V, 4, 4): initialised
-    in the views' frustums between near and far (scene units; ``init_in_frustums``), then ``fit_gaussians``.
+    """Gaussians for posed uint8 frames (V, H, W, 3) at K_px (V, 3, 3) and OpenCV c2w (V, 4, 4), then
+    ``fit_gaussians``. init "random": at random in the views' frustums between near and far (scene units;
+    ``init_in_frustums``); "triangulated": at points triangulated from matches between the views ``pair``
+    (indices; the two context views), topped up at random to ``num_gaussians`` (``triangulate``).
     threads: torch threads during the fit (small tensors: 1 is fastest; None keeps the process setting)."""
     from .gaussians import init_in_frustums
+    from .triangulate import init_from_points, triangulated_points
+
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
 
     cfg = cfg or FitConfig()
     before = torch.get_num_threads()
@@ -192,9 +202,14 @@ def fit_frames(
         f = torch.from_numpy(np.ascontiguousarray(frames)).float() / 255
         K = torch.from_numpy(np.asarray(K_px, np.float32))
         poses = torch.from_numpy(np.asarray(c2w, np.float32))
-        init = init_in_frustums(K, poses, H, W, num_gaussians, near, far, seed=cfg.seed)
+        if init == "triangulated":
+            i, j = pair
+            pts, rgb = triangulated_points(frames[i], frames[j], K_px[i], c2w[i], K_px[j], c2w[j], near, far)
+            g0, _ = init_from_points(pts, rgb, num_gaussians, K, poses, H, W, near, far, seed=cfg.seed)
+        else:
+            g0 = init_in_frustums(K, poses, H, W, num_gaussians, near, far, seed=cfg.seed)
         device = "cuda" if resolve_renderer(cfg.renderer) == "gsplat" else "cpu"
-        return fit_gaussians(init.to(device), f, K, poses, cfg)[0]
+        return fit_gaussians(g0.to(device), f, K, poses, cfg)[0]
     finally:
         torch.set_num_threads(before)
 

@@ -133,7 +133,8 @@ def render(
             power = -0.5 * (A * dx * dx + C * dy * dy) - B * dx * dy
             alpha = (opac[sel, None] * torch.exp(power.clamp_max(0.0))).clamp_max(ALPHA_MAX)
             alpha = torch.where((alpha >= ALPHA_MIN) & (power <= 0), alpha, torch.zeros_like(alpha))
-            with torch.no_grad():  # early stop: T after each Gaussian; from the first <= T_MIN on, none counts
+            # early stop: T after each Gaussian; from the first <= T_MIN on, none counts
+            with torch.no_grad():
                 done = torch.cumprod(1.0 - alpha, 0) <= T_MIN
             alpha = torch.where(done, torch.zeros_like(alpha), alpha)
             one_minus = 1.0 - alpha  # (n, P), front to back
