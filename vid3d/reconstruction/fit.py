@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from .gaussians import Gaussians
 
-INITS = ("random", "triangulated")
+INITS = ("random", "triangulated", "dust3r")
 
 # Gaussians field -> optimiser parameter name (gsplat's names, which its densification strategy requires)
 PARAM_NAMES = {"means": "means", "quats": "quats", "log_scales": "scales", "opacity_logits": "opacities",
@@ -181,11 +181,14 @@ def fit_frames(
     threads: int | None = 1,
     init: str = "random",
     pair: tuple[int, int] = (0, 1),
+    init_points: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Gaussians:
     """Gaussians for posed uint8 frames (V, H, W, 3) at K_px (V, 3, 3) and OpenCV c2w (V, 4, 4), then
     ``fit_gaussians``. init "random": at random in the views' frustums between near and far (scene units;
     ``init_in_frustums``); "triangulated": at points triangulated from matches between the views ``pair``
-    (indices; the two context views), topped up at random to ``num_gaussians`` (``triangulate``).
+    (indices; the two context views), topped up at random to ``num_gaussians`` (``triangulate``); "dust3r":
+    at ``init_points`` = (points (M, 3), colours (M, 3) in [0, 1]) computed by the caller from DUSt3R's
+    pointmaps (``vid3d.evaluation.recon_methods.dust3r_points``), topped up likewise.
     threads: torch threads during the fit (small tensors: 1 is fastest; None keeps the process setting)."""
     from .gaussians import init_in_frustums
     from .triangulate import init_from_points, triangulated_points
@@ -202,9 +205,15 @@ def fit_frames(
         f = torch.from_numpy(np.ascontiguousarray(frames)).float() / 255
         K = torch.from_numpy(np.asarray(K_px, np.float32))
         poses = torch.from_numpy(np.asarray(c2w, np.float32))
-        if init == "triangulated":
+        if init in ("triangulated", "dust3r"):
             i, j = pair
-            pts, rgb = triangulated_points(frames[i], frames[j], K_px[i], c2w[i], K_px[j], c2w[j], near, far)
+            if init == "dust3r":
+                if init_points is None:
+                    raise ValueError("init='dust3r' needs init_points (points, colours) from DUSt3R")
+                pts, rgb = init_points
+            else:
+                pts, rgb = triangulated_points(frames[i], frames[j], K_px[i], c2w[i], K_px[j], c2w[j], near,
+                                               far)
             g0, _ = init_from_points(pts, rgb, num_gaussians, K, poses, H, W, near, far, seed=cfg.seed)
         else:
             g0 = init_in_frustums(K, poses, H, W, num_gaussians, near, far, seed=cfg.seed)

@@ -168,3 +168,35 @@ def init_from_points(
         rest = init_in_frustums(K_px, c2w, height, width, int(num) - m, near, far, seed=seed, opacity=opacity)
         g = Gaussians(**{k: torch.cat([v, getattr(rest, k)]) for k, v in g.tensors().items()})
     return g, m
+
+
+def rays(K_px: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Unit camera-frame directions (M, 3) of pixel coordinates x (M, 2) (vid3d's convention)."""
+    d = np.c_[np.asarray(x, np.float64), np.ones(len(x))] @ np.linalg.inv(np.asarray(K_px, np.float64)).T
+    return d / np.linalg.norm(d, axis=1, keepdims=True)
+
+
+def pointmap_scale(Y: np.ndarray, centre: np.ndarray, dirs: np.ndarray) -> float:
+    """The factor t that puts up-to-scale points Y (M, 3) onto known rays (centre (3,) + lambda dirs (M, 3),
+    unit): argmin_t sum_i dist(t Y_i, ray_i)^2 = sum Y_i^T P_i c / sum Y_i^T P_i Y_i, P_i = I - d_i d_i^T
+    (closed form; lambda eliminated). Used to give a pointmap predicted in camera 1's frame (DUSt3R's, scale
+    unknown) the scale of the known cameras through the second view's pixels."""
+    Y, c, d = np.asarray(Y, np.float64), np.asarray(centre, np.float64), np.asarray(dirs, np.float64)
+    PY = Y - d * (d * Y).sum(1, keepdims=True)
+    return float((PY @ c).sum() / (PY * Y).sum())
+
+
+def points_from_pointmaps(
+    Y1: np.ndarray, x1: np.ndarray, Y2: np.ndarray, x2: np.ndarray, K1: np.ndarray, c2w1: np.ndarray,
+    K2: np.ndarray, c2w2: np.ndarray,
+) -> np.ndarray:
+    """World points (M1, 3) of view 1's pixels x1 (M1, 2) from a two-view pointmap up to scale: Y1 (M1, 3) the
+    points of view 1's pixels and Y2 (M2, 3) those of view 2's pixels x2, both in camera 1's frame (DUSt3R's
+    pts3d and pts3d_in_other_view). The scale comes from view 2's known rays (``pointmap_scale``); each
+    point then sits on view 1's known ray at the scaled pointmap's camera-1 depth."""
+    rel = np.linalg.inv(np.asarray(c2w1, np.float64)) @ np.asarray(c2w2, np.float64)  # camera 2 in camera 1
+    t = pointmap_scale(Y2, rel[:3, 3], rays(K2, x2) @ rel[:3, :3].T)
+    z = t * np.asarray(Y1, np.float64)[:, 2]
+    cam = np.c_[np.asarray(x1, np.float64), np.ones(len(x1))] @ np.linalg.inv(np.asarray(K1, np.float64)).T
+    cam = cam * z[:, None]
+    return cam @ np.asarray(c2w1, np.float64)[:3, :3].T + np.asarray(c2w1, np.float64)[:3, 3]
