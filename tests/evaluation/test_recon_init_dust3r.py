@@ -67,3 +67,10 @@ def test_dust3r_init_needs_its_weights():
         ReconSettings(init="dust3r")
     with pytest.raises(InputError, match="benchmark.init='sfm': must be one of random, triangulated, dust3r"):
         ReconSettings(init="sfm")
+
+
+def test_every_init_has_a_protocol_note():
+    from vid3d.reconstruction.fit import INITS
+    from vid3d.tasks.recon_benchmark import INIT_NOTES
+
+    assert set(INIT_NOTES) == set(INITS)

@@ -120,7 +120,7 @@ def model_method(model, sampler, seed_offset: int = 0):
 def free_views(row: dict) -> int:
     """Frames strictly between a pair's context views that are not its targets."""
     i, j = row["context"]
-    return (j - i - 1) - len(set(row["target"]) - {i, j})
+    return (j - i - 1) - len({t for t in row["target"] if i < t < j})
 
 
 def run_buckets(cfg: DictConfig, buckets, run_one) -> dict:
