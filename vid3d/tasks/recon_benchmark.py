@@ -27,8 +27,8 @@ INIT_NOTES = {
     "random": "Gaussians at random in the fitted views' frustums between near and far",
     "triangulated": "Gaussians at points triangulated from epipolar (plane-sweep ZNCC) matches between the "
     "two context views with their known cameras, topped up at random in the frustums to num_gaussians",
-    "dust3r": "Gaussians at DUSt3R's pointmap of the two context views (confidence > dust3r_min_conf), scaled "
-    "to the known cameras through the second view's rays, topped up at random in the frustums",
+    "dust3r": "Gaussians at DUSt3R's pointmap of the two context views (confidence > dust3r_min_conf), "
+    "scaled to the known cameras through the second view's rays, topped up at random in the frustums",
 }
 
 
