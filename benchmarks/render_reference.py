@@ -39,8 +39,14 @@ def scene(n: int = 400, seed: int = 0) -> tuple[Gaussians, torch.Tensor, int, in
     return g, K, W, H
 
 
-def main() -> None:
-    from gsplat.cuda._torch_impl import _fully_fused_projection
+def main() -> int:
+    try:
+        from gsplat.cuda._torch_impl import _fully_fused_projection
+    except Exception as e:  # no gsplat, or its package import failed (it builds its CUDA extension)
+        print(f"error: gsplat's gsplat.cuda._torch_impl does not import here ({type(e).__name__}: "
+              f"{str(e).splitlines()[0] if str(e) else ''}); benchmarks/README.md says how it was measured",
+              file=sys.stderr)
+        return 2
 
     g, K, W, H = scene()
     mean2d, cov2d, _ = project(g, K, torch.eye(4, dtype=torch.float64), 0.3, 0.01, W, H)
@@ -73,7 +79,8 @@ def main() -> None:
     res = ROOT / "benchmarks" / "results"
     res.mkdir(exist_ok=True)
     (res / "render_reference.json").write_text(json.dumps(out, indent=1) + "\n")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
