@@ -332,14 +332,14 @@ def test_every_model_option_passes_the_bounds():
     from omegaconf import OmegaConf
 
     from vid3d.config import CONFIG_DIR
-    from vid3d.models.schema import validate_model_config
+    from vid3d.models.schema import stored_model_config, validate_model_config
 
     options = sorted(p.stem for p in (Path(CONFIG_DIR) / "model").glob("*.yaml") if p.stem[0] != "_")
     assert len(options) >= 3
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         for name in options:
             tree = OmegaConf.to_container(compose("train", overrides=[f"model={name}"]).model, resolve=True)
-            validate_model_config(tree, name)
+            validate_model_config(stored_model_config(tree), name)  # as train.py stores it
 
 
 SAMPLER_CASES = {

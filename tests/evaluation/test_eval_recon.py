@@ -214,9 +214,11 @@ def test_protocol_sparse2_eval12_preset(tmp_path, monkeypatch):
     assert "small: n" in merged and "large: n" in merged
 
 
-def test_sparse2_eval12_without_roma_weights_is_one_line(tmp_path, capsys):
-    """The preset's RoMa overlap with no weights (and no precomputed index): one line naming the keys, before
-    any model is loaded."""
+def test_sparse2_eval12_without_roma_weights_is_one_line(tmp_path, capsys, monkeypatch):
+    """The preset's RoMa overlap with no weights (and no precomputed index), offline: one line naming the key
+    and the file to fetch, before any model is loaded."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     from vid3d.errors import user_errors
     from vid3d.tasks.evaluate import evaluate
 
@@ -232,7 +234,7 @@ def test_sparse2_eval12_without_roma_weights_is_one_line(tmp_path, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
-    assert "overlap.roma.weights=" in err and "overlap.roma.dinov2_weights=" in err
+    assert "overlap.roma.weights" in err and "roma_outdoor.pth" in err
 
 
 @pytest.mark.slow

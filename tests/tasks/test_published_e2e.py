@@ -99,3 +99,25 @@ def test_convert_cli_refuses_pickle_in_one_line(tmp_path) -> None:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "p.ckpt: refused: loading it needs pickle" in lines[0], proc.stderr
     assert not (tmp_path / "o.ckpt").exists()
+
+
+def test_converted_published_models_share_one_sweep_report(tmp_path) -> None:
+    """Both converted releases evaluated in one multirun (as a user compares them), then the sweep report:
+    one table with a row per published model beside the reference rows, the checkpoint as a column."""
+    ckpts = []
+    for kind in ("cameractrl", "motionctrl"):
+        FAKES[kind](tmp_path / f"{kind}_released.ckpt")
+        out = tmp_path / f"{kind}.ckpt"
+        run(["-m", "vid3d.convert", kind, str(tmp_path / f"{kind}_released.ckpt"), str(out),
+             "model/backbone=tiny"], tmp_path)
+        ckpts.append(str(out))
+    sweep = tmp_path / "sweep"
+    run(["eval.py", "-m", f"ckpt={','.join(ckpts)}", "pose=gt", "sampler.num_steps=2",
+         f"hydra.sweep.dir={sweep}", *TINY_DATA], tmp_path)
+    run(["-m", "vid3d.report", str(sweep), "--no-wandb"], tmp_path)
+    report = json.loads((sweep / "report" / "report.json").read_text())
+    text = json.dumps(report)
+    for model in MODELS.values():
+        assert f'"{model}"' in text
+    md = (sweep / "report" / "report.md").read_text()
+    assert "cameractrl_svd" in md and "motionctrl_svd" in md and "gt_video" in md
