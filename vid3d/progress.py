@@ -70,7 +70,9 @@ def settings() -> ProgressSettings:
     return _SETTINGS
 
 
-def configure(options: Mapping[str, Any] | ProgressSettings | None = None, **overrides: Any) -> ProgressSettings:
+def configure(
+    options: Mapping[str, Any] | ProgressSettings | None = None, **overrides: Any
+) -> ProgressSettings:
     """Set the process-wide settings from a mapping (the ``progress`` config node; missing keys keep the
     defaults) and/or keyword overrides; returns them. Unknown keys raise ValueError."""
     global _SETTINGS

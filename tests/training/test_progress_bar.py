@@ -1,4 +1,5 @@
-"""Training progress in a log: a line per progress.every_n optimiser steps against max_steps, not Epoch 0/-2."""
+"""Training progress in a log: a line per progress.every_n optimiser steps against max_steps (not
+Epoch 0/-2)."""
 
 import re
 from pathlib import Path
@@ -11,8 +12,8 @@ from vid3d.data.synthetic import build_synthetic_dataset
 from vid3d.tasks.train import train
 
 LINE = re.compile(
-    r"^train (\d+)/(\d+) \((\d+\.\d)%\) \| [\d.]+ (?:step/s|s/step) \| elapsed \d+:\d\d:\d\d \| ETA \d+:\d\d:\d\d"
-    r" \| epoch \d+, train/loss [-\d.e+]+$"
+    r"^train (\d+)/(\d+) \((\d+\.\d)%\) \| [\d.]+ (?:step/s|s/step) \| elapsed \d+:\d\d:\d\d"
+    r" \| ETA \d+:\d\d:\d\d \| epoch \d+, train/loss [-\d.e+]+$"
 )
 
 

@@ -73,7 +73,9 @@ class StepProgress(ProgressBar):
         self.progress = Progress("train", total_steps(trainer), unit="step", start=trainer.global_step,
                                  default_every_n=DEFAULT_EVERY_N, opts=opts)
 
-    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         p = self.progress
         if p is not None and trainer.global_step != p.count:  # an optimiser step (not an accumulation)
             p.set(trainer.global_step, note=self._note(trainer, pl_module))
