@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields, replace
@@ -188,6 +189,7 @@ class Progress:
         self.note = ""
         self.lines: list[str] = []  # every line printed (lines mode), for the caller's summary and tests
         self._bar = None
+        self._lock = threading.Lock()
         if self.mode == "bar":
             from tqdm import tqdm
 
@@ -227,10 +229,16 @@ class Progress:
     # ------------------------------------------------------------------ updates
     def update(self, n: int = 1, note: str | None = None, force: bool = False) -> str | None:
         """``n`` more items done; returns the line printed (lines mode), else None."""
-        return self.set(self.count + n, note, force)
+        with self._lock:
+            return self._set(self.count + n, note, force)
 
     def set(self, count: int, note: str | None = None, force: bool = False) -> str | None:
-        """The count is now ``count``; returns the line printed (lines mode), else None."""
+        """The count is now ``count``; returns the line printed (lines mode), else None. Thread-safe (a
+        pool's done-callbacks may update from their threads)."""
+        with self._lock:
+            return self._set(count, note, force)
+
+    def _set(self, count: int, note: str | None, force: bool) -> str | None:
         previous, self.count = self.count, int(count)
         if note is not None:
             self.note = note
