@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import sys
 import threading
 import time
@@ -91,15 +92,21 @@ def configure(
 
 
 def resolved_mode(stream: TextIO | None = None, opts: ProgressSettings | None = None) -> str:
-    """``bar``, ``lines`` or ``off``: ``auto`` is a bar when ``stream`` (stdout) is a terminal."""
+    """``bar``, ``lines`` or ``off``: ``auto`` is a bar when ``stream`` (stdout) is a terminal with a width
+    (a pseudo-terminal of 0 columns, as some containers give, would show an empty bar: lines there)."""
     mode = (opts or _SETTINGS).mode
     if mode != "auto":
         return mode
     stream = sys.stdout if stream is None else stream
     try:
-        return "bar" if stream.isatty() else "lines"
+        if not stream.isatty():
+            return "lines"
     except (AttributeError, ValueError):  # a closed or unusual stream
         return "lines"
+    try:
+        return "lines" if os.get_terminal_size(stream.fileno()).columns == 0 else "bar"
+    except (AttributeError, ValueError, OSError):  # a terminal without a file descriptor: its size unknown
+        return "bar"
 
 
 def format_duration(seconds: float | None) -> str:
