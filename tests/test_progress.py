@@ -61,7 +61,7 @@ def test_lines_rate_and_eta_against_the_formula():
         clock.t += 2.0
         p.update(note=f"loss {1 / k:.3f}")
     lines = out.getvalue().splitlines()
-    assert len(lines) == 10 and lines == p.lines
+    assert len(lines) == p.n_lines == 10 and lines[-1] == p.last_line
     assert lines[2] == "train 3/10 (30.0%) | 2.0 s/step | elapsed 0:00:06 | ETA 0:00:14 | loss 0.333"
     assert lines[-1] == "train 10/10 (100.0%) | 2.0 s/step | elapsed 0:00:20 | ETA 0:00:00 | loss 0.100"
 
@@ -86,7 +86,7 @@ def test_every_n_first_last_and_the_time_rule():
             printed.append(k)
     assert printed == [5, 6, 9, 10]
     # the rate counts only what this reporter saw (6 items in 6 s), not the 4 done before
-    assert q.lines[-1].startswith("x 10/10 (100.0%) | 1.00 it/s | elapsed 0:00:06 | ETA 0:00:00")
+    assert q.last_line.startswith("x 10/10 (100.0%) | 1.00 it/s | elapsed 0:00:06 | ETA 0:00:00")
 
 
 def test_unknown_total_has_no_eta():

@@ -194,7 +194,8 @@ class Progress:
         self.clock = clock
         self.t0 = self._t_line = clock()
         self.note = ""
-        self.lines: list[str] = []  # every line printed (lines mode), for the caller's summary and tests
+        self.last_line: str | None = None  # the latest line printed (lines mode)
+        self.n_lines = 0
         self._bar = None
         self._lock = threading.Lock()
         if self.mode == "bar":
@@ -268,7 +269,7 @@ class Progress:
             return None
         self._t_line = now
         text = self.line()
-        self.lines.append(text)
+        self.last_line, self.n_lines = text, self.n_lines + 1
         self.stream.write(text + "\n")
         self.stream.flush()
         return text
