@@ -161,7 +161,7 @@ def build_synthetic_dataset(
     scene index of the first test clip (default ``num_train``), so the held-out clips of a large training set
     can be rendered alone: ``num_train=0, num_test=16, test_start=600`` gives the very test clips of a
     600-scene build (a scene depends only on its index and the seed). ``verbose``:
-    say what is built and where, with a progress bar (the configs set it; a reused dataset prints nothing).
+    say what is built and where, with its progress (the configs set it; a reused dataset prints nothing).
     """
     root = Path(root).absolute()
     params = _params(
