@@ -10,10 +10,10 @@ import vid3d.config  # noqa: F401  (registers config resolvers)
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 def main(cfg: DictConfig) -> None:
     from vid3d.errors import user_errors
-    from vid3d.tasks.common import check_inputs_early
+    from vid3d.tasks.preflight import check_inputs
 
-    with user_errors():  # a missing checkpoint answers before the heavy imports (< 3 s)
-        check_inputs_early(cfg)
+    with user_errors():  # the user's cheap-to-find mistakes answer before the heavy imports (< 3 s)
+        check_inputs(cfg, "eval")
     from vid3d.tasks.evaluate import evaluate
 
     with user_errors():
@@ -35,5 +35,8 @@ def refuse_old_task_override(argv: list[str]) -> None:
 if __name__ == "__main__":
     import sys
 
+    from vid3d.config_errors import install
+
     refuse_old_task_override(sys.argv[1:])
+    install()  # a mistyped group, option or key: one line with "did you mean", exit 2
     main()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
+# when the entry point started (they import this module first): vid3d.errors.remove_unused_run_dir only
+# removes a run folder written after it
+STARTED_AT = time.time()
 
 
 def _run_dir(default: str) -> str:

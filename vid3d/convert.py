@@ -58,7 +58,7 @@ def convert(kind: str, src: str | Path, dst: str | Path, overrides: list[str] = 
     from vid3d.errors import InputError
     from vid3d.models.checkpoint import save_checkpoint_file
     from vid3d.models.published.release import converted_checkpoint, load_released, released_state
-    from vid3d.models.schema import build_model
+    from vid3d.models.schema import build_model, stored_model_config
 
     src, dst = Path(src), Path(dst)
     if dst.exists() and dst.resolve() == src.resolve():
@@ -66,8 +66,12 @@ def convert(kind: str, src: str | Path, dst: str | Path, overrides: list[str] = 
     released = load_released(src)
     name = default_model(kind, released)
     chosen = next((o.split("=", 1)[1] for o in overrides if o.startswith("model=")), name)
-    model_config = compose_model_config(name, list(overrides))
-    model = build_model(model_config, where=f"model={chosen}")
+    composed = compose_model_config(name, list(overrides))
+    # the checkpoint stores which registered backbone it needs, never where its files come from (the
+    # user's model.backbone.source / SVD_PATH here, pretrained.source when it is evaluated)
+    model_config = stored_model_config(composed)
+    user = {k: composed.get("backbone", {}).get(k) for k in ("source", "revision", "local_files_only")}
+    model = build_model(model_config, where=f"model={chosen}", pretrained=user)
     state = released_state(kind, released, model, str(src))
     size, frames = TRAIN_SIZE.get(chosen, (None, None))
     extra = {"converted_from": src.name, "published_model": kind}

@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Iterator
 
-__all__ = ["InputError", "user_errors"]
+__all__ = ["InputError", "remove_unused_run_dir", "user_errors"]
 
 
 class InputError(ValueError):
@@ -24,7 +24,9 @@ def user_errors() -> Iterator[None]:
     """In an entry point: a user's wrong input (``vid3d.errors.InputError``: a refused checkpoint, a bad
     trajectory or image file), a missing file or a busy shard is one line on stderr and exit code 2, not a
     traceback (``HYDRA_FULL_ERROR=1`` shows the traceback). Hydra wraps errors raised while it builds a
-    config node (``InstantiationException``); the user error inside is what is printed."""
+    config node (``InstantiationException``); the user error inside is what is printed. The run folder
+    Hydra created for this job is removed when it holds nothing but Hydra's own files
+    (``remove_unused_run_dir``): a refused start leaves nothing behind."""
     from hydra.errors import InstantiationException
 
     try:
@@ -38,4 +40,31 @@ def user_errors() -> Iterator[None]:
         if not isinstance(cause, known) or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         print(f"error: {cause}", file=sys.stderr)
+        remove_unused_run_dir()
         raise SystemExit(2) from None
+
+
+def remove_unused_run_dir() -> bool:
+    """Remove this Hydra job's output folder if it holds only what Hydra wrote when the job started
+    (``.hydra/`` and the job's ``.log``), written by this process (not older than ``vid3d.config``'s
+    import): a folder with anything else in it, the working directory, or a folder from an earlier run
+    is kept. Returns whether it was removed."""
+    import shutil
+    from pathlib import Path
+
+    from hydra.core.hydra_config import HydraConfig
+
+    config = sys.modules.get("vid3d.config")
+    if config is None or not HydraConfig.initialized():
+        return False
+    out = Path(HydraConfig.get().runtime.output_dir).absolute()
+    try:
+        names = {p.name for p in out.iterdir()}
+        fresh = (out / ".hydra" / "config.yaml").stat().st_mtime >= config.STARTED_AT - 1.0
+    except OSError:
+        return False
+    own = names <= {".hydra", f"{HydraConfig.get().job.name}.log"}
+    if not (own and fresh) or out == Path.cwd().absolute():
+        return False
+    shutil.rmtree(out, ignore_errors=True)
+    return not out.exists()

@@ -3,6 +3,8 @@
 # experiments/tiny_backbone/run.sh under the freeze policy (camera encoder + epipolar + temporal layers
 # train; the rest is the frozen "pretrained" backbone), as the paper does on SVD.
 #   BACKBONE=outputs/experiments/tiny_backbone/pipe experiments/cpu_camera_control/finetune.sh [overrides]
+# Its checkpoints name no registered backbone (the backbone is your folder): sample/eval them with
+# pretrained.source=$BACKBONE, or SVD_PATH=$BACKBONE in the environment.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-.venv/bin/python}

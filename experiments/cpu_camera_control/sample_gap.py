@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--guidance", type=float, default=1.0, help="constant CFG scale (1: no guidance)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sigma-max", type=float, default=700.0, help="first sigma of the schedule (SVD: 700)")
+    p.add_argument("--sigma-min", type=float, default=0.002,
+                   help="last sigma before the final step to 0 (EDM: 0.002); the output is D(x; sigma_min)")
     p.add_argument("--pin-first", action="store_true",
                    help="pin frame 0 to the conditioning image by replacement (VideoSampler known_frames)")
     p.add_argument("--out", type=Path, default=None)
@@ -64,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     cameras = {"own": c2w, "another": c2w[shift], "static": c2w[:, :1].expand_as(c2w).clone()}
     intrinsics = {"own": K_px, "another": K_px[shift], "static": K_px}
     sampler = VideoSampler(
-        num_steps=a.steps, sigma_max=a.sigma_max, guidance_min=a.guidance, guidance_max=a.guidance
+        num_steps=a.steps, sigma_min=a.sigma_min, sigma_max=a.sigma_max,
+        guidance_min=a.guidance, guidance_max=a.guidance,
     )
     known = {0: frames[:, 0]} if a.pin_first else None
     videos = {}
@@ -76,12 +79,23 @@ def main(argv: list[str] | None = None) -> int:
     err["copy frame 0"] = (frames[:, :1].expand_as(frames)[:, 1:] - gt).pow(2).flatten(1).mean(1)
     size = f"{frames.shape[-2]}x{frames.shape[-1]}"
     print(f"{n} test clips, {frames.shape[1]} frames at {size}, {a.steps} Euler steps from sigma "
-          f"{a.sigma_max:g}, guidance {a.guidance:g}{', frame 0 pinned' if a.pin_first else ''}; "
+          f"{a.sigma_max:g} to {a.sigma_min:g}, guidance {a.guidance:g}"
+          f"{', frame 0 pinned' if a.pin_first else ''}; "
           "frames 1..F-1 against the ground truth")
     print(f"{'cameras':<14} {'MSE':>8} {'PSNR (dB)':>10}   per clip MSE")
     for k, e in err.items():
         psnr = 10 * math.log10(4.0 / float(e.mean()))  # [-1, 1] range: peak-to-peak 2
         print(f"{k:<14} {float(e.mean()):8.4f} {psnr:10.2f}   " + " ".join(f"{x:.3f}" for x in e.tolist()))
+    # per frame: where along the video do samples leave the truth (the late frames "dissolve")?
+    per_frame = {v: (videos[v][:, 1:] - gt).pow(2).flatten(2).mean(2).mean(0) for v in VARIANTS}
+    per_frame["copy frame 0"] = (frames[:, :1] - gt).pow(2).flatten(2).mean(2).mean(0)
+    print("MSE per frame (mean over clips), frames 1.." + str(gt.shape[1]))
+    for k, e in per_frame.items():
+        print(f"{k:<14} " + " ".join(f"{x:.4f}" for x in e.tolist()))
+    wins_copy = int((err["copy frame 0"] > err["own"]).sum())
+    last_own, last_copy = float(per_frame["own"][-1]), float(per_frame["copy frame 0"][-1])
+    print(f"own cameras closer than copying frame 0: {wins_copy}/{n} clips; "
+          f"last frame MSE own {last_own:.4f} vs copy frame 0 {last_copy:.4f}")
     own = err["own"]
     for v in ("another", "static"):
         ratio = float(err[v].mean() / own.mean())

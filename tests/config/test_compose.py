@@ -163,3 +163,15 @@ def test_every_experiment_composes_with_every_data_option(experiment, data):
     interval = cfg.data.get("interval")
     if interval is not None and "_target_" in interval:
         assert instantiate(interval) is not None
+
+
+def test_every_trajectory_preset_in_code_has_its_config_file():
+    """``trajectory=<preset>`` works for every name ``make_trajectory`` accepts, and the file builds it."""
+    from vid3d.sampling.trajectories import PRESETS, make_trajectory
+
+    assert set(PRESETS) <= set(options("trajectory")), sorted(set(PRESETS) - set(options("trajectory")))
+    for name in PRESETS:
+        c = compose_cfg("sample", ["ckpt=x", f"trajectory={name}"])
+        assert c.trajectory.name == name
+        expected = make_trajectory(name, c.data.num_frames, amplitude=c.trajectory.amplitude)
+        assert (instantiate(c.trajectory).c2w == expected.c2w).all()

@@ -47,8 +47,15 @@ def _K(h=48, w=64, f=None):
     return np.array([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1.0]])
 
 
-def test_checkpoint_is_required_and_named():
-    with pytest.raises(ValueError, match=r"pose\.checkpoint"):
+def test_no_checkpoint_means_the_released_model_and_offline_one_line(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    from vid3d.weights import WeightsUnavailable
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    repo = "naver/DUSt3R_ViTLarge_BaseDecoder_512_dpt"
+    with pytest.raises(WeightsUnavailable, match=rf"pose\.checkpoint={repo}: .*hf download {repo}"):
         Dust3rPoseEstimator()
     with pytest.raises(ValueError, match="image_size"):
         Dust3rPoseEstimator(checkpoint="x.pth", image_size=64)
@@ -262,7 +269,8 @@ def test_released_configuration_has_the_released_size():
 
 def test_hub_id_loads_from_the_local_cache_only(tmp_path, monkeypatch):
     """pose.checkpoint=<owner>/<name> reads the snapshot in the local Hugging Face cache (the cache's
-    layout: models--owner--name/{refs/main, snapshots/<commit>/model.safetensors}); never downloads."""
+    layout: models--owner--name/{refs/main, snapshots/<commit>/model.safetensors}) without going online;
+    offline, a hub id not in the cache is one line naming the repository and the fetch command."""
     import huggingface_hub.constants
     from safetensors.torch import save_file
 
@@ -280,5 +288,8 @@ def test_hub_id_loads_from_the_local_cache_only(tmp_path, monkeypatch):
     est = Dust3rPoseEstimator(checkpoint="someone/tiny-dust3r", model_config=TINY_CONFIG, image_size=224)
     for k, v in est.model.state_dict().items():
         assert torch.equal(v, sd[k]), k
-    with pytest.raises(FileNotFoundError, match="local Hugging Face cache"):
+    from vid3d.weights import WeightsUnavailable
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(WeightsUnavailable, match=r"pose\.checkpoint=someone/not-cached: .*hf download some"):
         Dust3rPoseEstimator(checkpoint="someone/not-cached", model_config=TINY_CONFIG, image_size=224)

@@ -83,13 +83,18 @@ def test_shape_mismatch_is_an_error():
 
 
 def test_lpips_refused_without_weights(tmp_path, monkeypatch):
+    from vid3d.weights import WeightsUnavailable
+
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
-    with pytest.raises(LpipsUnavailable, match="alexnet-owt-7be5be79.pth"):
-        build_lpips("alex")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # not cached and offline: the evaluation stops with the file, the cache and the fetch command
+    with pytest.raises(WeightsUnavailable, match=r"metrics\.lpips\.net=alex: alexnet-owt-7be5be79\.pth .*"
+                       r"empty_torch_home.*python -m vid3d\.weights fetch lpips_alex"):
+        ImageMetrics("alex")
     with pytest.raises(LpipsUnavailable, match=r"metrics\.lpips\.backbone_weights=.*does not exist"):
         build_lpips("vgg", str(tmp_path / "missing.pth"))
-    m = ImageMetrics("alex")
-    assert not m.lpips_available and "alexnet" in m.lpips_unavailable
+    m = ImageMetrics("alex", str(tmp_path / "missing.pth"))
+    assert not m.lpips_available and "missing.pth" in m.lpips_unavailable
     pred, gt = images(0)
     out = m(pred, gt)
     assert out["lpips"] is None and len(out["psnr"]) == 2

@@ -79,10 +79,14 @@ def test_geometric_needs_depth():
 
 
 # ---------------------------------------------------------------------------------------------- RoMa
-def test_roma_refuses_without_weights_naming_config_keys():
-    with pytest.raises(RomaWeightsMissing, match=r"overlap\.roma\.weights.*overlap\.roma\.dinov2_weights"):
+def test_roma_without_weights_offline_names_the_files_and_the_fetch_command(tmp_path, monkeypatch):
+    from vid3d.weights import WeightsUnavailable
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(WeightsUnavailable, match=r"overlap\.roma\.weights: roma_outdoor\.pth .*fetch roma_"):
         RomaOverlap()
-    with pytest.raises(RomaWeightsMissing, match=r"overlap\.roma\.dinov2_weights"):
+    with pytest.raises(WeightsUnavailable, match=r"overlap\.roma\.dinov2_weights: dinov2_vitl14_pretrain"):
         RomaOverlap(weights=__file__)
 
 

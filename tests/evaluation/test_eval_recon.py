@@ -131,29 +131,108 @@ def test_eval_benchmark_recon_reference_rows(root, tmp_path, monkeypatch):
     assert again["results"]["all_gt + 3dgs"]["metrics"]["psnr"]["mean"] == ceiling
 
 
-def test_protocol_sparse2_eval12_preset(root, tmp_path, monkeypatch):
+def _targets_by_hand(gap: int, k: int) -> list[int]:
+    """round(i * gap / (k + 1)) for i = 1..k, with round-half-to-even spelled out (no linspace)."""
+    out = []
+    for i in range(1, k + 1):
+        num, den = i * gap, k + 1
+        q, r = divmod(num, den)
+        out.append(q + (1 if 2 * r > den or (2 * r == den and q % 2) else 0))
+    return out
+
+
+def test_preset_gaps_leave_room_for_six_generated_views():
+    """Every gap of the preset has >= 6 non-target frames between its context views (computed here from the
+    target rule); gap 18, the preset's old first gap, has 5 — the reason it starts at 19."""
+    from vid3d.tasks.sparse_benchmark import free_views
+
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("eval", overrides=["protocol=sparse2_eval12"])
+    assert cfg.benchmark.generated_views == 6 and cfg.overlap.num_targets == 12
+    assert (cfg.overlap.height, cfg.overlap.width) == (256, 256)
+    assert cfg.overlap.estimator == "roma" and list(cfg.protocol.buckets) == ["small", "large"]
+    assert cfg.benchmark.init == "triangulated"
+    for gap in cfg.overlap.gaps:
+        targets = _targets_by_hand(gap, 12)
+        free = [t for t in range(1, gap) if t not in targets]
+        assert len(free) >= 6, gap
+        assert free_views({"context": [0, gap], "target": targets}) == len(free)
+    assert len([t for t in range(1, 18) if t not in _targets_by_hand(18, 12)]) == 5
+
+
+@pytest.mark.parametrize("count", [1, 2, 5, 6])
+def test_path_views_gives_exactly_the_count_or_refuses(count):
+    from types import SimpleNamespace
+
+    from vid3d.evaluation.recon_methods import path_views
+
+    for n in range(count, 40):
+        sel = path_views(SimpleNamespace(info={"path": {"indices": np.arange(n)}}, pair_id="p"), count)
+        assert len(set(sel.tolist())) == count and sel.min() >= 0 and sel.max() <= n - 1
+        if count > 1:
+            assert sel[0] == 0 and sel[-1] == n - 1
+    with pytest.raises(ValueError, match="5 non-target frames between the context views, 6 generated"):
+        path_views(SimpleNamespace(info={"path": {"indices": np.arange(5)}}, pair_id="p"), 6)
+
+
+def test_protocol_sparse2_eval12_preset(tmp_path, monkeypatch):
     """2 GT training views (the context) and 12 evaluation views per scene, chosen by a fixed rule that the
-    results' protocol block records."""
+    results' protocol block records; the small and the large bucket each in its own folder and one merged
+    table. Clips slide 1 px per frame over a plane 48 px wide: gap 19 overlaps 29/48 = 0.60 (large), gap 36
+    12/48 = 0.25 (small). The test's own changes (size, geometric overlap) are listed as departures."""
     from vid3d.tasks.evaluate import evaluate
 
+    root = tmp_path / "data"
+    for k in range(2):
+        smooth_plane_clip(root, f"plane_{k}", k, n=40, step=1)
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("eval", overrides=[
             "protocol=sparse2_eval12", "data=re10k", f"data.root={root}", f"data.height={H}",
             f"data.width={W}", f"paths.run_dir={tmp_path / 'run'}", f"overlap.cache_dir={tmp_path / 'cache'}",
-            "overlap.gaps=[15]", "metrics.lpips.net=null", "benchmark.num_gaussians=300",
-            "benchmark.steps=20",
+            "overlap.estimator=geometric", "overlap.gaps=[19,36]", "metrics.lpips.net=null",
+            "benchmark.num_gaussians=300", "benchmark.steps=20",
         ])
-    assert cfg.overlap.num_targets == 12 and cfg.benchmark._target_.endswith("ReconBenchmark")
     out = evaluate(cfg)
-    assert out["results"]["context_only + 3dgs"]["n"] == 2  # one pair (0, 15) per clip
-    proto = json.loads((tmp_path / "run" / "results.json").read_text())["protocol"]
-    assert proto["preset"]["name"] == "sparse2_eval12" and proto["preset"]["eval_views"] == 12
-    assert proto["overlap_index"]["pair_source"]["num_targets"] == 12
-    lines = (tmp_path / "run" / "records.shard0of1.jsonl").read_text().splitlines()
-    (rec,) = [json.loads(x) for x in lines if '"context_only + 3dgs"' in x and "plane_a" in x]
-    assert rec["target"] == [1, 2, 3, 5, 6, 7, 8, 9, 10, 12, 13, 14]  # round(linspace(0, 15, 14))[1:-1]
+    assert set(out["results"]) == {"small", "large"}
+    for bucket in ("small", "large"):
+        assert out["results"][bucket]["context_only + 3dgs"]["n"] == 2  # one pair per clip
+        proto = json.loads((tmp_path / "run" / bucket / "results.json").read_text())["protocol"]
+        assert proto["bucket"]["name"] == bucket
+        assert proto["preset"]["name"] == "sparse2_eval12" and proto["preset"]["eval_views"] == 12
+        assert proto["overlap_index"]["pair_source"]["num_targets"] == 12
+        rec = proto["reconstruction"]
+        assert rec["generated_views"] == 6 and rec["init"] == "triangulated"
+        assert proto["pair_rule"]["left_out"]["pairs"] == 0
+        assert any(d.startswith("overlap.estimator: geometric") for d in proto["differs_from_preset"])
+        assert any(d.startswith("height x width: [32, 48]") for d in proto["differs_from_preset"])
+    lines = (tmp_path / "run" / "large" / "records.shard0of1.jsonl").read_text().splitlines()
+    (rec,) = [json.loads(x) for x in lines if '"context_only + 3dgs"' in x and "plane_0" in x]
+    assert rec["context"] == [0, 19] and rec["target"] == _targets_by_hand(19, 12)
+    merged = (tmp_path / "run" / "sparse_report.md").read_text()
+    assert "small: n" in merged and "large: n" in merged
+
+
+def test_sparse2_eval12_without_roma_weights_is_one_line(tmp_path, capsys):
+    """The preset's RoMa overlap with no weights (and no precomputed index): one line naming the keys, before
+    any model is loaded."""
+    from vid3d.errors import user_errors
+    from vid3d.tasks.evaluate import evaluate
+
+    root = tmp_path / "data"
+    smooth_plane_clip(root, "plane_0", 0, n=20, step=1)
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("eval", overrides=[
+            "protocol=sparse2_eval12", "data=re10k", f"data.root={root}", f"paths.run_dir={tmp_path / 'run'}",
+            f"overlap.cache_dir={tmp_path / 'cache'}", f"ckpt={tmp_path / 'never_read.safetensors'}",
+        ])
+    with pytest.raises(SystemExit) as e, user_errors():
+        evaluate(cfg)
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "overlap.roma.weights=" in err and "overlap.roma.dinov2_weights=" in err
 
 
 @pytest.mark.slow

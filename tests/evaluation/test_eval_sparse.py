@@ -394,6 +394,7 @@ def test_multirun_with_trained_model_and_report(tmp_path):
             "overlap=small,large",
             f"ckpt={ckpt}",
             "sampler.num_steps=2",
+            "metrics.lpips.net=null",  # no AlexNet weights here (offline: eval.py would stop for them)
             f"hydra.sweep.dir={sweep}",
             *small,
         ],

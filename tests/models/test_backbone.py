@@ -124,7 +124,11 @@ def test_missing_component_names_the_path(tmp_path) -> None:
 
 
 def test_uncached_hub_id_fails_without_network(monkeypatch, tmp_path) -> None:
+    from huggingface_hub import constants
+
+    from vid3d.weights import WeightsUnavailable
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    with pytest.raises(FileNotFoundError, match="vid3d-test/not-a-model"):
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    with pytest.raises(WeightsUnavailable, match="vid3d-test/not-a-model.*HF_HUB_OFFLINE=1.*hf download"):
         load_svd_backbone("vid3d-test/not-a-model")

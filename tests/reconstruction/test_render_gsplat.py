@@ -38,7 +38,7 @@ def test_gsplat_and_torch_renderers_agree_on_image_and_gradients():
     from vid3d.reconstruction.render_gsplat import render as render_gsplat
     from vid3d.reconstruction.render_torch import render as render_torch
 
-    K = torch.tensor([[60.0, 0, 32], [0, 60.0, 24], [0, 0, 1]], device="cuda")
+    K = torch.tensor([[60.0, 0, 21.5], [0, 60.0, 30.2], [0, 0, 1]], device="cuda")  # off-centre (32, 24)
     c2w = torch.eye(4, device="cuda")
     outs, grads = [], []
     for render in (render_torch, render_gsplat):
@@ -49,7 +49,7 @@ def test_gsplat_and_torch_renderers_agree_on_image_and_gradients():
         img.square().sum().backward()
         outs.append(img.detach())
         grads.append(torch.cat([t.grad.flatten() for t in g.tensors().values()]))
-    # CUDA rasterisers stop a pixel once its transmittance is below 1e-4: differences of that order
-    assert (outs[0] - outs[1]).abs().max() < 5e-3
+    # same clamp and early stop as gsplat: float32 round-off only
+    assert (outs[0] - outs[1]).abs().max() < 1e-4
     cos = torch.nn.functional.cosine_similarity(grads[0], grads[1], dim=0)
     assert cos > 0.99

@@ -124,12 +124,15 @@ def test_sample_task_stops_in_one_line_before_loading_the_checkpoint(tmp_path, c
 def test_sample_cli_with_a_video_as_image_is_one_line(tmp_path):
     video = tmp_path / "clip.mp4"
     iio.imwrite(video, np.zeros((4, 32, 48, 3), np.uint8), fps=8)
-    (tmp_path / "x.ckpt").write_bytes(b"")  # exists: the image is the next input checked, before the load
+    # a real checkpoint (the committed CPU model, trained at 32x48): the image is the next input checked
+    ckpt = ROOT / "assets" / "cpu_camera_control" / "epipolar_32x48_hx3big.safetensors"
     proc = subprocess.run(
         [
             sys.executable,
             "sample.py",
-            f"ckpt={tmp_path / 'x.ckpt'}",
+            f"ckpt={ckpt}",
+            "data.height=32",
+            "data.width=48",
             f"image={video}",
             "trajectory=zoom_in",
             f"paths.output_dir={tmp_path / 'out'}",
@@ -142,3 +145,59 @@ def test_sample_cli_with_a_video_as_image_is_one_line(tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "clip.mp4 holds 4 frames" in lines[0], proc.stderr[-2000:]
+
+
+def _cami2v_style_file(path: Path, angles_deg: np.ndarray) -> Path:
+    """A pose file laid out as CamI2V's ``demo/camera_pose_files/look left.txt``: URL placeholder, the
+    dummy timestamp 114514 on every line, K_norm 0.5, and w2c rotations with det -1 (its first line is
+    diag(-1, 1, 1)): R_i = [[-cos a, 0, sin a], [0, 1, 0], [sin a, 0, cos a]], zero translation."""
+    lines = ["https://xxx"]
+    for a in np.radians(angles_deg):
+        c, s = np.cos(a), np.sin(a)
+        R = [[-c, 0.0, s], [0.0, 1.0, 0.0], [s, 0.0, c]]
+        nums = [v for row in R for v in (*row, 0.0)]
+        lines.append("114514 0.5 0.5 0.5 0.5 0.0 0.0 " + " ".join(f"{v:.9g}" for v in nums))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_cami2v_pose_file_is_read_with_one_warning_and_turns_left(tmp_path, caplog):
+    angles = np.linspace(0.0, 90.0, 16)
+    path = _cami2v_style_file(tmp_path / "look left.txt", angles)
+    with caplog.at_level("WARNING", logger="vid3d"):
+        traj = load_trajectory_file(path, num_frames=16)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "114514" in warnings[0] and "placeholder" in warnings[0], warnings
+    assert "det -1" in warnings[0] and str(path) in warnings[0]
+    # independent expectation: relative c2w_i = R_0 R_i^T (zero translations), computed here by hand:
+    # a rotation about the camera's y axis by -a, so the forward axis (third column) is (-sin a, 0, cos a):
+    # the camera looks left, as pan_left does
+    a = np.radians(angles)
+    forward = traj.c2w[:, :3, 2]
+    np.testing.assert_allclose(forward, np.stack([-np.sin(a), 0 * a, np.cos(a)], -1), atol=1e-6)
+    np.testing.assert_allclose(np.linalg.det(traj.c2w[:, :3, :3]), 1.0, atol=1e-6)
+    np.testing.assert_allclose(traj.c2w[:, :3, 3], 0.0, atol=1e-9)
+    from vid3d.sampling.trajectories import make_trajectory
+
+    pan = make_trajectory("pan_left", 16, amplitude=90.0)
+    np.testing.assert_allclose(traj.c2w, pan.c2w, atol=1e-6)
+    np.testing.assert_allclose(traj.K_norm[0][:2, :], [[0.5, 0, 0.5], [0, 0.5, 0.5]])
+
+
+def test_repeats_and_reflections_stay_errors_where_they_are_not_a_pattern(tmp_path):
+    from vid3d.data.formats.re10k import CameraFileError, read_camera_file
+
+    path = _cami2v_style_file(tmp_path / "p.txt", np.linspace(0.0, 30.0, 4))
+    with pytest.raises(CameraFileError, match=r"p\.txt:2: rotation has det -1 < 0"):
+        read_camera_file(path)  # a clip's (dataset) camera file: neither liberty is taken there
+    text = path.read_text().splitlines()
+    text[3] = text[3].replace("114514", "7", 1)  # one line differs: a real repeat, not a placeholder
+    path.write_text("\n".join(text) + "\n")
+    with pytest.raises(CameraFileError, match=r"p\.txt:3: timestamp 114514 repeats line 2"):
+        load_trajectory_file(path)
+    mixed = _cami2v_style_file(tmp_path / "m.txt", np.linspace(0.0, 30.0, 3))
+    lines = mixed.read_text().splitlines()
+    lines[2] = "114514 0.5 0.5 0.5 0.5 0 0 1 0 0 0 0 1 0 0 0 0 1 0"  # det +1 among det -1 lines
+    mixed.write_text("\n".join(lines) + "\n")
+    with pytest.raises(CameraFileError, match=r"m\.txt:3: rotation has det 1 while line 2's has -1"):
+        load_trajectory_file(mixed)

@@ -59,15 +59,17 @@ def test_evaluate_without_a_benchmark_says_how_to_choose_one():
         evaluate(cfg)
 
 
-def test_overlap_estimator_is_built_from_its_target():
+def test_overlap_estimator_is_built_from_its_target(tmp_path, monkeypatch):
     from vid3d.evaluation.overlap.geometric import GeometricOverlap
-    from vid3d.evaluation.overlap.roma import RomaWeightsMissing
     from vid3d.tasks.sparse_benchmark import _estimator
+    from vid3d.weights import WeightsUnavailable
 
     est = _estimator(_eval_cfg(["overlap=small", "overlap.geometric.rel_tol=0.02"]))
     assert isinstance(est, GeometricOverlap) and est.rel_tol == 0.02
-    # RoMa's class is reached (and its own one-line error about the missing local weights, unwrapped)
-    with pytest.raises(RomaWeightsMissing, match="overlap.roma.weights"):
+    # RoMa's class is reached (and its own one-line error about the missing weights, unwrapped)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(WeightsUnavailable, match="overlap.roma.weights"):
         _estimator(_eval_cfg(["overlap=small", "overlap.estimator=roma"]))
     cfg = _eval_cfg(["overlap=small", "overlap.estimator=sift"])
     with pytest.raises(ValueError, match="overlap.estimator='sift'"):

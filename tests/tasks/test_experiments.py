@@ -143,8 +143,9 @@ def test_cpu_camera_control_table_runs_at_tiny_size(tmp_path):
 
 @pytest.mark.slow
 def test_toy_shift_writes_its_rows_and_camera_effect_image(tmp_path):
-    """The positive control `make demo` runs (at 2 steps): gap rows at steps 0 and 2 in toy_shift.json, a
-    PNG of 2 clips x 5 rows (ground truth, two estimates, two error rows) of 4 frames, 8x upscaled."""
+    """The positive control `make demo` runs (at 2 steps): gap rows at steps 0 and 2 in toy_shift.json, and
+    camera_effect.png, a 1300x520 figure (title, two labelled image panels of 2 clips x 5 rows, a per-frame
+    error plot with its legend; layout checked by eye, issue 34)."""
     import json
 
     import imageio.v3 as iio
@@ -159,7 +160,7 @@ def test_toy_shift_writes_its_rows_and_camera_effect_image(tmp_path):
     assert [r["step"] for r in rows] == [0, 2]
     assert rows[0]["camera_gap@5"] == pytest.approx(1.0, abs=1e-9)  # zero-initialised camera path
     img = iio.imread(tmp_path / "camera_effect.png")
-    assert img.shape == (2 * (5 * 32 + 2) * 8, 4 * 48 * 8, 3)
+    assert img.shape[:2] == (520, 1300) and img[..., :3].std() > 10  # a drawn figure, not a blank canvas
 
 
 def test_direction_gap_variants_keep_the_magnitude_and_flip_the_direction():

@@ -27,6 +27,7 @@ KILL_AFTER = 5  # checkpoint interval: the killed run is stopped once it wrote l
 def overrides(root: Path, out: Path, workers: int, data: str = "re10k") -> list[str]:
     return [
         "model=plucker",
+        "model/backbone=tiny",  # real-data layout: train.py would otherwise pick the pretrained SVD
         f"data={data}",
         f"data.root={root}",
         "data.num_frames=4",

@@ -87,3 +87,32 @@ def test_side_by_side_labels_and_frame_numbers():
     assert not np.array_equal(left[0, :, :30], right[0, :, :30])  # different words
     with pytest.raises(ValueError, match="2 labels for 1 videos"):
         side_by_side([gt], labels=["a", "b"])
+
+
+@pytest.mark.parametrize("size_px", [256, 480])
+def test_trajectory_plot_keeps_title_axis_labels_and_legend_inside_the_canvas(size_px):
+    """The training media draw the plot at 256 px: every label must lie inside the image (issue 34)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from vid3d.sampling.trajectories import make_trajectory
+    from vid3d.viz.trajectory_plot import trajectory_figure
+
+    paths = {"trajectory": make_trajectory("orbit_left", 8).c2w, "other": make_trajectory("move_up", 8).c2w}
+    fig = trajectory_figure(paths, title="camera trajectory", size_px=size_px)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    ax = fig.axes[0]
+    parts = {
+        "title": fig._suptitle,
+        "x label": ax.xaxis.label,
+        "y label": ax.yaxis.label,
+        "z label": ax.zaxis.label,
+        "legend": ax.get_legend(),
+    }
+    for name, artist in parts.items():
+        box = artist.get_window_extent(renderer)
+        assert box.width > 0 and artist.get_visible(), name
+        inside = box.x0 >= 0 and box.y0 >= 0 and box.x1 <= size_px and box.y1 <= size_px
+        assert inside, f"{name} at {box} leaves the {size_px} px canvas"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["trajectory", "other"]

@@ -158,6 +158,8 @@ class ClipSamplingDataset(Dataset):
         window_start: "random" (training) or "first" (evaluation: every clip starts at its frame 0).
         holdout: ``{fraction, seed, keep}``: keep only the clips of one side of a validation hold-out of
             this split (vid3d.data.holdout; ``keep="rest"`` for training, ``"held_out"`` for validation).
+        clip_list: a clip-id list file or preset name (vid3d.data.test_lists; ``data.test_list``): keep only
+            the listed clips of this split (listed clips the split lacks are counted in one warning).
         check_frames: "all" (default): the first time a process uses a clip, every frame of it is read
             and checked (readable, decodable, one size, at least ``min_frame_size``), so whether a clip is
             used never depends on which frames were drawn, nor on the process, the loader workers or a
@@ -185,6 +187,7 @@ class ClipSamplingDataset(Dataset):
         check_frames: str = "all",
         min_frame_size: int = 8,
         frames_dtype: str = "float32",
+        clip_list: str | None = None,
     ) -> None:
         if num_frames < 1:
             raise ValueError(f"num_frames must be >= 1, got {num_frames}")
@@ -203,6 +206,11 @@ class ClipSamplingDataset(Dataset):
         self.frames_dtype = frames_dtype
         self._checked: set[int] = set()  # clips whose every frame passed (this process)
         self.holdout = check_holdout(holdout)
+        self.clip_list = None
+        if clip_list is not None and str(clip_list) != "":
+            from .test_lists import resolve_clip_list
+
+            self.clip_list = resolve_clip_list(clip_list)
         self.progress = SharedProgress()
         self.skipped: Counter[str] = Counter()
         self._bad: dict[int, BadClip] = {}
@@ -393,6 +401,7 @@ class Re10kClipDataset(ClipSamplingDataset):
             lambda c: c.clip_id,
             self.holdout,
             str(self.root / split),
+            self.clip_list,
         )
 
     def num_clips(self) -> int:

@@ -45,9 +45,14 @@ def check_holdout(holdout: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 
 def select(items: Sequence[T], clip_id: Callable[[T], str], holdout: Mapping[str, Any] | None,
-           source: str) -> list[T]:
+           source: str, clip_list: tuple[Sequence[str], str] | None = None) -> list[T]:
     """The items on ``holdout["keep"]``'s side (all items when ``holdout`` is None). ``source`` names the
-    split in the error raised when that side is empty."""
+    split in the error raised when that side is empty. ``clip_list``: ``(ids, where they came from)``
+    (``vid3d.data.test_lists.resolve_clip_list``): keep only those clips first."""
+    if clip_list is not None:
+        from .test_lists import keep_listed
+
+        items = keep_listed(items, clip_id, clip_list[0], clip_list[1], source)
     h = check_holdout(holdout)
     if h is None:
         return list(items)

@@ -41,6 +41,8 @@ import scipy.linalg
 import torch
 import torch.nn.functional as F
 
+from vid3d.errors import InputError
+
 __all__ = [
     "FVDWeightsError",
     "NOT_I3D_LABEL",
@@ -66,7 +68,7 @@ FVD_KEY = "fvd"
 _LABEL_ATTR = "vid3d_label"  # set on the tiny extractor; real I3D files do not have it
 
 
-class FVDWeightsError(ValueError):
+class FVDWeightsError(InputError):
     """The I3D weights are missing or unusable: FVD is refused."""
 
 
@@ -189,8 +191,8 @@ def save_tiny_extractor(path: str | Path, dim: int = 16, seed: int = 0) -> Path:
 
 def _missing(path: Any, what: str) -> FVDWeightsError:
     return FVDWeightsError(
-        f"FVD needs the I3D TorchScript weights: set metrics.fvd.i3d=/path/to/i3d_torchscript.pt ({what}). "
-        "Nothing is downloaded, and FVD is never computed with random weights."
+        f"FVD needs the I3D TorchScript weights: set metrics.fvd.i3d=auto (downloaded once) or "
+        f"metrics.fvd.i3d=/path/to/i3d_torchscript.pt ({what}); FVD is never computed with random weights."
     )
 
 
@@ -203,6 +205,10 @@ def load_i3d(
     Raises ``FVDWeightsError`` when ``path`` is unset, missing, or not a TorchScript file."""
     if path in (None, ""):
         raise _missing(path, "metrics.fvd.i3d is not set")
+    if str(path) == "auto":  # the registered file (StyleGAN-V's I3D TorchScript), fetched once
+        from vid3d.weights import fetch_url, get
+
+        path = fetch_url(get("i3d"), what="metrics.fvd.i3d=auto")
     p = Path(path).expanduser()
     if not p.is_file():
         raise _missing(path, f"{p}: no such file")

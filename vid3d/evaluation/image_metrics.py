@@ -11,8 +11,9 @@ Images are (N, H, W, 3) uint8 RGB, compared frame by frame at the same size; val
 - LPIPS (v0.1, linear heads shipped in the ``lpips`` wheel) with an AlexNet (``alex``) or VGG16 (``vgg``)
   ImageNet backbone, inputs in [-1, 1]. The backbone weights are read from a local file
   (``metrics.lpips.backbone_weights``) or torch hub's cache
-  (``$TORCH_HOME/hub/checkpoints/alexnet-owt-7be5be79.pth`` / ``vgg16-397923af.pth``); never
-  downloaded. Without them LPIPS is *unavailable* (reported as such, never computed with random weights).
+  (``$TORCH_HOME/hub/checkpoints/alexnet-owt-7be5be79.pth`` / ``vgg16-397923af.pth``), where they are
+  downloaded on first use (``vid3d.weights``: hash-checked; offline, one line says how to fetch them and the
+  evaluation stops). LPIPS is never computed with random weights; ``metrics.lpips.net=null`` turns it off.
 """
 
 from __future__ import annotations
@@ -80,9 +81,11 @@ def ssim(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
 
 
 def find_backbone_weights(net: str, path: str | None = None) -> Path:
-    """The local ImageNet backbone file for LPIPS ``net``: ``path`` if given, else torch hub's cache.
+    """The local ImageNet backbone file for LPIPS ``net``: ``path`` if given, else torch hub's cache
+    (downloaded there on first use).
 
-    Raises LpipsUnavailable naming where it looked.
+    Raises LpipsUnavailable for a given path that does not exist; ``vid3d.weights.WeightsUnavailable`` (one
+    line with the fetch command) when the cached file is missing and cannot be downloaded.
     """
     if net not in BACKBONE_FILES:
         raise ValueError(f"metrics.lpips.net must be one of {sorted(BACKBONE_FILES)}, got {net!r}")
@@ -91,13 +94,9 @@ def find_backbone_weights(net: str, path: str | None = None) -> Path:
         if not p.is_file():
             raise LpipsUnavailable(f"metrics.lpips.backbone_weights={p}: file does not exist")
         return p
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / BACKBONE_FILES[net]
-    if not cached.is_file():
-        raise LpipsUnavailable(
-            f"LPIPS ({net}) needs torchvision's ImageNet weights {BACKBONE_FILES[net]}: not in the torch hub "
-            f"cache ({cached}) and metrics.lpips.backbone_weights is not set; nothing is downloaded"
-        )
-    return cached
+    from vid3d.weights import fetch_url, get
+
+    return fetch_url(get(f"lpips_{net}"), what=f"metrics.lpips.net={net}")
 
 
 def build_lpips(net: str = "alex", backbone_weights: str | None = None) -> torch.nn.Module:

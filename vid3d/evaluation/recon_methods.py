@@ -15,6 +15,7 @@ The targets are never fitted on. Poses are made relative to the first context vi
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,7 +32,10 @@ class ReconSettings:
     """num_gaussians initialised in the fitted views' frustums between near and far (scene units; None:
     from the pair's depth range, 0.8 x min to 1.1 x max, when the dataset has depth); steps, lr_scale,
     ssim_weight, renderer: ``FitConfig``; generated_views: how many in-between cameras the model generates
-    at (evenly spaced over the pair's non-target frames); seed of the initialisation and view order."""
+    at (evenly spaced over the pair's non-target frames; a pair with fewer is refused); seed of the
+    initialisation and view order; init: "random", "triangulated" (``fit_frames``: points from the two
+    context views' matches) or "dust3r" (``dust3r_points``: DUSt3R's pointmap of the two context views,
+    confidence > dust3r_min_conf, scaled to the known cameras; needs dust3r_checkpoint)."""
 
     num_gaussians: int = 2000
     steps: int = 300
@@ -43,6 +47,20 @@ class ReconSettings:
     generated_views: int = 6
     seed: int = 0
     threads: int | None = 1
+    init: str = "random"
+    dust3r_checkpoint: str | None = None
+    dust3r_min_conf: float = 3.0
+
+    def __post_init__(self) -> None:
+        from vid3d.errors import InputError
+        from vid3d.reconstruction.fit import INITS
+
+        if self.init not in INITS:
+            raise InputError(f"benchmark.init={self.init!r}: must be one of {', '.join(INITS)}")
+        if self.init == "dust3r" and not self.dust3r_checkpoint:
+            raise InputError("benchmark.init=dust3r needs the DUSt3R weights: benchmark.dust3r_checkpoint="
+                             "/path/to/DUSt3R_ViTLarge_BaseDecoder_512_dpt.pth (or DUST3R_CHECKPOINT); "
+                             "nothing is downloaded")
 
 
 def near_far(pair: SparsePair, s: ReconSettings) -> tuple[float, float]:
@@ -59,32 +77,80 @@ def near_far(pair: SparsePair, s: ReconSettings) -> tuple[float, float]:
 
 def reconstruct_targets(
     frames: np.ndarray, K_px: np.ndarray, c2w: np.ndarray, target_K: np.ndarray, target_c2w: np.ndarray,
-    near: float, far: float, s: ReconSettings,
+    near: float, far: float, s: ReconSettings, pair: tuple[int, int] = (0, 1),
 ) -> np.ndarray:
     """Fit Gaussians to ``frames`` (V, H, W, 3) uint8 at (K_px (V, 3, 3), c2w (V, 4, 4) OpenCV c2w) and
-    render the targets (target_K (T, 3, 3), target_c2w (T, 4, 4), same world) -> (T, H, W, 3) uint8."""
+    render the targets (target_K (T, 3, 3), target_c2w (T, 4, 4), same world) -> (T, H, W, 3) uint8.
+    ``pair``: the indices of the two context views among ``frames`` (for ``init="triangulated"``)."""
     cfg = FitConfig(steps=s.steps, lr_scale=s.lr_scale, ssim_weight=s.ssim_weight, renderer=s.renderer,
                     seed=s.seed)
-    g = fit_frames(frames, K_px, c2w, near, far, s.num_gaussians, cfg, s.threads)
+    points = None
+    if s.init == "dust3r":
+        i, j = pair
+        points = dust3r_points(_dust3r(s.dust3r_checkpoint), frames[i], frames[j], K_px[i], c2w[i], K_px[j],
+                               c2w[j], s.dust3r_min_conf)
+    g = fit_frames(frames, K_px, c2w, near, far, s.num_gaussians, cfg, s.threads, init=s.init, pair=pair,
+                   init_points=points)
     return render_frames(g, target_K, target_c2w, frames.shape[1], frames.shape[2], s.renderer)
 
 
-def _fit_and_render(pair: SparsePair, frames, K_px, c2w, s: ReconSettings) -> np.ndarray:
-    """Fit on the given views (c2w in the pair's world), render the pair's targets; poses relative to the
-    first context view."""
+@functools.lru_cache(maxsize=1)
+def _dust3r(checkpoint: str):
+    from vid3d.evaluation.pose.dust3r import Dust3rPoseEstimator
+
+    return Dust3rPoseEstimator(checkpoint=checkpoint)
+
+
+def dust3r_points(
+    estimator, img1: np.ndarray, img2: np.ndarray, K1: np.ndarray, c2w1: np.ndarray, K2: np.ndarray,
+    c2w2: np.ndarray, min_conf: float = 3.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """World points (M, 3) and colours (M, 3) in [0, 1] of view 1's pixels from DUSt3R's pointmaps of the pair
+    (img1, img2 (H, W, 3) uint8 with known K_px and OpenCV c2w): the network's pts3d (view 1) and
+    pts3d_in_other_view (view 2), both in camera 1's frame up to scale, on DUSt3R's resized grid (pixel
+    centres mapped back through ``preprocess_frames``' affine map); pixels with confidence > ``min_conf``;
+    scale and placement by ``points_from_pointmaps``."""
+    from vid3d.evaluation.pose.dust3r import preprocess_frames
+    from vid3d.reconstruction.triangulate import points_from_pointmaps
+
+    imgs, A = preprocess_frames(np.stack([img1, img2]), estimator.image_size)
+    out = estimator._pairwise(imgs)
+    k = out["view1"]["idx"].index(0)  # the pair (0, 1): view 1 first
+    Y1, c1 = out["pred1"]["pts3d"][k].double().numpy(), out["pred1"]["conf"][k].double().numpy()
+    Y2, c2 = out["pred2"]["pts3d_in_other_view"][k].double().numpy(), out["pred2"]["conf"][k].double().numpy()
+    h, w = Y1.shape[:2]
+    v, u = np.mgrid[0:h, 0:w] + 0.5
+    grid = np.stack([u, v, np.ones_like(u)], -1).reshape(-1, 3) @ np.linalg.inv(A).T  # frame pixels
+    m1, m2 = c1.reshape(-1) > min_conf, c2.reshape(-1) > min_conf
+    pts = points_from_pointmaps(Y1.reshape(-1, 3)[m1], grid[m1, :2], Y2.reshape(-1, 3)[m2], grid[m2, :2],
+                                K1, c2w1, K2, c2w2)
+    colours = ((imgs[0].permute(1, 2, 0).double().numpy() + 1) / 2).reshape(-1, 3)[m1]
+    return pts, colours.clip(0, 1)
+
+
+def _fit_and_render(pair: SparsePair, frames, K_px, c2w, s: ReconSettings,
+                    context: tuple[int, int] = (0, 1)) -> np.ndarray:
+    """Fit on the given views (c2w in the pair's world; ``context``: where the two context views are among
+    them), render the pair's targets; poses relative to the first context view."""
     world = np.asarray(pair.c2w[0], np.float64)
     rel = np.asarray(relative_to_first(np.concatenate([world[None], c2w, pair.c2w[1:-1]])))
     n = len(frames)
     near, far = near_far(pair, s)
-    return reconstruct_targets(frames, K_px, rel[1 : n + 1], pair.K_px[1:-1], rel[n + 1 :], near, far, s)
+    return reconstruct_targets(frames, K_px, rel[1 : n + 1], pair.K_px[1:-1], rel[n + 1 :], near, far, s,
+                               context)
 
 
 def path_views(pair: SparsePair, count: int | None) -> np.ndarray:
-    """Positions (into ``pair.info["path"]``) of ``count`` evenly spaced in-between views (all if None)."""
+    """Positions (into ``pair.info["path"]``) of ``count`` evenly spaced in-between views (all if None).
+    Exactly ``count``: a pair with fewer non-target frames between its context views is refused."""
     n = len(pair.info["path"]["indices"])
-    if count is None or count >= n:
+    if count is None:
         return np.arange(n)
-    return np.unique(np.round(np.linspace(0, n - 1, count)).astype(int))
+    if count > n:
+        raise ValueError(f"pair {pair.pair_id}: {n} non-target frames between the context views, "
+                         f"{count} generated views wanted (needs gap >= targets + {count} + 1)")
+    # distinct: n - 1 >= count - 1 makes consecutive linspace points >= 1 apart, so rounding keeps them apart
+    return np.round(np.linspace(0, n - 1, count)).astype(int)
 
 
 def context_only_method(s: ReconSettings) -> Callable[[SparsePair], np.ndarray]:
@@ -119,6 +185,6 @@ def generated_method(
         c2w = np.concatenate([pair.c2w[:1], path["c2w"][sel], pair.c2w[-1:]])
         video = generate(pair.frames[0], pair.frames[-1], K, np.asarray(relative_to_first(c2w)), pair.pair_id)
         frames = np.concatenate([pair.frames[:1], video[1:-1], pair.frames[-1:]])  # true context views
-        return _fit_and_render(pair, frames, K, c2w, s)
+        return _fit_and_render(pair, frames, K, c2w, s, (0, len(frames) - 1))
 
     return run

@@ -10,8 +10,10 @@ optional lossless pixel-unshuffle autoencoder). Folder layout (= the diffusers S
                               vid3d_pixel_vae.json {"factor": f} for the pixel stand-in
     {folder}/image_encoder/   CLIPVisionModelWithProjection.save_pretrained
 
-Nothing here downloads: hub ids load only from the local Hugging Face cache unless
-``local_files_only=False`` is passed explicitly.
+Pretrained weights are named by a registry entry (``weights: svd | svd_xt``, ``vid3d.weights``) or by the
+user's ``source`` (a local folder or a hub id). A hub id is fetched with ``vid3d.weights.fetch_hub_files``
+(the files of ``vid3d.weights.svd_files``) into the standard Hugging Face cache on first use and read from
+there afterwards, offline too; without a network one line says what is missing and how to fetch it.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionM
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from vid3d.atomic import replace_dir
+from vid3d.weights.svd import resolve_svd_source
 
 from .vae import PixelUnshuffleAutoencoder, TemporalVAEAdapter
 
@@ -170,33 +173,40 @@ def _missing_component_error(source: str, sub: str, err: Exception | None) -> Fi
 
 
 def load_svd_backbone(
-    source: str | os.PathLike,
+    source: str | os.PathLike | None = None,
     revision: str | None = None,
     torch_dtype: torch.dtype | None = None,
-    local_files_only: bool = True,
+    local_files_only: bool = False,
     variant: str | None = None,
+    weights: str | None = None,
 ) -> Backbone:
-    """Load unet / vae / image_encoder from a diffusers SVD folder or hub id.
+    """Load unet / vae / image_encoder from a diffusers SVD folder or hub repository.
 
     Args:
         source: a local folder with the layout in the module docstring, or a hub id such as
-            "stabilityai/stable-video-diffusion-img2vid-xt" (read from the local HF cache).
-        revision, variant, torch_dtype: passed to ``from_pretrained`` (e.g. variant="fp16").
-        local_files_only: True (default) never touches the network.
+            "stabilityai/stable-video-diffusion-img2vid-xt" (downloaded once into the HF cache). None: the
+            repository of registry entry ``weights``. Chosen by the user's config only: a stored config
+            (a checkpoint, an exported folder) cannot name it (``vid3d.models.schema``).
+        revision: branch, tag or commit of a hub source (None: the registry's, else "main").
+        local_files_only: True never touches the network (the HF cache or the folder only).
+        variant: e.g. "fp16" (the ``*.fp16.safetensors`` files); torch_dtype: passed to ``from_pretrained``.
+        weights: a ``vid3d.weights`` registry name ("svd", "svd_xt"): which pretrained backbone this is.
     Raises:
-        FileNotFoundError naming ``{source}/{subfolder}`` when a component cannot be found/loaded.
+        FileNotFoundError naming ``{source}/{subfolder}`` when a component cannot be found/loaded;
+        ``vid3d.weights.WeightsUnavailable`` (one line) when hub files are missing and cannot be fetched.
     """
-    source = str(source)
+    source = resolve_svd_source(source, weights, revision, local_files_only, variant)
     is_dir = os.path.isdir(source)
-    # safetensors only: a folder named by a checkpoint must not make from_pretrained unpickle a .bin
-    kw: dict = {"revision": revision, "local_files_only": local_files_only, "use_safetensors": True}
+    # safetensors only: a folder named by a checkpoint must not make from_pretrained unpickle a .bin; the
+    # folder is local by now, so from_pretrained never goes online
+    kw: dict = {"local_files_only": True, "use_safetensors": True}
     if torch_dtype is not None:
         kw["torch_dtype"] = torch_dtype
     if variant is not None:
         kw["variant"] = variant
 
     def load(cls, sub: str):
-        if is_dir and not os.path.isfile(os.path.join(source, sub, "config.json")):
+        if not (is_dir and os.path.isfile(os.path.join(source, sub, "config.json"))):
             raise _missing_component_error(source, sub, None)
         try:
             return cls.from_pretrained(source, subfolder=sub, **kw)

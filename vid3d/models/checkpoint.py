@@ -46,6 +46,7 @@ __all__ = [
     "load_model",
     "load_trained_weights",
     "newest_complete_checkpoint",
+    "read_checkpoint_info",
     "read_trained_state",
     "resolve_checkpoint",
     "save_checkpoint_file",
@@ -200,6 +201,32 @@ def _vid3d_metadata(path: Path) -> dict | None:
     return meta
 
 
+def read_checkpoint_info(path: str | os.PathLike) -> dict:
+    """The ``vid3d`` metadata of a checkpoint file (model config, trainable names, ``image_size`` [H, W] and
+    ``num_frames`` of training when recorded), read from the safetensors header alone: no tensor, no torch
+    (the entry points call it before their heavy imports). ``path`` as :func:`resolve_checkpoint` returns it.
+
+    Raises InputError naming the file when it is not a complete safetensors file, or not one vid3d wrote."""
+    from collections import defaultdict
+
+    from vid3d.errors import InputError
+
+    path = Path(path)
+    what = "pass the .ckpt a vid3d training run wrote, or its run dir"
+    meta = _header_metadata(path)
+    if meta is None:
+        raise InputError(f"checkpoint {path} is not a safetensors file (or is truncated); {what}")
+    if meta.get("format") != "vid3d-checkpoint" or SKELETON_KEY not in meta:
+        raise InputError(f"checkpoint {path} is a safetensors file but not a vid3d checkpoint; {what}")
+    try:
+        skeleton = json.loads(meta[SKELETON_KEY])
+    except (TypeError, json.JSONDecodeError):
+        raise InputError(f"checkpoint {path}: its vid3d skeleton is not JSON (damaged file)") from None
+    ckpt = decode(skeleton, defaultdict(lambda: None))  # tensors are not read: None in their place
+    info = ckpt.get("vid3d") if isinstance(ckpt, dict) else None
+    return info if isinstance(info, dict) else {}
+
+
 def is_complete_checkpoint(path: str | os.PathLike) -> bool:
     """A vid3d checkpoint file whose safetensors header and skeleton read and whose data section is whole
     (cheap: no tensor is loaded), or a DeepSpeed checkpoint directory holding vid3d's weights file."""
@@ -285,7 +312,12 @@ def load_trained_weights(model: nn.Module, path: str | Path, use_ema: bool = Fal
     return sorted(state)
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu", use_ema: bool = True) -> nn.Module:
+def load_model(
+    path: str | Path,
+    device: str | torch.device = "cpu",
+    use_ema: bool = True,
+    pretrained: dict[str, Any] | None = None,
+) -> nn.Module:
     """Rebuild the model from the config stored in the checkpoint, then load its trained weights.
 
     The stored config is data: it is checked against vid3d's model schema (``vid3d.models.schema``) and
@@ -294,11 +326,14 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", use_ema: bo
     Frozen weights are not in the checkpoint: they come from the backbone source named in the config
     (a pretrained folder or hub id, or the seed of a tiny random backbone). Every weight the checkpoint
     lists as trained must load; anything unexpected is an error. ``use_ema``: prefer the EMA weights.
+    ``pretrained``: the user's ``source`` / ``revision`` / ``local_files_only`` for a pretrained backbone
+    (the checkpoint names only which registered backbone it is, ``weights: svd_xt``; see
+    ``vid3d.models.schema.build_model``).
     """
     from vid3d.models.schema import build_model
 
     state, meta, ckpt_path = read_trained_state(path, use_ema=use_ema)
-    model = build_model(meta["model_config"], where=str(ckpt_path))
+    model = build_model(meta["model_config"], where=str(ckpt_path), pretrained=pretrained)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected:
         raise ValueError(f"checkpoint {ckpt_path}: weights {unexpected[:5]} do not exist in the model config")

@@ -50,6 +50,8 @@ class Target:
     partial: bool
     fields_of: str  # dotted path of the callable whose signature lists the allowed fields
     positional: tuple[str, ...] = ()  # leading parameters supplied by the builder (e.g. the UNet)
+    # parameters only the user's own config sets (where weights come from): refused in a stored config
+    user_only: tuple[str, ...] = ()
 
 
 _M = "vid3d.models"
@@ -58,7 +60,10 @@ TARGETS: dict[str, Target] = {
         "model", False, f"{_M}.video_diffusion.CameraVideoDiffusion.__init__", ("self",)
     ),
     f"{_M}.backbone.build_tiny_backbone": Target("backbone", False, f"{_M}.backbone.build_tiny_backbone"),
-    f"{_M}.backbone.load_svd_backbone": Target("backbone", False, f"{_M}.backbone.load_svd_backbone"),
+    f"{_M}.backbone.load_svd_backbone": Target(
+        "backbone", False, f"{_M}.backbone.load_svd_backbone",
+        user_only=("source", "revision", "local_files_only"),
+    ),
     f"{_M}.camera_encoder.NoCameraEncoder": Target(
         "camera_encoder", False, f"{_M}.camera_encoder.NoCameraEncoder.__init__", ("self",)
     ),
@@ -97,6 +102,7 @@ TARGETS: dict[str, Target] = {
 LEGACY_ATTENTION = f"{_M}.attention.attach_attention"
 # Until 2026-12 the tiny backbone chose its VAE by a string (``vae: pixel|tiny_kl`` + ``pixel_factor``).
 LEGACY_TINY_BACKBONE = f"{_M}.backbone.build_tiny_backbone"
+SVD_BACKBONE = f"{_M}.backbone.load_svd_backbone"
 _LEGACY_KINDS = {
     "epipolar": (f"{_M}.attention.attach_epipolar_attention", None),  # every field carries over
     "full": (f"{_M}.attention.attach_full_attention", ("heads", "levels", "registers")),
@@ -227,6 +233,8 @@ def migrate_model_config(cfg: Any) -> Any:
 
 
 def _migrate_backbone(node: Any) -> Any:
+    if isinstance(node, dict) and node.get("_target_") == SVD_BACKBONE and "weights" not in node:
+        return _migrate_svd_backbone(node)
     if not isinstance(node, dict) or node.get("_target_") != LEGACY_TINY_BACKBONE:
         return node
     legacy = ("vae", "pixel_factor", "kl_channels", "kl_latent_channels")
@@ -244,6 +252,44 @@ def _migrate_backbone(node: Any) -> Any:
     else:
         return node  # unknown: validation refuses it
     return {**rest, "vae": vae}
+
+
+def _migrate_svd_backbone(node: dict) -> dict:
+    """Until 2026-12 a stored SVD backbone named its ``source`` (hub id or folder), ``revision`` and
+    ``local_files_only``. They are dropped (the user's config chooses them now); a ``source`` that is a
+    registered repository becomes ``weights: <its registry name>``, anything else leaves ``weights`` unset
+    (loading then needs the user's ``pretrained.source``)."""
+    from vid3d.weights.registry import entry_for_repo
+
+    user_only = TARGETS[SVD_BACKBONE].user_only
+    out = {k: v for k, v in node.items() if k not in user_only}
+    source = node.get("source")
+    entry = entry_for_repo(source) if isinstance(source, str) else None
+    if entry is not None:
+        out["weights"] = entry.name
+    return out
+
+
+def stored_model_config(cfg: Any) -> Any:
+    """``cfg`` (a composed model config, plain data) as a checkpoint stores it: without the fields only a
+    user's config may set (``Target.user_only``: where pretrained weights come from). An SVD backbone
+    trained from a ``source`` keeps ``weights`` only when that source is the entry's registered repository.
+    A new tree."""
+    if isinstance(cfg, list):
+        return [stored_model_config(v) for v in cfg]
+    if not isinstance(cfg, dict):
+        return cfg
+    spec = TARGETS.get(cfg.get("_target_")) if isinstance(cfg.get("_target_"), str) else None
+    drop = spec.user_only if spec else ()
+    out = {k: stored_model_config(v) for k, v in cfg.items() if k not in drop}
+    if cfg.get("_target_") == SVD_BACKBONE and cfg.get("source") not in (None, ""):
+        # trained from the user's own folder or repository: the registered name would be a guess, so none
+        # is stored and loading asks for the source again (eval/sample: pretrained.source, SVD_PATH)
+        from vid3d.weights.registry import entry_for_repo
+
+        entry = entry_for_repo(str(cfg["source"]))
+        out["weights"] = entry.name if entry is not None else None
+    return out
 
 
 # ------------------------------------------------------------------ validation and building
@@ -285,6 +331,11 @@ def _validate(node: Any, where: str, slot: str, path: str, depth: int) -> None:
             continue
         if key.startswith("_"):
             raise _refuse(where, sub, "reserved key (only '_target_' and '_partial_' are accepted)")
+        if key in spec.user_only:
+            raise _refuse(
+                where, sub, "where pretrained weights come from is set by your own config (model.backbone."
+                f"{key} in train.py, pretrained.{key} in sample.py / eval.py), never by a stored file"
+            )
         if key not in params:
             raise _refuse(where, sub, f"{target} has no parameter {key!r}")
         child = SLOT_FIELDS.get(slot, {}).get(key)
@@ -327,7 +378,7 @@ def _build(node: dict, extra: Mapping[str, Any] | None = None) -> Any:
     return functools.partial(fn, **kwargs) if spec.partial else fn(**kwargs)
 
 
-def build_model(cfg: Any, where: str, backbone: Any = None):
+def build_model(cfg: Any, where: str, backbone: Any = None, pretrained: Mapping[str, Any] | None = None):
     """Validate then build a stored model config (see the module docstring).
 
     Args:
@@ -335,6 +386,9 @@ def build_model(cfg: Any, where: str, backbone: Any = None):
         where: the file it came from, named in every error.
         backbone: an already built Backbone (an exported pipeline folder); else the config's own
             ``backbone`` node is built.
+        pretrained: the user's choice of where a pretrained backbone's files come from (``source``,
+            ``revision``, ``local_files_only``; None values are left out), given to a backbone whose
+            target takes them. Never read from the file.
     Raises:
         ConfigRefused: before anything is imported or called, for anything outside the schema.
     """
@@ -345,7 +399,10 @@ def build_model(cfg: Any, where: str, backbone: Any = None):
     if not isinstance(cfg.get("backbone"), dict):
         raise _refuse(where, "model.backbone", "missing (needed to rebuild the frozen backbone)")
     _check_tiny_size(cfg["backbone"], where)
-    return _build(cfg)
+    node = cfg["backbone"]
+    user = {k: v for k, v in dict(pretrained or {}).items() if v is not None}
+    user = {k: v for k, v in user.items() if k in TARGETS[node["_target_"]].user_only}
+    return _build({**cfg, "backbone": {**node, **user}})
 
 
 def _check_tiny_size(node: dict, where: str) -> None:

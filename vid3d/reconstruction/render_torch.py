@@ -1,15 +1,22 @@
 """A differentiable renderer of 3D Gaussians in plain PyTorch (CPU or any device), for small images.
 
-The image formation of 3D Gaussian Splatting (Kerbl et al. 2023), written from the paper's equations:
-each Gaussian's covariance is carried to the image by the local affine (EWA) approximation of the
-perspective projection, Sigma_2D = J W Sigma W^T J^T + eps2d I (eps2d = 0.3 px^2, the low-pass dilation
-3DGS and gsplat's ``classic`` mode add), and the Gaussians are alpha-composited front to back:
-alpha_i = min(0.99, o_i exp(-d^T Sigma_2D^-1 d / 2)) (contributions under 1/255 dropped), C = sum_i c_i
-alpha_i T_i + T_N bg, T_i = prod_{j<i} (1 - alpha_j). Depth order is by camera z of the mean, per image.
-Unlike the CUDA rasterisers it does not stop a pixel early once T < 1e-4, so the two differ by at most
-about 1e-4 of the background where a pixel is that opaque (measured in benchmarks/README.md).
+The image formation of 3D Gaussian Splatting (Kerbl et al. 2023) with gsplat's rules (its ``classic``
+mode), written from the equations: each Gaussian's covariance is carried to the image by the local affine
+(EWA) approximation of the perspective projection, Sigma_2D = J W Sigma W^T J^T + eps2d I (eps2d = 0.3
+px^2, the low-pass dilation), where J is evaluated at the camera-space mean with x/z clamped per side to
+[-(cx/fx + 0.3 tan_fovx), (W - cx)/fx + 0.3 tan_fovx], tan_fovx = W / (2 fx) (y likewise), as gsplat
+does, so an off-centre principal point is handled as there (graphdeco's +-1.3 tan_fovx assumes cx = W/2;
+the two agree when it is). The Gaussians are alpha-composited front to back: alpha_i = min(0.99, o_i
+exp(-d^T Sigma_2D^-1 d / 2)), skipped where under 1/255 (or where the exponent is positive), C = sum_i c_i
+alpha_i T_i + T bg, T_i = prod_{j<i} (1 - alpha_j); a pixel stops, exclusive, at the first Gaussian that
+would bring T to <= 1e-4 (gsplat's TRANSMITTANCE_THRESHOLD). Depth order is by camera z of the mean.
 
-Work is split into tiles; a tile composites only the Gaussians whose 3-sigma box touches it, so memory is
+Checked against an independent per-pixel loop of these equations at an off-centre principal point
+(tests/reconstruction/test_render_reference.py) and, for the projection, against gsplat's own pure-torch
+reference (``_fully_fused_projection``; ``benchmarks/render_reference.py``, figures in benchmarks/README.md).
+
+Work is split into tiles; a tile composites only the Gaussians whose box (gsplat's ceil(3.33 sigma) per
+axis, which drops nothing: outside it alpha < 1/255) touches it, so memory is
 O(tile pixels x Gaussians per tile). Fine for the tests' and the CPU demo's sizes (<= 256 x 256, a few
 thousand Gaussians); real runs use gsplat (``render_gsplat``).
 """
@@ -22,6 +29,17 @@ from .gaussians import Gaussians, covariances
 
 ALPHA_MIN = 1.0 / 255.0
 ALPHA_MAX = 0.99
+T_MIN = 1e-4  # gsplat's TRANSMITTANCE_THRESHOLD: a pixel is done before T would reach it
+
+
+def clamp_limits(K_px: torch.Tensor, width: int, height: int) -> tuple[torch.Tensor, ...]:
+    """gsplat's per-side limits of x/z and y/z for the projection's Jacobian: (x_neg, x_pos, y_neg, y_pos),
+    x/z clamped to [-x_neg, x_pos]; x_pos = (W - cx)/fx + 0.3 tan_fovx, x_neg = cx/fx + 0.3 tan_fovx,
+    tan_fovx = W / (2 fx) (likewise y). With cx = W/2 both are 1.3 tan_fovx, graphdeco's rule."""
+    fx, fy, cx, cy = K_px[0, 0], K_px[1, 1], K_px[0, 2], K_px[1, 2]
+    tan_x, tan_y = 0.5 * width / fx, 0.5 * height / fy
+    return cx / fx + 0.3 * tan_x, (width - cx) / fx + 0.3 * tan_x, cy / fy + 0.3 * tan_y, \
+        (height - cy) / fy + 0.3 * tan_y
 
 
 def project(
@@ -31,7 +49,7 @@ def project(
     """Means, covariances and depths of ``g`` in the image of one camera.
 
     K_px (3, 3) pixel intrinsics; w2c (4, 4) OpenCV world-to-camera. With width/height, the Jacobian's
-    x/z and y/z are clamped to 1.3x the half field of view (as 3DGS does, so Gaussians far outside the image
+    x/z and y/z are clamped per side to ``clamp_limits`` (gsplat's rule, so Gaussians far outside the image
     do not blow up). Returns mean2d (N, 2) pixel coordinates (x, y), cov2d (N, 2, 2) px^2, depth (N,) camera
     z (Gaussians with z <= near are the caller's to drop)."""
     R, t = w2c[:3, :3], w2c[:3, 3]
@@ -41,9 +59,8 @@ def project(
     x, y = p[:, 0] / z, p[:, 1] / z
     mean2d = torch.stack([fx * x + cx, fy * y + cy], -1)
     if width is not None and height is not None:
-        lim_x = 1.3 * 0.5 * width / fx
-        lim_y = 1.3 * 0.5 * height / fy
-        x, y = x.clamp(-lim_x, lim_x), y.clamp(-lim_y, lim_y)
+        x_neg, x_pos, y_neg, y_pos = clamp_limits(K_px, width, height)
+        x, y = torch.clamp(x, -x_neg, x_pos), torch.clamp(y, -y_neg, y_pos)
     zero = torch.zeros_like(z)
     J = torch.stack(
         [torch.stack([fx / z, zero, -fx * x / z], -1), torch.stack([zero, fy / z, -fy * y / z], -1)], -2
@@ -55,12 +72,13 @@ def project(
 
 
 def _conic_and_radius(cov2d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Conic (N, 3) = the inverse covariance's (A, B, C) and the half-sides (N, 2) of gsplat's box,
+    ceil(3.33 sqrt(Sigma_xx)), ceil(3.33 sqrt(Sigma_yy)). Lossless: outside it d^T Sigma^-1 d >= dx^2 /
+    Sigma_xx > 3.33^2, so alpha < exp(-5.54) < 1/255 and the pixel skips that Gaussian anyway."""
     a, b, c = cov2d[:, 0, 0], cov2d[:, 0, 1], cov2d[:, 1, 1]
     det = a * c - b * b
     conic = torch.stack([c / det, -b / det, a / det], -1)  # inverse covariance (A, B, C)
-    mid = 0.5 * (a + c)
-    lam = mid + torch.sqrt((mid * mid - det).clamp_min(0.0))
-    return conic, 3.0 * torch.sqrt(lam)
+    return conic, torch.ceil(3.33 * torch.sqrt(torch.stack([a, c], -1)))
 
 
 def render(
@@ -85,11 +103,11 @@ def render(
     mean2d, cov2d, depth = project(g, K_px, torch.linalg.inv(c2w), eps2d, near, width, height)
     conic, radius = _conic_and_radius(cov2d)
     with torch.no_grad():
-        keep = (depth > near) & (mean2d[:, 0] + radius > 0) & (mean2d[:, 0] - radius < width)
-        keep &= (mean2d[:, 1] + radius > 0) & (mean2d[:, 1] - radius < height)
+        keep = (depth > near) & (mean2d[:, 0] + radius[:, 0] > 0) & (mean2d[:, 0] - radius[:, 0] < width)
+        keep &= (mean2d[:, 1] + radius[:, 1] > 0) & (mean2d[:, 1] - radius[:, 1] < height)
         idx = torch.nonzero(keep).squeeze(1)
         idx = idx[torch.argsort(depth[idx], stable=True)]
-        lo, hi = mean2d[idx] - radius[idx, None], mean2d[idx] + radius[idx, None]
+        lo, hi = mean2d[idx] - radius[idx], mean2d[idx] + radius[idx]
     colors = g.colors.clamp_min(0.0)
     opac = g.opacities
     rows_img, rows_alpha, rows_depth = [], [], []
@@ -115,6 +133,10 @@ def render(
             power = -0.5 * (A * dx * dx + C * dy * dy) - B * dx * dy
             alpha = (opac[sel, None] * torch.exp(power.clamp_max(0.0))).clamp_max(ALPHA_MAX)
             alpha = torch.where((alpha >= ALPHA_MIN) & (power <= 0), alpha, torch.zeros_like(alpha))
+            # early stop: T after each Gaussian; from the first <= T_MIN on, none counts
+            with torch.no_grad():
+                done = torch.cumprod(1.0 - alpha, 0) <= T_MIN
+            alpha = torch.where(done, torch.zeros_like(alpha), alpha)
             one_minus = 1.0 - alpha  # (n, P), front to back
             T = torch.cumprod(torch.cat([torch.ones_like(one_minus[:1]), one_minus[:-1]], 0), 0)
             w = alpha * T

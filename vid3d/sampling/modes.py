@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from vid3d.data.clips import BadClip
+from vid3d.errors import InputError
 from vid3d.geometry import relative_to_first
 
 from .io import InputImage, SampleJob
@@ -76,7 +77,7 @@ def _single_images(images: Sequence[Sequence[InputImage]], mode: str) -> None:
 
 def _need_trajectory(trajectory: Trajectory | None, mode: str) -> Trajectory:
     if trajectory is None:
-        raise ValueError(
+        raise InputError(
             f"mode={mode} with user images needs a camera path: add trajectory=<preset> or trajectory=file"
         )
     return trajectory
@@ -190,7 +191,7 @@ class InterpolateMode(SamplingMode):
             out = []
             for g in images:
                 if len(g) != 2:
-                    raise ValueError(
+                    raise InputError(
                         "mode=interpolate needs a first and a last image per input (image=... image_end=..., "
                         f"or 'first last' lines); {g[0].name} has {len(g)} image(s)"
                     )

@@ -26,7 +26,7 @@ custom-pipeline mechanism (vid3d must be installed):
 
     from diffusers import DiffusionPipeline
     pipe = DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)
-    frames = pipe(image, K_px, c2w)   # (F, H, W, 3) uint8, as CameraVideoPipeline.__call__
+    frames = pipe(image, K_px, "orbit_left", amplitude="large").frames[0]   # PIL images, as SVD's pipeline
 
 ``trust_remote_code=True`` *executes* the folder's ``vid3d_pipeline.py`` before anything is checked:
 for a folder you received, load it with ``CameraVideoPipeline.from_pretrained`` first (which refuses a
@@ -38,11 +38,13 @@ CLI: ``python -m vid3d.sampling.pipeline ckpt=<checkpoint or training run dir> o
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,12 +53,15 @@ import torch
 from torch import nn
 
 from vid3d.atomic import replace_dir
+from vid3d.errors import InputError
 
-from .sampler_settings import check_image_size, check_sampler_settings
+from .sampler_settings import check_image_size, check_num_frames, check_sampler_settings
 from .samplers import sample_ddim, sample_edm_euler, sample_edm_heun
 from .video_sampler import VideoSampler, from_uint8, to_uint8
 
-__all__ = ["CameraVideoPipeline", "main"]
+__all__ = ["CameraVideoPipeline", "CameraVideoPipelineOutput", "main"]
+
+log = logging.getLogger("vid3d")
 
 FORMAT = "vid3d-camera-video-pipeline"
 VERSION = 1
@@ -147,15 +152,35 @@ def _image_tensor(image) -> torch.Tensor:
     return x[None] if x.ndim == 3 else x
 
 
+@dataclass
+class CameraVideoPipelineOutput:
+    """What a call returns, as diffusers' ``StableVideoDiffusionPipelineOutput``: ``frames`` is, by
+    ``output_type``, a list (one per batch entry) of lists of F ``PIL.Image`` ("pil"), a float32 array
+    (B, F, H, W, 3) in [0, 1] ("np") or a float tensor (B, F, 3, H, W) in [0, 1] ("pt"); ``frames[0]`` is
+    the first video (``diffusers.utils.export_to_video(out.frames[0], path)`` writes it). Like diffusers'
+    outputs, ``out[0]`` and ``out["frames"]`` are the frames too (no diffusers import needed here)."""
+
+    frames: Any
+
+    def __getitem__(self, key: int | str):
+        if key in (0, "frames"):
+            return self.frames
+        raise KeyError(key)
+
+    def to_tuple(self) -> tuple:
+        return (self.frames,)
+
+
 class CameraVideoPipeline:
-    """Camera-controlled image-to-video: ``frames = pipe(image, K_px, c2w)``.
+    """Camera-controlled image-to-video: ``pipe(image, K_px, c2w).frames[0]``.
 
     Args:
         model: a ``CameraVideoDiffusion``.
         model_config: its config (the Hydra ``_target_`` tree); the ``backbone`` entry is not needed.
         sampler: default sampler settings (keys of ``DEFAULT_SAMPLER``).
-        image_size: optional (H, W) the model was trained at (informational; any size divisible by the
-            model's downscale works).
+        image_size: (H, W) the model was trained at, when known: a call at another size is refused unless
+            ``allow_resize=True`` (then a warning).
+        num_frames: the number of frames it was trained with, when known (the length of a preset path).
     """
 
     def __init__(
@@ -164,6 +189,7 @@ class CameraVideoPipeline:
         model_config: Mapping[str, Any] | None = None,
         sampler: Mapping[str, Any] | None = None,
         image_size: Sequence[int] | None = None,
+        num_frames: int | None = None,
     ) -> None:
         self.model = model.eval()
         self.model_config = {k: v for k, v in dict(model_config or {}).items() if k != "backbone"}
@@ -171,17 +197,21 @@ class CameraVideoPipeline:
         self.image_size = check_image_size(
             list(image_size) if image_size is not None else None, "CameraVideoPipeline"
         )
+        self.num_frames = check_num_frames(num_frames, "CameraVideoPipeline")
 
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_checkpoint(cls, ckpt: str | os.PathLike, **kw) -> CameraVideoPipeline:
         """From a vid3d training checkpoint (file or training run dir; EMA weights when it has them). The
-        image size defaults to the one the model was trained at (recorded in the checkpoint)."""
+        image size and frame count default to the ones the model was trained at (recorded in the
+        checkpoint)."""
         from vid3d.models.checkpoint import load_model, read_trained_state
 
         _, meta, path = read_trained_state(ckpt)
         if kw.get("image_size") is None:
             kw["image_size"] = meta.get("image_size")
+        if kw.get("num_frames") is None:
+            kw["num_frames"] = meta.get("num_frames")
         return cls(load_model(path), meta.get("model_config"), **kw)
 
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
@@ -207,7 +237,8 @@ class CameraVideoPipeline:
                 if not k.startswith("backbone.")
             }
             save_file(state, str(pipe / WEIGHTS_FILE), metadata={"format": FORMAT})
-            spec = {"model": self.model_config, "sampler": self.sampler, "image_size": self.image_size}
+            spec = {"model": self.model_config, "sampler": self.sampler, "image_size": self.image_size,
+                    "num_frames": self.num_frames}
             (pipe / MODEL_FILE).write_text(json.dumps(spec, indent=1))
             index = {  # keys diffusers reads, and vid3d's own (underscored: diffusers passes those over)
                 "_class_name": [Path(DIFFUSERS_FILE).stem, DIFFUSERS_CLASS],
@@ -291,7 +322,8 @@ class CameraVideoPipeline:
         model = model.to(device)
         if torch_dtype is not None:
             model = model.to(torch_dtype)
-        return cls(model, spec["model"], sampler, image_size)
+        num_frames = check_num_frames(spec.get("num_frames"), str(folder / MODEL_FILE))
+        return cls(model, spec["model"], sampler, image_size, num_frames)
 
     def to(self, device: str | torch.device) -> CameraVideoPipeline:
         self.model.to(device)
@@ -302,6 +334,38 @@ class CameraVideoPipeline:
         return next(self.model.parameters()).device
 
     # ------------------------------------------------------------------ generation
+    def camera_path(
+        self, c2w, num_frames: int | None = None, amplitude: str | float = "medium", **preset
+    ) -> torch.Tensor:
+        """``c2w`` as poses: an (F, 4, 4) / (B, F, 4, 4) array or tensor as given, or a preset name
+        (``vid3d.sampling.trajectories.PRESETS``: "orbit_left", "zoom_in", ...) built with ``amplitude``
+        ("small" | "medium" | "large" | a float in the preset's unit) over ``num_frames`` frames (default:
+        the training frame count). Returns float32 (F, 4, 4) or (B, F, 4, 4)."""
+        if not isinstance(c2w, str):
+            return _to_tensor(c2w)
+        from vid3d.sampling.trajectories import PRESETS, make_trajectory
+
+        if c2w not in PRESETS:
+            import difflib
+
+            close = difflib.get_close_matches(c2w, PRESETS, n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise InputError(f"unknown camera preset {c2w!r}{hint} (presets: {', '.join(PRESETS)})")
+        f = num_frames or self.num_frames
+        if not f:
+            raise InputError(f"preset {c2w!r}: pass num_frames= (this pipeline does not record its training "
+                             "frame count)")
+        return _to_tensor(make_trajectory(c2w, int(f), amplitude=amplitude, **preset).c2w)
+
+    def _check_size(self, height: int, width: int, allow_resize: bool) -> None:
+        if not self.image_size or [height, width] == list(self.image_size):
+            return
+        what = (f"the image is {height}x{width} (H x W) but the model was trained at "
+                f"{self.image_size[0]}x{self.image_size[1]}")
+        if not allow_resize:
+            raise InputError(f"{what}: resize the image to the training size, or pass allow_resize=True")
+        log.warning("%s (allow_resize=True): results off the training size may be worse", what)
+
     @torch.no_grad()
     def __call__(
         self,
@@ -315,26 +379,39 @@ class CameraVideoPipeline:
         last_image=None,
         generator: torch.Generator | None = None,
         seed: int | None = None,
-        output_type: str = "np",
+        output_type: str = "pil",
+        return_dict: bool = True,
+        amplitude: str | float = "medium",
+        num_frames: int | None = None,
+        allow_resize: bool = False,
     ):
         """Generate frames along a camera path.
 
         Args:
             image: the first frame: uint8 (H, W, 3) array / PIL image, or float (3, H, W) in [-1, 1];
-                a leading batch dim B is allowed. H and W must be divisible by the model's downscale.
+                a leading batch dim B is allowed. H and W must be divisible by the model's downscale and,
+                when the pipeline knows its training size, equal to it (else refused unless
+                ``allow_resize=True``, then a warning).
             K_px: pixel intrinsics at (H, W): (3, 3) for every frame, (F, 3, 3) or (B, F, 3, 3).
-            c2w: OpenCV camera-to-world poses (F, 4, 4) or (B, F, 4, 4) (made relative to frame 0).
+            c2w: OpenCV camera-to-world poses (F, 4, 4) or (B, F, 4, 4) (made relative to frame 0), or a
+                preset name ("orbit_left", "zoom_in", ...; ``amplitude`` and ``num_frames`` apply).
             num_steps, guidance_min, guidance_max, solver: override the saved sampler settings
                 (guidance rises linearly from min at frame 0 to max at the last frame).
             last_image: optional known last frame (interpolation; pinned by replacement, training-free).
             generator / seed: the randomness (a seed makes a CPU generator); same seed -> same frames.
-            output_type: "np" -> uint8 (B, F, H, W, 3) (B dropped for an unbatched image); "pt" ->
-                float (B, F, 3, H, W) in [-1, 1].
+            output_type: as diffusers' SVD pipeline: "pil" (lists of PIL images), "np" (float32
+                (B, F, H, W, 3) in [0, 1]) or "pt" (float (B, F, 3, H, W) in [0, 1]).
+            return_dict: False returns the tuple ``(frames,)`` instead of the output object.
+        Returns:
+            ``CameraVideoPipelineOutput`` with ``.frames`` (batched: ``frames[0]`` is the first video).
         """
+        if output_type not in ("pil", "np", "pt"):
+            raise ValueError(f"output_type must be 'pil', 'np' or 'pt', got {output_type!r}")
         dev = self.device
         first = _image_tensor(image).to(dev)
+        self._check_size(int(first.shape[-2]), int(first.shape[-1]), allow_resize)
         b = first.shape[0]
-        c2w_t = _to_tensor(c2w)
+        c2w_t = self.camera_path(c2w, num_frames, amplitude)
         if c2w_t.ndim == 3:
             c2w_t = c2w_t[None]
         if c2w_t.ndim != 4 or c2w_t.shape[-2:] != (4, 4):
@@ -369,16 +446,20 @@ class CameraVideoPipeline:
         known = (
             None if last_image is None else {f - 1: _image_tensor(last_image).to(dev).expand(b, -1, -1, -1)}
         )
-        video = sampler(
+        video = sampler(  # (B, F, 3, H, W) in [-1, 1]
             self.model, first, K_t.to(dev), c2w_t.to(dev), generator=generator, known_frames=known
         )
         if output_type == "pt":
-            return video
-        if output_type != "np":
-            raise ValueError(f"output_type must be 'np' or 'pt', got {output_type!r}")
-        frames = to_uint8(video)
-        ndim = image.ndim if isinstance(image, torch.Tensor) else np.asarray(image).ndim
-        return frames if ndim == 4 else frames[0]
+            frames = ((video.float() + 1.0) / 2.0).clamp(0.0, 1.0)
+        else:
+            u8 = to_uint8(video)  # (B, F, H, W, 3) uint8
+            if output_type == "np":
+                frames = u8.astype(np.float32) / 255.0
+            else:
+                from PIL import Image
+
+                frames = [[Image.fromarray(fr) for fr in v] for v in u8]
+        return CameraVideoPipelineOutput(frames=frames) if return_dict else (frames,)
 
 
 def _parse(argv: Sequence[str]) -> dict[str, str]:

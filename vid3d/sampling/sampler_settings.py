@@ -20,6 +20,7 @@ MAX_SIGMA = 1e5  # SVD: 700
 MAX_RHO = 100.0  # Karras: 7
 MAX_GUIDANCE = 100.0  # SVD: 1..3
 MAX_IMAGE_SIDE = 8192
+MAX_FRAMES = 4096
 
 
 class SamplerSettingsRefused(InputError):
@@ -87,3 +88,13 @@ def check_image_size(size: Any, where: str) -> list[int] | None:
             f"{where}: 'image_size' refused: {size!r:.80} is not [H, W] with sides in [1, {MAX_IMAGE_SIDE}]"
         )
     return list(size)
+
+
+def check_num_frames(n: Any, where: str) -> int | None:
+    """None, or an integer frame count in [1, MAX_FRAMES]; else SamplerSettingsRefused."""
+    if n is None:
+        return None
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_FRAMES:
+        raise SamplerSettingsRefused(f"{where}: 'num_frames' refused: {n!r:.40} is not an integer in "
+                                     f"[1, {MAX_FRAMES}]")
+    return n

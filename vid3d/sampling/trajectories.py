@@ -395,7 +395,9 @@ def load_trajectory_file(
     """Load a camera path, make it relative to its first frame and fit it to ``num_frames``.
 
     Formats (by suffix):
-      - ``.txt``: RealEstate10K camera file (``vid3d.data.formats.re10k.read_camera_file``).
+      - ``.txt``: RealEstate10K camera file (``vid3d.data.formats.re10k.read_camera_file``); CamI2V's pose
+        files (one placeholder timestamp on every line, a mirrored world frame) are read too, with a
+        warning.
       - ``.json``: either a list of F camera-to-world matrices, each 4x4 (or 3x4) as row-major nested
         lists in OpenCV axes, or an object ``{"c2w": [...], "convention": "opencv" | "opengl"}``
         (OpenGL/nerfstudio axes are converted to OpenCV).
@@ -423,7 +425,8 @@ def load_trajectory_file(
         from vid3d.data.formats.re10k import read_camera_file
 
         _read(path)  # a regular file within the size limit, refused with this message otherwise
-        cams = read_camera_file(path, max_lines=MAX_POSES + 1)  # the URL line, then one line per pose
+        # the URL line, then one line per pose; CamI2V's pose files accepted (a warning says how)
+        cams = read_camera_file(path, max_lines=MAX_POSES + 1, path_only=True)
         c2w = check_c2w(cams.c2w(), path)
         K_norm = np.asarray(cams.K_norm, dtype=np.float64) if use_intrinsics else None
     elif suffix == ".json":

@@ -37,6 +37,7 @@ from vid3d.sampling.video_sampler import from_uint8, to_uint8
 from vid3d.tasks.common import (
     log,
     prepare_data,
+    pretrained_choice,
     print_config_tree,
     reproducibility,
     run_dir,
@@ -161,7 +162,7 @@ def _evaluate_camera(cfg: DictConfig) -> dict:
     if cfg.ckpt:  # a wrong or refused checkpoint fails before anything else
         from vid3d.models.checkpoint import load_model
 
-        model = load_model(cfg.ckpt)
+        model = load_model(cfg.ckpt, pretrained=pretrained_choice(cfg))
     out = run_dir(cfg)
     print_config_tree(cfg, save_to=out / "config.yaml")
     fvd = fvd_metric(cfg)  # a bad metrics.fvd.i3d fails here, before any data or sampling work

@@ -82,13 +82,11 @@ def task_wrapper(fn: Callable[[DictConfig], dict]) -> Callable[[DictConfig], dic
     return wrapped
 
 
-def check_inputs_early(cfg: DictConfig) -> None:
-    """The user's files that are cheap to check, checked before an entry point's heavy imports: the
-    checkpoint path (``ckpt=``). Raises the same one-line errors the full load would."""
-    if cfg.get("ckpt"):
-        from vid3d.models.checkpoint import resolve_checkpoint
-
-        resolve_checkpoint(cfg.ckpt)
+def pretrained_choice(cfg: DictConfig) -> dict | None:
+    """The user's ``pretrained`` block (source / revision / local_files_only of a checkpoint's pretrained
+    backbone, conf/eval.yaml and conf/sample.yaml) as a plain dict; None when the config has none."""
+    node = cfg.get("pretrained")
+    return None if node is None else OmegaConf.to_container(node, resolve=True)
 
 
 def reproducibility(cfg: DictConfig) -> dict:
@@ -102,7 +100,30 @@ def reproducibility(cfg: DictConfig) -> dict:
         ckpt = resolve_checkpoint(cfg.ckpt)
         # a DeepSpeed checkpoint is a directory; its vid3d weights file is what sampling read
         weights["model_checkpoint"] = ckpt / "vid3d_weights.safetensors" if ckpt.is_dir() else ckpt
-    if cfg.get("pose") is not None and cfg.pose.get("checkpoint"):
-        weights["pose_checkpoint"] = cfg.pose.checkpoint
-    weights["fvd_i3d"] = OmegaConf.select(cfg, "metrics.fvd.i3d")
+    weights["pose_checkpoint"] = _pose_weights_file(cfg)
+    i3d = OmegaConf.select(cfg, "metrics.fvd.i3d")
+    if i3d == "auto":  # the registered file, in torch hub's cache
+        from vid3d.weights import get, torch_cache
+
+        i3d = torch_cache() / get("i3d").filename
+    weights["fvd_i3d"] = i3d
     return reproducibility_block(cfg, weights)
+
+
+def _pose_weights_file(cfg: DictConfig):
+    """The file the pose estimator's weights were read from: ``pose.checkpoint`` as given, or for DUSt3R
+    with a hub id (or none: the released model) its cached ``model.safetensors``; None without weights."""
+    pose = cfg.get("pose")
+    if pose is None:
+        return None
+    ckpt = pose.get("checkpoint")
+    is_dust3r = str(pose.get("_target_", "")).endswith("Dust3rPoseEstimator") and not pose.get("random_init")
+    if is_dust3r and not ckpt:
+        from vid3d.weights import get
+
+        ckpt = get("dust3r_512").repo
+    if is_dust3r and ckpt and not Path(str(ckpt)).exists():
+        from vid3d.weights import cached_hub_file
+
+        return cached_hub_file(str(ckpt), "model.safetensors") or ckpt
+    return ckpt

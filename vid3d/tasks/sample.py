@@ -26,7 +26,7 @@ from vid3d.atomic import atomic_dir
 from vid3d.models.checkpoint import load_model
 from vid3d.progress import Progress, format_duration
 from vid3d.sampling.io import load_inputs, write_sample
-from vid3d.tasks.common import log, prepare_data, print_config_tree, run_dir, task_wrapper
+from vid3d.tasks.common import log, prepare_data, pretrained_choice, print_config_tree, run_dir, task_wrapper
 
 
 def _list(value):
@@ -46,7 +46,7 @@ def sample(cfg: DictConfig) -> dict:
         cfg.fov_deg,
     )
     trajectory = instantiate(cfg.trajectory) if cfg.get("trajectory") is not None else None
-    model = load_model(cfg.ckpt)
+    model = load_model(cfg.ckpt, pretrained=pretrained_choice(cfg))
     out = run_dir(cfg)
     print_config_tree(cfg, save_to=out / "config.yaml")
     sampler = instantiate(cfg.sampler)

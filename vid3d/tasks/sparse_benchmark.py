@@ -38,12 +38,13 @@ from vid3d.evaluation.wandb_log import log_pair_results
 from vid3d.tasks.common import (
     log,
     prepare_data,
+    pretrained_choice,
     print_config_tree,
     reproducibility,
     run_dir,
 )
 
-__all__ = ["SparseBenchmark", "evaluate_sparse", "model_method", "resolve_index"]
+__all__ = ["SparseBenchmark", "evaluate_sparse", "free_views", "model_method", "resolve_index", "run_buckets"]
 
 ASSETS = Path(__file__).resolve().parents[1] / "data" / "assets" / "overlap"
 
@@ -119,6 +120,39 @@ def model_method(model, sampler, seed_offset: int = 0):
     return generate
 
 
+def free_views(row: dict) -> int:
+    """Frames strictly between a pair's context views that are not its targets."""
+    i, j = row["context"]
+    return (j - i - 1) - len({t for t in row["target"] if i < t < j})
+
+
+def run_buckets(cfg: DictConfig, buckets, run_one) -> dict:
+    """``run_one(cfg)`` once per overlap bucket (``overlap.thresholds[b]``), each into ``<run_dir>/<b>/``,
+    then one table of all of them (``sparse_report.merge_sparse``: sparse_report.{md,json,csv,tex} in the
+    run dir). Returns {results_md, run_dir, results: {bucket: results}}."""
+    import copy
+
+    from omegaconf import open_dict
+
+    from vid3d.evaluation.sparse_report import merge_sparse
+
+    root = run_dir(cfg)
+    results = {}
+    for b in buckets:
+        if b not in cfg.overlap.thresholds:
+            raise ValueError(f"protocol.buckets: {b!r} is not in overlap.thresholds "
+                             f"{list(cfg.overlap.thresholds)}")
+        c = copy.deepcopy(cfg)
+        with open_dict(c):
+            lo, hi = (float(x) for x in cfg.overlap.thresholds[b])
+            c.overlap.bucket, c.overlap.min, c.overlap.max = b, lo, hi
+            c.paths.run_dir = str(root / b)
+        results[b] = run_one(c)["results"]
+    merged = merge_sparse([root], out=root)
+    print(merged["markdown"])
+    return {"results_md": merged["markdown"], "run_dir": str(root), "results": results}
+
+
 class SparseBenchmark:
     """``conf/benchmark/sparse.yaml``: ``run(cfg)`` scores ``cfg.ckpt`` (and the reference rows) on the pairs
     of the ``cfg.overlap`` bucket and returns {results_md, run_dir, results}."""
@@ -171,24 +205,33 @@ def _evaluate_pairs(
     extra_protocol: dict | None = None,
     with_path: bool = False,
     wandb_name: str = "sparse",
+    min_free_views: int = 0,
 ) -> dict:
     """The benchmarks on context-view pairs of an overlap bucket (sparse views, reconstruction): pairs from
     the split's overlap index, ``make_methods(cfg, model) -> {name: pair -> predicted targets}``, scored by
     the one engine (``run_sparse_eval``) into records and results.{json,csv,md,tex}. ``with_path`` also loads
-    the frames between the context views that are not targets (``load_pairs``)."""
+    the frames between the context views that are not targets (``load_pairs``); ``min_free_views``: pairs
+    with fewer such frames are left out (and counted in the protocol block)."""
     if cfg.get("overlap") is None or cfg.overlap.get("bucket") is None:
         raise ValueError(f"benchmark={benchmark} needs an overlap bucket: overlap=small|medium|large|all")
-    model = None
-    if cfg.ckpt:
-        from vid3d.models.checkpoint import load_model
-
-        model = load_model(cfg.ckpt)
     out = run_dir(cfg)
     print_config_tree(cfg, save_to=out / "config.yaml")
     prepare_data(cfg)
     o = cfg.overlap
-    index, index_path = resolve_index(cfg)
+    index, index_path = resolve_index(cfg)  # before the model: missing RoMa weights answer at once
+    model = None
+    if cfg.ckpt:
+        from vid3d.models.checkpoint import load_model
+
+        model = load_model(cfg.ckpt, pretrained=pretrained_choice(cfg))
+    # the metrics' weights (LPIPS) next: missing ones stop the run in seconds, before any pair is generated
+    metrics = instantiate(cfg.metrics, _convert_="all").image()  # conf/metrics/: the suite's _target_
     rows = select_pairs(index, float(o.min), float(o.max))
+    short = [r for r in rows if free_views(r) < min_free_views]
+    if short:
+        log.warning("%d pair(s) have fewer than %d non-target frames between their context views: left out",
+                    len(short), min_free_views)
+        rows = [r for r in rows if free_views(r) >= min_free_views]
     if o.max_pairs is not None:
         rows = rows[: int(o.max_pairs)]
     empty = None
@@ -204,7 +247,6 @@ def _evaluate_pairs(
     methods = make_methods(cfg, model)
     if not methods:
         raise ValueError("nothing to evaluate: give ckpt=... or keep eval.reference_rows=true")
-    metrics = instantiate(cfg.metrics, _convert_="all").image()  # conf/metrics/: the suite's _target_
 
     protocol = {
         "benchmark": benchmark,
@@ -230,6 +272,13 @@ def _evaluate_pairs(
     preset = cfg.get("protocol")
     if preset is not None and preset.get("benchmark") == benchmark:  # e.g. protocol=sparse2_eval12
         protocol["preset"] = OmegaConf.to_container(preset, resolve=True)
+    if min_free_views:
+        protocol["pair_rule"] = {
+            "free_views": f"every pair has >= {min_free_views} non-target frames between its context views "
+            f"(j - i - 1 - targets), i.e. gap >= targets + {min_free_views} + 1",
+            "left_out": {"pairs": len(short),
+                         "gaps": sorted({r["context"][1] - r["context"][0] for r in short})},
+        }
     protocol["methods"] = list(methods)  # also when the bucket is empty: the report shows each with n = 0
     if empty:
         protocol["empty_bucket"] = empty

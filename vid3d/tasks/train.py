@@ -18,7 +18,9 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from vid3d.models.schema import stored_model_config
 from vid3d.tasks.common import log, prepare_data, print_config_tree, run_dir, task_wrapper
+from vid3d.tasks.recipe import fetch_pretrained, train_random_unet
 from vid3d.training.checkpoint_io import SafetensorsCheckpointIO
 from vid3d.training.strategies import is_deepspeed_config
 
@@ -101,15 +103,46 @@ def _continue_in(cfg: DictConfig, run: Path) -> None:
             cfg.logger.resume = "allow"
 
 
+def own_config(cfg: DictConfig, run: Path) -> DictConfig:
+    """``resume=<run>`` from the command line: the run's own saved config with this command's overrides
+    on top (vid3d/tasks/resume_config.py), the differences printed. Under the compose API (no Hydra app)
+    the caller's config is the whole config and is kept."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from vid3d.tasks.resume_config import config_diff, run_choices, run_config_file, with_run_config
+
+    if not HydraConfig.initialized():
+        return cfg
+    saved, choices = run_config_file(run), run_choices(run)
+    if Path(HydraConfig.get().runtime.output_dir).resolve() == run.resolve():
+        # hydra.run.dir=<the run>: Hydra has just rewritten its .hydra/ with this command's composition;
+        # the run's own config is the config.yaml its first launch saved, its group choices unknown
+        saved, choices = run / "config.yaml", None
+    if saved is None or not saved.is_file():
+        return cfg
+    own = OmegaConf.load(saved)
+    merged = with_run_config(cfg, own, list(HydraConfig.get().overrides.task), choices)
+    diff = config_diff(own, merged)
+    log.info("resume: the run's own config (%s) with this command's overrides; %d change(s)%s", saved,
+             len(diff), "".join(f"\n  {d}" for d in diff))
+    return merged
+
+
 @task_wrapper
 def train(cfg: DictConfig) -> dict:
-    """Train a model; returns ``{"last_checkpoint": path, "run_dir": path, **final logged metrics}``."""
+    """Train a model; returns ``{"last_checkpoint": path, "run_dir": path, **final logged metrics}``.
+
+    ``resume=<run dir or checkpoint>`` (from train.py) trains with that run's own config, this command's
+    overrides on top (``own_config``)."""
+    run = resumed_run_dir(cfg.get("resume"))
+    if run is not None:
+        cfg = own_config(cfg, run)
     if cfg.get("init_from_required") and not (cfg.get("init_from") or cfg.get("resume")):
         raise ValueError(
             f"experiment {cfg.get('task_name')} starts from trained weights: set init_from=<checkpoint file, "
             "DeepSpeed checkpoint dir or run dir> (or resume=<its own last.ckpt>)"
         )
-    resumed = resumed_run_dir(cfg.get("resume")) if cfg.get("resume_in_place", True) else None
+    resumed = run if cfg.get("resume_in_place", True) else None
     if resumed is not None:
         _continue_in(cfg, resumed)
     out = run_dir(cfg)
@@ -118,9 +151,11 @@ def train(cfg: DictConfig) -> dict:
     print_config_tree(cfg, save_to=out / ("config.yaml" if resumed is None else f"config.resume{k}.yaml"))
     L.seed_everything(cfg.seed, workers=True)
 
+    fetch_pretrained(cfg)  # missing pretrained weights fail (or download) before any data work
     prepare_data(cfg)
     datamodule = instantiate(cfg.data.datamodule)
     model = instantiate(cfg.model)
+    names: list[str] = []
     if cfg.get("init_from"):
         from vid3d.models.checkpoint import load_trained_weights
 
@@ -128,9 +163,11 @@ def train(cfg: DictConfig) -> dict:
         log.info("init_from %s: %d trained weight tensors loaded", cfg.init_from, len(names))
         if cfg.get("resume"):
             log.warning("both resume and init_from are set: the resumed checkpoint's weights win")
+    train_random_unet(cfg, model, set(names))  # a random-init backbone never stays frozen at random
     module = instantiate(cfg.module, model=model)
     # set after instantiate: Hydra would instantiate the `_target_`s inside the plain config dict
-    module.model_config = OmegaConf.to_container(cfg.model, resolve=True)
+    # where pretrained files come from (source, revision, local_files_only) is not stored: the user's choice
+    module.model_config = stored_model_config(OmegaConf.to_container(cfg.model, resolve=True))
     size = [OmegaConf.select(cfg, f"data.{k}") for k in ("height", "width", "num_frames")]
     module.train_size = size if all(isinstance(v, int) for v in size) else None
     from vid3d.tasks.post_eval import evaluate_after_training, sweep_logging

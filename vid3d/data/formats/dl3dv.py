@@ -304,7 +304,8 @@ class Dl3dvClipDataset(ClipSamplingDataset):
         self.root, self.split = Path(root), split
         self.image_dir = image_dir
         self.scenes = select(split_scenes(self.root, split, split_file, exclude_file), lambda p: p.name,
-                             self.holdout, str(self.root if split is None else self.root / split))
+                             self.holdout, str(self.root if split is None else self.root / split),
+                             self.clip_list)
 
     def num_clips(self) -> int:
         return len(self.scenes)

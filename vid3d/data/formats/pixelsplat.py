@@ -281,7 +281,7 @@ class ChunkClipDataset(ClipSamplingDataset):
             self.keys = sorted(self.eval_entries)
         else:
             self.keys = sorted(self.index, key=lambda k: (self.index[k], k))  # chunk by chunk
-        self.keys = select(self.keys, str, self.holdout, str(self.split_dir))
+        self.keys = select(self.keys, str, self.holdout, str(self.split_dir), self.clip_list)
         self._chunk_name: str | None = None
         self._chunk: dict[str, dict[str, Any]] = {}
         self.chunk_loads = 0  # chunk files this process loaded (or tried to)

@@ -15,6 +15,7 @@ Frames of a clip live in ``{clip_id}/`` named ``{timestamp}.png|jpg`` (or ``{ind
 from __future__ import annotations
 
 import io
+import logging
 import math
 import os
 import re
@@ -47,6 +48,7 @@ __all__ = [
 IMAGE_EXTS = (".png", ".jpg", ".jpeg")
 ROTATION_TOL = 1e-3
 _NUM_FIELDS = 19
+log = logging.getLogger("vid3d")
 _CLIP_ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
 
@@ -124,12 +126,12 @@ def _parse_float(tok: str, path, lineno: int, field: str) -> float:
     return value
 
 
-def _check_rotation(R: np.ndarray, path, lineno: int) -> None:
+def _check_rotation(R: np.ndarray, path, lineno: int, allow_reflection: bool = False) -> None:
     err = float(np.abs(R @ R.T - np.eye(3)).max())
     if err > ROTATION_TOL:
         raise CameraFileError(path, lineno, f"rotation is not orthonormal (max |R R^T - I| = {err:.3g})")
     det = float(np.linalg.det(R))
-    if det < 0:
+    if det < 0 and not allow_reflection:
         raise CameraFileError(path, lineno, f"rotation has det {det:.3g} < 0 (a reflection)")
 
 
@@ -138,7 +140,7 @@ _FIELD_NAMES = ("fx", "fy", "cx", "cy", "field 6", "field 7") + tuple(
 )
 
 
-def _parse_frame_line(text: str, path, lineno: int) -> tuple[int, np.ndarray]:
+def _parse_frame_line(text: str, path, lineno: int, allow_reflection: bool = False) -> tuple[int, np.ndarray]:
     tokens = text.split()
     if len(tokens) != _NUM_FIELDS:
         raise CameraFileError(path, lineno, f"expected {_NUM_FIELDS} numbers, found {len(tokens)}")
@@ -158,7 +160,7 @@ def _parse_frame_line(text: str, path, lineno: int) -> tuple[int, np.ndarray]:
             path, lineno, f"principal point cx={values[2]}, cy={values[3]} must lie in [0, 1] (fractions of "
             "the image width and height; pixel values need dividing by the image size)"
         )
-    _check_rotation(values[6:].reshape(3, 4)[:, :3], path, lineno)
+    _check_rotation(values[6:].reshape(3, 4)[:, :3], path, lineno, allow_reflection)
     return ts, values
 
 
@@ -167,12 +169,23 @@ MAX_CAMERA_LINES = 50_000
 
 
 def read_camera_file(
-    path: str | os.PathLike, root: str | os.PathLike | None = None, max_lines: int = MAX_CAMERA_LINES
+    path: str | os.PathLike,
+    root: str | os.PathLike | None = None,
+    max_lines: int = MAX_CAMERA_LINES,
+    *,
+    path_only: bool = False,
 ) -> Re10kCameras:
     """Parse a RealEstate10K camera file. Blank lines are skipped; CRLF line ends are accepted.
 
     ``root``: when given, a camera file that is a symlink must resolve inside it. Only a regular file of
     at most ``MAX_CAMERA_FILE_BYTES`` and ``max_lines`` lines is read (a FIFO or ``/dev/zero`` never blocks).
+
+    ``path_only``: the file is a camera path to follow (a trajectory), not a clip whose frames are looked up
+    by timestamp. Two liberties of hand-made pose files (CamI2V's ``demo/camera_pose_files``) are then
+    accepted, with one warning line: every line carrying the same placeholder timestamp (``114514``; frames
+    are taken in file order), and every rotation having det -1 (a mirrored, left-handed world frame: the
+    world x axis is flipped, ``w2c <- w2c @ diag(-1, 1, 1, 1)``, which leaves the poses relative to each
+    other, all a trajectory uses, unchanged).
 
     Raises:
         FileNotFoundError: the file does not exist.
@@ -181,7 +194,8 @@ def read_camera_file(
         CameraFileError: ``"<path>:<line>: <what>"`` for an empty file, a file with no frames or more
             than ``max_lines`` lines, a line without 19 fields, a non-numeric / non-finite token, a
             non-positive focal length, a principal point outside [0, 1], a matrix that is not a rotation
-            (|R R^T - I| > 1e-3 or det < 0), or a repeated timestamp.
+            (|R R^T - I| > 1e-3 or det < 0; with ``path_only``, det < 0 on some lines only), or a repeated
+            timestamp (with ``path_only``: unless all are the same).
     """
     from vid3d.data.files import confined, read_regular_bytes
 
@@ -203,16 +217,45 @@ def read_camera_file(
     url = decoded[0].strip()
     if len(url.split()) == _NUM_FIELDS:
         raise CameraFileError(path, 1, "line 1 must be the video URL but holds camera numbers")
-    timestamps, rows, seen = [], [], {}
+    timestamps, rows, linenos = [], [], []
     for i, text in enumerate(decoded[1:], start=2):
         if not text.strip():
             continue
-        ts, values = _parse_frame_line(text, path, i)
-        if ts in seen:
-            raise CameraFileError(path, i, f"timestamp {ts} repeats line {seen[ts]}")
-        seen[ts] = i
+        ts, values = _parse_frame_line(text, path, i, allow_reflection=path_only)
         timestamps.append(ts)
         rows.append(values)
+        linenos.append(i)
+    notes = []
+    placeholder = path_only and len(timestamps) > 1 and len(set(timestamps)) == 1
+    if placeholder:
+        notes.append(
+            f"all {len(timestamps)} lines carry the same timestamp {timestamps[0]} (a placeholder, as in "
+            "CamI2V's pose files): poses are taken in file order"
+        )
+    else:
+        seen: dict[int, int] = {}
+        for ts, i in zip(timestamps, linenos):
+            if ts in seen:
+                raise CameraFileError(path, i, f"timestamp {ts} repeats line {seen[ts]}")
+            seen[ts] = i
+    if path_only and rows:
+        dets = [np.linalg.det(v[6:].reshape(3, 4)[:, :3]) for v in rows]
+        mirrored = dets[0] < 0
+        for d, i in zip(dets, linenos):
+            if (d < 0) != mirrored:
+                raise CameraFileError(
+                    path, i, f"rotation has det {d:.3g} while line {linenos[0]}'s has {dets[0]:.3g} "
+                    "(a reflection on some lines only)"
+                )
+        if mirrored:
+            for v in rows:
+                v[6:].reshape(3, 4)[:, 0] *= -1.0  # w2c @ diag(-1, 1, 1, 1): the world's x axis flipped
+            notes.append(
+                "every rotation has det -1 (a left-handed world frame): read with the world's x axis "
+                "flipped, which leaves the camera motion relative to the first pose unchanged"
+            )
+    if notes:
+        log.warning("%s: %s", path, "; ".join(notes))
     if not rows:
         raise CameraFileError(path, len(decoded), "no camera lines after the URL line")
     arr = np.stack(rows)

@@ -6,9 +6,10 @@ pixel is valid where the match certainty exceeds ``certainty_threshold`` (0.005)
 returns ``warp`` (B, H, 2W, 4) and ``certainty`` (B, H, 2W) for a symmetric model: the left half (columns
 < W) holds the matches of image A into B, the right half those of B into A.
 
-Weights are never downloaded: both the RoMa checkpoint (``overlap.roma.weights``) and its DINOv2
-backbone checkpoint (``overlap.roma.dinov2_weights``) must be local files (loaded with
-``weights_only=True``); otherwise the estimator refuses with a message naming those keys.
+Weights: the RoMa checkpoint (``overlap.roma.weights``) and its DINOv2 backbone checkpoint
+(``overlap.roma.dinov2_weights``) are local files (loaded with ``weights_only=True``); unset, the registered
+files (``vid3d.weights``: ``roma_outdoor``, ``dinov2_vitl14``) are downloaded once into torch hub's cache, or
+one line names the missing file and its fetch command.
 """
 
 from __future__ import annotations
@@ -88,22 +89,14 @@ class RomaOverlap(OverlapEstimator):
         self.use_custom_corr = bool(use_custom_corr) and self.device != "cpu"
         self._matcher = matcher
         if matcher is None:
-            missing = [
-                k
-                for k, v in (
-                    ("overlap.roma.weights", weights),
-                    ("overlap.roma.dinov2_weights", dinov2_weights),
-                )
-                if not v
-            ]
-            if missing:
-                raise RomaWeightsMissing(
-                    "overlap.estimator=roma needs local weight files, nothing is downloaded: set "
-                    + " and ".join(f"{k}=/path/to/file" for k in missing)
-                    + " (RoMa outdoor checkpoint roma_outdoor.pth and DINOv2 ViT-L/14 "
-                    "dinov2_vitl14_pretrain.pth), "
-                    "or use overlap.estimator=geometric on a dataset with depth"
-                )
+            from vid3d.weights import fetch_url, get
+
+            # unset: the registered files (RoMa's own download URLs), fetched into torch hub's cache once
+            if not weights:
+                weights = str(fetch_url(get("roma_outdoor"), what="overlap.roma.weights"))
+            if not dinov2_weights:
+                dinov2_weights = str(fetch_url(get("dinov2_vitl14"), what="overlap.roma.dinov2_weights"))
+            self.weights, self.dinov2_weights = weights, dinov2_weights
             for key, path in (
                 ("overlap.roma.weights", weights),
                 ("overlap.roma.dinov2_weights", dinov2_weights),

@@ -103,22 +103,15 @@ def build_dust3r_model(config: dict[str, Any]) -> torch.nn.Module:
 
 
 def _resolve_hub_id(path: str | Path) -> Path:
-    """``path`` itself if it exists or is not a hub id; else the local Hugging Face cache's snapshot folder
-    of that hub id (e.g. "naver/DUSt3R_ViTLarge_BaseDecoder_512_dpt"). Nothing is downloaded."""
+    """``path`` itself if it exists or is not a hub id; else the Hugging Face cache's snapshot folder of that
+    hub id (e.g. "naver/DUSt3R_ViTLarge_BaseDecoder_512_dpt"), downloaded there on first use
+    (``vid3d.weights``: one line naming the repository and the fetch command when that is not possible)."""
     p = Path(path)
     if p.exists() or not re.fullmatch(r"[\w.-]+/[\w.-]+", str(path)):
         return p
-    try:
-        from huggingface_hub import snapshot_download
+    from vid3d.weights import fetch_hub_files
 
-        return Path(snapshot_download(str(path), allow_patterns=["model.safetensors", "config.json"],
-                                      local_files_only=True))
-    except Exception as e:
-        raise FileNotFoundError(
-            f"pose.checkpoint={path}: neither a file/folder nor a hub id in the local Hugging Face cache "
-            f"({type(e).__name__}); nothing is downloaded: fetch it once with `huggingface-cli download "
-            f"{path}` or give a local path"
-        ) from e
+    return fetch_hub_files(str(path), ("model.safetensors",), what=f"pose.checkpoint={path}")
 
 
 def load_dust3r_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -241,13 +234,11 @@ class Dust3rPoseEstimator(PoseEstimator):
         if niter < 0:
             raise ValueError(f"pose.niter must be >= 0, got {niter}")
         self.random_init = bool(random_init) and model is None
+        if checkpoint in (None, "") and model is None and not self.random_init:
+            from vid3d.weights import get
+
+            checkpoint = get("dust3r_512").repo  # the released model, fetched on first use
         self.checkpoint = None if checkpoint in (None, "") else Path(checkpoint)
-        if model is None and not self.random_init and self.checkpoint is None:
-            raise ValueError(
-                "pose=dust3r needs the DUSt3R weights: set pose.checkpoint=/path/to/"
-                "DUSt3R_ViTLarge_BaseDecoder_512_dpt.pth (or the DUST3R_CHECKPOINT environment variable); "
-                "nothing is downloaded. pose.random_init=true builds a tiny random model for plumbing only."
-            )
         base = TINY_CONFIG if self.random_init else RELEASED_512_CONFIG
         self.model_config = {**base, **dict(model_config or {})}
         self.image_size = int(image_size)

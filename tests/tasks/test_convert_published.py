@@ -14,7 +14,7 @@ from vid3d.errors import InputError
 from vid3d.models.checkpoint import load_checkpoint_file, load_model
 from vid3d.models.published.cameractrl import CameraCtrlEncoder
 from vid3d.models.published.motionctrl import MotionCtrlEncoder
-from vid3d.models.schema import validate_model_config
+from vid3d.models.schema import stored_model_config, validate_model_config
 
 TINY = ["model/backbone=tiny"]
 
@@ -73,20 +73,21 @@ def test_convert_refuses_pickle(tmp_path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("option", "source", "frames"),
+    ("option", "weights", "frames"),
     [
-        ("cameractrl_svd", "stabilityai/stable-video-diffusion-img2vid", 14),
-        ("cameractrl_svdxt", "stabilityai/stable-video-diffusion-img2vid-xt", 25),
-        ("motionctrl_svd", "stabilityai/stable-video-diffusion-img2vid", None),
+        ("cameractrl_svd", "svd", 14),  # stabilityai/stable-video-diffusion-img2vid
+        ("cameractrl_svdxt", "svd_xt", 25),  # stabilityai/stable-video-diffusion-img2vid-xt
+        ("motionctrl_svd", "svd", None),
     ],
 )
-def test_published_options_are_the_released_setups(option, source, frames, monkeypatch) -> None:
+def test_published_options_are_the_released_setups(option, weights, frames, monkeypatch) -> None:
     monkeypatch.delenv("SVD_PATH", raising=False)
-    cfg = compose_model_config(option, [])
+    cfg = stored_model_config(compose_model_config(option, []))
     validate_model_config(cfg, f"model={option}")  # what a converted checkpoint stores is accepted on load
     for backbone in ("tiny", "tiny_kl"):
         validate_model_config(compose_model_config(option, [f"model/backbone={backbone}"]), backbone)
-    assert cfg["backbone"]["source"] == source and cfg["attention"]["_target_"].endswith("no_attention")
+    assert cfg["backbone"]["weights"] == weights and "source" not in cfg["backbone"]
+    assert cfg["attention"]["_target_"].endswith("no_attention")
     if frames:
         enc = cfg["camera_encoder"]
         assert (
