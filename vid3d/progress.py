@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any, TextIO
 
+from vid3d.errors import InputError
+
 __all__ = [
     "MODES",
     "Progress",
@@ -57,11 +59,11 @@ class ProgressSettings:
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
-            raise ValueError(f"progress.mode must be one of {list(MODES)}, got {self.mode!r}")
+            raise InputError(f"progress.mode must be one of {list(MODES)}, got {self.mode!r}")
         if self.every_n is not None and int(self.every_n) < 1:
-            raise ValueError(f"progress.every_n must be >= 1 (or null), got {self.every_n}")
+            raise InputError(f"progress.every_n must be >= 1 (or null), got {self.every_n}")
         if not float(self.every_s) >= 0:
-            raise ValueError(f"progress.every_s must be >= 0, got {self.every_s}")
+            raise InputError(f"progress.every_s must be >= 0, got {self.every_s}")
 
 
 _SETTINGS = ProgressSettings()
@@ -76,7 +78,7 @@ def configure(
     options: Mapping[str, Any] | ProgressSettings | None = None, **overrides: Any
 ) -> ProgressSettings:
     """Set the process-wide settings from a mapping (the ``progress`` config node; missing keys keep the
-    defaults) and/or keyword overrides; returns them. Unknown keys raise ValueError."""
+    defaults) and/or keyword overrides; returns them. Unknown keys or bad values raise InputError."""
     global _SETTINGS
     if isinstance(options, ProgressSettings):
         base = options
@@ -85,7 +87,7 @@ def configure(
         known = {f.name for f in fields(ProgressSettings)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"progress: unknown key(s) {unknown}; known: {sorted(known)}")
+            raise InputError(f"progress: unknown key(s) {unknown}; known: {sorted(known)}")
         base = ProgressSettings(**values)
     _SETTINGS = replace(base, **overrides)
     return _SETTINGS
