@@ -4,8 +4,8 @@ too (a lazy import is still a dependency). A new top-level package or module mus
 
 Layers, bottom to top:
     0  geometry, atomic, errors, config(_schema,       pure math, file safety, user errors, config (and
-       _errors), viz, weights                     its one-line errors), plots; the registry of pretrained
-                                                  files and their fetching
+       _errors), viz, weights, progress           its one-line errors), plots; the registry of pretrained
+                                                  files and their fetching; progress bars and log lines
     1  data, models, reconstruction              datasets; networks, checkpoints; 3D Gaussians
     2  sampling                                  samplers, trajectories, the sampling pipeline
     3  training, evaluation                      Lightning glue; benchmarks, metrics, pose estimators
@@ -22,7 +22,7 @@ import vid3d
 PACKAGE = Path(vid3d.__file__).resolve().parent
 LAYERS = {
     "geometry": 0, "atomic": 0, "errors": 0, "config": 0, "config_schema": 0, "config_errors": 0, "viz": 0,
-    "weights": 0,
+    "weights": 0, "progress": 0,
     "data": 1, "models": 1, "reconstruction": 1,
     "sampling": 2,
     "training": 3, "evaluation": 3,

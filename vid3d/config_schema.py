@@ -105,7 +105,19 @@ class OverlapOptions:
     max: float | None = None
 
 
-SCHEMAS: dict[str, Any] = {"eval": EvalOptions, "metrics": MetricsOptions, "overlap": OverlapOptions}
+@dataclass
+class ProgressOptions:
+    """``progress``: bars on a terminal, lines in logs (vid3d/progress.py ``ProgressSettings``)."""
+
+    mode: str = "auto"
+    every_n: int | None = None
+    every_s: float = 30.0
+    stages: bool = True
+
+
+SCHEMAS: dict[str, Any] = {
+    "eval": EvalOptions, "metrics": MetricsOptions, "overlap": OverlapOptions, "progress": ProgressOptions,
+}
 
 
 def register_schemas() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +114,26 @@ def test_index_from_pixelsplat_eval_index(plane_root, tmp_path):
     assert idx["pairs"][0]["target"] == [4, 6, 8]
     assert idx["pairs"][0]["overlap"] == pytest.approx(analytic_overlap(8), abs=1e-6)
     assert idx["skipped"] == {"null_entry": 1, "not_in_dataset": 1}
+
+
+def test_index_progress_lines_in_a_log(plane_root, capsys):
+    """stdout captured (not a terminal): the first pair, every progress.every_n-th and the last, with the
+    pair just measured."""
+    from vid3d.progress import configure, settings
+
+    before = settings()
+    configure(every_n=5, every_s=0)
+    try:
+        build_index(plane_root, "test", GeometricOverlap(), gaps=[3, 4, 8, 11, 12, 15], num_targets=2,
+                    progress=True)
+    finally:
+        configure(before)
+    lines = [s for s in capsys.readouterr().out.splitlines() if s.startswith("overlap index ")]
+    assert [s.split(" | ")[0] for s in lines] == [
+        "overlap index 1/12 (8.3%)", "overlap index 5/12 (41.7%)", "overlap index 10/12 (83.3%)",
+        "overlap index 12/12 (100.0%)",
+    ]
+    assert all(re.search(r"\| plane_[ab]:\d+-\d+: overlap \d\.\d{3}$", s) for s in lines), lines
 
 
 def test_index_cli(plane_root, tmp_path, capsys):

@@ -110,3 +110,24 @@ def test_a_failing_item_keeps_the_records_before_it(tmp_path):
     calls: list = []
     run = run_shard(ITEMS, _ident, ["a"], _evaluate(calls), tmp_path, progress=False)  # resume
     assert [c[0] for c in calls] == ["item05", "item07", "item12"] and run.n_skipped == 2
+
+
+def test_progress_lines_per_item_in_a_log(tmp_path, capsys):
+    """stdout captured (not a terminal): one line per evaluated (item, method, trial) with k/N and ETA;
+    a resumed shard counts only what is left."""
+    import re
+
+    from vid3d.progress import configure, settings
+
+    before = settings()
+    configure()
+    try:
+        run_shard(ITEMS[:2], _ident, ["a", "b"], _evaluate([]), tmp_path, label="camera eval")
+        run_shard(ITEMS[:3], _ident, ["a", "b"], _evaluate([]), tmp_path, label="camera eval")
+    finally:
+        configure(before)
+    line = re.compile(r"^camera eval (\d)/(\d) \(\d+\.\d%\) \| [\d.?]+ (?:item/s|s/item) \| "
+                      r"elapsed \d:\d\d:\d\d \| ETA \d:\d\d:\d\d \| (\w) (item\d\d) trial 0 in \d:\d\d:\d\d$")
+    got = [m.groups() for m in map(line.match, capsys.readouterr().out.splitlines()) if m]
+    assert got == [("1", "4", "a", "item03"), ("2", "4", "b", "item03"), ("3", "4", "a", "item07"),
+                   ("4", "4", "b", "item07"), ("1", "2", "a", "item00"), ("2", "2", "b", "item00")]

@@ -157,3 +157,24 @@ def test_explore_with_reconstruction_writes_gaussians_and_a_turntable(setup):
     assert len(g) == 300 and bool(g.means.isfinite().all())
     video = iio.imread(d / "turntable.mp4", plugin="pyav")
     assert video.shape == (6, 64, 96, 3)
+
+
+def test_sampling_progress_lines_in_a_log(setup, capsys):
+    """stdout captured (not a terminal): per denoising step, counted per sample across explore's segments
+    (2 segments x 3 steps = 6 per sample), with the overall count, rate and ETA, and a line per sample."""
+    import re
+
+    tmp = setup[0]
+    a, b = write_image(tmp / "p1.png", 5), write_image(tmp / "p2.png", 6)
+    capsys.readouterr()
+    run_sample(setup, "progress", ["mode=explore", f"images=[{a},{b}]", "segments=[pan_left,move_forward]",
+                                   "sampler.num_steps=3", "progress.every_n=4", "progress.every_s=0"])
+    out = capsys.readouterr().out.splitlines()
+    line = re.compile(r"^sampling \(explore\) (\d+)/12 \(\d+\.\d%\) \| [\d.]+ (?:step/s|s/step) \| elapsed "
+                      r"\d+:\d\d:\d\d \| ETA \d+:\d\d:\d\d \| sample (\d)/2 (p\d)_explore step (\d)/6$")
+    steps = [m.groups() for m in map(line.match, out) if m]
+    # every sample's first step, the multiples of 4 of the overall count, and the last
+    assert steps == [("1", "1", "p1", "1"), ("4", "1", "p1", "4"), ("7", "2", "p2", "1"),
+                     ("8", "2", "p2", "2"), ("12", "2", "p2", "6")], out
+    written = [s for s in out if re.match(r"^sample \d/2 p\d_explore written in \d+:\d\d:\d\d -> ", s)]
+    assert len(written) == 2

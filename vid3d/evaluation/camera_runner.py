@@ -401,7 +401,7 @@ def run_camera_eval(
             written from all ``records*.jsonl`` files in ``out_dir``.
         shard, num_shards: this process handles clip i (sorted by id) with i % num_shards == shard.
         trials: samples per (method, clip), trial = 0 .. trials-1.
-        progress: show a rich progress bar.
+        progress: report each item (vid3d/progress.py: a bar, or lines in a log).
         failure_policy: see ``aggregate.aggregate``.
         extra_protocol: more entries for the protocol block (e.g. versions, commit, composed config).
         save_videos: also write each generated video to ``out_dir/videos/{method}/{clip_id}_t{trial}.mp4``

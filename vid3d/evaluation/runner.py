@@ -9,7 +9,8 @@ what is the same for all of them:
 - resuming: records are appended to ``{out_dir}/records.shard{shard}of{num_shards}.jsonl`` (one
   ``records.RecordWriter``, key (method, item id, trial)); a rerun skips every key already written;
 - one process per shard file (``RecordWriter.exclusive``: a second one stops with ``ShardBusy``);
-- a progress bar.
+- progress: a bar on a terminal, a line per evaluated item in a log (count/total, rate, ETA, the
+  method, item and trial just done; vid3d/progress.py).
 
 Aggregating the records and writing the tables stays with the benchmark (its metrics differ).
 """
@@ -17,11 +18,14 @@ Aggregating the records and writing the tables stays with the benchmark (its met
 from __future__ import annotations
 
 import contextlib
+import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
+
+from vid3d.progress import Progress, format_duration
 
 from .records import RecordWriter
 
@@ -74,16 +78,11 @@ def shard_lock(out_dir: str | Path, shard: int, num_shards: int) -> contextlib.A
     return RecordWriter(shard_file(out_dir, shard, num_shards)).exclusive()
 
 
-def _progress(label: str, total: int, enabled: bool) -> tuple[Any, Any]:
+def _progress(label: str, total: int, enabled: bool) -> Progress | None:
+    """A bar on a terminal, a line per evaluated item in a log (vid3d/progress.py); None when disabled."""
     if not (enabled and total):
-        return None, None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    bar = Progress(
-        TextColumn(f"[bold]{label}[/]"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        TextColumn("{task.description}"),
-    )
-    return bar, bar.add_task("", total=total)
+        return None
+    return Progress(label, total, unit="item", default_every_n=1)
 
 
 def run_shard(
@@ -133,12 +132,12 @@ def run_shard(
         ]
         if before is not None:
             before(todo)
-        bar, task = _progress(f"{label} shard {shard}/{num_shards}", len(todo), progress)
+        where = f" shard {shard}/{num_shards}" if num_shards > 1 else ""
+        bar = _progress(f"{label}{where}", len(todo), progress)
         with bar if bar is not None else contextlib.nullcontext():
             for item, name, trial in todo:
                 iid = item_id(item)
-                if bar is not None:
-                    bar.update(task, description=f"{name} | {iid} | trial {trial}")
+                t0 = time.monotonic()
                 record = evaluate(item, name, trial)
                 key = (record.get("method"), record.get("clip_id"), record.get("trial"))
                 if key != (want := (name, iid, trial)):
@@ -147,6 +146,6 @@ def run_shard(
                 if after is not None:
                     after(item, name, trial, record)
                 if bar is not None:
-                    bar.advance(task)
+                    bar.update(note=f"{name} {iid} trial {trial} in {format_duration(time.monotonic() - t0)}")
     return ShardRun(todo=todo, n_skipped=len(mine) * len(names) * trials - len(todo))
 

@@ -13,7 +13,8 @@ it from ``sigmas[0]`` down to ``sigmas[-1]`` (usually 0). The state and the upda
 the result is returned in the input dtype.
 
 ``progress(done, total)`` is called after each step with the number of steps done (1-based) and the
-total number of steps (``len(sigmas) - 1``); the CLI hooks a rich progress bar to it.
+total number of steps (``len(sigmas) - 1``); sample.py reports it (vid3d/progress.py: a bar, or lines in a
+log).
 """
 
 from __future__ import annotations

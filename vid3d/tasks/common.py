@@ -23,6 +23,16 @@ def set_threads(cfg: DictConfig) -> None:
         torch.set_num_threads(int(cfg.torch_threads))
 
 
+def set_progress(cfg: DictConfig) -> Callable[[], None]:
+    """Apply the ``progress`` group (bars on a terminal, lines in logs: vid3d/progress.py) for one task;
+    returns what restores the settings before it."""
+    from vid3d.progress import configure, settings
+
+    before, node = settings(), cfg.get("progress")
+    configure(OmegaConf.to_container(node, resolve=True) if node is not None else None)
+    return lambda: configure(before)
+
+
 def run_dir(cfg: DictConfig) -> Path:
     path = Path(cfg.paths.run_dir)
     path.mkdir(parents=True, exist_ok=True)
@@ -56,9 +66,11 @@ def task_wrapper(fn: Callable[[DictConfig], dict]) -> Callable[[DictConfig], dic
     @functools.wraps(fn)
     def wrapped(cfg: DictConfig) -> dict:
         set_threads(cfg)
+        restore_progress = set_progress(cfg)
         try:
             return fn(cfg)
         finally:
+            restore_progress()
             try:
                 import wandb
 

@@ -15,15 +15,16 @@ folder is written atomically (a temporary sibling renamed into place): complete 
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from rich.progress import Progress
 
 from vid3d.atomic import atomic_dir
 from vid3d.models.checkpoint import load_model
+from vid3d.progress import Progress, format_duration
 from vid3d.sampling.io import load_inputs, write_sample
 from vid3d.tasks.common import log, prepare_data, pretrained_choice, print_config_tree, run_dir, task_wrapper
 
@@ -68,19 +69,36 @@ def sample(cfg: DictConfig) -> dict:
         dataset = instantiate(cfg.data.test_dataset)
     jobs = mode.jobs(images, dataset, trajectory, cfg.num_samples)
     written = []
-    with Progress() as bar:
-        task = bar.add_task(f"sampling ({mode.name})", total=sum(mode.num_steps(j, sampler) for j in jobs))
+    steps = [mode.num_steps(j, sampler) for j in jobs]
+    with Progress(f"sampling ({mode.name})", sum(steps), unit="step", default_every_n=5) as bar:
         for k, job in enumerate(jobs):
             gen = torch.Generator().manual_seed(cfg.seed * 100_003 + k)  # per-sample seed: regenerate alone
-            frames = mode.run(model, sampler, job, generator=gen, progress=lambda i, n: bar.advance(task))
+            t0 = time.monotonic()
+            frames = mode.run(model, sampler, job, generator=gen, progress=_step_counter(bar, k, jobs, steps))
             final = out / "samples" / job.name
             with atomic_dir(final) as folder:  # the sample folder appears complete, or not at all
                 write_sample(folder, job, frames, cfg.fps)
                 if cfg.get("reconstruct"):
                     reconstruct_sample(folder, job, frames, cfg.reconstruction, cfg.fps)
             written.append(str(final))
+            bar.write(f"sample {k + 1}/{len(jobs)} {job.name} written in "
+                      f"{format_duration(time.monotonic() - t0)} -> {final}")
     log.info("wrote %d samples under %s", len(written), out / "samples")
     return {"samples": written, "run_dir": str(out)}
+
+
+def _step_counter(bar: Progress, k: int, jobs: list, steps: list[int]):
+    """The sampler's ``progress(i, n)`` hook for sample k: one more denoising step on ``bar``, noted as
+    ``sample k+1/N <name> step s/S`` (counted per call: explore mode restarts i for each segment)."""
+    done = 0
+
+    def step(i: int, n: int) -> None:
+        nonlocal done
+        done += 1
+        note = f"sample {k + 1}/{len(jobs)} {jobs[k].name} step {done}/{steps[k]}"
+        bar.update(note=note, force=done == 1)
+
+    return step
 
 
 def reconstruct_sample(out, job, frames, opts: DictConfig, fps: int) -> None:

@@ -97,6 +97,7 @@ def resolve_index(cfg: DictConfig) -> tuple[dict[str, Any], Path]:
         gaps=list(o.gaps),
         num_targets=int(o.num_targets),
         thresholds={k: tuple(v) for k, v in thresholds.items()},
+        progress=True,
     )
     path = write_index(Path(o.cache_dir) / name, index)
     return index, path

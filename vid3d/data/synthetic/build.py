@@ -110,11 +110,12 @@ def _build_one(out_root: str, split: str, index: int, params: dict) -> str:
 def _run_jobs(
     tmp: Path, jobs: list[tuple[str, int]], params: dict, workers: int, verbose: bool = False
 ) -> list[str]:
-    """Render every (split, index) job into ``tmp``; clip ids in job order. ``verbose``: a progress bar
-    (one tick per finished clip) on stderr."""
-    from tqdm.auto import tqdm
+    """Render every (split, index) job into ``tmp``; clip ids in job order. ``verbose``: progress (one tick
+    per finished clip): a bar on a terminal, a line every 10 clips / progress.every_s seconds in a log."""
+    from vid3d.progress import Progress, ProgressSettings, settings
 
-    bar = tqdm(total=len(jobs), desc="rendering clips", unit="clip", disable=not verbose, leave=True)
+    opts = settings() if verbose else ProgressSettings(mode="off")
+    bar = Progress("rendering clips", len(jobs), unit="clip", default_every_n=10, opts=opts)
     try:
         if workers <= 1 or len(jobs) <= 1:
             ids = []
@@ -160,7 +161,7 @@ def build_synthetic_dataset(
     scene index of the first test clip (default ``num_train``), so the held-out clips of a large training set
     can be rendered alone: ``num_train=0, num_test=16, test_start=600`` gives the very test clips of a
     600-scene build (a scene depends only on its index and the seed). ``verbose``:
-    say what is built and where, with a progress bar (the configs set it; a reused dataset prints nothing).
+    say what is built and where, with its progress (the configs set it; a reused dataset prints nothing).
     """
     root = Path(root).absolute()
     params = _params(

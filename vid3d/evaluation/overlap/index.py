@@ -41,6 +41,7 @@ from vid3d.data.formats.re10k import (
     read_depth,
     read_frames,
 )
+from vid3d.progress import Progress, ProgressSettings, settings
 
 from .base import OverlapEstimator, OverlapView
 
@@ -239,7 +240,8 @@ def build_index(
     thresholds: Mapping[str, Sequence[float]] = DEFAULT_BUCKETS,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """Compute the overlap of every pair of a split (see module docstring); returns the index dict."""
+    """Compute the overlap of every pair of a split (see module docstring); returns the index dict.
+    ``progress``: a bar on a terminal, a line every 25 pairs / progress.every_s seconds in a log."""
     clips = {c.clip_id: c for c in list_clips(root, split, missing="skip")}
     cams = {k: read_camera_file(c.camera_path, root=root) for k, c in clips.items()}
     if eval_index is not None:
@@ -255,11 +257,14 @@ def build_index(
             "start": 0,
         }
     rows = []
-    for n, pair in enumerate(pairs):
+    opts = settings() if progress else ProgressSettings(mode="off")
+    bar = Progress("overlap index", len(pairs), unit="pair", default_every_n=25, opts=opts)
+    for pair in pairs:
         if pair.context[1] >= len(cams[pair.clip_id]) or (
             pair.target and pair.target[-1] >= len(cams[pair.clip_id])
         ):
             skipped["index_out_of_range"] = skipped.get("index_out_of_range", 0) + 1
+            bar.update(note=f"{pair.pair_id}: index out of range")
             continue
         v1, v2 = _views(clips[pair.clip_id], cams[pair.clip_id], pair, estimator.needs())
         res = estimator.estimate(v1, v2)
@@ -273,8 +278,8 @@ def build_index(
                 "bucket": bucket_of(res.overlap, thresholds),
             }
         )
-        if progress:
-            print(f"[{n + 1}/{len(pairs)}] {pair.pair_id}: overlap {res.overlap:.3f}", flush=True)
+        bar.update(note=f"{pair.pair_id}: overlap {res.overlap:.3f}")
+    bar.close()
     counts = {name: sum(r["bucket"] == name for r in rows) for name in thresholds}
     counts["outside"] = sum(r["bucket"] is None for r in rows)
     return {

@@ -8,6 +8,8 @@ vid3d, so ``K_px`` passes through unchanged and ``cam_from_world`` is a plain wo
 Failures are results: fewer than ``min_registered_fraction`` of the frames registered, no
 reconstruction, or an exception inside COLMAP give ``success=False`` with the reason, never a
 silently dropped sample. Runs single-threaded with fixed seeds by default for reproducibility.
+Each stage (extraction, matching, mapping) prints a start and a done line with its time
+(``vid3d.progress.stage``; ``progress.stages=false`` silences them).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import cv2
 import numpy as np
 
 from vid3d.geometry import fundamental_matrix, w2c_to_c2w
+from vid3d.progress import stage
 
 from .base import PoseEstimator, PoseResult, check_frames
 
@@ -289,10 +292,11 @@ class ColmapPoseEstimator(PoseEstimator):
         extraction.use_gpu = False
         extraction.sift.max_num_features = self.max_num_features
         _set_options(extraction.sift, self.sift_options, "sift_options")
-        pycolmap.extract_features(
-            database, image_dir, image_names=names, camera_mode=pycolmap.CameraMode.SINGLE,
-            reader_options=reader, extraction_options=extraction, device=pycolmap.Device.cpu,
-        )
+        with stage("colmap", f"feature extraction ({len(names)} frames)"):
+            pycolmap.extract_features(
+                database, image_dir, image_names=names, camera_mode=pycolmap.CameraMode.SINGLE,
+                reader_options=reader, extraction_options=extraction, device=pycolmap.Device.cpu,
+            )
 
         matching = pycolmap.FeatureMatchingOptions()
         matching.num_threads = self.num_threads
@@ -301,19 +305,21 @@ class ColmapPoseEstimator(PoseEstimator):
         verification = pycolmap.TwoViewGeometryOptions()
         verification.ransac.random_seed = self.seed
         _set_options(verification, self.verification_options, "verification_options")
-        if self.matcher == "sequential":
-            pairing = pycolmap.SequentialPairingOptions()
-            pairing.overlap = self.overlap
-            pairing.num_threads = self.num_threads
-            pycolmap.match_sequential(
-                database, matching_options=matching, pairing_options=pairing,
-                verification_options=verification, device=pycolmap.Device.cpu,
-            )
-        else:
-            pycolmap.match_exhaustive(
-                database, matching_options=matching, pairing_options=pycolmap.ExhaustivePairingOptions(),
-                verification_options=verification, device=pycolmap.Device.cpu,
-            )
+        with stage("colmap", f"{self.matcher} matching"):
+            if self.matcher == "sequential":
+                pairing = pycolmap.SequentialPairingOptions()
+                pairing.overlap = self.overlap
+                pairing.num_threads = self.num_threads
+                pycolmap.match_sequential(
+                    database, matching_options=matching, pairing_options=pairing,
+                    verification_options=verification, device=pycolmap.Device.cpu,
+                )
+            else:
+                pycolmap.match_exhaustive(
+                    database, matching_options=matching,
+                    pairing_options=pycolmap.ExhaustivePairingOptions(),
+                    verification_options=verification, device=pycolmap.Device.cpu,
+                )
 
         return names
 
@@ -471,7 +477,8 @@ class ColmapPoseEstimator(PoseEstimator):
                     work = self.workdir
                     work.mkdir(parents=True, exist_ok=True)
                 names = self._run(pycolmap, work, frames, K)
-                models = self._attempts(pycolmap, work, names, self.fix_intrinsics and K is not None)
+                with stage("colmap", f"{self.mapper} mapping"):
+                    models = self._attempts(pycolmap, work, names, self.fix_intrinsics and K is not None)
                 if not models:
                     return result(None, None, False, f"no reconstruction (registered 0/{n} frames)", 0)
                 if len(models) > 1:

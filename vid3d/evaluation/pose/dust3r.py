@@ -36,6 +36,8 @@ import cv2
 import numpy as np
 import torch
 
+from vid3d.progress import stage
+
 from .base import PoseEstimator, PoseResult, check_frames
 
 __all__ = [
@@ -399,8 +401,10 @@ class Dust3rPoseEstimator(PoseEstimator):
             with warnings.catch_warnings():  # mini-dust3r's deprecated autocast / tensor-to-float notes
                 warnings.filterwarnings("ignore", category=FutureWarning)
                 warnings.filterwarnings("ignore", category=UserWarning)
-                output = self._pairwise(imgs)
-                c2w, K_d, loss = self._align(output, focal)
+                with stage("dust3r", f"pairwise inference ({n * (n - 1)} ordered pairs)"):
+                    output = self._pairwise(imgs)
+                with stage("dust3r", f"global alignment ({self.niter} iterations)"):
+                    c2w, K_d, loss = self._align(output, focal)
         except Exception as e:  # model/aligner errors are failures of this sample, reported not raised
             return result(None, None, False, f"DUSt3R error: {type(e).__name__}: {e}", 0)
 
