@@ -210,7 +210,9 @@ def test_sample_cli_exits_2_with_one_line_for_a_bad_trajectory(tmp_path, payload
 
     root = Path(__file__).resolve().parents[2]
     iio.imwrite(tmp_path / "in.png", np.full((32, 48, 3), 100, np.uint8))
-    (tmp_path / "x.ckpt").write_bytes(b"")  # exists: the trajectory is checked before the model loads
+    # a real checkpoint (the committed 32x48 model: it passes the entry point's early checks); the
+    # trajectory file is refused before the model loads
+    ckpt = root / "assets" / "cpu_camera_control" / "epipolar_32x48_hx3big.safetensors"
     c2w = _path(30)
     if payload == "nan_json":
         c2w[3, 0, 3] = float("nan")
@@ -224,8 +226,8 @@ def test_sample_cli_exits_2_with_one_line_for_a_bad_trajectory(tmp_path, payload
         path, want = tmp_path / "t.json", "t.json: JSON nested more than 64 levels deep"
         path.write_text("[" * 50_000 + "]" * 50_000)
     proc = subprocess.run(
-        [sys.executable, "sample.py", f"ckpt={tmp_path / 'x.ckpt'}", f"image={tmp_path / 'in.png'}",
-         "trajectory=file", f"trajectory.path={path}", f"paths.output_dir={tmp_path / 'out'}"],
+        [sys.executable, "sample.py", f"ckpt={ckpt}", "data.height=32", "data.width=48",
+         f"image={tmp_path / 'in.png'}", "trajectory=file", f"trajectory.path={path}", f"paths.output_dir={tmp_path / 'out'}"],
         cwd=root, capture_output=True, text=True, timeout=300,
     )
     lines = proc.stderr.strip().splitlines()
