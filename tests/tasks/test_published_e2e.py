@@ -53,6 +53,7 @@ def test_convert_cli_then_eval_runs_the_camera_benchmark(kind: str, tmp_path) ->
             f"ckpt={tmp_path / 'c.ckpt'}",
             "pose=gt",
             "sampler.num_steps=2",
+            "allow_resize=true",  # the converted release records its training size, 320x576
             f"hydra.run.dir={tmp_path}/eval",
             *TINY_DATA,
         ],
@@ -112,7 +113,7 @@ def test_converted_published_models_share_one_sweep_report(tmp_path) -> None:
              "model/backbone=tiny"], tmp_path)
         ckpts.append(str(out))
     sweep = tmp_path / "sweep"
-    run(["eval.py", "-m", f"ckpt={','.join(ckpts)}", "pose=gt", "sampler.num_steps=2",
+    run(["eval.py", "-m", f"ckpt={','.join(ckpts)}", "pose=gt", "sampler.num_steps=2", "allow_resize=true",
          f"hydra.sweep.dir={sweep}", *TINY_DATA], tmp_path)
     run(["-m", "vid3d.report", str(sweep), "--no-wandb"], tmp_path)
     report = json.loads((sweep / "report" / "report.json").read_text())
