@@ -25,7 +25,8 @@ folder that vid3d's own `model/backbone=svd` path loads), plus the Plücker enco
 Each part runs under its own time limit (``PART_LIMITS_S``, cut to what is left of the deadline); a part
 that fails (OOM included) or runs out of time is recorded as such ("failed" / "timed out"), never fatal, and
 a part that would start after the deadline is "skipped". After every part ``<out>/gpu_check.json`` and
-``<out>/gpu_check.md`` (a table) are rewritten, so a killed run leaves every finished part on disk.
+``<out>/gpu_check.md`` (a table) are rewritten, so a killed run leaves every finished part on disk
+(attention rows in ``attention.json``/``.md``, each training configuration's JSON under ``<out>/parts/``).
 ``--dry`` runs every part on a CPU at tiny shapes (the tiny backbone saved and loaded the same way;
 DeepSpeed skipped with its reason; gsplat recorded absent or, if importable, skipped: CUDA only): CI runs it,
 also from a venv installed from the wheelhouse only (tests/tools/test_gpu_wheelhouse.py).
@@ -125,7 +126,7 @@ def run_part(name: str, fn, results: list, deadline: float, limit_s: float, writ
             if out.get("skipped_reason"):
                 status = "skipped"
         except PartTimeout:
-            out, status = {"reason": f"ran out of its {limit:.0f} s"}, "timed out"
+            out, status = {"reason": f"ran out of its {limit:.1f} s limit"}, "timed out"
         except Exception as e:  # noqa: BLE001 - a failed part (OOM included) is a result, not the end
             out = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()[-2000:]}
             status = "failed"
@@ -172,7 +173,7 @@ def train_steps(folder: Path, size: tuple[int, int, int], batch: int, precision:
         "--override",
         f"data.width={w}",
         "--out",
-        str(a.out / f"train_step_{f}x{h}x{w}_b{batch}_{precision}{'_ckpt' if ckpt else ''}.json"),
+        str(a.out / "parts" / f"train_step_{f}x{h}x{w}_b{batch}_{precision}{'_ckpt' if ckpt else ''}.json"),
     ]
     if ckpt:
         argv.append("--grad-ckpt")
@@ -252,10 +253,11 @@ def deepspeed_resume(folder: Path, a) -> dict:
                     losses[int(row["step"])] = float(row["train/loss"])
         return losses
 
-    ref = run(a.out / "ds_ref", 5, [])
-    run(a.out / "ds_killed", 3, [])
-    ckpt = next((a.out / "ds_killed" / "checkpoints").glob("*.ckpt"))
-    resumed = run(a.out / "ds_resumed", 5, [f"resume={ckpt}"])
+    runs = folder.parent  # the temporary folder: three runs' ZeRO checkpoints are GBs, not results
+    ref = run(runs / "ds_ref", 5, [])
+    run(runs / "ds_killed", 3, [])
+    ckpt = next((runs / "ds_killed" / "checkpoints").glob("*.ckpt"))
+    resumed = run(runs / "ds_resumed", 5, [f"resume={ckpt}"])
     same = all(abs(resumed[s] - ref[s]) <= 1e-3 * max(1.0, abs(ref[s])) for s in resumed if s in ref)
     return {"reference_losses": ref, "resumed_losses": resumed, "resumed_matches": bool(same and resumed)}
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Wheels an offline GPU node installs vid3d's GPU check from (benchmarks/gpu/run.sh), made where PyPI is
 # reachable. Everything vid3d's check imports beyond the node's own torch stack (torch, torchvision, triton,
-# nvidia-*/cuda-*, numpy, pillow and torch's own pure-Python needs are NOT downloaded: the node's are used), for the node's Python, plus
+# nvidia-*/cuda-*, numpy, pillow, opencv-python-headless (~50 MiB) and torch's own pure-Python needs are NOT
+# downloaded: the node's are used, run.sh checks they import), for the node's Python, plus
 # DeepSpeed's source distribution (built on the node with DS_BUILD_OPS=0 against its torch) and the wheels
 # of the pure-Python packages PyPI only has as source (antlr4-python3-runtime, omegaconf's parser), built here.
 #
@@ -18,22 +19,17 @@ cd "$(dirname "$0")/../.."
 PY_VERSION=${PY_VERSION:-3.12}
 PLATFORMS=${PLATFORMS:-"manylinux_2_39_x86_64 manylinux_2_35_x86_64 manylinux_2_34_x86_64 manylinux_2_31_x86_64 manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_24_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 manylinux1_x86_64"}
 WHEELHOUSE=${WHEELHOUSE:-wheelhouse}
-tree_mib=$(( ($(git ls-files -z | du -cb --files0-from=- | tail -1 | cut -f1) + 1048575) / 1048576 ))
+tree_bytes=$( (git ls-files -z | du -cb --files0-from=- | tail -1 | cut -f1) 2>/dev/null || true)
+tree_mib=$(( (${tree_bytes:-16777216} + 1048575) / 1048576 ))  # no git: assume 16 MiB
 LIMIT_MB=${LIMIT_MB:-$(( 64 - tree_mib - 4 ))}
 if [ -z "${PYTHON:-}" ]; then
   if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
 fi
-# What the check needs (top level; their dependencies are resolved below). Keep in step with run.sh.
-REQS=(
-  "diffusers>=0.30" "transformers>=4.44" tokenizers "hydra-core>=1.3.2" "omegaconf>=2.3"
-  "antlr4-python3-runtime==4.9.*" "lightning>=2.4" "torchmetrics>=1.4" "safetensors>=0.4" huggingface_hub
-  "einops>=0.7" "roma>=1.5" "jaxtyping>=0.2.28" "rich>=13" "imageio>=2.34" pyyaml
-  # DeepSpeed's own needs (its sdist is built with --no-build-isolation --no-deps on the node)
-  hjson msgpack ninja py-cpuinfo psutil pydantic packaging tqdm
-)
+# What the check needs (top level; their dependencies are resolved below): benchmarks/gpu/requirements.txt
+mapfile -t REQS < <(sed -e 's/#.*//' -e 's/[[:space:]]*$//' benchmarks/gpu/requirements.txt | grep -v '^$')
 DEEPSPEED=${DEEPSPEED:-"deepspeed>=0.19.8"}
 # provided by the node (its CUDA torch stack): never carried
-SKIP_RE='^(torch|torchvision|torchaudio|triton|numpy|pillow|nvidia-.*|cuda-.*|setuptools|pip|wheel'
+SKIP_RE='^(torch|torchvision|torchaudio|triton|numpy|pillow|opencv-python-headless|nvidia-.*|cuda-.*|setuptools|pip|wheel'
 SKIP_RE+='|sympy|mpmath|networkx|jinja2|markupsafe|filelock|fsspec|typing-extensions)$'  # torch's own needs
 
 mkdir -p "$WHEELHOUSE"
