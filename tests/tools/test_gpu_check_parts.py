@@ -39,4 +39,22 @@ def test_table_rows_for_each_kind_of_part():
     rows = [{"part": "a", "status": "timed out", "seconds": 3.0, "reason": "ran out of its 3.0 s limit"},
             {"part": "b", "status": "ok", "seconds": 1.0, "summary": "12 rows"}]
     md = gpu_check.table(rows).splitlines()
-    assert md[2] == "| a | timed out | 3.0 | ran out of its 3.0 s limit |" and md[3] == "| b | ok | 1.0 | 12 rows |"
+    assert md[2] == "| a | timed out | 3.0 | ran out of its 3.0 s limit |"
+    assert md[3] == "| b | ok | 1.0 | 12 rows |"
+
+
+def test_memory_model_reads_a_run_sh_report(tmp_path):
+    """The memory model's measured column comes from the report run.sh writes (16-mixed parts only, GiB)."""
+    import json
+
+    import memory_model
+
+    part = {"part": "train", "status": "ok", "frames_hw": [25, 320, 512], "batch": 2, "precision": "16-mixed",
+            "grad_ckpt": True, "peak_mem_mb": 30720.0}
+    other = {**part, "precision": "bf16-mixed", "peak_mem_mb": 1.0}
+    failed = {**part, "batch": 1, "status": "timed out"}
+    path = tmp_path / "gpu_check.json"
+    path.write_text(json.dumps({"dry": False, "results": [part, other, failed]}))
+    assert memory_model.measured(path) == {("stage1", 2, True): 30.0}
+    path.write_text(json.dumps({"dry": True, "results": [part]}))
+    assert memory_model.measured(path) == {}
