@@ -5,11 +5,12 @@
 # left of one wall-clock budget. Every table and JSON goes to one folder.
 #
 #   bash benchmarks/gpu/run.sh                   # on the node, from the repository root
-#   bash benchmarks/gpu/run.sh --dry             # CPU, tiny shapes (what CI runs); other flags go to gpu_check.py
+#   bash benchmarks/gpu/run.sh --dry             # CPU, tiny shapes (CI); other flags go to gpu_check.py
 #
 # Settings (environment): WHEELHOUSE (wheelhouse/, made by make_wheelhouse.sh), OUTDIR (default $OUT if set,
 # else benchmarks/results/gpu-<UTC date-time>), BUDGET_S (480: install + check), PYTHON (the node's python
-# with torch: python3), VENV (/tmp/vid3d-gpu-venv; reused when present).
+# with torch: python3), VENV (/tmp/vid3d-gpu-venv; reused when present), SYSTEM_SITE (1: the venv gets
+# --system-site-packages; ci_offline.sh sets 0 so that the CI machine's base python cannot mask a missing wheel).
 # Output: gpu_check.md/.json (every part), attention.md/.json, parts.tar.gz (each training configuration's
 # JSON), install.log, run.log, env.txt — 8 files, what the lent machine hands back at most.
 set -uo pipefail  # not -e: the check's own exit status is reported, its folder packed

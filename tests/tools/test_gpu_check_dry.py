@@ -31,4 +31,5 @@ def test_gpu_check_dry_runs_every_part(tmp_path):
     assert (tmp_path / "attention.md").read_text().count("\n") == 14
     assert parts["gsplat vs torch rasteriser"]["status"] == "skipped"
     assert sorted(p.name for p in (tmp_path / "parts").iterdir()) == sorted(
-        f"train_step_{s}.json" for s in ("4x64x96_b1_32", "4x64x96_b1_bf16-mixed_ckpt", "4x96x128_b1_32_ckpt"))
+        f"train_step_{s}.json"
+        for s in ("4x64x96_b1_32", "4x64x96_b1_bf16-mixed_ckpt", "4x96x128_b1_32_ckpt"))
