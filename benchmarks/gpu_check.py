@@ -315,7 +315,8 @@ def _attention_grid(a, dev, size: str, methods: list[str], rows: list[dict]) -> 
     order = [ref_name] + [m for m in methods if m != ref_name]
     for method in order:
         if method == "dense" and not dense_ok:
-            rows.append({"size": size, "tokens": T, "method": "dense", "note": "dense mask over the limit"})
+            rows.append({"size": size, "tokens": T, "method": "dense",
+                         "note": "dense mask over --dense-limit-gb"})
             continue
         for ps in ("fwd", "fwd_bwd"):
             row = {"size": size, "tokens": T, "method": method, "pass": ps, "reference": ref_name}
@@ -366,6 +367,7 @@ def _attention_grid(a, dev, size: str, methods: list[str], rows: list[dict]) -> 
             if dev.type == "cuda":
                 torch.cuda.empty_cache()
             rows.append(row)
+            write_attention(a.out, rows)  # every row on disk as it ends: a part cut short keeps them
             print(f"[gpu-check]   {size} {method} {ps}: {row.get('time_s')} s "
                   f"err {row.get('out_rel_err')} / {row.get('grad_rel_err')} {row.get('note', '')}",
                   flush=True)
@@ -387,6 +389,7 @@ def attention_compare(a) -> dict:
     rows: list[dict] = []
     for size in sizes.split(","):
         _attention_grid(a, dev, size, methods, rows)
+    write_attention(a.out, rows)
     worst = max((r.get(k, 0.0) for r in rows for k in ("out_rel_err", "grad_rel_err")), default=0.0)
     ok = worst <= ATTN_TOL
     return {"rows": rows, "json": str(a.out / "attention.json"), "max_rel_err": worst, "within_tol": ok,

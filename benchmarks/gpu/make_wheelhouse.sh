@@ -63,11 +63,23 @@ echo "== downloading ${#pins[@]} distributions into $WHEELHOUSE/"
 ls "$WHEELHOUSE"/deepspeed-*.tar.gz >/dev/null 2>&1 \
   || "$PYTHON" -m pip download -q --no-deps --no-binary=:all: -d "$WHEELHOUSE" "$DEEPSPEED"
 printf '%s\n' "${pins[@]}" "$(basename "$WHEELHOUSE"/deepspeed-*.tar.gz)" > "$WHEELHOUSE/PINS.txt"
+# a rerun after an upgrade: wheels of versions no longer resolved go (two versions of one package waste room)
+"$PYTHON" - "$WHEELHOUSE" <<'PY'
+import pathlib, re, sys
+wh = pathlib.Path(sys.argv[1])
+norm = lambda n: re.sub(r"[-_.]+", "-", n).lower()  # noqa: E731
+pins = {norm(l.split("==")[0]) + "==" + l.split("==")[1] for l in (wh / "PINS.txt").read_text().split() if "==" in l}
+for f in wh.glob("*.whl"):
+    name, version = f.name.split("-")[:2]
+    if f"{norm(name)}=={version}" not in pins and norm(name) != "antlr4-python3-runtime":
+        print(f"removing {f.name} (not resolved this time)")
+        f.unlink()
+PY
 
 echo "== contents"
 (cd "$WHEELHOUSE" && sha256sum -- *.whl *.tar.gz > SHA256SUMS)
 while read -r sum f; do
-  printf '%8.2f MiB  %s  %s\n' "$(echo "$(stat -c %s "$WHEELHOUSE/$f") / 1048576" | bc -l)" "$sum" "$f"
+  printf '%8.2f MiB  %s  %s\n' "$(awk "BEGIN { print $(stat -c %s "$WHEELHOUSE/$f") / 1048576 }")" "$sum" "$f"
 done < "$WHEELHOUSE/SHA256SUMS"
 bytes=$(du -cb "$WHEELHOUSE" | tail -1 | cut -f1)
 mib=$(( (bytes + 1048575) / 1048576 ))
