@@ -28,8 +28,9 @@ a part that would start after the deadline is "skipped". After every part ``<out
 ``<out>/gpu_check.md`` (a table) are rewritten, so a killed run leaves every finished part on disk
 (attention rows in ``attention.json``/``.md``, each training configuration's JSON under ``<out>/parts/``).
 ``--dry`` runs every part on a CPU at tiny shapes (the tiny backbone saved and loaded the same way;
-DeepSpeed skipped with its reason; gsplat recorded absent or, if importable, skipped: CUDA only): CI runs it,
-also from a venv installed from the wheelhouse only (tests/tools/test_gpu_wheelhouse.py).
+DeepSpeed skipped with its reason; gsplat recorded absent or, if importable, skipped: CUDA only): CI runs it
+(tests/tools/test_gpu_check_dry.py), and benchmarks/gpu/ci_offline.sh runs it through run.sh from a venv
+installed from the wheelhouse alone.
 
     python benchmarks/gpu_check.py --peak-tflops 989 --budget-s 420   # H100/H200 SXM dense bf16/fp16
     .venv/bin/python benchmarks/gpu_check.py --dry                    # CPU, tiny shapes
@@ -583,7 +584,7 @@ def main(argv: list[str] | None = None) -> dict:
         train1 = [(1, "32", False), (1, "bf16-mixed", True)]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "svd_xt_random"
-        name = f"build {'tiny' if a.dry else 'SVD-XT'} random-init backbone (GPU init, fp16 save)"
+        name = "build tiny backbone" if a.dry else "build SVD-XT random-init backbone (GPU init, fp16 save)"
         built = run_part(name, lambda: {"folder": str(build_backbone_folder(folder, a.dry))}, results,
                          deadline, PART_LIMITS_S["backbone"], write)
         if built["status"] != "ok":

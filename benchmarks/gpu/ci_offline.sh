@@ -7,7 +7,7 @@
 # benchmarks/gpu/run.sh --dry with it: every other package must come from the wheelhouse through --no-index,
 # so a missing wheel or an install step that needs the network fails here, not on the node.
 #
-#   bash benchmarks/gpu/ci_offline.sh     # 2 cores: ~2.8 min with the wheelhouse cached, ~5.3 min without
+#   bash benchmarks/gpu/ci_offline.sh     # 2 cores: 2.8-3.3 min with the wheelhouse cached, 4-6 without
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SRC=${SRC_PYTHON:-.venv/bin/python}
