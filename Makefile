@@ -14,7 +14,7 @@ endif
 # VENV_FLAGS=--system-site-packages reuses a system (CUDA) torch instead of installing one.
 VENV_FLAGS ?=
 
-.PHONY: install demo test lint clean-demo gpu-check
+.PHONY: install demo test lint clean-demo gpu-check wheelhouse gpu-offline-rehearsal
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
@@ -43,6 +43,15 @@ test: install
 # The prepared GPU check (benchmarks/gpu_check.py): ~8 minutes on one GPU; table + JSON in benchmarks/results/.
 gpu-check: install
 	$(PY) benchmarks/gpu_check.py
+
+# An offline GPU node (docs/cluster.md): the wheels it installs from (PY_VERSION=3.12 by default), made here;
+# there, `bash benchmarks/gpu/run.sh` needs no install step and no index.
+wheelhouse: install
+	PYTHON=$(PY) bash benchmarks/gpu/make_wheelhouse.sh
+
+# CI's rehearsal of that node on this machine's CPU (what CI_GPU_OFFLINE=1 bash .ci/run adds)
+gpu-offline-rehearsal: install
+	SRC_PYTHON=$(PY) bash benchmarks/gpu/ci_offline.sh
 
 lint: install
 	$(PY) -m ruff check vid3d tests benchmarks train.py sample.py eval.py

@@ -201,12 +201,21 @@ def budget(counts: dict, act: int, gpus: int, buckets: tuple[int, int]) -> dict:
     return out
 
 
-def measured() -> dict:
-    """{(stage, batch, gradient checkpointing): peak GiB} of make gpu-check's 16-mixed training parts, when
+def latest_gpu_check() -> Path | None:
+    """The newest non-dry GPU check report: ``benchmarks/results/gpu-<date>/gpu_check.json`` (written by
+    benchmarks/gpu/run.sh) or ``benchmarks/results/gpu_check/gpu_check.json`` (make gpu-check)."""
+    res = ROOT / "benchmarks" / "results"
+    candidates = [*res.glob("gpu-*/gpu_check.json"), res / "gpu_check" / "gpu_check.json"]
+    found = [p for p in candidates if p.is_file()]
+    return max(found, key=lambda p: p.stat().st_mtime, default=None)
+
+
+def measured(path: Path | None = None) -> dict:
+    """{(stage, batch, gradient checkpointing): peak GiB} of the GPU check's 16-mixed training parts, when
     it has run (its ``results``: ``frames_hw`` [F, H, W], ``batch``, ``precision``, ``grad_ckpt``,
-    ``peak_mem_mb``)."""
-    path = ROOT / "benchmarks" / "results" / "gpu_check" / "gpu_check.json"
-    if not path.is_file():
+    ``peak_mem_mb``). ``path``: the report (default ``latest_gpu_check()``)."""
+    path = path or latest_gpu_check()
+    if path is None or not path.is_file():
         return {}
     report = json.loads(path.read_text())
     if report.get("dry"):
