@@ -9,9 +9,9 @@ names, and nothing behind (on success or on failure).
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import os
-import importlib.util
 import stat
 from pathlib import Path
 
@@ -21,6 +21,11 @@ import torch
 
 from vid3d import atomic
 from vid3d.atomic import atomic_target, atomic_write_json, remove_stale_temps, replace_file, temp_target
+
+# imported at collection: a module constant (geometry's flip matrix) first built under another test's
+# FakeTensorMode (tests/tools/test_memory_model.py) would be a fake tensor
+from vid3d.data.formats import dl3dv, pixelsplat
+from vid3d.sampling import io as sampling_io
 
 ROOT = Path(__file__).resolve().parents[1]
 SCANNED = ["vid3d", "benchmarks", "experiments", "train.py", "sample.py", "eval.py"]
@@ -143,8 +148,6 @@ def test_replace_file_and_atomic_write_json(tmp_path, umask_0077):
 
 
 def test_pixelsplat_chunks_and_index_are_0644_and_a_killed_writer_is_cleaned(tmp_path, umask_0077):
-    from vid3d.data.formats import pixelsplat
-
     root = tmp_path / "ps"
     ex = pixelsplat.make_example(
         "k1", "https://example/v", np.arange(3) * 10, np.tile(np.eye(3), (3, 1, 1)),
@@ -163,8 +166,6 @@ def test_pixelsplat_chunks_and_index_are_0644_and_a_killed_writer_is_cleaned(tmp
 
 
 def test_dl3dv_transforms_json_is_0644_with_nothing_left(tmp_path, umask_0077):
-    from vid3d.data.formats import dl3dv
-
     n, h, w = 3, 8, 12
     c2w = np.tile(np.eye(4), (n, 1, 1))
     c2w[:, 0, 3] = np.arange(n)
@@ -175,10 +176,8 @@ def test_dl3dv_transforms_json_is_0644_with_nothing_left(tmp_path, umask_0077):
 
 
 def test_sampling_cameras_json_is_0644_with_nothing_left(tmp_path, umask_0077):
-    from vid3d.sampling import io
-
     path = tmp_path / "cameras.json"
-    io.write_cameras(path, np.tile(np.eye(3), (2, 1, 1)), np.tile(np.eye(4), (2, 1, 1)), 8, 12)
+    sampling_io.write_cameras(path, np.tile(np.eye(3), (2, 1, 1)), np.tile(np.eye(4), (2, 1, 1)), 8, 12)
     assert _mode(path) == 0o644 and _left_behind(tmp_path) == []
     assert len(json.loads(path.read_text())["frames"]) == 2
 
