@@ -378,10 +378,9 @@ def main(argv: list[str] | None = None) -> None:
     result = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "torch": torch.__version__,
               "platform": platform.platform(), "device": args.device, "records": records}
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    os.replace(tmp, out)
+    from vid3d.atomic import atomic_write_json
+
+    atomic_write_json(out, result)
     print(f"wrote {out}")
 
 

@@ -71,7 +71,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import itertools
-import json
 import os
 import platform
 import random
@@ -88,6 +87,7 @@ from torch.utils.data import DataLoader, Dataset, get_worker_info
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from vid3d.atomic import atomic_write_json  # noqa: E402
 from vid3d.data.clips import Re10kClipDataset, choose_stride_window  # noqa: E402
 from vid3d.data.datamodule import ResumableSampler, StepIndexedDataset, collate_samples  # noqa: E402
 from vid3d.data.formats import convert, pixelsplat, re10k  # noqa: E402
@@ -461,15 +461,6 @@ def synthetic_root(tmp: Path, clips: int, frames: int, height: int, width: int) 
 
     kw = dict(num_train=clips, num_test=0, num_frames=frames, height=height, width=width)
     return build_synthetic_dataset(tmp / "synthetic", image_ext="jpg", workers=1, **kw)
-
-
-def atomic_write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
 
 
 class CountingChunks(Dataset):

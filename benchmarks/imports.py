@@ -11,7 +11,6 @@ Writes ``benchmarks/results/imports.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -73,10 +72,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
             f"| `{r['module']}` | {r['import_s']:.2f} | {r['vs_torch']:.2f}x | {r['peak_rss_mb']:.0f} | "
             f"{'yes' if r['imports_diffusers'] else 'no'} |"
         )
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(
-        json.dumps({"python": sys.version.split()[0], "repeat": a.repeat, "rows": rows}, indent=1)
-    )
+    from vid3d.atomic import atomic_write_json
+
+    atomic_write_json(a.out, {"python": sys.version.split()[0], "repeat": a.repeat, "rows": rows}, indent=1)
     print(f"written to {a.out}")
     return rows
 

@@ -38,6 +38,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from vid3d.atomic import atomic_write_json  # noqa: E402
+
 GiB = 2**30
 STAGES = {"stage1": (320, 512, 25), "stage2": (576, 1024, 25)}
 DRY_STAGES = {"stage1": (32, 48, 4), "stage2": (64, 96, 4)}
@@ -283,8 +285,7 @@ def main(argv: list[str] | None = None) -> dict:
         **counts,
         "rows": rows,
     }
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(result, indent=1) + "\n")
+    atomic_write_json(a.out, result, indent=1)
     print(
         f"parameters: UNet + camera modules {counts['unet_and_camera_params'] / 1e6:.1f} M, VAE + CLIP "
         f"{counts['vae_and_clip_params'] / 1e6:.1f} M, trainable {counts['trainable_params'] / 1e6:.1f} M; "

@@ -18,7 +18,6 @@ stored: they would say nothing about DUSt3R). Prints a Markdown table and writes
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -30,6 +29,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from vid3d.atomic import atomic_write_json  # noqa: E402
 
 
 def build_estimators(args) -> list[tuple[str, object, bool]]:
@@ -175,11 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         "table_md": table,
     }
     out_path = Path(args.out)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(to_jsonable(payload), f, indent=2, default=str, allow_nan=False)
-    os.replace(tmp, out_path)
+    atomic_write_json(out_path, to_jsonable(payload), default=str, allow_nan=False)
     print(f"wrote {out_path}", file=sys.stderr)
     return 0
 

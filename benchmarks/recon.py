@@ -63,6 +63,7 @@ def heldout_picture(out_dir: Path, size: int, args) -> dict:
     import imageio.v3 as iio
     import numpy as np
 
+    from vid3d.atomic import atomic_target
     from vid3d.data.synthetic import make_clip, render_views
     from vid3d.reconstruction.fit import FitConfig, fit_frames, render_frames
 
@@ -81,8 +82,8 @@ def heldout_picture(out_dir: Path, size: int, args) -> dict:
     psnr = float(np.mean(10 * np.log10(255.0**2 / mse)))
     k = min(6, len(held))
     strip = np.concatenate([np.concatenate(list(rgb[held][:k]), 1), np.concatenate(list(pred[:k]), 1)], 0)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    iio.imwrite(out_dir / "recon_heldout.png", strip)
+    with atomic_target(out_dir / "recon_heldout.png") as tmp:
+        iio.imwrite(tmp, strip, extension=".png")
     return {"size": size, "train_views": int(len(train)), "heldout_views": int(len(held)),
             "steps": args.full_steps, "gaussians": args.gaussians, "heldout_psnr": psnr,
             "picture": str(out_dir / "recon_heldout.png")}
@@ -122,8 +123,9 @@ def main(argv=None) -> int:
         print(f"\nheld-out PSNR at {sizes[0]}x{sizes[0]} after {a.full_steps} steps: "
               f"{result['heldout']['heldout_psnr']:.2f} dB -> {result['heldout']['picture']}")
     out = ROOT / "benchmarks" / "results" / "recon.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
+    from vid3d.atomic import atomic_write_json
+
+    atomic_write_json(out, result, indent=1)
     print(f"\n-> {out}")
     return 0
 

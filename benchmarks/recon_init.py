@@ -22,6 +22,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from vid3d.atomic import atomic_write_json  # noqa: E402
+
 
 def main(argv=None) -> int:
     from vid3d.data.synthetic import make_clip, render_views
@@ -65,8 +67,7 @@ def main(argv=None) -> int:
     print(f"\nmean held-out PSNR over {len(rows)} pairs: random {mean['random']:.2f} dB, "
           f"triangulated {mean['triangulated']:.2f} dB")
     out = ROOT / "benchmarks" / "results" / f"recon_init_{a.fit}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"settings": vars(a), "rows": rows, "mean_psnr": mean}, indent=1))
+    atomic_write_json(out, {"settings": vars(a), "rows": rows, "mean_psnr": mean}, indent=1)
     return 0
 
 

@@ -19,6 +19,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from vid3d.atomic import atomic_write_json  # noqa: E402
 from vid3d.reconstruction.gaussians import Gaussians, covariances  # noqa: E402
 from vid3d.reconstruction.render_torch import _conic_and_radius, project  # noqa: E402
 
@@ -76,9 +77,7 @@ def main() -> int:
         "symmetric_clamp_max_rel_conic": float(rel_sym.max()),
     }
     print(json.dumps(out, indent=1))
-    res = ROOT / "benchmarks" / "results"
-    res.mkdir(exist_ok=True)
-    (res / "render_reference.json").write_text(json.dumps(out, indent=1) + "\n")
+    atomic_write_json(ROOT / "benchmarks" / "results" / "render_reference.json", out, indent=1)
     return 0
 
 

@@ -19,8 +19,6 @@ the precision used, e.g. H100 SXM fp16/bf16 dense ~989) when given. Prints a tab
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import platform
 import resource
 import statistics
@@ -31,6 +29,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from vid3d.atomic import atomic_write_json  # noqa: E402
 
 SIZES = {
     # name: (hydra overrides, batch size)
@@ -228,12 +228,7 @@ def main(argv: list[str] | None = None) -> dict:
     mfu = f", {100 * result['mfu']:.1f}% of {args.peak_tflops} TFLOP/s peak" if args.peak_tflops else ""
     print(f"forward+backward: {flops / 1e12:.4f} TFLOP, achieved {achieved:.4f} TFLOP/s{mfu}")
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(result, f, indent=2)
-    os.replace(tmp_path, out)
-    os.chmod(out, 0o644)
+    atomic_write_json(out, result)
     print(f"wrote {out}")
     tmp.cleanup()
     return result

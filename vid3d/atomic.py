@@ -14,6 +14,7 @@ another program's ``*.tmp`` files in the same folder are kept.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -80,8 +81,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, fsync: bool = True)
             f.flush()
             if fsync:
                 os.fsync(f.fileno())
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
+        replace_file(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -89,21 +89,25 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, fsync: bool = True)
 
 
 @contextlib.contextmanager
-def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
-    """A temporary sibling of ``path`` (``.{name}.<random>.tmp{suffix}``) for a writer that needs a file
-    name (a video encoder, an image writer picking the format by the suffix). When the block ends it is
-    made 0644 and replaces ``path``; on an exception it is removed. Stale temporaries of ``path`` are
-    removed first, as by ``atomic_write_bytes``."""
+def atomic_target(path: str | os.PathLike, keep_suffix: bool = True, fsync: bool = False) -> Iterator[Path]:
+    """A temporary sibling of ``path`` (``.{name}.<random>.tmp{suffix}``; ``keep_suffix=False``:
+    ``.{name}.<random>.tmp``) for a writer that needs a file name (a video encoder, an image writer
+    picking the format by the suffix, ``torch.save``, ``json.dump`` to an ``open(tmp, "w")``). When the
+    block ends it is made 0644 (``fsync``: flushed to disk first) and replaces ``path``; on an exception
+    it is removed. Stale temporaries of ``path`` are removed first, as by ``atomic_write_bytes``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
+    suffix = f".tmp{path.suffix}" if keep_suffix else ".tmp"
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     os.close(fd)
     tmp = Path(name)
     try:
         yield tmp
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
+        if fsync:
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+        replace_file(tmp, path)
     finally:
         if tmp.exists():  # the block failed (after os.replace the name is gone)
             tmp.unlink()
@@ -136,6 +140,18 @@ def atomic_dir(final_dir: str | os.PathLike) -> Iterator[Path]:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, data, indent: int = 2, **dump_kw) -> None:
+    """``json.dumps(data, indent=indent, **dump_kw)`` plus a final newline, written atomically (0644)."""
+    atomic_write_text(path, json.dumps(data, indent=indent, **dump_kw) + "\n")
+
+
+def replace_file(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Make the complete file ``tmp`` (same file system as ``path``) 0644 and move it onto ``path`` in one
+    step (``os.replace``): for files another program wrote whole into a temporary place (a download)."""
+    os.chmod(tmp, FILE_MODE)
+    os.replace(tmp, path)
 
 
 def replace_dir(tmp_dir: str | os.PathLike, final_dir: str | os.PathLike) -> None:

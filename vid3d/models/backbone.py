@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,7 +28,7 @@ import torch.nn as nn
 from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
-from vid3d.atomic import replace_dir
+from vid3d.atomic import atomic_dir
 from vid3d.weights.svd import resolve_svd_source
 
 from .vae import PixelUnshuffleAutoencoder, TemporalVAEAdapter
@@ -227,9 +225,7 @@ def load_svd_backbone(
 def save_backbone(backbone: Backbone, folder: str | os.PathLike) -> Path:
     """Write ``backbone`` as a diffusers-style SVD folder (atomically: temp folder, then rename)."""
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
-    try:
+    with atomic_dir(folder) as tmp:
         backbone.unet.save_pretrained(tmp / "unet")
         if isinstance(backbone.vae, PixelUnshuffleAutoencoder):
             (tmp / "vae").mkdir()
@@ -237,8 +233,4 @@ def save_backbone(backbone: Backbone, folder: str | os.PathLike) -> Path:
         else:
             backbone.vae.vae.save_pretrained(tmp / "vae")
         backbone.image_encoder.save_pretrained(tmp / "image_encoder")
-        replace_dir(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return folder

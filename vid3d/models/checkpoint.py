@@ -27,12 +27,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vid3d.atomic import FILE_MODE, remove_stale_temps
+from vid3d.atomic import atomic_target
 
 if TYPE_CHECKING:
     import torch
@@ -142,18 +141,9 @@ def save_checkpoint_file(checkpoint: dict, path: str | os.PathLike) -> None:
     tensors = {k: v.clone() for k, v in tensors.items()}
     metadata = {SKELETON_KEY: json.dumps(skeleton), "format": "vid3d-checkpoint", "version": FORMAT_VERSION,
                 SAVED_AT_KEY: str(time.time_ns())}
-    remove_stale_temps(path)  # left by a writer killed more than an hour ago
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, FILE_MODE)  # mkstemp creates 0600; checkpoints are shared like any output
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    # ".{name}.<random>.tmp", 0644, fsynced; temporaries a writer killed over an hour ago are removed first
+    with atomic_target(path, keep_suffix=False, fsync=True) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
 
 
 def load_checkpoint_file(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:

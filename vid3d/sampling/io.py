@@ -6,7 +6,6 @@ poses OpenCV camera-to-world (x right, y down, z forward), the first frame = ide
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -16,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from vid3d.atomic import atomic_write_json
 from vid3d.data.files import read_regular_text
 from vid3d.errors import InputError
 
@@ -153,9 +153,7 @@ def write_cameras(path: Path, K_px: np.ndarray, c2w: np.ndarray, height: int, wi
             for i in range(len(c2w))
         ],
     }
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(cameras, indent=1))
-    tmp.replace(path)
+    atomic_write_json(path, cameras, indent=1)
 
 
 def write_sample(out: Path, job: SampleJob, frames: np.ndarray, fps: int) -> Path:

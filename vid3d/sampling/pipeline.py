@@ -40,9 +40,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +50,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vid3d.atomic import replace_dir
+from vid3d.atomic import atomic_dir
 from vid3d.errors import InputError
 
 from .sampler_settings import check_image_size, check_num_frames, check_sampler_settings
@@ -226,11 +224,8 @@ class CameraVideoPipeline:
                 "save_pretrained needs the model config (a '_target_' tree) to rebuild the model"
             )
         folder = Path(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
-        try:
-            save_backbone(self.model.backbone, tmp / "pipe")
-            pipe = tmp / "pipe"
+        with atomic_dir(folder) as pipe:
+            save_backbone(self.model.backbone, pipe)  # fills the (empty) temporary folder
             state = {
                 k: v.detach().cpu().contiguous().clone()
                 for k, v in self.model.state_dict().items()
@@ -250,9 +245,6 @@ class CameraVideoPipeline:
             }
             (pipe / INDEX_FILE).write_text(json.dumps(index, indent=1))
             (pipe / DIFFUSERS_FILE).write_text(DIFFUSERS_ENTRY)
-            replace_dir(pipe, folder)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
         return folder
 
     @classmethod

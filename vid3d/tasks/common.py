@@ -12,6 +12,8 @@ import rich.syntax
 import rich.tree
 from omegaconf import DictConfig, OmegaConf
 
+from vid3d.atomic import atomic_write_text
+
 log = logging.getLogger("vid3d")
 
 
@@ -57,7 +59,7 @@ def print_config_tree(cfg: DictConfig, save_to: Path | None = None, resolve: boo
         tree.add(str(key)).add(rich.syntax.Syntax(text, "yaml"))
     rich.print(tree)
     if save_to is not None:
-        save_to.write_text(OmegaConf.to_yaml(cfg, resolve=resolve))
+        atomic_write_text(save_to, OmegaConf.to_yaml(cfg, resolve=resolve))
 
 
 def task_wrapper(fn: Callable[[DictConfig], dict]) -> Callable[[DictConfig], dict]:

@@ -92,7 +92,10 @@ class TrainingMediaLogger(L.Callback):
         write_video(out / f"step_{step:07d}.mp4", both, fps=self.fps)
         import imageio.v3 as iio
 
-        iio.imwrite(out / f"step_{step:07d}_trajectory.png", plot)
+        from vid3d.atomic import atomic_target
+
+        with atomic_target(out / f"step_{step:07d}_trajectory.png") as tmp:
+            iio.imwrite(tmp, plot, extension=".png")
         for lg in trainer.loggers:
             if type(lg).__name__ == "WandbLogger":
                 import wandb

@@ -18,12 +18,12 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from vid3d.atomic import atomic_target
 from vid3d.errors import InputError
 
 from .registry import HubWeights, UrlWeights, entry_for_repo, get
@@ -235,39 +235,36 @@ def fetch_url(entry: UrlWeights, what: str | None = None, progress: bool = True)
     reason = _unreachable(entry.url)
     if reason:
         raise WeightsUnavailable(_url_line(entry, f"the download failed: {reason}", what))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{entry.filename}.", suffix=".incomplete", dir=target.parent)
-    tmp = Path(tmp_name)
     try:
-        h = hashlib.sha256()
-        got = 0
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(entry.url, timeout=READ_TIMEOUT_S) as resp:
-            expected = resp.headers.get("Content-Length")
-            expected = int(expected) if expected and expected.isdigit() else None
-            bar = _progress(entry.filename, expected) if progress else None
-            while block := resp.read(1 << 20):
-                out.write(block)
-                h.update(block)
-                got += len(block)
-                if bar is not None:
-                    bar.update(len(block))
-            if bar is not None:
-                bar.close()
-        if expected is not None and got != expected:
-            raise OSError(f"received {got} of {expected} bytes")
-        problem = hash_problem(entry, h.hexdigest())
-        if problem:
-            raise OSError(problem)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
+        with atomic_target(target, keep_suffix=False) as tmp:  # 0644; removed on any failure below
+            _download_checked(entry, tmp, progress)
     except (OSError, urllib.error.URLError, ValueError) as e:
-        tmp.unlink(missing_ok=True)
         why = f"the download failed ({type(e).__name__}: {e}); nothing was kept"
         raise WeightsUnavailable(_url_line(entry, why, what)) from e
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return target
+
+
+def _download_checked(entry: UrlWeights, tmp: Path, progress: bool) -> None:
+    """Stream ``entry.url`` into ``tmp``; OSError when the length or the SHA-256 is not the expected."""
+    h = hashlib.sha256()
+    got = 0
+    with open(tmp, "wb") as out, urllib.request.urlopen(entry.url, timeout=READ_TIMEOUT_S) as resp:
+        expected = resp.headers.get("Content-Length")
+        expected = int(expected) if expected and expected.isdigit() else None
+        bar = _progress(entry.filename, expected) if progress else None
+        while block := resp.read(1 << 20):
+            out.write(block)
+            h.update(block)
+            got += len(block)
+            if bar is not None:
+                bar.update(len(block))
+        if bar is not None:
+            bar.close()
+    if expected is not None and got != expected:
+        raise OSError(f"received {got} of {expected} bytes")
+    problem = hash_problem(entry, h.hexdigest())
+    if problem:
+        raise OSError(problem)
 
 
 def _progress(name: str, total: int | None):

@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
+from vid3d.atomic import replace_file
 from vid3d.errors import InputError
 
 __all__ = [
@@ -165,7 +166,7 @@ def download_video(
                 "download_failed", f"{url}: yt-dlp exited 0 but wrote no {video_id}.mp4/.webm/.mkv/.mov"
             )
         final = cache_dir / files[0].name
-        os.replace(files[0], final)
+        replace_file(files[0], final)  # 0644, one step
         return final
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -17,15 +17,13 @@ by file name (DL3DV names them frame_00001, ... in capture order).
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import cv2
 import numpy as np
 
+from vid3d.atomic import atomic_write_json
 from vid3d.data.clips import BadClip, ClipSamplingDataset, OpenedClip, stack_same_size
 from vid3d.data.files import ImageTooLarge, UnsafePath, confined, load_json
 from vid3d.data.holdout import select
@@ -190,10 +188,7 @@ def write_scene(
         for k, name in enumerate(names)
     ]
     out = scene_dir / "transforms.json"
-    fd, tmp = tempfile.mkstemp(dir=scene_dir, prefix="transforms.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1)
-    os.replace(tmp, out)
+    atomic_write_json(out, data, indent=1)
     return out
 
 

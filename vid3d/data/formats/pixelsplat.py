@@ -19,8 +19,6 @@ the safe unpickler), never with full pickle.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,7 @@ import cv2
 import numpy as np
 import torch
 
+from vid3d.atomic import atomic_target
 from vid3d.data.clips import BadClip, ClipSamplingDataset, OpenedClip, stack_same_size
 from vid3d.data.files import ImageTooLarge, UnsafePath, check_image_pixels, confined, load_json
 from vid3d.data.holdout import select
@@ -56,15 +55,9 @@ class ChunkFormatError(ValueError):
 
 
 def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``write(f)`` into a binary file that replaces ``path`` whole when done (``vid3d.atomic``, 0644)."""
+    with atomic_target(path, keep_suffix=False, fsync=True) as tmp, open(tmp, "wb") as f:
+        write(f)
 
 
 # -- cameras & images -------------------------------------------------------------------------

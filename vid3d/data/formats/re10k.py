@@ -19,15 +19,13 @@ import logging
 import math
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from vid3d.atomic import atomic_write_bytes, replace_dir
+from vid3d.atomic import atomic_dir, atomic_write_bytes
 from vid3d.errors import InputError
 from vid3d.geometry import K_norm_to_px, c2w_to_w2c, w2c_to_c2w
 
@@ -494,17 +492,12 @@ def write_clip(
     split_dir = Path(root) / split
     split_dir.mkdir(parents=True, exist_ok=True)
     params = [cv2.IMWRITE_JPEG_QUALITY, 95] if ext == "jpg" else [cv2.IMWRITE_PNG_COMPRESSION, 3]
-    tmp_dir = Path(tempfile.mkdtemp(dir=split_dir, prefix=f".{clip_id}.", suffix=".tmp"))
-    try:
+    with atomic_dir(split_dir / clip_id) as tmp_dir:
         for ts, img in zip(cams.timestamps, frames):
             ok, buf = cv2.imencode(f".{ext}", np.ascontiguousarray(img[..., ::-1]), params)
             if not ok:
                 raise ValueError(f"{tmp_dir}: cannot encode frame {ts} as {ext}")
             (tmp_dir / f"{int(ts)}.{ext}").write_bytes(buf.tobytes())
-        replace_dir(tmp_dir, split_dir / clip_id)
-    except BaseException:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        raise
     depth_path = split_dir / f"{clip_id}.depth.npz"
     if depth is not None:
         buf = io.BytesIO()
