@@ -227,7 +227,8 @@ def test_sample_cli_exits_2_with_one_line_for_a_bad_trajectory(tmp_path, payload
         path.write_text("[" * 50_000 + "]" * 50_000)
     proc = subprocess.run(
         [sys.executable, "sample.py", f"ckpt={ckpt}", "data.height=32", "data.width=48",
-         f"image={tmp_path / 'in.png'}", "trajectory=file", f"trajectory.path={path}", f"paths.output_dir={tmp_path / 'out'}"],
+         f"image={tmp_path / 'in.png'}", "trajectory=file", f"trajectory.path={path}",
+         f"paths.output_dir={tmp_path / 'out'}"],
         cwd=root, capture_output=True, text=True, timeout=300,
     )
     lines = proc.stderr.strip().splitlines()
