@@ -446,7 +446,7 @@ def test_a_hard_kill_and_resume_sequence(root, tmp_path):
 
 
 @pytest.mark.slow  # ~15 s per example on 2 shared cores
-@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
 @given(segments=st.lists(segment, min_size=2, max_size=4))
 def test_no_kill_and_resume_sequence_loses_a_step_or_serves_a_stale_one(root, tmp_path_factory, segments):
     check_kill_resume_sequence(root, tmp_path_factory.mktemp("prop"), segments)
