@@ -251,28 +251,15 @@ def test_report_refuses_a_yaml_bomb_and_a_fifo_camera_gap_file(tmp_path, capsys)
     assert (code, err) == (2, want)
 
 
-def _eval_clips(n: int = 3):
-    from vid3d.evaluation.camera_runner import EvalClip
-
-    rng = np.random.default_rng(0)
-    out = []
-    for i in range(n):
-        c2w = np.tile(np.eye(4), (4, 1, 1))
-        c2w[:, :3, 3] = np.cumsum(rng.normal(size=(4, 3)), axis=0)
-        frames = rng.integers(0, 255, (4, 8, 8, 3), dtype=np.uint8)
-        out.append(EvalClip(f"c{i}", frames, np.eye(3), c2w, np.arange(4)))
-    return out
-
-
 @pytest.mark.timeout(60)
-def test_merge_answers_fifo_records_and_results_at_once(tmp_path, capsys):
+def test_merge_answers_fifo_records_and_results_at_once(tmp_path, capsys, eval_clips):
     from vid3d.evaluation.camera_runner import gt_video_method, run_camera_eval
     from vid3d.evaluation.merge import main as merge_main
     from vid3d.evaluation.pose.gt import GTPoseEstimator
     from vid3d.evaluation.records import RecordWriter, read_records
 
     shard = tmp_path / "shard0"
-    run_camera_eval(_eval_clips(), {"gt_video": gt_video_method}, GTPoseEstimator(), shard, progress=False)
+    run_camera_eval(eval_clips(), {"gt_video": gt_video_method}, GTPoseEstimator(), shard, progress=False)
     out = str(tmp_path / "out")
     assert merge_main([str(shard), "--out", out]) == 0  # the control
     capsys.readouterr()

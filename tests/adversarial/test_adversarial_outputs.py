@@ -91,21 +91,8 @@ def test_a_failed_video_write_leaves_nothing(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ eval
-def _eval_clips(n: int = 3):
-    from vid3d.evaluation.camera_runner import EvalClip
-
-    rng = np.random.default_rng(0)
-    out = []
-    for i in range(n):
-        c2w = np.tile(np.eye(4), (4, 1, 1))
-        c2w[:, :3, 3] = np.cumsum(rng.normal(size=(4, 3)), axis=0)
-        frames = rng.integers(0, 255, (4, 16, 16, 3), dtype=np.uint8)
-        out.append(EvalClip(f"c{i}", frames, np.eye(3), c2w, np.arange(4)))
-    return out
-
-
 @pytest.mark.timeout(120)
-def test_a_killed_evals_temporary_video_is_removed_when_the_shard_resumes(tmp_path):
+def test_a_killed_evals_temporary_video_is_removed_when_the_shard_resumes(tmp_path, eval_clips):
     from vid3d.evaluation.camera_runner import gt_video_method, run_camera_eval, video_relpath
     from vid3d.evaluation.pose.gt import GTPoseEstimator
 
@@ -121,7 +108,7 @@ def test_a_killed_evals_temporary_video_is_removed_when_the_shard_resumes(tmp_pa
     assert killed.returncode == -signal.SIGKILL
     temps = [p for p in video.parent.iterdir() if p.name.startswith(f".{video.name}.")]
     assert len(temps) == 1 and temps[0].name.endswith(".tmp.mp4")  # fresh: a plain rewrite would keep it
-    run = run_camera_eval(_eval_clips(), {"gt_video": gt_video_method}, GTPoseEstimator(), out,
+    run = run_camera_eval(eval_clips(size=16), {"gt_video": gt_video_method}, GTPoseEstimator(), out,
                           save_videos=True, progress=False)
     assert run["n_new"] == 3
     assert sorted(p.name for p in video.parent.iterdir()) == ["c0_t0.mp4", "c1_t0.mp4", "c2_t0.mp4"]

@@ -4,21 +4,10 @@ import json
 
 import numpy as np
 
-from vid3d.evaluation.camera_runner import EvalClip, gt_video_method, run_camera_eval
+from vid3d.evaluation.camera_runner import gt_video_method, run_camera_eval
 from vid3d.evaluation.merge import main as merge_main
 from vid3d.evaluation.pose.gt import GTPoseEstimator
 from vid3d.geometry import axis_angle_to_matrix
-
-
-def clips(n=5):
-    rng = np.random.default_rng(0)
-    out = []
-    for i in range(n):
-        c2w = np.tile(np.eye(4), (4, 1, 1))
-        c2w[:, :3, 3] = np.cumsum(rng.normal(size=(4, 3)), axis=0)
-        frames = rng.integers(0, 255, (4, 8, 8, 3), dtype=np.uint8)
-        out.append(EvalClip(f"c{i}", frames, np.eye(3), c2w, np.arange(4)))
-    return out
 
 
 class TiltedGT(GTPoseEstimator):
@@ -33,12 +22,13 @@ class TiltedGT(GTPoseEstimator):
         return res
 
 
-def test_merge_of_shards_equals_single_run(tmp_path):
+def test_merge_of_shards_equals_single_run(tmp_path, eval_clips):
     methods = {"gt_video": gt_video_method}
-    single = run_camera_eval(clips(), methods, TiltedGT(), tmp_path / "single", progress=False)
+    single = run_camera_eval(eval_clips(5), methods, TiltedGT(), tmp_path / "single", progress=False)
     for k in range(3):
         run_camera_eval(
-            clips(), methods, TiltedGT(), tmp_path / "multi" / f"{k}", shard=k, num_shards=3, progress=False
+            eval_clips(5), methods, TiltedGT(), tmp_path / "multi" / f"{k}", shard=k, num_shards=3,
+            progress=False,
         )
     assert merge_main([str(tmp_path / "multi"), "--out", str(tmp_path / "merged")]) == 0
     merged = json.loads((tmp_path / "merged" / "results.json").read_text())["results"]["gt_video"]
@@ -49,7 +39,7 @@ def test_merge_of_shards_equals_single_run(tmp_path):
     assert abs(merged["metrics"]["rot_err_deg"]["mean"] - 10.0) < 1e-6
 
 
-def test_merge_applies_the_presets_rules(tmp_path):
+def test_merge_applies_the_presets_rules(tmp_path, eval_clips):
     """protocol=cami2v shards merge with its reduction and arithmetic (per-clip means of the trials, the
     skiprows quirk when the preset asks for it), as one unsharded run does."""
     preset = {"name": "cami2v_skiprows", "outlier_sigma": 10.0, "reduction": "cami2v", "arithmetic": "cami2v",
@@ -57,10 +47,10 @@ def test_merge_applies_the_presets_rules(tmp_path):
     rules = dict(trials=2, trials_are="estimations", reduction="cami2v", arithmetic="cami2v",
                  outlier_sigma=10.0, skip_first_video=True, progress=False, extra_protocol={"preset": preset})
     methods = {"gt_video": gt_video_method}
-    single = run_camera_eval(clips(), methods, TiltedGT(), tmp_path / "single", **rules)
+    single = run_camera_eval(eval_clips(5), methods, TiltedGT(), tmp_path / "single", **rules)
     for k in range(2):
         out = tmp_path / "multi" / f"{k}"
-        run_camera_eval(clips(), methods, TiltedGT(), out, shard=k, num_shards=2, **rules)
+        run_camera_eval(eval_clips(5), methods, TiltedGT(), out, shard=k, num_shards=2, **rules)
     assert merge_main([str(tmp_path / "multi"), "--out", str(tmp_path / "merged")]) == 0
     merged = json.loads((tmp_path / "merged" / "results.json").read_text())["results"]["gt_video"]
     one = single["results"]["gt_video"]
