@@ -34,3 +34,14 @@ def _random_eval_clips(n: int = 3, size: int = 8) -> list:
 def eval_clips():
     """The factory ``_random_eval_clips(n=3, size=8)`` (camera-benchmark runs on known random clips)."""
     return _random_eval_clips
+
+
+@pytest.fixture(autouse=True)
+def default_progress_settings():
+    """Every test starts from vid3d.progress's defaults and leaves the process's settings as it found them."""
+    from vid3d.progress import configure, settings
+
+    before = settings()
+    configure()
+    yield
+    configure(before)

@@ -13,7 +13,6 @@ from vid3d.progress import (
     format_rate,
     resolved_mode,
     say,
-    settings,
     stage,
 )
 
@@ -31,14 +30,6 @@ class Clock:
 class Tty(io.StringIO):
     def isatty(self) -> bool:
         return True
-
-
-@pytest.fixture(autouse=True)
-def default_settings():
-    before = settings()
-    configure()
-    yield
-    configure(before)
 
 
 def test_durations_and_rates():

@@ -6,17 +6,9 @@ import re
 import numpy as np
 import pytest
 
-from vid3d.progress import configure, settings
+from vid3d.progress import configure
 
 DONE = r" done in \d+:\d\d:\d\d$"
-
-
-@pytest.fixture(autouse=True)
-def default_settings():
-    before = settings()
-    configure()
-    yield
-    configure(before)
 
 
 def _stages(out: str, label: str) -> list[str]:
