@@ -11,8 +11,8 @@ command-line overrides are logged as config columns under ``sweep.overrides``. O
 single run, or the compose API where there is no Hydra runtime) the group stays as configured (null).
 
 Hyperparameter search (``hparams_search=optuna``): ``train.py`` returns ``sweep_objective``, the model
-row's mean RotErr per frame (degrees) from the post-train evaluation's ``results.json``, which the sweeper
-minimises.
+row's mean RotErr per frame (degrees) of the post-train evaluation (the results it returned, as written to
+its ``results.json``), which the sweeper minimises.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vid3d.atomic import atomic_write_bytes
+from vid3d.evaluation.records import to_jsonable
 from vid3d.tasks.common import log
 
 # overrides that say where a job writes or what it resumes, not which variant it is
@@ -219,16 +220,16 @@ def objective_from_results(results: dict, metric: str = "rot_err_deg", failed_va
 
 def sweep_objective(cfg: DictConfig, train_out: dict) -> float | None:
     """What ``train.py`` returns to Hydra: with ``post_eval``, the objective of the post-train evaluation
-    (``objective_from_results`` on ``<run>/eval/results.json``, settings ``post_eval.objective``), also
-    written to ``<run>/eval/objective.json``; None without ``post_eval``."""
+    (``objective_from_results`` on the results ``evaluate_after_training`` returned, settings
+    ``post_eval.objective``), also written to ``<run>/eval/objective.json``; None without ``post_eval``."""
     if not cfg.get("post_eval") or not train_out.get("eval_dir"):
         return None
     eval_dir = Path(train_out["eval_dir"])
-    results = json.loads((eval_dir / "results.json").read_text())["results"]
+    results = train_out["eval_results"]
     settings = cfg.post_eval.get("objective") or {}
     metric, failed_value = settings.get("metric", "rot_err_deg"), settings.get("failed_value", 180.0)
     out = objective_from_results(results, metric=metric, failed_value=failed_value)
-    atomic_write_bytes(eval_dir / "objective.json", (json.dumps(out, indent=2) + "\n").encode())
+    atomic_write_bytes(eval_dir / "objective.json", (json.dumps(to_jsonable(out), indent=2) + "\n").encode())
     if out["failed"]:
         log.warning("objective: no %s on row %s: %s (failed_value)", out["metric"], out["row"], out["value"])
     else:
