@@ -15,7 +15,8 @@ NODE = {"project": "vid3d-test", "mode": "auto", "group": None}
 @pytest.fixture
 def no_account(tmp_path, monkeypatch):
     """No W&B credentials, no CI flag, no WANDB_MODE; W&B's folders inside tmp_path."""
-    for var in ("WANDB_API_KEY", "WANDB_MODE", "CI", "WANDB_DATA_DIR", "NETRC"):
+    for var in ("WANDB_API_KEY", "WANDB_MODE", "CI", "WANDB_DATA_DIR", "NETRC", "RANK", "LOCAL_RANK",
+                "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no ~/.netrc entry
     monkeypatch.setenv("WANDB_SILENT", "true")
@@ -53,6 +54,18 @@ def test_run_id_is_recorded_first_and_reused_in_the_same_run_dir(no_account):
     chosen = prepare_logger({**NODE, "id": "abc12345", "resume": "must"}, no_account / "a")
     assert (chosen.id, chosen.resume) == ("abc12345", "must")
     assert (no_account / "a" / WANDB_ID_FILE).read_text() == "abc12345\n"
+
+
+def test_only_rank_zero_records_the_run_id(no_account, monkeypatch):
+    """The other processes of a DDP / SLURM job start no W&B run: they leave the run dir's id alone."""
+    monkeypatch.setenv("SLURM_PROCID", "1")
+    prepare_logger(NODE, no_account / "r")
+    assert not (no_account / "r" / WANDB_ID_FILE).exists()
+    monkeypatch.setenv("SLURM_PROCID", "0")
+    first = prepare_logger(NODE, no_account / "r")
+    monkeypatch.setenv("SLURM_PROCID", "3")
+    assert prepare_logger(NODE, no_account / "r").id == first.id  # read, not rewritten
+    assert (no_account / "r" / WANDB_ID_FILE).read_text() == first.id + "\n"
 
 
 def test_group_is_the_multirun_sweep_unless_named(no_account):

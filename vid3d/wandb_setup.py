@@ -99,6 +99,16 @@ def read_wandb_id(run_dir: str | os.PathLike) -> str | None:
     return text or None
 
 
+def _global_rank_zero() -> bool:
+    """False in the processes of a multi-process job other than its rank 0, by the environment variables
+    Lightning reads for the rank (``RANK``, ``LOCAL_RANK``, ``SLURM_PROCID``, ``JSM_NAMESPACE_RANK``): only
+    rank 0 starts the W&B run, so only rank 0 records its id."""
+    for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
+        if os.environ.get(key) is not None:
+            return int(os.environ[key]) == 0
+    return True
+
+
 def hydra_job() -> dict | None:
     """``{"name", "sweep_dir", "overrides", "override_dirname", "multirun"}`` of the running Hydra job,
     or None under the compose API (no Hydra runtime)."""
@@ -179,7 +189,7 @@ def prepare_logger(cfg: Mapping[str, Any], run_dir: str | os.PathLike, job: dict
     ``resume``). Applies the module's rules: the mode resolved, W&B's data folder inside ``run_dir``, the
     group defaulting to the multirun's (``job``: ``hydra_job()`` when not given), and the run id: ``cfg.id``,
     else the one ``run_dir`` recorded (continued with ``resume="allow"``), else a new one; written to
-    ``<run_dir>/wandb_run_id`` before the run starts. Starts nothing."""
+    ``<run_dir>/wandb_run_id`` (by rank 0 of a multi-process job) before the run starts. Starts nothing."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     keep_wandb_data_in(run_dir)
@@ -188,7 +198,7 @@ def prepare_logger(cfg: Mapping[str, Any], run_dir: str | os.PathLike, job: dict
     run_id = cfg.get("id") or recorded
     resume = cfg.get("resume") or ("allow" if run_id else None)
     run_id = str(run_id or uuid.uuid4().hex[:8])
-    if run_id != recorded:
+    if run_id != recorded and _global_rank_zero():
         atomic_write_text(run_dir / WANDB_ID_FILE, run_id + "\n")
     group = cfg.get("group") or sweep_group(hydra_job() if job is None else job)
     return WandbRun(
