@@ -4,8 +4,9 @@ too (a lazy import is still a dependency). A new top-level package or module mus
 
 Layers, bottom to top:
     0  geometry, atomic, errors, config(_schema,       pure math, file safety, user errors, config (and
-       _errors), viz, weights, progress           its one-line errors), plots; the registry of pretrained
-                                                  files and their fetching; progress bars and log lines
+       _errors), viz, weights, progress,          its one-line errors), plots; the registry of pretrained
+       wandb_setup                                files and their fetching; progress bars and log lines;
+                                                  W&B set-up (mode, group, run id) for every layer above
     1  data, models, reconstruction              datasets; networks, checkpoints; 3D Gaussians
     2  sampling                                  samplers, trajectories, the sampling pipeline
     3  training, evaluation                      Lightning glue; benchmarks, metrics, pose estimators
@@ -22,7 +23,7 @@ import vid3d
 PACKAGE = Path(vid3d.__file__).resolve().parent
 LAYERS = {
     "geometry": 0, "atomic": 0, "errors": 0, "config": 0, "config_schema": 0, "config_errors": 0, "viz": 0,
-    "weights": 0, "progress": 0,
+    "weights": 0, "progress": 0, "wandb_setup": 0,
     "data": 1, "models": 1, "reconstruction": 1,
     "sampling": 2,
     "training": 3, "evaluation": 3,
@@ -81,6 +82,14 @@ def test_no_import_runs_up():
         and LAYERS[component(d)] > LAYERS[component(m)]
     )
     assert not upward, "imports that run up a layer:\n" + "\n".join(upward)
+
+
+def test_evaluation_never_imports_training():
+    """Within layer 3 the arrow runs one way: training may use evaluation (the camera gap during training),
+    evaluation never uses training (W&B set-up lives below both, in ``wandb_setup``)."""
+    back = sorted(f"{m} -> {d}" for m, deps in graph().items() for d in deps
+                  if component(m) == "evaluation" and component(d) == "training")
+    assert not back, "evaluation imports training:\n" + "\n".join(back)
 
 
 def test_no_import_cycle():

@@ -289,17 +289,11 @@ def log_to_wandb(
     """The table as a W&B Table and one bar chart per metric (label ``job/method``), in the sweep's group."""
     import wandb
 
-    from vid3d.training.loggers import keep_wandb_data_in, resolve_wandb_mode
+    from vid3d.wandb_setup import prepare_logger
 
-    keep_wandb_data_in(out)
-    run = wandb.init(
-        project=project,
-        group=_wandb_group(jobs),
-        job_type="report",
-        dir=str(out),
-        mode=resolve_wandb_mode(mode),
-        config={"sweep_jobs": [j["job"] for j in jobs]},
-    )
+    settings = prepare_logger({"project": project, "mode": mode, "group": _wandb_group(jobs)}, out)
+    run = wandb.init(**settings.init_kwargs(job_type="report"))
+    run.config.update({"sweep_jobs": [j["job"] for j in jobs]}, allow_val_change=True)
     try:
         labels = [f"{r['job']}/{r['method']}" for r in table["rows"]]
         wt = tables.wandb_table(

@@ -5,12 +5,16 @@ wandb >= 0.19 writes the log from its Go core and ships no Python reader, so the
 with a 7-byte header (CRC32C, little-endian length, type FULL=1 / FIRST=2 / MIDDLE=3 / LAST=4); a chunk
 never spans a block and fewer than 7 bytes left in a block are padding. Every assembled payload is one
 ``wandb_internal_pb2.Record``.
+
+``run.finish()`` returns before W&B's core process has written the log out (on a loaded machine the file
+can still be its 7-byte header), so ``history`` waits for the run's ``exit`` record.
 """
 
 from __future__ import annotations
 
 import json
 import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,10 +47,25 @@ def records(path: str | Path) -> Iterator:
             yield rec
 
 
+def complete_records(path: str | Path, timeout_s: float = 120.0) -> list:
+    """The log's records once it ends with the run's ``exit`` record (polled; AssertionError after
+    ``timeout_s``)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            recs = list(records(path))
+        except Exception:  # noqa: BLE001 - a chunk still being written
+            recs = []
+        if any(r.WhichOneof("record_type") == "exit" for r in recs):
+            return recs
+        assert time.monotonic() < deadline, f"{path}: no exit record after {timeout_s} s"
+        time.sleep(0.2)
+
+
 def history(path: str | Path) -> list[dict]:
     """Every logged history row as {key: decoded value}."""
     rows = []
-    for rec in records(path):
+    for rec in complete_records(path):
         if rec.WhichOneof("record_type") == "history":
             rows.append({"/".join([it.key, *it.nested_key]).strip("/"): json.loads(it.value_json)
                          for it in rec.history.item})

@@ -77,13 +77,16 @@ def test_objective_of_an_all_failed_model_is_the_failed_value_not_nan(tmp_path):
     assert objective_from_results({"gt_video": {}})["row"] is None  # no model row: failed too
 
 
-def test_sweep_objective_reads_results_json_and_writes_objective_json(tmp_path):
+def test_sweep_objective_scores_the_returned_results_and_writes_objective_json(tmp_path):
+    """The results the post-train evaluation returned (in memory, not its results.json) give the objective."""
     (tmp_path / "eval").mkdir()
-    results_json(tmp_path / "eval", [record("rt", "a", 0.75), record("gt_video", "a", 0.1)], "exclude")
+    results = aggregate([record("rt", "a", 0.75), record("gt_video", "a", 0.1)], failure_policy="exclude")
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("train", overrides=["post_eval=camera"])
-    assert sweep_objective(cfg, {"eval_dir": str(tmp_path / "eval")}) == pytest.approx(0.75)
+    out = {"eval_dir": str(tmp_path / "eval"), "eval_results": results}
+    assert sweep_objective(cfg, out) == pytest.approx(0.75)
     assert json.loads((tmp_path / "eval" / "objective.json").read_text())["row"] == "rt"
+    assert not (tmp_path / "eval" / "results.json").exists()
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         assert sweep_objective(compose("train"), {"run_dir": "x"}) is None  # no post_eval: nothing to return
 

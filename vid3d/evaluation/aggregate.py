@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ __all__ = [
     "aggregate",
     "bootstrap_ci",
     "merge_shards",
+    "results_report",
     "trial_spread",
     "write_results",
 ]
@@ -288,13 +289,23 @@ def _cami2v_stats(
     return stats, extra
 
 
-def merge_shards(dirs: Iterable[str | os.PathLike], pattern: str = "records*.jsonl") -> list[dict[str, Any]]:
+def merge_shards(
+    dirs: Iterable[str | os.PathLike],
+    pattern: str = "records*.jsonl",
+    known: Mapping[str | os.PathLike, Sequence[dict[str, Any]]] | None = None,
+) -> list[dict[str, Any]]:
     """All records from the ``pattern`` files of each directory (sorted file order), de-duplicated by
-    (method, clip_id, trial) keeping the first occurrence, sorted by key."""
+    (method, clip_id, trial) keeping the first occurrence, sorted by key.
+
+    ``known``: file -> its records, already in memory (a run's own shard, ``runner.ShardRun.records``): used
+    in that file's place, which is not read again; only the other shards' files (written by other processes)
+    are read."""
+    in_memory = {Path(p).resolve(): recs for p, recs in (known or {}).items()}
     seen: dict[tuple, dict[str, Any]] = {}
     for d in dirs:
         for path in sorted(Path(d).glob(pattern)):
-            for rec in read_records(path):
+            recs = in_memory.get(path.resolve())
+            for rec in read_records(path) if recs is None else recs:
                 seen.setdefault(record_key(rec), rec)
     return [seen[k] for k in sorted(seen)]
 
@@ -328,8 +339,11 @@ def _fvd_notes(results: dict[str, dict[str, Any]]) -> list[str]:
     return notes
 
 
-def _results_table(results: dict[str, dict[str, Any]], protocol: dict[str, Any]) -> tuple[tables.Table, str]:
-    """The results table and the Markdown document around it (preset line, notes, protocol)."""
+def _results_table(
+    results: dict[str, dict[str, Any]], protocol: dict[str, Any]
+) -> tuple[tables.Table, str, str]:
+    """The results table, the Markdown summary around it (preset line, table, spread, notes) and the
+    protocol section that follows it in results.md."""
     fvd_key = fvd_column(results)
     fvd_header = "FVD" + fvd_key[len(FVD_KEY):]
     preset = protocol.get("preset") or {}
@@ -393,13 +407,13 @@ def _results_table(results: dict[str, dict[str, Any]], protocol: dict[str, Any])
         *arithmetic_notes(results, protocol),
         *outlier_notes(results, preset),
         *_fvd_notes(results),
-        *tables.protocol_lines(protocol, skip=("reproducibility",)),
     ]
+    protocol_md = tables.protocol_lines(protocol, skip=("reproducibility",))
     if "reproducibility" in protocol:  # kilobytes of versions and config: collapsed (also in results.json)
         record = json.dumps(to_jsonable(protocol["reproducibility"]), sort_keys=True, indent=1)
-        notes += ["", "<details><summary>Reproducibility record</summary>", "", "```json", record, "```",
-                  "", "</details>"]
-    return table, tables.text(above, tables.markdown(table), spread, notes)
+        protocol_md += ["", "<details><summary>Reproducibility record</summary>", "", "```json", record,
+                        "```", "", "</details>"]
+    return table, tables.text(above, tables.markdown(table), spread, notes), tables.text(protocol_md)
 
 
 def _results_csv(results: dict[str, dict[str, Any]]) -> str:
@@ -429,6 +443,17 @@ def _results_csv(results: dict[str, dict[str, Any]]) -> str:
     return tables.csv_text(header, rows)
 
 
+def results_report(results: dict[str, dict[str, Any]], protocol: dict[str, Any]) -> tables.Report:
+    """The camera results as a ``tables.Report``: the table, the Markdown summary (table, spread over
+    trials, notes) and the texts of ``results.{json,csv,md,tex}`` (md = summary + the protocol block)."""
+    table, summary, protocol_md = _results_table(results, protocol)
+    payload = {"protocol": to_jsonable(protocol), "results": to_jsonable(results)}
+    return tables.Report(table, summary, {
+        "json": tables.json_text(payload), "csv": _results_csv(results), "md": summary + protocol_md,
+        "tex": tables.latex(table),
+    })
+
+
 def write_results(
     out_dir: str | os.PathLike, results: dict[str, dict[str, Any]], protocol: dict[str, Any]
 ) -> dict[str, Path]:
@@ -438,8 +463,4 @@ def write_results(
     ``protocol`` should state the pose estimator and its settings, the normalisation, sum-over-frames
     vs per-frame means, units and the failure policy; it is copied verbatim into every file.
     """
-    table, md = _results_table(results, protocol)
-    payload = {"protocol": to_jsonable(protocol), "results": to_jsonable(results)}
-    return tables.write_texts(out_dir, "results", {
-        "json": tables.json_text(payload), "csv": _results_csv(results), "md": md, "tex": tables.latex(table)
-    })
+    return results_report(results, protocol).write(out_dir, "results")

@@ -2,16 +2,18 @@
 
 For every (method, clip, trial) of this shard: skip it if its record exists, else generate the video
 with the method, estimate its camera poses, compare them with the clip's ground truth
-(``camera_errors``) and append one record (``runner.run_shard``). Finally aggregate every record
-found in ``out_dir`` and write ``results.{json,csv,md,tex}``. Killing and rerunning resumes where it
-stopped; shards can run on separate machines into separate (or the same) directories and be merged
-with ``aggregate.merge_shards``. With an ``fvd.FVDMetric`` each record also stores the I3D features of its
-generated video and of its clip's ground truth, so the FVD of a resumed or merged run is that of one
-uninterrupted run (``fvd.fvd_entry``).
+(``camera_errors``) and append one record (``runner.run_shard``). Finally aggregate the records of
+``out_dir`` (this shard's from memory, other shards' files from disk), write ``results.{json,csv,md,tex}``
+and return the records, results and tables, which the caller prints and logs without reading a file.
+Killing and rerunning resumes where it stopped; shards can run on separate machines into separate (or
+the same) directories and be merged with ``aggregate.merge_shards``. With an ``fvd.FVDMetric`` each record
+also stores the I3D features of its generated video and of its clip's ground truth, so the FVD of a
+resumed or merged run is that of one uninterrupted run (``fvd.fvd_entry``).
 """
 
 from __future__ import annotations
 
+import copy
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -24,7 +26,7 @@ import torch
 
 from vid3d.geometry import rescale_K
 
-from .aggregate import ARITHMETICS, DEFAULT_METRICS, aggregate, merge_shards, write_results
+from .aggregate import ARITHMETICS, DEFAULT_METRICS, aggregate, merge_shards, results_report
 from .camera_errors import camera_errors
 from .cami2v import attach_abs_errors, cami2v_errors, depth_scale, sample_depth
 from .fvd import FVDMetric
@@ -424,7 +426,9 @@ def run_camera_eval(
             (``fvd.fvd_entry``; without it the entry says FVD was not computed).
     Returns:
         {"results": per-method aggregate, "protocol": ..., "paths": written files, "n_new": records added,
-        "n_skipped": already done}.
+        "n_skipped": already done, "records": the records aggregated (sorted by key; JSON values, as in
+        the files), "table": the results ``tables.Table``, "summary_md": the table and its notes,
+        "markdown": results.md's text}.
     """
     if trials_are not in TRIALS_ARE:
         raise ValueError(f"trials_are must be one of {TRIALS_ARE}, got {trials_are!r}")
@@ -450,18 +454,21 @@ def run_camera_eval(
         clips, lambda c: c.clip_id, methods, evaluate, out, shard=shard, num_shards=num_shards,
         trials=trials, label="camera eval", progress=progress, before=features_of_todo,
     )
-    records = merge_shards([out])
-    attach_abs_errors(records)
+    records = merge_shards([out], known={run.path: run.records})
+    scored = copy.deepcopy(records)  # the returned records stay as in the files
+    attach_abs_errors(scored)
     results = aggregate(
-        records, metrics=metrics, failure_policy=failure_policy, outlier_sigma=outlier_sigma,
+        scored, metrics=metrics, failure_policy=failure_policy, outlier_sigma=outlier_sigma,
         reduction=reduction, skip_first_video=skip_first_video, errors_key=ARITHMETICS[arithmetic],
     )
     fvd_protocol = {"computed": False, "reason": "metrics.fvd.i3d not set"} if fvd is None else fvd.describe()
     block = protocol_block(estimator, failure_policy, trials, trials_are, reduction, skip_first_video,
                            arithmetic, outlier_sigma)
     protocol = {**block, "fvd": fvd_protocol, **dict(extra_protocol or {})}
-    paths = write_results(out, results, protocol)
+    report = results_report(results, protocol)
+    paths = report.write(out, "results")
     return {
         "results": results, "protocol": protocol, "paths": paths,
         "n_new": run.n_new, "n_skipped": run.n_skipped,
+        "records": records, "table": report.table, "summary_md": report.summary, "markdown": report.markdown,
     }

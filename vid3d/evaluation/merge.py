@@ -15,7 +15,8 @@ from pathlib import Path
 
 from vid3d.data.files import load_json
 
-from .aggregate import aggregate, merge_shards, preset_aggregation, write_results
+from . import tables
+from .aggregate import aggregate, merge_shards, preset_aggregation, results_report
 from .cami2v import attach_abs_errors
 
 
@@ -41,7 +42,9 @@ def _protocol(path: Path) -> dict:
     return payload["protocol"]
 
 
-def merge(paths: list[str | Path], out: str | Path) -> dict:
+def merge(paths: list[str | Path], out: str | Path) -> tables.Report:
+    """The shards' records aggregated under the first shard's protocol, written as results.* into ``out``;
+    returns the report (table, summary, texts)."""
     dirs = shard_dirs(paths)
     protocols = [_protocol(d / "results.json") for d in dirs if (d / "results.json").exists()]
     if not protocols:
@@ -56,9 +59,9 @@ def merge(paths: list[str | Path], out: str | Path) -> dict:
     policy = protocol.get("failure_policy", "exclude")
     attach_abs_errors(records)
     results = aggregate(records, failure_policy=policy, **preset_aggregation(preset))
-    Path(out).mkdir(parents=True, exist_ok=True)
-    write_results(out, results, protocol)
-    return results
+    report = results_report(results, protocol)
+    report.write(out, "results")
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,11 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True)
     a = parser.parse_args(argv)
     try:
-        merge(a.dirs, a.out)
+        report = merge(a.dirs, a.out)
     except (ValueError, FileNotFoundError) as e:  # a broken, strange or missing file: one line naming it
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print((Path(a.out) / "results.md").read_text().split("\nProtocol:")[0])
+    print(report.summary)
     return 0
 
 

@@ -80,6 +80,11 @@ def read_records(path: str | os.PathLike) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     data = read_regular_bytes(path, MAX_RECORDS_BYTES)  # a FIFO or device never blocks, size is bounded
+    return _parse(data, path)
+
+
+def _parse(data: bytes, path: Path) -> list[dict[str, Any]]:
+    """The complete records of a records file's bytes (a torn trailing line ignored)."""
     records = []
     for lineno, line in enumerate(data[: _complete_length(data)].split(b"\n")[:-1], start=1):
         if not line.strip():
@@ -144,6 +149,18 @@ class RecordWriter:
         """Complete records already in the file (torn trailing line ignored)."""
         return read_records(self.path)
 
+    def load(self) -> list[dict[str, Any]]:
+        """What a run reads of its records file, once, at its start (holding ``exclusive``): the complete
+        records an earlier run wrote ([] for no file), with a torn trailing line left by a killed run
+        truncated away. From then on the run keeps its records in memory (``append`` returns each one as
+        written)."""
+        self._repaired = True
+        if not self.path.exists():
+            return []
+        data = read_regular_bytes(self.path, MAX_RECORDS_BYTES)
+        self._truncate(len(data), _complete_length(data))
+        return _parse(data, self.path)
+
     def done_keys(self) -> set[RecordKey]:
         """Keys ``(method, clip_id, trial)`` of the complete records already in the file."""
         return {record_key(r) for r in self.records()}
@@ -153,19 +170,23 @@ class RecordWriter:
         if not self.path.exists():
             return 0
         data = read_regular_bytes(self.path, MAX_RECORDS_BYTES)
-        keep = _complete_length(data)
-        if keep == len(data):
+        return self._truncate(len(data), _complete_length(data))
+
+    def _truncate(self, size: int, keep: int) -> int:
+        if keep == size:
             return 0
         with open(self.path, "r+b") as f:
             f.truncate(keep)
             f.flush()
             os.fsync(f.fileno())
-        return len(data) - keep
+        return size - keep
 
-    def append(self, record: dict[str, Any]) -> None:
-        """Append one record as a single complete line (one write, flush, fsync)."""
+    def append(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Append one record as a single complete line (one write, flush, fsync). Returns the record as
+        written (``to_jsonable``: lists for arrays, None for NaN), as ``read_records`` would give it back."""
         record_key(record)  # validate the identity fields up front
-        line = json.dumps(to_jsonable(record), allow_nan=False, separators=(",", ":")) + "\n"
+        as_written = to_jsonable(record)
+        line = json.dumps(as_written, allow_nan=False, separators=(",", ":")) + "\n"
         if "\n" in line[:-1]:  # cannot happen with json.dumps, guard the one-line invariant anyway
             raise ValueError("record serialised to more than one line")
         if not self._repaired:
@@ -181,6 +202,7 @@ class RecordWriter:
             os.fsync(fd)
         finally:
             os.close(fd)
+        return as_written
 
     def extend(self, records: Iterable[dict[str, Any]]) -> None:
         for r in records:

@@ -7,7 +7,10 @@ what is the same for all of them:
 - sharding: item i of the items sorted by id goes to shard i % num_shards (``shard_items``), so shards
   on separate machines cover every item once whatever order the items came in;
 - resuming: records are appended to ``{out_dir}/records.shard{shard}of{num_shards}.jsonl`` (one
-  ``records.RecordWriter``, key (method, item id, trial)); a rerun skips every key already written;
+  ``records.RecordWriter``, key (method, item id, trial)); a rerun reads that file once, at its start, and
+  skips every key already written;
+- results in memory: the shard's records (the earlier run's and the new ones, as written) come back in
+  ``ShardRun.records``, so a benchmark aggregates them without reading its own file again;
 - one process per shard file (``RecordWriter.exclusive``: a second one stops with ``ShardBusy``);
 - progress: a bar on a terminal, a line per evaluated item in a log (count/total, rate, ETA, the
   method, item and trial just done; vid3d/progress.py).
@@ -27,7 +30,7 @@ from typing import Any, Generic, TypeVar
 
 from vid3d.progress import Progress, format_duration
 
-from .records import RecordWriter
+from .records import RecordWriter, record_key
 
 __all__ = ["ShardRun", "run_shard", "shard_file", "shard_items", "shard_lock", "trial_seed"]
 
@@ -61,10 +64,14 @@ def shard_file(out_dir: str | Path, shard: int, num_shards: int) -> Path:
 @dataclass
 class ShardRun(Generic[T]):
     """What ``run_shard`` did: ``todo`` the (item, method, trial) it evaluated, in order; ``n_skipped``
-    the ones whose records already existed."""
+    the ones whose records already existed; ``records`` every complete record of the shard's file
+    (``path``) in file order: those an earlier run wrote, then the new ones, each as written
+    (``RecordWriter.append``)."""
 
     todo: list[tuple[T, str, int]]
     n_skipped: int
+    path: Path
+    records: list[dict[str, Any]]
 
     @property
     def n_new(self) -> int:
@@ -117,11 +124,11 @@ def run_shard(
         after: called with (item, method_name, trial, record) once the record is written.
     """
     writer = RecordWriter(shard_file(out_dir, shard, num_shards))
-    writer.path.parent.mkdir(parents=True, exist_ok=True)
-    writer.path.touch()
     names = list(methods)
     with writer.exclusive():  # one process per shard (a second one stops with ShardBusy)
-        done = writer.done_keys()
+        records = writer.load()  # an earlier run's records: the one read of this file
+        writer.path.touch()
+        done = {record_key(r) for r in records}
         mine = shard_items(items, item_id, shard, num_shards)
         todo = [
             (item, name, trial)
@@ -142,10 +149,11 @@ def run_shard(
                 key = (record.get("method"), record.get("clip_id"), record.get("trial"))
                 if key != (want := (name, iid, trial)):
                     raise ValueError(f"evaluate returned a record keyed {key} for {want}")
-                writer.append(record)
+                records.append(writer.append(record))
                 if after is not None:
                     after(item, name, trial, record)
                 if bar is not None:
                     bar.update(note=f"{name} {iid} trial {trial} in {format_duration(time.monotonic() - t0)}")
-    return ShardRun(todo=todo, n_skipped=len(mine) * len(names) * trials - len(todo))
+    return ShardRun(todo=todo, n_skipped=len(mine) * len(names) * trials - len(todo), path=writer.path,
+                    records=records)
 

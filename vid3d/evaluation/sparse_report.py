@@ -25,7 +25,7 @@ from .sparse_runner import LABELS, METRICS, REFERENCE_ROWS, aggregate_sparse, me
 PAIR_BENCHMARKS = ("sparse_view", "reconstruction")
 RECON_REFERENCE_ROWS = ("context_only + 3dgs", "all_gt + 3dgs")  # vid3d.tasks.recon_benchmark
 
-__all__ = ["merge_sparse", "main"]
+__all__ = ["bucket_report", "merge_sparse", "main"]
 
 BUCKET_ORDER = ("small", "medium", "large", "all")
 
@@ -60,6 +60,8 @@ def _protocol(d: Path) -> dict[str, Any]:
 
 
 def merge_sparse(paths: list[str | Path], out: str | Path | None = None) -> dict[str, Any]:
+    """The runs below ``paths`` (their results.json protocols and records files) as one table,
+    ``bucket_report``, written into ``out`` (default: the first path)."""
     dirs = run_dirs(paths)
     by_bucket: dict[str, list[Path]] = {}
     protos: dict[str, dict] = {}
@@ -68,11 +70,25 @@ def merge_sparse(paths: list[str | Path], out: str | Path | None = None) -> dict
         name = p["bucket"]["name"]
         by_bucket.setdefault(name, []).append(d)
         protos.setdefault(name, p)
-    first = next(iter(protos.values()))
     kinds = {p["benchmark"] for p in protos.values()}
     if len(kinds) > 1:
         raise ValueError(f"{[str(d) for d in dirs]}: results of different benchmarks {sorted(kinds)}: merge "
                          "each benchmark's runs on their own")
+    records = {b: merge_shards(ds) for b, ds in by_bucket.items()}
+    return bucket_report(protos, records, by_bucket, Path(out) if out is not None else Path(paths[0]))
+
+
+def bucket_report(
+    protos: dict[str, dict[str, Any]],
+    records: dict[str, list[dict[str, Any]]],
+    sources: dict[str, list[Path]],
+    out: str | Path,
+) -> dict[str, Any]:
+    """One row per method, per bucket n and PSNR / SSIM / LPIPS with 95% CIs, from each bucket's protocol
+    (``protos``) and records, in memory; written as ``sparse_report.{md,json,csv,tex}`` into ``out``.
+    ``sources``: the run dirs each bucket came from (the protocol's ``merged_from``). Returns {"results",
+    "protocol", "markdown", "summary_md" (the table and its notes), "table", "out"}."""
+    first = next(iter(protos.values()))
     for name, p in protos.items():
         for key in ("estimator", "dataset"):
             if p["overlap_index"][key] != first["overlap_index"][key]:
@@ -85,8 +101,8 @@ def merge_sparse(paths: list[str | Path], out: str | Path | None = None) -> dict
                 f"bucket {name!r} used other image metrics: {p.get('image_metrics')} vs "
                 f"{first.get('image_metrics')}"
             )
-    buckets = sorted(by_bucket, key=lambda b: (BUCKET_ORDER.index(b) if b in BUCKET_ORDER else 99, b))
-    results = {b: aggregate_sparse(merge_shards(by_bucket[b])) for b in buckets}
+    buckets = sorted(protos, key=lambda b: (BUCKET_ORDER.index(b) if b in BUCKET_ORDER else 99, b))
+    results = {b: aggregate_sparse(records[b]) for b in buckets}
     # methods with records, and those a run was asked for (an empty bucket has no records to name them)
     named = {m for p in protos.values() for m in p.get("methods", [])}
     references = set(REFERENCE_ROWS) | set(RECON_REFERENCE_ROWS)
@@ -100,7 +116,7 @@ def merge_sparse(paths: list[str | Path], out: str | Path | None = None) -> dict
         "image_metrics": first.get("image_metrics"),
         "views": first.get("views"),
         "reduction": first.get("reduction"),
-        "merged_from": {b: [str(d) for d in by_bucket[b]] for b in buckets},
+        "merged_from": {b: [str(d) for d in sources[b]] for b in buckets},
         "empty_buckets": {b: protos[b].get("empty_bucket") for b in buckets if not results[b]},
     }
     header = ["method"] + [
@@ -133,7 +149,8 @@ def merge_sparse(paths: list[str | Path], out: str | Path | None = None) -> dict
             else []
         ),
     ]
-    md = tables.text(tables.markdown(table), notes, tables.protocol_lines(protocol))
+    summary = tables.text(tables.markdown(table), notes)
+    md = summary + tables.text(tables.protocol_lines(protocol))
     stats = ("mean", "ci_low", "ci_high")
     csv_rows = []
     for method in methods:
@@ -147,7 +164,7 @@ def merge_sparse(paths: list[str | Path], out: str | Path | None = None) -> dict
                     [method, b, r["n"]]
                     + [metrics[m].get(s) if metrics[m]["available"] else "" for m in METRICS for s in stats]
                 )
-    out = Path(out) if out is not None else Path(paths[0])
+    out = Path(out)
     payload = {"protocol": to_jsonable(protocol), "results": tables.jsonable_inf(results)}
     tables.write_texts(out, "sparse_report", {
         "md": md,
@@ -157,7 +174,8 @@ def merge_sparse(paths: list[str | Path], out: str | Path | None = None) -> dict
         ),
         "tex": tables.latex(table),
     })
-    return {"results": results, "protocol": protocol, "markdown": md, "out": out}
+    return {"results": results, "protocol": protocol, "markdown": md, "summary_md": summary, "table": table,
+            "out": out}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None)
     a = p.parse_args(argv)
     merged = merge_sparse(a.dirs, a.out)
-    print(merged["markdown"].split("\nProtocol:")[0])
+    print(merged["summary_md"])
     return 0
 
 

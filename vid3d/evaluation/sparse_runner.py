@@ -4,7 +4,8 @@ For every (method, pair, trial) of this shard: skip it if its record exists, els
 target frames (given the context frames, the cameras of [context_0, *targets, context_1] and nothing
 else of the ground truth), score them against the ground-truth target frames and append one record
 (``runner.run_shard``, key (method, pair_id, trial); ``clip_id`` holds the pair id). Then aggregate
-every record in ``out_dir`` and write ``results.{json,csv,md,tex}``. Reruns resume; shards merge.
+the records of ``out_dir`` (this shard's from memory, other shards' files from disk), write
+``results.{json,csv,md,tex}`` and return the records and tables. Reruns resume; shards merge.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ __all__ = [
     "nearest_context_method",
     "run_sparse_eval",
     "shard_pairs",
+    "sparse_results_report",
     "write_sparse_results",
 ]
 
@@ -253,11 +255,9 @@ def results_table(results: Mapping[str, Any]) -> tables.Table:
     )
 
 
-def write_sparse_results(
-    out_dir: str | Path, results: Mapping[str, Any], protocol: Mapping[str, Any]
-) -> dict[str, Path]:
-    """results.json ({"protocol", "results"}; +inf written as "inf"), results.csv, results.md and the
-    table as LaTeX (results.tex), each atomically. Returns their paths."""
+def sparse_results_report(results: Mapping[str, Any], protocol: Mapping[str, Any]) -> tables.Report:
+    """The texts of results.json ({"protocol", "results"}; +inf written as "inf"), results.csv, results.md
+    and the table as LaTeX (results.tex), with the table and its Markdown summary (``tables.Report``)."""
     payload = {"protocol": to_jsonable(dict(protocol)), "results": tables.jsonable_inf(results)}
     stats = ("mean", "ci_low", "ci_high")
     csv_rows = [
@@ -267,17 +267,24 @@ def write_sparse_results(
     ]
     table = results_table(results)
     bucket = protocol.get("bucket", {})
-    md = tables.text(
+    summary = tables.text(
         [f"Sparse view, overlap bucket {bucket.get('name', '?')} {bucket.get('range', '')}", ""],
         tables.markdown(table),
-        tables.protocol_lines(protocol),
     )
-    return tables.write_texts(out_dir, "results", {
+    return tables.Report(table, summary, {
         "json": tables.json_text(payload),
         "csv": tables.csv_text(["method", "n"] + [f"{m}_{s}" for m in METRICS for s in stats], csv_rows),
-        "md": md,
+        "md": summary + tables.text(tables.protocol_lines(protocol)),
         "tex": tables.latex(table),
     })
+
+
+def write_sparse_results(
+    out_dir: str | Path, results: Mapping[str, Any], protocol: Mapping[str, Any]
+) -> dict[str, Path]:
+    """``sparse_results_report`` written into ``out_dir`` as results.{json,csv,md,tex}, each atomically.
+    Returns their paths."""
+    return sparse_results_report(results, protocol).write(out_dir, "results")
 
 
 def run_sparse_eval(
@@ -295,9 +302,11 @@ def run_sparse_eval(
     """Evaluate ``methods`` on this shard of ``pairs``; resumable (see module docstring).
 
     Records go to ``out_dir/records.shard{shard}of{num_shards}.jsonl``; results.* are written from all
-    ``records*.jsonl`` in ``out_dir``. ``on_record(pair, method, predicted targets, record)`` is called after
-    each new record (e.g. to collect images for W&B).
-    Returns {"results", "protocol", "paths", "n_new", "n_skipped"}.
+    ``records*.jsonl`` in ``out_dir`` (this shard's kept in memory, not read again).
+    ``on_record(pair, method, predicted targets, record)`` is called after each new record (e.g. to collect
+    images for W&B).
+    Returns {"results", "protocol", "paths", "n_new", "n_skipped", "records" (sorted by key, as in the
+    files), "table" (``tables.Table``), "summary_md" (title and table), "markdown" (results.md's text)}.
     """
     out = Path(out_dir)
     predicted: dict[tuple[str, str, int], np.ndarray] = {}
@@ -316,10 +325,12 @@ def run_sparse_eval(
         pairs, lambda p: p.pair_id, methods, evaluate, out, shard=shard, num_shards=num_shards,
         trials=trials, label="sparse eval", progress=progress, after=after,
     )
-    records = merge_shards([out])
+    records = merge_shards([out], known={run.path: run.records})
     results = aggregate_sparse(records)
     proto = {**dict(protocol or {}), "image_metrics": metrics.describe()}
-    paths = write_sparse_results(out, results, proto)
+    report = sparse_results_report(results, proto)
+    paths = report.write(out, "results")
     return {
         "results": results, "protocol": proto, "paths": paths, "n_new": run.n_new, "n_skipped": run.n_skipped,
+        "records": records, "table": report.table, "summary_md": report.summary, "markdown": report.markdown,
     }

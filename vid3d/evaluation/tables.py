@@ -25,6 +25,7 @@ from vid3d.atomic import atomic_write_bytes
 from .records import to_jsonable
 
 __all__ = [
+    "Report",
     "Table",
     "ci_cell",
     "csv_text",
@@ -53,6 +54,25 @@ class Table:
         for i, row in enumerate(self.rows):
             if len(row) != len(self.header):
                 raise ValueError(f"table row {i} has {len(row)} cells for {len(self.header)} columns: {row}")
+
+
+@dataclass(frozen=True)
+class Report:
+    """What a benchmark computed, as it is written and shown: ``table`` (its cells), ``summary`` (the
+    Markdown a terminal prints: the table with its notes, without the protocol block) and ``texts``, the
+    report's files by extension (``md`` is the summary followed by the protocol block)."""
+
+    table: Table
+    summary: str
+    texts: Mapping[str, str]
+
+    @property
+    def markdown(self) -> str:
+        return self.texts["md"]
+
+    def write(self, out_dir: str | Path, stem: str) -> dict[str, Path]:
+        """``{out_dir}/{stem}.{ext}`` for each text, atomically (``write_texts``); returns the paths."""
+        return write_texts(out_dir, stem, self.texts)
 
 
 def fmt(x: float | None, digits: int, missing: str = "n/a", nan: str = "n/a") -> str:

@@ -1,7 +1,7 @@
-"""What the benchmarks log to W&B: one run per evaluation (offline without an account), everything inside
-the run dir (``keep_wandb_data_in``). Camera benchmark: the results table, summary scalars, a per-sample
-table and the media as captioned plain lists; pair benchmarks (sparse views, reconstruction): the table and
-one context | predicted | ground-truth image per (pair, method)."""
+"""What the benchmarks log to W&B: one run per evaluation run dir (offline without an account), everything
+inside the run dir (set up by ``vid3d.wandb_setup.prepare_logger``). Camera benchmark: the results table,
+summary scalars, a per-sample table and the media as captioned plain lists; pair benchmarks (sparse views,
+reconstruction): the table and one context | predicted | ground-truth image per (pair, method)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from vid3d.wandb_setup import prepare_logger
+
 from . import tables
 from .camera_runner import EvalClip
 from .fvd import find_fvd, fvd_column
@@ -17,23 +19,15 @@ from .sparse_runner import SparsePair, metric_cell
 
 
 def init_run(cfg: DictConfig, out: Path, job_type: str, tags: list[str] | None = None):
-    """A W&B run for an evaluation task: ``cfg.wandb`` project/group/mode (offline without credentials,
-    see vid3d.training.loggers), files under ``out`` (W&B's staging copies too: ``keep_wandb_data_in``), the
-    resolved config as the run config."""
+    """The W&B run of an evaluation's run dir ``out``, set up from ``cfg.wandb`` by
+    ``vid3d.wandb_setup.prepare_logger`` (offline without credentials, everything under ``out``, the
+    multirun's group, a rerun in ``out`` continuing the same run); the resolved config as the run config."""
     import wandb
 
-    from vid3d.training.loggers import keep_wandb_data_in, resolve_wandb_mode
-
-    keep_wandb_data_in(out)
-    return wandb.init(
-        project=cfg.wandb.project,
-        group=cfg.wandb.group,
-        job_type=job_type,
-        dir=str(out),
-        mode=resolve_wandb_mode(cfg.wandb.mode),
-        config=OmegaConf.to_container(cfg, resolve=True),
-        tags=tags or None,
-    )
+    run = wandb.init(**prepare_logger(cfg.wandb, out).init_kwargs(job_type=job_type, tags=tags or None))
+    # set after init: a rerun continuing the run may bring a changed config
+    run.config.update(OmegaConf.to_container(cfg, resolve=True), allow_val_change=True)
+    return run
 
 
 def trajectory_image(record: dict, gt_c2w: np.ndarray | None) -> np.ndarray | None:

@@ -17,7 +17,6 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from vid3d.evaluation.aggregate import merge_shards
 from vid3d.evaluation.camera_runner import (
     EvalClip,
     gt_video_method,
@@ -143,7 +142,9 @@ def preset_rules(preset: dict) -> dict:
 
 class CameraBenchmark:
     """``conf/benchmark/camera.yaml``: ``run(cfg)`` scores ``cfg.ckpt`` (and the reference rows) on the
-    eval config ``cfg`` and returns {results_md, run_dir, results, camera_gap_md}."""
+    eval config ``cfg`` and returns what it computed: {results_md (results.md's text), summary_md (what it
+    printed), run_dir, results (per-method aggregate), records (every record scored), table
+    (``tables.Table``), camera_gap ({model: gaps} or None), camera_gap_md}."""
 
     name = "camera"
 
@@ -214,10 +215,10 @@ def _evaluate_camera(cfg: DictConfig) -> dict:
         fvd=fvd,
         **preset_rules(preset or {}),
     )
-    table = (out / "results.md").read_text()
+    table, shown = summary["markdown"], summary["summary_md"]
     if warning:
-        table = f"WARNING: {warning}\n\n{table}"
-    print(table.split("\nProtocol:")[0].rstrip())  # the protocol and reproducibility record: results.*
+        table, shown = f"WARNING: {warning}\n\n{table}", f"WARNING: {warning}\n\n{shown}"
+    print(shown.rstrip())  # the protocol and reproducibility record: results.*
     if skipped:
         print(f"\n{len(skipped)} broken test clip(s) skipped, not scored (results.json: skipped_test_clips): "
               + "; ".join(f"{s['clip_id']} ({s['reason']})" for s in skipped[:10]))
@@ -227,14 +228,18 @@ def _evaluate_camera(cfg: DictConfig) -> dict:
             f"camera is used, model=svd reads 1):\n\n{gap_table}"
         )
     print(f"\nresults: {out / 'results.md'} (protocol, reproducibility record), results.{{json,csv,tex}}")
-    records = merge_shards([out])
     log_to_wandb(
-        cfg, out, summary["results"], records, {c.clip_id: c for c in clips}, warning, tags or None, gap
+        cfg, out, summary["results"], summary["records"], {c.clip_id: c for c in clips}, warning,
+        tags or None, gap,
     )
     log.info("results written to %s", out)
     return {
         "results_md": table,
+        "summary_md": shown,
         "run_dir": str(out),
         "results": summary["results"],
+        "records": summary["records"],
+        "table": summary["table"],
+        "camera_gap": gap,
         "camera_gap_md": gap_table,
     }

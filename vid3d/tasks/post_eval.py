@@ -5,14 +5,15 @@ evaluates its final checkpoint with the camera benchmark (``vid3d.tasks.evaluate
 benchmark=camera, on a config composed from ``conf/eval.yaml``) into ``<train run dir>/eval/``.
 ``python -m vid3d.report <sweep dir>`` then merges the jobs into one table.
 
-W&B: every job of a multirun logs (training and evaluation runs) to one group,
+W&B (``vid3d.wandb_setup``): every job of a multirun logs (training and evaluation runs) to one group,
 ``<job name>_<sweep dir name>`` (the same for all jobs of a sweep, different between sweeps); the job's
 command-line overrides are logged as config columns under ``sweep.overrides``. Outside a multirun (a
-single run, or the compose API where there is no Hydra runtime) the group stays as configured (null).
+single run, or the compose API where there is no Hydra runtime) the group stays as configured (null). The
+evaluation config composed here names the training job's group and sweep block explicitly.
 
 Hyperparameter search (``hparams_search=optuna``): ``train.py`` returns ``sweep_objective``, the model
-row's mean RotErr per frame (degrees) from the post-train evaluation's ``results.json``, which the sweeper
-minimises.
+row's mean RotErr per frame (degrees) of the post-train evaluation (the results it returned, as written to
+its ``results.json``), which the sweeper minimises.
 """
 
 from __future__ import annotations
@@ -25,65 +26,9 @@ import yaml
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vid3d.atomic import atomic_write_bytes
+from vid3d.evaluation.records import to_jsonable
 from vid3d.tasks.common import log
-
-# overrides that say where a job writes or what it resumes, not which variant it is
-NOT_A_VARIANT = ("hydra.", "paths.", "resume", "init_from", "ckpt")
-
-
-def hydra_job() -> dict | None:
-    """``{"name", "sweep_dir", "overrides", "override_dirname", "multirun"}`` of the running Hydra job,
-    or None under the compose API (no Hydra runtime)."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    if not HydraConfig.initialized():
-        return None
-    hc = HydraConfig.get()
-    return {
-        "name": hc.job.name,
-        "sweep_dir": str(hc.sweep.dir),
-        "overrides": list(hc.overrides.task),
-        "override_dirname": hc.job.get("override_dirname", ""),
-        "multirun": hc.mode == RunMode.MULTIRUN,
-    }
-
-
-def sweep_group(job: dict | None) -> str | None:
-    """The W&B group of a multirun job: ``<job name>_<sweep dir name>``; None outside a multirun."""
-    if not job or not job["multirun"]:
-        return None
-    return f"{job['name']}_{Path(job['sweep_dir']).name}"
-
-
-def override_columns(overrides: list[str]) -> dict[str, str]:
-    """``["model=plucker", "+x.y=1", "~z"]`` -> ``{"model": "plucker", "x.y": "1"}``: the overrides that
-    name a variant (paths, resume and Hydra settings left out), as W&B config columns."""
-    out = {}
-    for o in overrides:
-        if "=" not in o or o.startswith("~"):
-            continue
-        key, value = o.split("=", 1)
-        key = key.lstrip("+")
-        if key.startswith(NOT_A_VARIANT):
-            continue
-        out[key] = value
-    return out
-
-
-def sweep_logging(cfg: DictConfig) -> None:
-    """Add ``cfg.sweep`` (group, overrides, override dirname) and, in a multirun, set the W&B group of
-    ``cfg.logger`` (if it has one and it is unset). Call before the logger is instantiated."""
-    job = hydra_job()
-    group = sweep_group(job)
-    with open_dict(cfg):
-        cfg.sweep = {
-            "group": group,
-            "overrides": override_columns(job["overrides"]) if job else {},
-            "override_dirname": job["override_dirname"] if job else "",
-        }
-        if group and cfg.get("logger") and "group" in cfg.logger and not cfg.logger.group:
-            cfg.logger.group = group
+from vid3d.wandb_setup import hydra_job, sweep_columns
 
 
 def eval_overrides(cfg: DictConfig) -> list[str]:
@@ -153,8 +98,9 @@ def compose_eval_config(cfg: DictConfig, ckpt: str | Path, out: str | Path) -> D
         ecfg.paths = OmegaConf.create(OmegaConf.to_container(cfg.paths, resolve=True))
         ecfg.paths.run_dir = str(out)
         ecfg.ckpt = str(ckpt)
-        ecfg.wandb.group = (cfg.get("sweep") or {}).get("group") or (cfg.get("logger") or {}).get("group")
-        ecfg.sweep = OmegaConf.to_container(cfg.sweep, resolve=True) if cfg.get("sweep") else {}
+        sweep = sweep_columns(hydra_job())
+        ecfg.wandb.group = sweep["group"] or (cfg.get("logger") or {}).get("group")
+        ecfg.sweep = sweep
     return ecfg
 
 
@@ -219,16 +165,16 @@ def objective_from_results(results: dict, metric: str = "rot_err_deg", failed_va
 
 def sweep_objective(cfg: DictConfig, train_out: dict) -> float | None:
     """What ``train.py`` returns to Hydra: with ``post_eval``, the objective of the post-train evaluation
-    (``objective_from_results`` on ``<run>/eval/results.json``, settings ``post_eval.objective``), also
-    written to ``<run>/eval/objective.json``; None without ``post_eval``."""
+    (``objective_from_results`` on the results ``evaluate_after_training`` returned, settings
+    ``post_eval.objective``), also written to ``<run>/eval/objective.json``; None without ``post_eval``."""
     if not cfg.get("post_eval") or not train_out.get("eval_dir"):
         return None
     eval_dir = Path(train_out["eval_dir"])
-    results = json.loads((eval_dir / "results.json").read_text())["results"]
+    results = train_out["eval_results"]
     settings = cfg.post_eval.get("objective") or {}
     metric, failed_value = settings.get("metric", "rot_err_deg"), settings.get("failed_value", 180.0)
     out = objective_from_results(results, metric=metric, failed_value=failed_value)
-    atomic_write_bytes(eval_dir / "objective.json", (json.dumps(out, indent=2) + "\n").encode())
+    atomic_write_bytes(eval_dir / "objective.json", (json.dumps(to_jsonable(out), indent=2) + "\n").encode())
     if out["failed"]:
         log.warning("objective: no %s on row %s: %s (failed_value)", out["metric"], out["row"], out["value"])
     else:

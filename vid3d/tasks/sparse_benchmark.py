@@ -128,16 +128,17 @@ def free_views(row: dict) -> int:
 
 def run_buckets(cfg: DictConfig, buckets, run_one) -> dict:
     """``run_one(cfg)`` once per overlap bucket (``overlap.thresholds[b]``), each into ``<run_dir>/<b>/``,
-    then one table of all of them (``sparse_report.merge_sparse``: sparse_report.{md,json,csv,tex} in the
-    run dir). Returns {results_md, run_dir, results: {bucket: results}}."""
+    then one table of all of them from what each returned (``sparse_report.bucket_report``:
+    sparse_report.{md,json,csv,tex} in the run dir). Returns {results_md, summary_md, run_dir, results:
+    {bucket: results}, table}."""
     import copy
 
     from omegaconf import open_dict
 
-    from vid3d.evaluation.sparse_report import merge_sparse
+    from vid3d.evaluation.sparse_report import bucket_report
 
     root = run_dir(cfg)
-    results = {}
+    results, protos, records = {}, {}, {}
     for b in buckets:
         if b not in cfg.overlap.thresholds:
             raise ValueError(f"protocol.buckets: {b!r} is not in overlap.thresholds "
@@ -147,15 +148,18 @@ def run_buckets(cfg: DictConfig, buckets, run_one) -> dict:
             lo, hi = (float(x) for x in cfg.overlap.thresholds[b])
             c.overlap.bucket, c.overlap.min, c.overlap.max = b, lo, hi
             c.paths.run_dir = str(root / b)
-        results[b] = run_one(c)["results"]
-    merged = merge_sparse([root], out=root)
-    print(merged["markdown"])
-    return {"results_md": merged["markdown"], "run_dir": str(root), "results": results}
+        one = run_one(c)
+        results[b], protos[b], records[b] = one["results"], one["protocol"], one["records"]
+    merged = bucket_report(protos, records, {b: [root / b] for b in buckets}, out=root)
+    print(merged["summary_md"])
+    return {"results_md": merged["markdown"], "summary_md": merged["summary_md"], "run_dir": str(root),
+            "results": results, "table": merged["table"]}
 
 
 class SparseBenchmark:
     """``conf/benchmark/sparse.yaml``: ``run(cfg)`` scores ``cfg.ckpt`` (and the reference rows) on the pairs
-    of the ``cfg.overlap`` bucket and returns {results_md, run_dir, results}."""
+    of the ``cfg.overlap`` bucket and returns what it computed: {results_md (results.md's text), summary_md
+    (what it printed), run_dir, results, protocol, records, table}."""
 
     name = "sparse"
 
@@ -300,10 +304,11 @@ def _evaluate_pairs(
         protocol=protocol,
         on_record=collect,
     )
-    table = (out / "results.md").read_text()
+    table, shown = summary["markdown"], summary["summary_md"]
     if empty:
-        table = f"EMPTY BUCKET: {empty}\n\n{table}"
-    print(table.split("\nProtocol:")[0])
+        table, shown = f"EMPTY BUCKET: {empty}\n\n{table}", f"EMPTY BUCKET: {empty}\n\n{shown}"
+    print(shown)
     log_pair_results(cfg, out, summary["results"], images, wandb_name)
     log.info("results written to %s", out)
-    return {"results_md": table, "run_dir": str(out), "results": summary["results"]}
+    return {"results_md": table, "summary_md": shown, "run_dir": str(out), "results": summary["results"],
+            "protocol": summary["protocol"], "records": summary["records"], "table": summary["table"]}

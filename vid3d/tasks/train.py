@@ -21,8 +21,9 @@ from omegaconf import DictConfig, OmegaConf
 from vid3d.models.schema import stored_model_config
 from vid3d.tasks.common import log, prepare_data, print_config_tree, run_dir, task_wrapper
 from vid3d.tasks.recipe import fetch_pretrained, train_random_unet
-from vid3d.training.checkpoint_io import SafetensorsCheckpointIO
+from vid3d.training.checkpoint_io import LastSavedStep, SafetensorsCheckpointIO
 from vid3d.training.strategies import is_deepspeed_config
+from vid3d.wandb_setup import hydra_job, sweep_columns
 
 
 def instantiate_callbacks(cfg: DictConfig) -> list:
@@ -87,20 +88,20 @@ def resumed_run_dir(resume: str | None) -> Path | None:
     return None
 
 
-def _continue_in(cfg: DictConfig, run: Path) -> None:
-    """Point the run's outputs (paths.run_dir: checkpoints, CSV, W&B, media) at the resumed run's dir and
-    continue its W&B run."""
-    from vid3d.training.loggers import read_wandb_id
-
+def in_run_dir(cfg: DictConfig, run: Path) -> DictConfig:
+    """``cfg`` with its outputs (paths.run_dir: checkpoints, CSV, W&B, media) in the resumed run's dir, as a
+    new config composed before the run starts. The W&B logger then continues the run's W&B run by itself
+    (one W&B run per run dir: ``vid3d.wandb_setup.prepare_logger``)."""
     log.info("resume: continuing in the run's own directory %s", run)
-    cfg.paths.run_dir = str(run)
-    logger = cfg.get("logger")
-    if logger is not None and str(logger.get("_target_", "")).endswith("make_wandb_logger"):
-        run_id = read_wandb_id(run)
-        if run_id:
-            log.info("resume: continuing W&B run %s", run_id)
-            cfg.logger.id = run_id
-            cfg.logger.resume = "allow"
+    return OmegaConf.merge(cfg, {"paths": {"run_dir": str(run)}})
+
+
+def log_interval(trainer_cfg: DictConfig) -> int:
+    """``trainer.log_every_n_steps`` (Lightning's default 50), capped at ``trainer.max_steps``: a run shorter
+    than the logging interval would log no train/loss at all."""
+    every = int(trainer_cfg.get("log_every_n_steps") or 50)
+    max_steps = int(trainer_cfg.get("max_steps") or -1)
+    return max_steps if 0 < max_steps < every else every
 
 
 def own_config(cfg: DictConfig, run: Path) -> DictConfig:
@@ -144,7 +145,7 @@ def train(cfg: DictConfig) -> dict:
         )
     resumed = run if cfg.get("resume_in_place", True) else None
     if resumed is not None:
-        _continue_in(cfg, resumed)
+        cfg = in_run_dir(cfg, resumed)
     out = run_dir(cfg)
     # a resumed run keeps its first config.yaml; each resume adds config.resume<k>.yaml
     k = len(list(out.glob("config.resume*.yaml"))) + 1
@@ -170,24 +171,19 @@ def train(cfg: DictConfig) -> dict:
     module.model_config = stored_model_config(OmegaConf.to_container(cfg.model, resolve=True))
     size = [OmegaConf.select(cfg, f"data.{k}") for k in ("height", "width", "num_frames")]
     module.train_size = size if all(isinstance(v, int) for v in size) else None
-    from vid3d.tasks.post_eval import evaluate_after_training, sweep_logging
+    from vid3d.tasks.post_eval import evaluate_after_training
 
-    sweep_logging(cfg)  # multirun: one W&B group per sweep, overrides as config columns
+    # W&B (logger=wandb): mode, multirun group and run id set up by vid3d.wandb_setup.prepare_logger
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
-    if logger and hasattr(logger, "log_hyperparams"):
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    if logger and type(logger).__name__ == "WandbLogger":
-        from vid3d.training.loggers import record_wandb_id
-
-        record_wandb_id(logger, out)
-    max_steps = int(cfg.trainer.get("max_steps") or -1)
-    if 0 < max_steps < int(cfg.trainer.get("log_every_n_steps") or 50):
-        # a run shorter than the logging interval would log no train/loss at all
-        cfg.trainer.log_every_n_steps = max_steps
+    if logger:  # with a multirun job's variant overrides as config columns
+        sweep = sweep_columns(hydra_job())
+        logger.log_hyperparams({**OmegaConf.to_container(cfg, resolve=True), "sweep": sweep})
     callbacks = instantiate_callbacks(cfg)
     ckpt_dir = checkpoint_dir(callbacks, cfg)
+    saved = LastSavedStep()
     trainer: L.Trainer = instantiate(
-        cfg.trainer, callbacks=callbacks, logger=logger, plugins=trainer_plugins(cfg, ckpt_dir)
+        cfg.trainer, callbacks=[*callbacks, saved], logger=logger, plugins=trainer_plugins(cfg, ckpt_dir),
+        log_every_n_steps=log_interval(cfg.trainer),
     )
     groups = {k: len(v) for k, v in module.trainable_groups.items()}
     log.info("trainable parameter tensors by group: %s", groups)
@@ -195,8 +191,7 @@ def train(cfg: DictConfig) -> dict:
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_path(cfg.get("resume"), ckpt_dir))
 
     last = Path(cfg.paths.run_dir) / "checkpoints" / "last.ckpt"
-    ckpt_cb = trainer.checkpoint_callback
-    if ckpt_cb is not None and getattr(ckpt_cb, "_last_global_step_saved", None) != trainer.global_step:
+    if trainer.checkpoint_callback is not None and saved.step != trainer.global_step:
         # max_steps reached between checkpoint intervals: the final state is a checkpoint too
         trainer.save_checkpoint(last)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}

@@ -14,12 +14,13 @@ import os
 from pathlib import Path
 
 from lightning.fabric.plugins import CheckpointIO
+from lightning.pytorch.callbacks import Callback
 
 from vid3d.atomic import remove_stale_temps
 from vid3d.models.checkpoint import load_checkpoint_file, save_checkpoint_file
 from vid3d.training.checkpoint_state import CKPT_SUFFIX, removable
 
-__all__ = ["SafetensorsCheckpointIO"]
+__all__ = ["LastSavedStep", "SafetensorsCheckpointIO"]
 
 log = logging.getLogger(__name__)
 
@@ -60,3 +61,15 @@ class SafetensorsCheckpointIO(CheckpointIO):
             log.warning("not removing %s: a folder, not a checkpoint file", p)
             return
         p.unlink(missing_ok=True)
+
+
+class LastSavedStep(Callback):
+    """Remembers the global step of the last checkpoint saved in this run (``step``; None before any), from
+    Lightning's public ``on_save_checkpoint`` hook, which every save calls whichever callback or strategy
+    wrote it: the task saves the final state itself when training stopped between checkpoint intervals."""
+
+    def __init__(self) -> None:
+        self.step: int | None = None
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:  # noqa: ANN001 (Lightning's hook)
+        self.step = int(trainer.global_step)

@@ -17,6 +17,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.loggers import WandbLogger
 
 from vid3d.data.frames import as_unit_range
 
@@ -97,7 +98,7 @@ class TrainingMediaLogger(L.Callback):
         with atomic_target(out / f"step_{step:07d}_trajectory.png") as tmp:
             iio.imwrite(tmp, plot, extension=".png")
         for lg in trainer.loggers:
-            if type(lg).__name__ == "WandbLogger":
+            if isinstance(lg, WandbLogger):
                 import wandb
 
                 clip = batch.get("clip_id", ["?"])[0]
