@@ -14,6 +14,7 @@ import traceback
 from vid3d.errors import InputError
 from vid3d.sampling.trajectories import PRESETS
 
+from .command import sample_command
 from .paths import KEYFRAME_COLUMNS, default_keyframes, frustum_figure, parse_amplitude
 from .runner import Cancelled, Studio
 
@@ -28,6 +29,11 @@ CSS = """
 #command textarea, #command pre {font-size: 12px}
 .gradio-container {max-width: 1500px !important}
 """
+
+
+def enlarge(image, factor: int = 5):
+    """(H, W, 3) uint8 shown ``factor`` times larger, pixels kept sharp (the models sample at 32x48)."""
+    return image.repeat(factor, axis=0).repeat(factor, axis=1)
 
 
 def _line(e: BaseException) -> str:
@@ -99,7 +105,11 @@ def build_app(studio: Studio):
             folder = studio.out / "clips"
             folder.mkdir(parents=True, exist_ok=True)
             gt = write_video(folder / f"{job.name}.mp4", job.gt_frames, fps=8)
-            return job.image, gr.update(value=str(gt), visible=True), f"clip {int(clip_index)}: {job.name}"
+            return (
+                enlarge(job.image),
+                gr.update(value=str(gt), visible=True),
+                f"clip {int(clip_index)}: {job.name}",
+            )
         except Exception as e:  # noqa: BLE001 - every failure is one line in the page
             return gr.update(), gr.update(), _line(e)
 
@@ -149,7 +159,7 @@ def build_app(studio: Studio):
         static,
         progress=gr.Progress(),  # noqa: B008
     ):
-        keep = (gr.update(),) * 5
+        keep = (gr.update(),) * 4
         try:
             req = request(
                 input_kind,
@@ -175,11 +185,11 @@ def build_app(studio: Studio):
                 progress((done, total), desc=f"{what}: step {done}/{total}, ETA {eta:.0f} s", unit="steps")
 
             res = studio.generate(req, keyframes=table, report=report, static=bool(static))
-            compare = res.files.get("gt_vs_generated") or res.files.get("camera_vs_static")
-            label = (
-                "ground truth | generated"
-                if "gt_vs_generated" in res.files
-                else "camera path | static camera (same seed)"
+            compare = res.files.get("compare")
+            label = " | ".join(
+                (["ground truth"] if res.job.gt_frames is not None else [])
+                + ["generated"]
+                + (["static camera (same seed)"] if static else [])
             )
             status = (
                 f"Generated {res.job.name}: {len(res.frames)} frames at {H}x{W} in {res.seconds:.1f} s -> "
@@ -188,8 +198,7 @@ def build_app(studio: Studio):
             return (
                 str(res.files["video"]),
                 gr.update(value=str(compare) if compare else None, label=label),
-                str(res.folder / "path.png"),
-                res.command,
+                sample_command(res.request, multiline=True),
                 res.id,
                 status,
             )
@@ -210,7 +219,7 @@ def build_app(studio: Studio):
             return (
                 str(res.files["turntable"]),
                 str(res.files["ply"]),
-                res.command,
+                sample_command(res.request, multiline=True),
                 f"Reconstructed {int(gaussians)} Gaussians in {time.monotonic() - t0:.1f} s -> "
                 f"{res.files['ply']}",
             )
@@ -284,7 +293,7 @@ def build_app(studio: Studio):
                         headers=list(KEYFRAME_COLUMNS),
                         datatype=["number"] * len(KEYFRAME_COLUMNS),
                         row_count=(2, "dynamic"),
-                        col_count=(len(KEYFRAME_COLUMNS), "fixed"),
+                        column_count=(len(KEYFRAME_COLUMNS), "fixed"),
                         label=f"keyframes (frames 0..{F - 1}; centre x/y/z in the first "
                         "camera's axes, x right, y down, z forward; angles in degrees)",
                     )
@@ -315,7 +324,6 @@ def build_app(studio: Studio):
                     autoplay=True,
                     loop=True,
                 )
-                path_png = gr.Image(label="path sampled", interactive=False, height=220)
         with gr.Row(equal_height=False):
             with gr.Column(scale=1):
                 gr.Markdown("### 4. Reconstruct")
@@ -338,12 +346,13 @@ def build_app(studio: Studio):
                 )
             with gr.Column(scale=1):
                 gr.Markdown("### Reproduce")
-                command = gr.Code(
-                    label="sample.py command line",
-                    language="shell",
+                command = gr.Textbox(
+                    label="sample.py command line (runs from the repository root)",
                     elem_id="command",
                     interactive=False,
-                    lines=6,
+                    lines=8,
+                    max_lines=20,
+                    buttons=["copy"],
                 )
 
         path_inputs = [
@@ -367,7 +376,7 @@ def build_app(studio: Studio):
         go.click(
             generate,
             [*path_inputs[:9], steps, seed, g_min, g_max, fov, static],
-            [video, compare, path_png, command, rid, status],
+            [video, compare, command, rid, status],
             concurrency_limit=1,
             concurrency_id="work",
         )

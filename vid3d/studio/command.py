@@ -116,6 +116,8 @@ def sample_overrides(req: Request) -> list[str]:
     return out
 
 
-def sample_command(req: Request, python: str = "python") -> str:
-    """The shell command line: ``python sample.py`` and the overrides, each quoted for a POSIX shell."""
-    return " ".join([python, "sample.py", *(shlex.quote(o) for o in sample_overrides(req))])
+def sample_command(req: Request, python: str = "python", multiline: bool = False) -> str:
+    """The shell command line: ``python sample.py`` and the overrides, each quoted for a POSIX shell;
+    ``multiline``: one override per line, joined by backslash-newline (the same command for the shell)."""
+    words = [f"{python} sample.py", *(shlex.quote(o) for o in sample_overrides(req))]
+    return " \\\n  ".join(words) if multiline else " ".join(words)

@@ -3,10 +3,11 @@
 A request becomes ``sample.py`` overrides (``vid3d.studio.command``), composed with Hydra into the config
 it runs; the sample is then made the way ``vid3d.tasks.sample`` makes it (``load_inputs``, the trajectory
 and sampler from the config, ``SingleMode``, the per-sample seed ``sample_seed``, ``write_sample``,
-``reconstruct_sample``), under ``<out>/<NNN>_<name>/samples/<sample>/`` (sample.py's run-folder layout).
-Beside it the studio writes the same seed along a static camera (``camera_vs_static.mp4``), the frustum plot
-and, when asked, the camera benchmark's errors of the video (``vid3d.evaluation.camera_errors`` on the
-poses COLMAP estimates, with the benchmark's ``conf/pose/colmap.yaml`` settings).
+``reconstruct_sample``), under ``<out>/<time>_<NNN>_<path kind>/samples/<sample>/`` (sample.py's layout).
+Beside it the studio samples the same seed along a static camera (``compare.mp4``: [ground truth,]
+generated, static, side by side), draws the path (``path.png``) and, when asked, scores the video with
+the camera benchmark's errors (``vid3d.evaluation.camera_errors`` on the poses COLMAP estimates, with the
+benchmark's ``conf/pose/colmap.yaml`` settings).
 
 Cancelling: ``Studio.cancel`` (a ``threading.Event``) is checked at every sampler step; the run stops
 with ``Cancelled`` and writes nothing.
@@ -40,6 +41,7 @@ log = logging.getLogger("vid3d")
 
 Report = Callable[[int, int, str], None]  # (done, total, what)
 KEEP_RESULTS = 8
+DISPLAY_SCALE = 4  # the page's comparison video, times the model size
 
 
 class Cancelled(Exception):
@@ -308,13 +310,17 @@ class Studio:
         with atomic_dir(final) as d:  # as sample.py: the sample folder appears complete, or not at all
             write_sample(d, job, frames, cfg.fps)
         files = {"video": final / "video.mp4", "trajectory": final / "trajectory.png"}
-        if job.gt_frames is not None and (final / "gt_vs_generated.mp4").is_file():
-            files["gt_vs_generated"] = final / "gt_vs_generated.mp4"
+        # the page's comparison, 4x larger with sharp pixels so the labels read: [ground truth,] generated,
+        # [the same seed with a static camera]
+        shown = [(frames, "generated")]
+        if job.gt_frames is not None:
+            shown.insert(0, (job.gt_frames, "ground truth"))
         if still is not None:
-            both = side_by_side(
-                [frames, still], gap=4, labels=["camera path", "static camera"], frame_numbers=True
-            )
-            files["camera_vs_static"] = write_video(folder / "camera_vs_static.mp4", both, fps=cfg.fps)
+            shown.append((still, "static camera"))
+        if len(shown) > 1:
+            big = [v.repeat(DISPLAY_SCALE, axis=1).repeat(DISPLAY_SCALE, axis=2) for v, _ in shown]
+            both = side_by_side(big, gap=6, labels=[t for _, t in shown], frame_numbers=True)
+            files["compare"] = write_video(folder / "compare.mp4", both, fps=cfg.fps)
         plot_trajectory({"requested": job.c2w}, path=folder / "path.png", title=job.name)
         (folder / "command.txt").write_text(command + "\n")
         result = Result(
