@@ -226,21 +226,29 @@ class Studio:
         (folder / "inputs").mkdir(parents=True, exist_ok=True)
         return folder
 
-    def _inputs(self, req: Request, keyframes, folder: Path) -> Request:
-        """Check the uploads, copy them (and the keyframe table as a pose file) into ``folder/inputs``;
+    def _check(self, req: Request, keyframes) -> np.ndarray | None:
+        """Every check of a request before anything is written: the command line can express it, the
+        uploads read, the keyframe table is valid. Returns the keyframe poses (path "keyframes")."""
+        probe = dataclasses.replace(req, trajectory_file="keyframes.json") if req.path == "keyframes" else req
+        sample_overrides(probe)
+        if req.image is not None:
+            read_image(req.image, req.height, req.width, req.fov_deg)
+        if req.path == "file":
+            read_poses(req.trajectory_file, req.num_frames)
+        if req.path == "keyframes":
+            return keyframes_to_c2w(keyframes, req.num_frames)
+        return None
+
+    def _inputs(self, req: Request, keyframes, c2w: np.ndarray | None, folder: Path) -> Request:
+        """Copy the checked uploads (and the keyframe path ``c2w`` as a pose file) into ``folder/inputs``;
         the request with those paths (what the command line names)."""
         inputs = folder / "inputs"
         if req.image is not None:
-            read_image(req.image, req.height, req.width, req.fov_deg)  # one line if it is not a usable image
             req = dataclasses.replace(req, image=str(keep_upload(req.image, inputs, "image").resolve()))
         if req.path == "file":
-            if not req.trajectory_file:
-                raise InputError("camera path 'pose file': upload a RealEstate10K/CamI2V .txt, .json or .npy")
-            read_poses(req.trajectory_file, req.num_frames)
             kept = keep_upload(req.trajectory_file, inputs, "poses")
             req = dataclasses.replace(req, trajectory_file=str(kept.resolve()))
         elif req.path == "keyframes":
-            c2w = keyframes_to_c2w(keyframes, req.num_frames)
             path = inputs / "keyframes.json"
             atomic_write_json(path, {"convention": "opencv", "c2w": c2w.tolist()}, indent=1)
             rows = keyframes.values.tolist() if hasattr(keyframes, "values") else list(keyframes)
@@ -263,9 +271,9 @@ class Studio:
 
         self.cancel.clear()
         t0 = time.monotonic()
-        sample_overrides(req)  # a request the command line cannot express fails before anything is written
+        key_c2w = self._check(req, keyframes)  # a bad request fails before anything is written
         folder = self._folder(req.path)
-        req = self._inputs(req, keyframes, folder)
+        req = self._inputs(req, keyframes, key_c2w, folder)
         command = sample_command(req)
         cfg = self.compose(sample_overrides(req))
         images = load_inputs(cfg.get("image"), None, None, cfg.data.height, cfg.data.width, cfg.fov_deg)
