@@ -67,12 +67,16 @@ def _check_screenshot(path: Path) -> np.ndarray:
 
 
 def test_studio_in_chromium(tmp_path):
+    try:
+        import gradio  # noqa: F401  (the studio's server; imported here only to say what is missing)
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support import expected_conditions as EC
+        from selenium.webdriver.support.ui import WebDriverWait
+    except ImportError as e:
+        pytest.fail(f"the browser test needs the extras: pip install -e '.[studio,browser-test]' ({e})")
     import imageio.v3 as iio
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import WebDriverWait
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}/"
