@@ -146,8 +146,8 @@ def test_studio_in_chromium(tmp_path):
         # a bad upload: one line in the page, naming the file
         upload = driver.find_element(By.CSS_SELECTOR, "#image_upload input[type=file]")
         upload.send_keys(str(bad))
-        wait.until(lambda d: "notes.png" in status.text)
-        assert "cannot be read as an image" in status.text, status.text
+        wait.until(lambda d: "cannot be read as an image" in status.text)
+        assert "notes.png" in status.text, status.text
         assert len(status.text.strip().splitlines()) == 1, status.text
         driver.find_element(By.CSS_SELECTOR, "#image_upload button[aria-label='Clear']").click()
 
@@ -166,7 +166,7 @@ def test_studio_in_chromium(tmp_path):
             EC.presence_of_element_located((By.CSS_SELECTOR, "#video video"))
         )
         assert video.get_attribute("src"), "the video element has no source"
-        command = driver.find_element(By.ID, "command").text
+        command = driver.find_element(By.CSS_SELECTOR, "#command textarea").get_attribute("value")
         assert "trajectory=pan_left" in command and "sampler.num_steps=2" in command, command
         driver.save_screenshot(str(shots / "2_generated.png"))
 

@@ -95,7 +95,7 @@ def build_app(studio: Studio):
 
                 img = read_image(image, H, W, float(fov))
                 return (
-                    img.image,
+                    enlarge(img.image),
                     gr.update(value=None, visible=False),
                     f"image {img.name}: {H}x{W} (model size)",
                 )
@@ -132,10 +132,10 @@ def build_app(studio: Studio):
                 image_K = read_image(image, H, W, float(fov)).K_px
             c2w, K = studio.preview_path(req, image_K, keyframes=table)
             title = {
-                "preset": f"{preset} ({amplitude}, speed {speed})",
-                "keyframes": "keyframes",
-                "file": "pose file",
-                "clip": f"clip {req.clip_index} ground truth",
+                "preset": f"frustums: {preset} ({amplitude}, speed {speed})",
+                "keyframes": "frustums: keyframes",
+                "file": "frustums: pose file",
+                "clip": f"frustums: clip {req.clip_index} ground truth",
             }[req.path]
             return frustum_figure({"requested path": c2w}, K, (H, W), title=title), ""
         except Exception as e:  # noqa: BLE001
@@ -303,7 +303,7 @@ def build_app(studio: Studio):
                     visible=False,
                 )
                 draw = gr.Button("draw path")
-                plot = gr.Plot(label="camera frustums (requested path)", elem_id="path_plot")
+                plot = gr.Plot(label="camera frustums", show_label=False, elem_id="path_plot")
             with gr.Column(scale=1, min_width=340):
                 gr.Markdown("### 3. Generate")
                 with gr.Row():
@@ -327,13 +327,10 @@ def build_app(studio: Studio):
         with gr.Row(equal_height=False):
             with gr.Column(scale=1):
                 gr.Markdown("### 4. Reconstruct")
-                with gr.Row():
-                    r_steps = gr.Slider(
-                        10, 1000, value=200, step=10, label="fit steps", elem_id="recon_steps"
-                    )
-                    r_gauss = gr.Slider(
-                        200, 20000, value=3000, step=100, label="Gaussians", elem_id="recon_gauss"
-                    )
+                r_steps = gr.Slider(10, 1000, value=200, step=10, label="fit steps", elem_id="recon_steps")
+                r_gauss = gr.Slider(
+                    200, 20000, value=3000, step=100, label="Gaussians", elem_id="recon_gauss"
+                )
                 recon = gr.Button("reconstruct", elem_id="reconstruct")
                 turntable = gr.Video(label="turntable", height=200, autoplay=True, loop=True)
                 ply = gr.File(label="gaussians.ply", elem_id="ply")
@@ -370,13 +367,28 @@ def build_app(studio: Studio):
         input_kind.change(input_controls, input_kind, [image, clip_index, load_clip], queue=False)
         path_kind.change(path_controls, path_kind, [preset_box, key_box, pose_file], queue=False)
         for ev in (image.change, load_clip.click):
-            ev(show_input, [input_kind, image, clip_index, fov], [frame, gt_video, status])
-        for ev in (draw.click, preset.change, path_kind.change, app.load):
-            ev(show_path, path_inputs, [plot, status])
+            ev(
+                show_input,
+                [input_kind, image, clip_index, fov],
+                [frame, gt_video, status],
+                show_progress_on=frame,
+            )
+        for ev in (
+            draw.click,
+            preset.change,
+            path_kind.change,
+            speed.release,
+            amplitude.submit,
+            table.change,
+            pose_file.change,
+            app.load,
+        ):
+            ev(show_path, path_inputs, [plot, status], show_progress_on=plot)
         go.click(
             generate,
             [*path_inputs[:9], steps, seed, g_min, g_max, fov, static],
             [video, compare, command, rid, status],
+            show_progress_on=[video, compare],
             concurrency_limit=1,
             concurrency_id="work",
         )
@@ -385,10 +397,16 @@ def build_app(studio: Studio):
             reconstruct,
             [rid, r_steps, r_gauss],
             [turntable, ply, command, status],
+            show_progress_on=[turntable, ply],
             concurrency_limit=1,
             concurrency_id="work",
         )
         score_btn.click(
-            score, rid, [score_md, score_plot, status], concurrency_limit=1, concurrency_id="work"
+            score,
+            rid,
+            [score_md, score_plot, status],
+            show_progress_on=[score_md, score_plot],
+            concurrency_limit=1,
+            concurrency_id="work",
         )
     return app
