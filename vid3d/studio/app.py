@@ -177,7 +177,7 @@ def build_app(studio: Studio):
                 fov,
             )
             t0 = time.monotonic()
-            progress((0, int(steps)), desc="loading", unit="steps")
+            progress((0, int(steps) * (2 if static else 1)), desc="loading", unit="steps")
 
             def report(done, total, what):
                 elapsed = time.monotonic() - t0
