@@ -198,7 +198,7 @@ def build_app(studio: Studio):
             return (
                 str(res.files["video"]),
                 gr.update(value=str(compare) if compare else None, label=label),
-                sample_command(res.request, multiline=True),
+                shown_command(res.request),
                 res.id,
                 status,
             )
@@ -219,7 +219,7 @@ def build_app(studio: Studio):
             return (
                 str(res.files["turntable"]),
                 str(res.files["ply"]),
-                sample_command(res.request, multiline=True),
+                shown_command(res.request),
                 f"Reconstructed {int(gaussians)} Gaussians in {time.monotonic() - t0:.1f} s -> "
                 f"{res.files['ply']}",
             )
@@ -247,6 +247,15 @@ def build_app(studio: Studio):
     def input_controls(input_kind):
         clip = input_kind == INPUT_CHOICES[1]
         return gr.update(visible=not clip), gr.update(visible=clip), gr.update(visible=clip)
+
+    def shown_command(req):
+        text = sample_command(req, multiline=True)
+        if info.kind == "export":
+            text = (
+                "# sample.py reads vid3d checkpoints, not exported folders: pass ckpt=<the checkpoint this "
+                "folder was exported from>\n" + text
+            )
+        return text
 
     with gr.Blocks(title="vid3d studio") as app:
         gr.Markdown(
