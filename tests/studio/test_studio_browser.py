@@ -139,7 +139,13 @@ def test_studio_in_chromium(tmp_path):
         wait = WebDriverWait(driver, 120)
         driver.get(url)
         wait.until(EC.element_to_be_clickable((By.ID, "generate")))
-        wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#path_plot img, #path_plot svg")))
+        # the frustum plot of the default preset, drawn on load (a matplotlib PNG in an <img>)
+        wait.until(
+            lambda d: (
+                d.find_elements(By.CSS_SELECTOR, "#path_plot img")
+                and "processing" not in d.find_element(By.ID, "path_plot").text
+            )
+        )
         driver.save_screenshot(str(shots / "1_loaded.png"))
         status = driver.find_element(By.ID, "status")
 
