@@ -14,7 +14,7 @@ endif
 # VENV_FLAGS=--system-site-packages reuses a system (CUDA) torch instead of installing one.
 VENV_FLAGS ?=
 
-.PHONY: install demo test lint clean-demo gpu-check wheelhouse gpu-offline-rehearsal
+.PHONY: install demo test lint clean-demo gpu-check wheelhouse gpu-offline-rehearsal studio studio-install
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
@@ -32,6 +32,17 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 install: $(VENV)/.installed
+
+# The studio's extra (gradio, ~170 MB with its dependencies), installed only by `make studio`.
+$(VENV)/.studio-installed: $(VENV)/.installed pyproject.toml
+	$(PIP) install -q -e ".[studio]"
+	touch $@
+
+studio-install: $(VENV)/.studio-installed
+
+# The local web app on http://127.0.0.1:7860 (STUDIO_ARGS="--model <ckpt> --port 0 ..."; python -m vid3d.studio -h)
+studio: studio-install
+	$(PY) -m vid3d.studio $(STUDIO_ARGS)
 
 demo: install
 	$(PY) -m vid3d.demo

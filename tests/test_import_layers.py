@@ -11,6 +11,7 @@ Layers, bottom to top:
     2  sampling                                  samplers, trajectories, the sampling pipeline
     3  training, evaluation                      Lightning glue; benchmarks, metrics, pose estimators
     4  tasks, tools, report, demo, convert       what the entry points run
+    5  studio                                    the local web app over the entry points' pieces
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ LAYERS = {
     "sampling": 2,
     "training": 3, "evaluation": 3,
     "tasks": 4, "tools": 4, "report": 4, "demo": 4, "convert": 4,
+    "studio": 5,
 }  # fmt: skip
 
 

@@ -72,7 +72,7 @@ def sample(cfg: DictConfig) -> dict:
     steps = [mode.num_steps(j, sampler) for j in jobs]
     with Progress(f"sampling ({mode.name})", sum(steps), unit="step", default_every_n=5) as bar:
         for k, job in enumerate(jobs):
-            gen = torch.Generator().manual_seed(cfg.seed * 100_003 + k)  # per-sample seed: regenerate alone
+            gen = torch.Generator().manual_seed(sample_seed(cfg.seed, k))  # per sample: regenerate alone
             t0 = time.monotonic()
             frames = mode.run(model, sampler, job, generator=gen, progress=_step_counter(bar, k, jobs, steps))
             final = out / "samples" / job.name
@@ -85,6 +85,11 @@ def sample(cfg: DictConfig) -> dict:
                       f"{format_duration(time.monotonic() - t0)} -> {final}")
     log.info("wrote %d samples under %s", len(written), out / "samples")
     return {"samples": written, "run_dir": str(out)}
+
+
+def sample_seed(seed: int, k: int) -> int:
+    """The generator seed of sample k of a run with ``seed`` (the studio uses it to match sample.py)."""
+    return int(seed) * 100_003 + int(k)
 
 
 def _step_counter(bar: Progress, k: int, jobs: list, steps: list[int]):
