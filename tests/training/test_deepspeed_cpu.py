@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import socket
 
 import pytest
 import torch
@@ -45,7 +46,10 @@ def dist():
     """A one-process gloo group (what DeepSpeed's CPU accelerator uses)."""
     import deepspeed
 
-    env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29581", "RANK": "0", "WORLD_SIZE": "1",
+    with socket.socket() as sock:  # a free port: xdist workers or another job may hold a fixed one
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": "0", "WORLD_SIZE": "1",
            "LOCAL_RANK": "0"}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
