@@ -1,14 +1,9 @@
 """benchmarks/gpu_check.py's part runner: a part past its limit is recorded "timed out" (and the parts
 before it stay on disk), a part that would start after the deadline is "skipped", a failure is recorded."""
 
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-import gpu_check  # noqa: E402
+from benchmarks import gpu_check
 
 
 def test_parts_time_out_fail_and_skip_and_each_is_written():
