@@ -13,7 +13,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from vid3d.config import CONFIG_DIR
-from vid3d.tasks.post_eval import compose_eval_config, override_columns, sweep_group
+from vid3d.tasks.post_eval import compose_eval_config
+from vid3d.tasks.sweep import override_columns, sweep_group
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = TINY_SWEEP

@@ -42,7 +42,7 @@ def test_memory_model_reads_a_run_sh_report(tmp_path):
     """The memory model's measured column comes from the report run.sh writes (16-mixed parts only, GiB)."""
     import json
 
-    import memory_model
+    from benchmarks import memory_model
 
     part = {"part": "train", "status": "ok", "frames_hw": [25, 320, 512], "batch": 2, "precision": "16-mixed",
             "grad_ckpt": True, "peak_mem_mb": 30720.0}

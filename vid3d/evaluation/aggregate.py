@@ -328,7 +328,7 @@ def _fvd_notes(results: dict[str, dict[str, Any]]) -> list[str]:
     return notes
 
 
-def _results_table(results: dict[str, dict[str, Any]], protocol: dict[str, Any]) -> tuple[tables.Table, str]:
+def results_table(results: dict[str, dict[str, Any]], protocol: dict[str, Any]) -> tuple[tables.Table, str]:
     """The results table and the Markdown document around it (preset line, notes, protocol)."""
     fvd_key = fvd_column(results)
     fvd_header = "FVD" + fvd_key[len(FVD_KEY):]
@@ -438,7 +438,7 @@ def write_results(
     ``protocol`` should state the pose estimator and its settings, the normalisation, sum-over-frames
     vs per-frame means, units and the failure policy; it is copied verbatim into every file.
     """
-    table, md = _results_table(results, protocol)
+    table, md = results_table(results, protocol)
     payload = {"protocol": to_jsonable(protocol), "results": to_jsonable(results)}
     return tables.write_texts(out_dir, "results", {
         "json": tables.json_text(payload), "csv": _results_csv(results), "md": md, "tex": tables.latex(table)

@@ -1,89 +1,20 @@
-"""Train -> score in one job, and the W&B bookkeeping that makes a Hydra multirun one comparison.
+"""Train -> score in one job (``post_eval``).
 
 ``python train.py -m model=plucker,svd post_eval=camera post_eval.pose=gt`` trains each variant, then
 evaluates its final checkpoint with the camera benchmark (``vid3d.tasks.evaluate.evaluate``,
 benchmark=camera, on a config composed from ``conf/eval.yaml``) into ``<train run dir>/eval/``.
-``python -m vid3d.report <sweep dir>`` then merges the jobs into one table.
-
-W&B: every job of a multirun logs (training and evaluation runs) to one group,
-``<job name>_<sweep dir name>`` (the same for all jobs of a sweep, different between sweeps); the job's
-command-line overrides are logged as config columns under ``sweep.overrides``. Outside a multirun (a
-single run, or the compose API where there is no Hydra runtime) the group stays as configured (null).
-
-Hyperparameter search (``hparams_search=optuna``): ``train.py`` returns ``sweep_objective``, the model
-row's mean RotErr per frame (degrees) from the post-train evaluation's ``results.json``, which the sweeper
-minimises.
+``python -m vid3d.report <sweep dir>`` then merges the jobs into one table. The sweep's W&B group and
+variant columns: ``vid3d.tasks.sweep``; the hyperparameter-search objective: ``vid3d.tasks.objective``.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 
 import yaml
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from vid3d.atomic import atomic_write_bytes
 from vid3d.tasks.common import log
-
-# overrides that say where a job writes or what it resumes, not which variant it is
-NOT_A_VARIANT = ("hydra.", "paths.", "resume", "init_from", "ckpt")
-
-
-def hydra_job() -> dict | None:
-    """``{"name", "sweep_dir", "overrides", "override_dirname", "multirun"}`` of the running Hydra job,
-    or None under the compose API (no Hydra runtime)."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    if not HydraConfig.initialized():
-        return None
-    hc = HydraConfig.get()
-    return {
-        "name": hc.job.name,
-        "sweep_dir": str(hc.sweep.dir),
-        "overrides": list(hc.overrides.task),
-        "override_dirname": hc.job.get("override_dirname", ""),
-        "multirun": hc.mode == RunMode.MULTIRUN,
-    }
-
-
-def sweep_group(job: dict | None) -> str | None:
-    """The W&B group of a multirun job: ``<job name>_<sweep dir name>``; None outside a multirun."""
-    if not job or not job["multirun"]:
-        return None
-    return f"{job['name']}_{Path(job['sweep_dir']).name}"
-
-
-def override_columns(overrides: list[str]) -> dict[str, str]:
-    """``["model=plucker", "+x.y=1", "~z"]`` -> ``{"model": "plucker", "x.y": "1"}``: the overrides that
-    name a variant (paths, resume and Hydra settings left out), as W&B config columns."""
-    out = {}
-    for o in overrides:
-        if "=" not in o or o.startswith("~"):
-            continue
-        key, value = o.split("=", 1)
-        key = key.lstrip("+")
-        if key.startswith(NOT_A_VARIANT):
-            continue
-        out[key] = value
-    return out
-
-
-def sweep_logging(cfg: DictConfig) -> None:
-    """Add ``cfg.sweep`` (group, overrides, override dirname) and, in a multirun, set the W&B group of
-    ``cfg.logger`` (if it has one and it is unset). Call before the logger is instantiated."""
-    job = hydra_job()
-    group = sweep_group(job)
-    with open_dict(cfg):
-        cfg.sweep = {
-            "group": group,
-            "overrides": override_columns(job["overrides"]) if job else {},
-            "override_dirname": job["override_dirname"] if job else "",
-        }
-        if group and cfg.get("logger") and "group" in cfg.logger and not cfg.logger.group:
-            cfg.logger.group = group
 
 
 def eval_overrides(cfg: DictConfig) -> list[str]:
@@ -180,57 +111,3 @@ def evaluate_after_training(cfg: DictConfig, train_out: dict) -> dict:
     log.info("post_eval=%s: scoring %s into %s", cfg.post_eval.benchmark, train_out["last_checkpoint"], out)
     result = evaluate(ecfg)
     return {**train_out, "eval_dir": str(out), "eval_results": result.get("results")}
-
-
-# rows that the camera benchmark adds beside the model's (vid3d.tasks.camera_benchmark)
-REFERENCE_ROWS = ("gt_video", "static_first_frame")
-
-
-def model_row(results: dict) -> str | None:
-    """The model's row of a camera ``results.json``'s ``results`` (the one that is not a reference row, also
-    when labelled, e.g. ``gt_video [random-init poses]``); None when the evaluation had no model."""
-    rows = [r for r in results if r.split(" [")[0] not in REFERENCE_ROWS]
-    if len(rows) > 1:
-        raise ValueError(f"results hold several model rows {rows}: the objective needs exactly one")
-    return rows[0] if rows else None
-
-
-def objective_from_results(results: dict, metric: str = "rot_err_deg", failed_value: float = 180.0) -> dict:
-    """The sweep objective from a camera ``results.json``'s ``results``: the model row's
-    ``metrics[metric].per_frame_mean`` (mean over scored videos of sum over frames / frames; degrees for
-    ``rot_err_deg``). Failed pose estimations were already handled by the evaluation's failure policy
-    (``exclude``: left out of the mean; ``worst``: scored as the worst successful sample; ``raise``: the
-    evaluation raised). When no value remains (every estimation failed, or no model row) the objective is
-    ``failed_value`` instead of NaN: the trial ranks last and the search goes on.
-    Returns ``{"value", "metric", "row", "n", "failures", "failed"}``."""
-    row = model_row(results)
-    entry = results.get(row) or {}
-    value = ((entry.get("metrics") or {}).get(metric) or {}).get("per_frame_mean")
-    failed = value is None or not math.isfinite(float(value))
-    return {
-        "value": float(failed_value) if failed else float(value),
-        "metric": f"{metric}.per_frame_mean",
-        "row": row,
-        "n": entry.get("n", 0),
-        "failures": entry.get("failures"),
-        "failed": failed,
-    }
-
-
-def sweep_objective(cfg: DictConfig, train_out: dict) -> float | None:
-    """What ``train.py`` returns to Hydra: with ``post_eval``, the objective of the post-train evaluation
-    (``objective_from_results`` on ``<run>/eval/results.json``, settings ``post_eval.objective``), also
-    written to ``<run>/eval/objective.json``; None without ``post_eval``."""
-    if not cfg.get("post_eval") or not train_out.get("eval_dir"):
-        return None
-    eval_dir = Path(train_out["eval_dir"])
-    results = json.loads((eval_dir / "results.json").read_text())["results"]
-    settings = cfg.post_eval.get("objective") or {}
-    metric, failed_value = settings.get("metric", "rot_err_deg"), settings.get("failed_value", 180.0)
-    out = objective_from_results(results, metric=metric, failed_value=failed_value)
-    atomic_write_bytes(eval_dir / "objective.json", (json.dumps(out, indent=2) + "\n").encode())
-    if out["failed"]:
-        log.warning("objective: no %s on row %s: %s (failed_value)", out["metric"], out["row"], out["value"])
-    else:
-        log.info("objective %s of %s: %.4f", out["metric"], out["row"], out["value"])
-    return out["value"]

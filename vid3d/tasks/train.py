@@ -170,7 +170,8 @@ def train(cfg: DictConfig) -> dict:
     module.model_config = stored_model_config(OmegaConf.to_container(cfg.model, resolve=True))
     size = [OmegaConf.select(cfg, f"data.{k}") for k in ("height", "width", "num_frames")]
     module.train_size = size if all(isinstance(v, int) for v in size) else None
-    from vid3d.tasks.post_eval import evaluate_after_training, sweep_logging
+    from vid3d.tasks.post_eval import evaluate_after_training
+    from vid3d.tasks.sweep import sweep_logging
 
     sweep_logging(cfg)  # multirun: one W&B group per sweep, overrides as config columns
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
