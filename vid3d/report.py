@@ -379,7 +379,10 @@ def detect_kind(paths: list[str | Path]) -> str:
         if not root.is_dir():
             raise FileNotFoundError(f"{root}: no such folder")
         for results in sorted(root.rglob("results.json")):
-            payload = load_json(results)  # a regular, size-limited file: a FIFO never blocks
+            try:  # a regular, size-limited file: a FIFO never blocks
+                payload = load_json(results)
+            except (ValueError, OSError):  # said in one line by the reader of the kind, with its context
+                continue
             proto = payload.get("protocol") if isinstance(payload, dict) else None
             if isinstance(proto, dict) and proto.get("benchmark") in PAIR_BENCHMARKS:
                 return "buckets"
