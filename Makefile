@@ -16,13 +16,18 @@ VENV_FLAGS ?=
 
 .PHONY: install demo test lint clean-demo gpu-check wheelhouse gpu-offline-rehearsal studio studio-install
 
-$(VENV)/.installed: pyproject.toml
+# Two stamps: what `make demo` runs (torch, vid3d and its extras), then what only tests and other commands
+# need (DUSt3R's and RoMa's code, DeepSpeed's build): `make demo` on a fresh clone skips the second.
+$(VENV)/.installed-core: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
 	$(PIP) install -q --upgrade pip
 	@# Keep a torch that already imports together with torchvision (a user's own CUDA build); else install the pair.
 	$(PY) -c "import torch, torchvision" 2>/dev/null || $(PIP) install -q $(TORCH_SPEC)
 	@# sweep: the Optuna sweeper (hparams_search=optuna), a few small pure-Python packages
 	$(PIP) install -q -e ".[dev,eval,sweep]"
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.installed-core
 	@# DUSt3R's and RoMa's code without their pinned dependencies (which would downgrade numpy/pillow and pull
 	@# GUI packages); what they need comes from the eval extra. No weights are downloaded.
 	$(PIP) install -q --no-deps "mini-dust3r==0.1.2" romatch
@@ -44,7 +49,7 @@ studio-install: $(VENV)/.studio-installed
 studio: studio-install
 	$(PY) -m vid3d.studio $(STUDIO_ARGS)
 
-demo: install
+demo: $(VENV)/.installed-core
 	$(PY) -m vid3d.demo
 
 test: install
@@ -53,7 +58,7 @@ test: install
 
 # The prepared GPU check (benchmarks/gpu_check.py): ~8 minutes on one GPU; table + JSON in benchmarks/results/.
 gpu-check: install
-	$(PY) benchmarks/gpu_check.py
+	$(PY) -m benchmarks.gpu_check
 
 # An offline GPU node (docs/cluster.md): the wheels it installs from (PY_VERSION=3.12 by default), made here;
 # there, `bash benchmarks/gpu/run.sh` needs no install step and no index.

@@ -21,7 +21,8 @@ def main(cfg: DictConfig) -> None:
 
 
 def refuse_old_task_override(argv: list[str]) -> None:
-    """``task=camera|sparse`` was replaced by the benchmark group: say so in one line (exit 2)."""
+    """``task=camera|sparse`` was replaced by the benchmark group on 2026-12-04: say so in one line (exit 2;
+    the generic answer would suggest ``task_name``). Dated: remove after 2027-03-01 (issue 36)."""
     import sys
 
     old = [a for a in argv if a.lstrip("+~").startswith("task=")]

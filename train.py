@@ -17,7 +17,7 @@ def main(cfg: DictConfig) -> float | None:
         from vid3d.tasks.recipe import preflight
 
         preflight(cfg)
-    from vid3d.tasks.post_eval import sweep_objective
+    from vid3d.tasks.objective import sweep_objective
     from vid3d.tasks.train import train
 
     with user_errors():

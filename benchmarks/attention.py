@@ -14,8 +14,8 @@ its peak and time are those of one call with the mask already built (the bool ma
 ``mask_mb``). With --backward the time of forward + backward (q, k, v requiring grad) is measured as well.
 Prints a table and writes JSON (atomically).
 
-    .venv/bin/python benchmarks/attention.py                       # CPU, default sizes
-    .venv/bin/python benchmarks/attention.py --device cuda --out benchmarks/results/attention_cuda.json
+    .venv/bin/python -m benchmarks.attention                       # CPU, default sizes
+    .venv/bin/python -m benchmarks.attention --device cuda --out benchmarks/results/attention_cuda.json
 """
 
 from __future__ import annotations
@@ -270,7 +270,7 @@ def dense_estimate_bytes(frames: int, h: int, w: int) -> int:
 
 
 def measure(spec: dict, timeout: float) -> dict:
-    cmd = [sys.executable, __file__, "--worker", json.dumps(spec)]
+    cmd = [sys.executable, "-m", "benchmarks.attention", "--worker", json.dumps(spec)]
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     try:
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)

@@ -32,8 +32,8 @@ DeepSpeed skipped with its reason; gsplat recorded absent or, if importable, ski
 (tests/tools/test_gpu_check_dry.py), and benchmarks/gpu/ci_offline.sh runs it through run.sh from a venv
 installed from the wheelhouse alone.
 
-    python benchmarks/gpu_check.py --peak-tflops 989 --budget-s 420   # H100/H200 SXM dense bf16/fp16
-    .venv/bin/python benchmarks/gpu_check.py --dry                    # CPU, tiny shapes
+    python -m benchmarks.gpu_check --peak-tflops 989 --budget-s 420   # H100/H200 SXM dense bf16/fp16
+    .venv/bin/python -m benchmarks.gpu_check --dry                    # CPU, tiny shapes
 """
 
 from __future__ import annotations
@@ -50,8 +50,6 @@ import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 # dense fp16/bf16 datasheet peaks (TFLOP/s, no sparsity), by a substring of torch.cuda.get_device_name
 DATASHEET_PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 125.0}
@@ -145,7 +143,8 @@ def run_part(name: str, fn, results: list, deadline: float, limit_s: float, writ
 
 def train_steps(folder: Path, size: tuple[int, int, int], batch: int, precision: str, ckpt: bool, a) -> dict:
     import torch
-    import train_step
+
+    from benchmarks import train_step
 
     f, h, w = size
     argv = [
@@ -273,8 +272,8 @@ def _attention_grid(a, dev, size: str, methods: list[str], rows: list[dict]) -> 
     import statistics
 
     import torch
-    from attention import _cameras, dense_estimate_bytes
 
+    from benchmarks.attention import _cameras, dense_estimate_bytes
     from vid3d.models.attention import (
         build_shared_mask,
         epipolar_attention,

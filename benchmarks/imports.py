@@ -1,4 +1,4 @@
-"""Import cost of vid3d's entry layers: `python benchmarks/imports.py [--repeat 3]`.
+"""Import cost of vid3d's entry layers: `python -m benchmarks.imports [--repeat 3]`.
 
 Each module is imported in a fresh interpreter (``python -c "import <module>"``); the table gives the
 median wall time, the process' peak RSS and whether diffusers got imported, beside the same for ``import

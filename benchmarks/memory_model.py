@@ -1,4 +1,4 @@
-"""The paper's memory budget per GPU, before booking GPUs: `python benchmarks/memory_model.py`.
+"""The paper's memory budget per GPU, before booking GPUs: `python -m benchmarks.memory_model`.
 
 For stage 1 (320x512, 25 frames) and stage 2 (576x1024, 25 frames) of the seed's recipe, batch 1 and 2
 per GPU, 8 GPUs under DeepSpeed ZeRO-2 with fp16 (``trainer=deepspeed_zero2``), with and without gradient
@@ -24,21 +24,19 @@ tensor). The table shows what ``make gpu-check`` measured beside it when
 ``benchmarks/results/gpu_check/gpu_check.json`` exists (one GPU, no ZeRO partitioning, Lightning 16-mixed:
 fp32 weights), else "not measured yet".
 
-    python benchmarks/memory_model.py [--gpus 8] [--gpu-gb 80] [--out benchmarks/results/memory_model.json]
-    python benchmarks/memory_model.py --dry     # the tiny backbone's shapes: seconds (CI)
+    python -m benchmarks.memory_model [--gpus 8] [--gpu-gb 80] [--out benchmarks/results/memory_model.json]
+    python -m benchmarks.memory_model --dry     # the tiny backbone's shapes: seconds (CI)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from vid3d.atomic import atomic_write_json
 
-from vid3d.atomic import atomic_write_json  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 GiB = 2**30
 STAGES = {"stage1": (320, 512, 25), "stage2": (576, 1024, 25)}

@@ -11,8 +11,8 @@ conf/pose/colmap.yaml), and ``dust3r``: with ``--dust3r-checkpoint`` the real mo
 random-init model of the same class, timed as a **plumbing check only** (its errors are not printed or
 stored: they would say nothing about DUSt3R). Prints a Markdown table and writes JSON atomically.
 
-    .venv/bin/python benchmarks/pose.py --quick
-    .venv/bin/python benchmarks/pose.py --dust3r-checkpoint /path/DUSt3R_ViTLarge_BaseDecoder_512_dpt.pth
+    .venv/bin/python -m benchmarks.pose --quick
+    .venv/bin/python -m benchmarks.pose --dust3r-checkpoint /path/DUSt3R_ViTLarge_BaseDecoder_512_dpt.pth
 """
 
 from __future__ import annotations
@@ -27,10 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from vid3d.atomic import atomic_write_json
 
-from vid3d.atomic import atomic_write_json  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def build_estimators(args) -> list[tuple[str, object, bool]]:

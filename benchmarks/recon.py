@@ -1,4 +1,4 @@
-"""Time and memory of a 3D Gaussian reconstruction: `python benchmarks/recon.py [--sizes 64,128,256]`.
+"""Time and memory of a 3D Gaussian reconstruction: `python -m benchmarks.recon [--sizes 64,128,256]`.
 
 For each image size, a fresh process fits Gaussians (``vid3d.reconstruction.fit.fit_frames``) to N views
 of a synthetic turntable scene (exact cameras) for a few steps and reports the median seconds per step
@@ -22,7 +22,6 @@ ROOT = Path(__file__).resolve().parent.parent
 CHILD = r"""
 import json, resource, sys, time
 import numpy as np, torch
-sys.path.insert(0, {root!r})
 from vid3d.data.synthetic import make_clip, render_views
 from vid3d.reconstruction.fit import FitConfig, fit_gaussians
 from vid3d.reconstruction.gaussians import init_in_frustums
@@ -52,9 +51,10 @@ print(json.dumps({{"s_per_step": float(np.median(times[2:])), "peak_rss_mib": pe
 
 
 def run_child(size, args) -> dict:
-    code = CHILD.format(root=str(ROOT), size=size, views=args.views, gaussians=args.gaussians,
+    code = CHILD.format(size=size, views=args.views, gaussians=args.gaussians,
                         steps=args.steps, renderer=args.renderer, device=args.device, threads=args.threads)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # run from the repository root, so the child imports this tree's vid3d
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -1,4 +1,4 @@
-"""Random vs triangulated initialisation of the Gaussian fit: `python benchmarks/recon_init.py`.
+"""Random vs triangulated initialisation of the Gaussian fit: `python -m benchmarks.recon_init`.
 
 On the synthetic turntable scene (``make_clip(2, 0, 24)``, the scene of ``benchmarks/recon.py``), for each
 context pair (views i and i + gap of the 24-view orbit) Gaussians are fitted to the two context views
@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from vid3d.atomic import atomic_write_json
 
-from vid3d.atomic import atomic_write_json  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def main(argv=None) -> int:

@@ -1,5 +1,5 @@
 """vid3d's projection (``render_torch.project``) against gsplat's own pure-torch reference at an off-centre
-principal point: ``python benchmarks/render_reference.py`` where ``gsplat.cuda._torch_impl`` imports.
+principal point: ``python -m benchmarks.render_reference`` where ``gsplat.cuda._torch_impl`` imports.
 
 The scene: 400 random Gaussians (random rotations and scales) in and around a 64×48 camera with
 cx, cy = (0.3 W, 0.7 H), a third of them beyond the clamp limits on some side. Prints the largest
@@ -16,12 +16,11 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from vid3d.atomic import atomic_write_json
+from vid3d.reconstruction.gaussians import Gaussians, covariances
+from vid3d.reconstruction.render_torch import _conic_and_radius, project
 
-from vid3d.atomic import atomic_write_json  # noqa: E402
-from vid3d.reconstruction.gaussians import Gaussians, covariances  # noqa: E402
-from vid3d.reconstruction.render_torch import _conic_and_radius, project  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def scene(n: int = 400, seed: int = 0) -> tuple[Gaussians, torch.Tensor, int, int]:

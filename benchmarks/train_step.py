@@ -12,8 +12,8 @@ the phase (cumulative, allocator-dependent). FLOPs of forward + backward come fr
 TFLOP/s = FLOPs / (forward + backward time), compared with ``--peak-tflops`` (the card's dense peak for
 the precision used, e.g. H100 SXM fp16/bf16 dense ~989) when given. Prints a table, writes JSON atomically.
 
-    .venv/bin/python benchmarks/train_step.py                                  # tiny, CPU
-    python benchmarks/train_step.py --size stage1 --device cuda --peak-tflops 989   # SVD-XT 25x320x512, b=2
+    .venv/bin/python -m benchmarks.train_step                                  # tiny, CPU
+    python -m benchmarks.train_step --size stage1 --device cuda --peak-tflops 989   # SVD-XT 25x320x512, b=2
 """
 
 from __future__ import annotations
@@ -27,10 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from vid3d.atomic import atomic_write_json
 
-from vid3d.atomic import atomic_write_json  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SIZES = {
     # name: (hydra overrides, batch size)

@@ -243,3 +243,32 @@ def test_several_folders_merge_into_one_table(tmp_path):
     assert "| eval_control | svd | 2 | 1 | 4.000 [3.000, 5.000] |" in md
     with pytest.raises(ValueError, match="out="):
         write_report([tmp_path / "eval"], None, wandb_log=False)
+
+
+def test_the_kind_is_read_from_the_folders(tmp_path):
+    """vid3d.report.merge is the one merge path: a sparse-view or reconstruction results.json makes
+    ``buckets``, a records file of shard k of n > 1 makes ``shards``, anything else is a ``sweep``."""
+    import json
+
+    from vid3d.report import detect_kind, merge
+
+    sweep = tmp_path / "sweep" / "0" / "eval"
+    sweep.mkdir(parents=True)
+    (sweep / "results.json").write_text(json.dumps({"protocol": {"benchmark": "camera"}, "results": {}}))
+    (sweep / "records.shard0of1.jsonl").write_text("")
+    assert detect_kind([tmp_path / "sweep"]) == "sweep"
+    shards = tmp_path / "shards" / "1"
+    shards.mkdir(parents=True)
+    (shards / "records.shard1of3.jsonl").write_text("")
+    assert detect_kind([tmp_path / "shards"]) == "shards"
+    for benchmark in ("sparse_view", "reconstruction"):
+        run = tmp_path / benchmark / "small"
+        run.mkdir(parents=True)
+        (run / "results.json").write_text(json.dumps({"protocol": {"benchmark": benchmark}}))
+        assert detect_kind([tmp_path / benchmark]) == "buckets"
+    with pytest.raises(ValueError, match="unknown kind 'tables'"):
+        merge([tmp_path / "sweep"], tmp_path / "out", kind="tables")
+    with pytest.raises(ValueError, match="give --out"):
+        merge([tmp_path / "shards"], None, kind="shards")
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        detect_kind([tmp_path / "nope"])

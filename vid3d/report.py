@@ -1,6 +1,18 @@
-"""One comparison table for a sweep: ``python -m vid3d.report <multirun dir> [--out DIR] [--no-wandb]``.
+"""The one way to merge results into a table: ``python -m vid3d.report DIR [DIR ...] [--kind K] [--out OUT]``.
 
-Finds every ``results.json`` below the sweep folder (a camera-benchmark job writes it into
+Three kinds of results merge (``merge``; ``--kind`` picks one, else it is read from the folders):
+
+- ``sweep`` (the default): a sweep's jobs side by side, one row per (job, method) — below.
+- ``shards``: the shards of one camera-benchmark run (``eval.py eval.shard=k eval.num_shards=n``), records
+  de-duplicated and aggregated with the run's protocol into one ``results.{md,csv,tex,json}``
+  (``vid3d.evaluation.merge``). Detected when a records file names more than one shard.
+- ``buckets``: sparse-view or reconstruction runs, one per overlap bucket (``eval.py -m
+  overlap=small,large``), into one ``sparse_report.{md,csv,tex,json}``
+  (``vid3d.evaluation.sparse_report``). Detected from the runs' ``results.json`` protocol.
+
+Every kind reads the runs' records with ``vid3d.evaluation.aggregate.merge_shards``.
+
+For a sweep: finds every ``results.json`` below the sweep folder (a camera-benchmark job writes it into
 ``<job>/eval/`` with ``post_eval=camera``, or into ``<job>/`` for ``eval.py -m ...``). Each belongs to the
 nearest folder above it holding ``.hydra/overrides.yaml`` (the Hydra job); the job's overrides become
 columns (those that vary between jobs; the ones shared by all jobs are listed under the table). One row per
@@ -22,7 +34,11 @@ from vid3d.data.files import load_json, load_yaml
 from vid3d.evaluation import tables
 from vid3d.evaluation.fvd import FVD_KEY, find_fvd
 
-__all__ = ["collect", "build_table", "to_markdown", "to_csv", "to_latex", "write_report", "main"]
+__all__ = [
+    "KINDS", "detect_kind", "merge", "collect", "build_table", "to_markdown", "to_csv", "to_latex",
+    "write_report", "main",
+]  # fmt: skip
+KINDS = ("sweep", "shards", "buckets")
 
 # metrics shown first, in this order, with their labels; any other metric follows by name
 METRIC_LABELS = {
@@ -347,25 +363,87 @@ def write_report(
     return {**table, "markdown": texts["md"], "out": str(out)}
 
 
+def detect_kind(paths: list[str | Path]) -> str:
+    """``buckets`` when a ``results.json`` below ``paths`` is a sparse-view or reconstruction result,
+    ``shards`` when a records file names more than one shard (``records.shard{k}of{n}.jsonl``, n > 1), else
+    ``sweep``."""
+    from vid3d.evaluation.sparse_report import PAIR_BENCHMARKS
+
+    for root in map(Path, paths):
+        if not root.is_dir():
+            raise FileNotFoundError(f"{root}: no such folder")
+        for results in sorted(root.rglob("results.json")):
+            try:  # a regular, size-limited file: a FIFO never blocks
+                payload = load_json(results)
+            except (ValueError, OSError):  # said in one line by the reader of the kind, with its context
+                continue
+            proto = payload.get("protocol") if isinstance(payload, dict) else None
+            if isinstance(proto, dict) and proto.get("benchmark") in PAIR_BENCHMARKS:
+                return "buckets"
+        for records in root.rglob("records.shard*of*.jsonl"):
+            if records.name.removesuffix(".jsonl").rsplit("of", 1)[-1] not in ("", "1"):
+                return "shards"
+    return "sweep"
+
+
+def merge(
+    paths: list[str | Path],
+    out: str | Path | None = None,
+    kind: str | None = None,
+    methods: list[str] | None = None,
+    wandb_log: bool = True,
+    wandb_mode: str = "auto",
+) -> dict[str, Any]:
+    """Merge the results under ``paths`` into one table of ``kind`` (``KINDS``; None: ``detect_kind``).
+
+    Returns {"kind", "markdown" (the table, protocol lines left out), "out" (the folder written)} and, by
+    kind, the sweep table's fields, or "results" (shards: {method: aggregate}; buckets: {bucket: {method:
+    aggregate}}). ``out`` defaults to ``<first path>/report`` (sweep) or the first path (buckets); shards
+    need it. ``methods`` and W&B apply to sweeps."""
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise ValueError("give at least one folder to merge")
+    kind = kind or detect_kind(paths)
+    if kind == "sweep":
+        rep = write_report(paths[0] if len(paths) == 1 else paths, out, methods, wandb_log, wandb_mode)
+        return {"kind": kind, **rep}
+    if kind == "shards":
+        from vid3d.evaluation.merge import merge_camera_shards
+
+        if out is None:
+            raise ValueError("merging shards: give --out (a folder for the merged results)")
+        return {"kind": kind, **merge_camera_shards(paths, out)}
+    if kind == "buckets":
+        from vid3d.evaluation.sparse_report import merge_sparse
+
+        merged = merge_sparse(paths, out)
+        return {"kind": kind, **merged, "markdown": merged["markdown"].split("\nProtocol:")[0]}
+    raise ValueError(f"unknown kind {kind!r}; choose from {', '.join(KINDS)}")
+
+
+WRITTEN = {"sweep": "report", "shards": "results", "buckets": "sparse_report"}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m vid3d.report",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("sweep_dir", help="a Hydra multirun folder (or any folder holding results.json files)")
-    p.add_argument("--out", default=None, help="output folder (default: <sweep_dir>/report)")
-    p.add_argument("--methods", nargs="*", default=None, help="only these rows (e.g. the model names)")
-    p.add_argument("--no-wandb", action="store_true", help="do not log the table to W&B")
+    p.add_argument("dirs", nargs="+", help="a Hydra multirun folder, run folders or shard folders")
+    p.add_argument("--kind", choices=KINDS, default=None, help="what to merge (default: from the folders)")
+    p.add_argument("--out", default=None, help="output folder (sweep: <dir>/report; buckets: the first dir)")
+    p.add_argument("--methods", nargs="*", default=None, help="sweep: only these rows (e.g. the model names)")
+    p.add_argument("--no-wandb", action="store_true", help="sweep: do not log the table to W&B")
     p.add_argument("--wandb-mode", default="auto", help="auto | online | offline | disabled")
     a = p.parse_args(argv)
     try:
-        rep = write_report(a.sweep_dir, a.out, a.methods, wandb_log=not a.no_wandb, wandb_mode=a.wandb_mode)
+        rep = merge(a.dirs, a.out, a.kind, a.methods, wandb_log=not a.no_wandb, wandb_mode=a.wandb_mode)
     except (ValueError, FileNotFoundError) as e:  # a broken, strange or missing file: one line naming it
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(rep["markdown"])
-    print(f"written to {rep['out']}/report.{{md,csv,tex,json}}")
+    print(f"{rep['kind']}: written to {rep['out']}/{WRITTEN[rep['kind']]}.{{md,csv,tex,json}}")
     return 0
 
 

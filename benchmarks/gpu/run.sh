@@ -78,7 +78,7 @@ log "installed; $left s left for the check"
 [ "$left" -gt 30 ] || die "install took the whole budget of $BUDGET_S s"
 # the check keeps 20 s for its last report; `timeout` is the hard stop if a part ignores its own limit
 timeout --kill-after=10 "$left" env PYTHONUNBUFFERED=1 WANDB_MODE=offline \
-  "$VENV/bin/python" benchmarks/gpu_check.py --out "$OUTDIR" --budget-s $(( left - 20 )) "$@" 2>&1 \
+  "$VENV/bin/python" -m benchmarks.gpu_check --out "$OUTDIR" --budget-s $(( left - 20 )) "$@" 2>&1 \
   | tee "$OUTDIR/run.log"
 rc=${PIPESTATUS[0]}
 [ "$rc" = 124 ] || [ "$rc" = 137 ] && log "stopped at the budget: gpu_check.md holds every part that ended"

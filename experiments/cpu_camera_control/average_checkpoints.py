@@ -14,12 +14,9 @@ file with its ``state_dict`` replaced, no optimiser state) so sample.py / eval.p
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def average_state(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -45,10 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     a, overrides = p.parse_known_args(argv)
     overrides = [o for o in overrides if o != "--"]
     torch.set_num_threads(1)
-    from diagnose import checkpoint_and_test_set  # this folder's diagnose.py
-
     from vid3d.evaluation.camera_gap import measure_camera_gap
     from vid3d.models.checkpoint import load_checkpoint_file, save_checkpoint_file
+    from vid3d.tasks.direction_gap import checkpoint_and_test_set
 
     paths = [a.run_dir / "checkpoints" / f"step_{s:07d}.ckpt" for s in a.steps]
     for path in paths:

@@ -20,22 +20,8 @@ from __future__ import annotations
 import argparse
 
 import torch
-from hydra import compose, initialize_config_dir
 
-
-def checkpoint_and_test_set(ckpt: str, overrides: list[str]):
-    """(the checkpoint's model in eval mode, the data option's test dataset) for a checkpoint and the
-    ``data.*`` overrides its run used (the dataset is built if it is not on disk yet)."""
-    from hydra.utils import instantiate
-
-    from vid3d.config import CONFIG_DIR
-    from vid3d.models.checkpoint import load_model
-    from vid3d.tasks.common import prepare_data
-
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("eval", overrides=[f"ckpt={ckpt}", *overrides])
-    prepare_data(cfg)
-    return load_model(ckpt).eval(), instantiate(cfg.data.test_dataset)
+from vid3d.tasks.direction_gap import checkpoint_and_test_set
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,20 +11,12 @@
 # Output: $OUT/report/report.{md,csv,tex} (and each job's eval/ under $OUT/sweep/<lane>/<job>).
 source "$(dirname "$0")/../common.sh"
 STEPS="${STEPS:-3000}"
-# The recipe (experiments/cpu_camera_control/README.md): 8 frames at 32x48 with a factor-2 pixel
-# autoencoder (latents 16x24), smoother synthetic scenes (texture_scale 4), 60 training / 16 test scenes,
-# batch 4, Adam 1e-3, every weight trains (random-init backbone); training noise: 70% of the steps at high
-# sigma (ln sigma ~ N(1.6, 0.3^2), where only the camera explains the motion) and 30% from ln sigma ~
-# N(-0.4, 1.6^2) (the low-noise detail samples need): recipe HX3 of the README, session 4. Scored on the 16
-# test clips with the camera benchmark's COLMAP protocol and a 25-step Euler sampler.
-DATA_ROOT='data.root=${paths.data_dir}/smooth4_60x48_72x128_t16_s0'  # a Hydra interpolation, not bash
-DEFAULT_RECIPE="experiment=demo torch_threads=1 data.height=32 data.width=48 \
-data.build.num_train=60 data.build.num_test=16 data.build.height=72 data.build.width=128 \
-data.build.texture_scale=4.0 $DATA_ROOT \
-model.backbone.vae.factor=2 data.datamodule.batch_size=4 module.optimizer.lr=1e-3 module.warmup_steps=100 \
-model.P_mean=-0.4 model.P_std=1.6 model.sigma_high_fraction=0.7 trainer.max_steps=$STEPS trainer.log_every_n_steps=50 \
-callbacks.media.every_n_steps=0 callbacks.checkpoint.every_n_train_steps=1000 callbacks.camera_gap.every_n_steps=500 \
-callbacks.camera_gap.num_clips=16 logger=csv post_eval=camera post_eval.pose=colmap post_eval.sampler_steps=25"
+# The recipe: HX3 of the README (conf/experiment/cpu/hx3.yaml: 8 frames at 32x48 with a factor-2 pixel
+# autoencoder, smoother synthetic scenes, 60 training / 16 test scenes, batch 4, Adam 1e-3, every weight
+# trains, 70% of the steps at high sigma), each lane's models in place of its epipolar attention; scored on
+# the 16 test clips with the camera benchmark's COLMAP protocol and a 25-step Euler sampler.
+DEFAULT_RECIPE="experiment=cpu/hx3 trainer.max_steps=$STEPS logger=csv post_eval=camera post_eval.pose=colmap \
+post_eval.sampler_steps=25"
 read -r -a RECIPE <<< "${RECIPE:-$DEFAULT_RECIPE}"
 mkdir -p "$OUT"
 # build the data set once, before the lanes start (both would otherwise render it)

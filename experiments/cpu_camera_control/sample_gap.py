@@ -15,13 +15,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # this folder's diagnose.py
 
 VARIANTS = ("own", "another", "static")
 
@@ -49,10 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scale", type=int, default=3, help="pixel upscaling of the PNG")
     a = p.parse_args(argv)
 
-    from diagnose import checkpoint_and_test_set
-
     from vid3d.data.frames import as_unit_range
     from vid3d.sampling.video_sampler import VideoSampler
+    from vid3d.tasks.direction_gap import checkpoint_and_test_set
 
     model, test_set = checkpoint_and_test_set(a.ckpt, a.overrides)
     n = min(a.clips, len(test_set))

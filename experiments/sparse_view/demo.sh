@@ -15,4 +15,4 @@ done
 read -r -a EXTRA <<< "${EVAL_ARGS:-}"
 "$PYTHON" eval.py -m overlap=small,large ckpt="$OUT/train/checkpoints/last.ckpt" "${EVAL_SIZE[@]}" "${EXTRA[@]}" \
   hydra.sweep.dir="$OUT/sparse" 'hydra.sweep.subdir=${hydra.job.num}'
-"$PYTHON" -m vid3d.evaluation.sparse_report "$OUT/sparse" --out "$OUT/sparse_report"
+"$PYTHON" -m vid3d.report "$OUT/sparse" --out "$OUT/sparse_report"

@@ -254,7 +254,10 @@ def test_report_refuses_a_yaml_bomb_and_a_fifo_camera_gap_file(tmp_path, capsys)
 @pytest.mark.timeout(60)
 def test_merge_answers_fifo_records_and_results_at_once(tmp_path, capsys, eval_clips):
     from vid3d.evaluation.camera_runner import gt_video_method, run_camera_eval
-    from vid3d.evaluation.merge import main as merge_main
+    from vid3d.report import main as report_main
+
+    def merge_main(argv):  # python -m vid3d.report DIRS --kind shards --out OUT
+        return report_main([*argv, "--kind", "shards"])
     from vid3d.evaluation.pose.gt import GTPoseEstimator
     from vid3d.evaluation.records import RecordWriter, read_records
 

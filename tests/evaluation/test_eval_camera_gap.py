@@ -116,3 +116,51 @@ def test_summary_arithmetic_and_batching():
     # 5 clips in batches of 2: the last single clip joins the previous batch; every clip counts once
     g = measure_camera_gap(_model("none"), _samples(5), (1.0,), batch_size=2)
     assert g["n_clips"] == 5
+
+
+def test_direction_gap_variants_keep_the_magnitude_and_flip_the_direction():
+    """camera_variants' mirrored / reversed trajectories: frame 0 unchanged, the same distance and rotation
+    angle from frame 0 as the own cameras, the sideways motion and the yaw of opposite sign."""
+    import math
+
+    from vid3d.evaluation.camera_gap import camera_variants
+    from vid3d.geometry import axis_angle_to_matrix
+
+    F = 4
+    c2w = torch.eye(4, dtype=torch.float64).repeat(2, F, 1, 1)
+    start = torch.eye(4, dtype=torch.float64)
+    start[:3, :3] = axis_angle_to_matrix(torch.tensor([0.1, 0.7, -0.2], dtype=torch.float64), 0.8)
+    start[:3, 3] = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    for k in range(F):  # yaw left by 0.1 rad per frame while moving right and forward
+        rel = torch.eye(4, dtype=torch.float64)
+        rel[:3, :3] = axis_angle_to_matrix(torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64), 0.1 * k)
+        rel[:3, 3] = torch.tensor([0.2 * k, 0.0, 0.3 * k], dtype=torch.float64)
+        c2w[:, k] = start @ rel
+    K = torch.eye(3, dtype=torch.float64).repeat(2, F, 1, 1)
+    K[1, :, 0, 0] = 2.0  # tells the clips' intrinsics apart
+    both = camera_variants(K, c2w, ("own", "mirrored", "reversed", "permuted", "static"))
+    v = {name: cams[1] for name, cams in both.items()}
+    for name in ("own", "mirrored", "reversed", "static"):
+        assert both[name][0] is K  # a clip keeps its own intrinsics
+    torch.testing.assert_close(both["permuted"][0], K.flip(0))  # two clips: each takes the other's
+    torch.testing.assert_close(both["permuted"][1], c2w.flip(0))
+
+    def angle(r: torch.Tensor) -> torch.Tensor:  # rotation angle of (..., 4, 4) poses
+        return torch.arccos(((r[..., 0, 0] + r[..., 1, 1] + r[..., 2, 2] - 1) / 2).clamp(-1, 1))
+
+    for name in ("mirrored", "reversed"):
+        rel_own = torch.linalg.inv(c2w[:, :1]) @ c2w
+        rel_v = torch.linalg.inv(v[name][:, :1]) @ v[name]
+        torch.testing.assert_close(v[name][:, 0], c2w[:, 0], atol=1e-12, rtol=0)
+        torch.testing.assert_close(rel_v[..., :3, 3].norm(dim=-1), rel_own[..., :3, 3].norm(dim=-1),
+                                   atol=1e-12, rtol=0)
+        torch.testing.assert_close(angle(rel_v), angle(rel_own), atol=1e-7, rtol=0)
+    rel_m = torch.linalg.inv(v["mirrored"][:, :1]) @ v["mirrored"]
+    x_flipped = torch.tensor([-0.6, 0.0, 0.9], dtype=torch.float64)
+    torch.testing.assert_close(rel_m[0, 3, :3, 3], x_flipped, atol=1e-12, rtol=0)
+    assert rel_m[0, 3, 0, 2] == pytest.approx(-math.sin(0.3), abs=1e-12)  # the yaw flipped
+    rel_r = torch.linalg.inv(v["reversed"][:, :1]) @ v["reversed"]
+    rel_own = torch.linalg.inv(c2w[:, :1]) @ c2w
+    eye = torch.eye(4, dtype=torch.float64)
+    torch.testing.assert_close(rel_r[0, 2] @ rel_own[0, 2], eye, atol=1e-12, rtol=0)  # the inverse motion
+    torch.testing.assert_close(v["static"], c2w[:, :1].expand_as(c2w))

@@ -26,9 +26,9 @@ from vid3d.evaluation.fvd import (
     fvd_column,
     save_tiny_extractor,
 )
-from vid3d.evaluation.merge import main as merge_main
 from vid3d.evaluation.pose import GTPoseEstimator
 from vid3d.evaluation.records import read_records
+from vid3d.report import main as report_main
 
 N, H, W = 4, 16, 24
 KEY = f"fvd [{NOT_I3D_LABEL}]"  # the results key of a random-init extractor; never plain "fvd"
@@ -126,7 +126,7 @@ def test_merged_shards_and_resumed_run_give_the_same_fvd(tmp_path, tiny):
     for s in range(2):
         run_camera_eval(clips, methods, GTPoseEstimator(), tmp_path / "multi" / f"{s}", shard=s, num_shards=2,
                         trials=2, progress=False, fvd=FVDMetric(tiny))
-    assert merge_main([str(tmp_path / "multi"), "--out", str(tmp_path / "merged")]) == 0
+    assert report_main([str(tmp_path / "multi"), "--out", str(tmp_path / "merged")]) == 0  # kind: detected
     merged = json.loads((tmp_path / "merged" / "results.json").read_text())["results"]
     # a run killed after 7 of its 20 samples, then resumed
     path = tmp_path / "single" / "records.shard0of1.jsonl"

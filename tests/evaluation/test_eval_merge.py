@@ -5,9 +5,14 @@ import json
 import numpy as np
 
 from vid3d.evaluation.camera_runner import gt_video_method, run_camera_eval
-from vid3d.evaluation.merge import main as merge_main
 from vid3d.evaluation.pose.gt import GTPoseEstimator
 from vid3d.geometry import axis_angle_to_matrix
+from vid3d.report import main as report_main
+
+
+def merge_main(argv: list[str]) -> int:
+    """``python -m vid3d.report DIRS --kind shards --out OUT``."""
+    return report_main([*argv, "--kind", "shards"])
 
 
 class TiltedGT(GTPoseEstimator):

@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 from vid3d.config import CONFIG_DIR
 from vid3d.data.synthetic import build_synthetic_dataset
 from vid3d.evaluation.aggregate import aggregate, write_results
-from vid3d.tasks.post_eval import objective_from_results, sweep_objective
+from vid3d.tasks.objective import objective_from_results, sweep_objective
 
 ROOT = Path(__file__).resolve().parents[2]
 SEARCHED = {"module.optimizer.lr": (1e-6, 1e-3), "model.attention.band_width": (0.5, 4.0)}

@@ -97,11 +97,11 @@ def test_post_eval_runs_on_rank_zero_only(monkeypatch, tmp_path):
     """A training job of 8 SLURM tasks (DDP) must score its checkpoint once, not once per rank."""
     from lightning.pytorch.utilities import rank_zero_only
 
-    from vid3d.tasks import post_eval
+    from vid3d.tasks import objective, post_eval
 
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("train", overrides=["post_eval=camera"])
     train_out = {"last_checkpoint": str(tmp_path / "last.ckpt"), "run_dir": str(tmp_path)}
     monkeypatch.setattr(rank_zero_only, "rank", 3)
     assert post_eval.evaluate_after_training(cfg, train_out) == train_out  # nothing evaluated
-    assert post_eval.sweep_objective(cfg, train_out) is None and not (tmp_path / "eval").exists()
+    assert objective.sweep_objective(cfg, train_out) is None and not (tmp_path / "eval").exists()

@@ -1,18 +1,14 @@
-"""benchmarks/dataloader.py (issue 21): the CameraCtrl-style baseline produces vid3d's sample, and the one
-command writes its table's numbers to JSON."""
+"""benchmarks/loader_throughput.py (issue 21): the CameraCtrl-style baseline produces vid3d's sample, and
+the one command writes its table's numbers to JSON; benchmarks/shuffle_loads.py counts chunk loads."""
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import dataloader as bench  # noqa: E402
-
-from vid3d.data.frames import as_unit_range  # noqa: E402
+from benchmarks import loader_throughput as bench
+from benchmarks.cameractrl_loader import cameractrl_plucker
+from vid3d.data.frames import as_unit_range
 
 F, H, W = 4, 160, 256  # from 180x320 JPEG frames: the 360x640 -> 320x512 geometry at half size
 
@@ -72,7 +68,7 @@ def test_cameractrl_plucker_matches_vid3d_at_full_resolution():
     K = torch.zeros(2, 3, 3, dtype=torch.float64)
     K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2], K[:, 2, 2] = (*K4.unbind(-1), 1.0)
     ours = plucker_embedding(K, c2w, 24, 32)
-    torch.testing.assert_close(bench.cameractrl_plucker(K4, c2w, 24, 32), ours, rtol=0, atol=1e-12)
+    torch.testing.assert_close(cameractrl_plucker(K4, c2w, 24, 32), ours, rtol=0, atol=1e-12)
 
 
 def test_one_command_writes_the_table_to_json(tmp_path, capsys):
@@ -92,3 +88,15 @@ def test_one_command_writes_the_table_to_json(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "| vid3d | uint8 |" in printed and "| cameractrl | float32 [-1, 1] |" in printed
     assert bench.main(["--pipelines", "vid3d,nope", "--out", str(out)]) == 2
+
+
+def test_simulated_chunk_loads_on_known_cases():
+    """One rank, one worker: grouped order loads each chunk once (10 chunks of 4 items); a split that is
+    one chunk is loaded once per process (2 ranks x 3 workers, every process gets a batch); a full shuffle
+    of 40 items in 10 chunks loads at least as often as grouped and at most once per item."""
+    from benchmarks.shuffle_loads import simulate_loads
+
+    assert simulate_loads(40, 4, 1, 1, 1, "grouped") == 10
+    assert simulate_loads(40, 40, 2, 3, 2, "full") == 6
+    full = simulate_loads(40, 4, 1, 1, 1, "full")
+    assert 10 <= full <= 40

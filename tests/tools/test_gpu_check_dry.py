@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 def test_gpu_check_dry_runs_every_part(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "benchmarks/gpu_check.py", "--dry", "--steps", "1", "--out", str(tmp_path)],
+        [sys.executable, "-m", "benchmarks.gpu_check", "--dry", "--steps", "1", "--out", str(tmp_path)],
         cwd=ROOT, capture_output=True, text=True, timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

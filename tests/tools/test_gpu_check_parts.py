@@ -1,14 +1,9 @@
 """benchmarks/gpu_check.py's part runner: a part past its limit is recorded "timed out" (and the parts
 before it stay on disk), a part that would start after the deadline is "skipped", a failure is recorded."""
 
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-import gpu_check  # noqa: E402
+from benchmarks import gpu_check
 
 
 def test_parts_time_out_fail_and_skip_and_each_is_written():
@@ -47,7 +42,7 @@ def test_memory_model_reads_a_run_sh_report(tmp_path):
     """The memory model's measured column comes from the report run.sh writes (16-mixed parts only, GiB)."""
     import json
 
-    import memory_model
+    from benchmarks import memory_model
 
     part = {"part": "train", "status": "ok", "frames_hw": [25, 320, 512], "batch": 2, "precision": "16-mixed",
             "grad_ckpt": True, "peak_mem_mb": 30720.0}

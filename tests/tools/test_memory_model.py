@@ -3,16 +3,15 @@ and the --dry run end to end (fake tensors: no memory, seconds)."""
 
 import contextlib
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
+from benchmarks import memory_model as mm
+
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import memory_model as mm  # noqa: E402
 
 
 @pytest.mark.parametrize("fake", [False, True])

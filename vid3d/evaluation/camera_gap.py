@@ -15,6 +15,12 @@ reach the output (``model=svd``, or a camera encoder whose output is zero). This
 the camera path is used, long before samples look right. σ is in the EDM latent scale (x0 in [-1, 1]
 pixels scaled by the VAE's scaling factor); ``DEFAULT_SIGMAS`` spans detail (0.2), structure (1) and
 layout (5).
+
+The same measurement takes two more camera variants (``DIRECTION_VARIANTS``, issue 14), which ask whether
+a model knows WHICH WAY its camera moves or only HOW MUCH: **mirrored** (every pose relative to frame 0
+conjugated by diag(-1, 1, 1): the same distances and angles, the sideways motion and the turns reversed)
+and **reversed** (every pose relative to frame 0 inverted: the same magnitude, the opposite motion). A
+model that only knows the amount of motion reads the same error with them as with its own cameras.
 """
 
 from __future__ import annotations
@@ -30,6 +36,37 @@ from . import tables
 
 DEFAULT_SIGMAS = (0.2, 1.0, 5.0)
 VARIANTS = ("own", "permuted", "static")
+DIRECTION_VARIANTS = ("own", "mirrored", "reversed", "permuted", "static")
+ALL_VARIANTS = DIRECTION_VARIANTS
+
+
+def camera_variants(
+    K_px: torch.Tensor, c2w: torch.Tensor, variants: Sequence[str] = VARIANTS
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """The cameras of each variant (module docstring) for a batch of clips.
+
+    Args:
+        K_px: (B, F, 3, 3) pixel intrinsics; c2w: (B, F, 4, 4) OpenCV camera-to-world.
+        variants: names from ``ALL_VARIANTS``; "permuted" gives clip i clip i+1's cameras (B >= 2).
+    Returns:
+        {variant: (K_px (B, F, 3, 3), c2w (B, F, 4, 4))}; frame 0's pose is unchanged except in "permuted".
+    """
+    unknown = [v for v in variants if v not in ALL_VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown camera variant(s) {unknown}; choose from {list(ALL_VARIANTS)}")
+    b = c2w.shape[0]
+    first = c2w[:, :1]
+    rel = torch.linalg.inv(first) @ c2w  # poses relative to frame 0 (frame 0 = identity)
+    m = torch.diag(torch.tensor([-1.0, 1.0, 1.0, 1.0], dtype=c2w.dtype, device=c2w.device))
+    shift = torch.roll(torch.arange(b, device=c2w.device), -1)  # clip i takes clip i+1's cameras
+    make = {
+        "own": lambda: (K_px, c2w),
+        "mirrored": lambda: (K_px, first @ (m @ rel @ m)),
+        "reversed": lambda: (K_px, first @ torch.linalg.inv(rel)),
+        "permuted": lambda: (K_px[shift], c2w[shift]),
+        "static": lambda: (K_px, first.expand_as(c2w)),
+    }
+    return {v: make[v]() for v in variants}
 
 
 def _key(variant: str, sigma: float) -> str:
@@ -42,8 +79,9 @@ def camera_gap_errors(
     batch: Mapping[str, torch.Tensor],
     sigmas: Sequence[float] = DEFAULT_SIGMAS,
     seed: int = 0,
+    variants: Sequence[str] = VARIANTS,
 ) -> dict[str, torch.Tensor]:
-    """Per-clip denoising errors for the three camera variants.
+    """Per-clip denoising errors for the camera variants (default: own, permuted, static).
 
     Args:
         model: a ``CameraVideoDiffusion`` (any camera encoder / attention, ``svd`` included).
@@ -52,8 +90,9 @@ def camera_gap_errors(
             clips).
         sigmas: noise levels (EDM scale).
         seed: the noise and conditioning draws (the same for every variant).
+        variants: camera variants (:func:`camera_variants`).
     Returns:
-        {"own@σ" | "permuted@σ" | "static@σ": (B,) float64 per-clip mean squared error of the x0 estimate}.
+        {"<variant>@σ": (B,) float64 per-clip mean squared error of the x0 estimate}.
     """
     frames, K_px, c2w = batch["frames"], batch["K_px"], batch["c2w"]
     b = frames.shape[0]
@@ -68,20 +107,14 @@ def camera_gap_errors(
         latents = model.encode(frames, generator=gen)
         cond = model.conditioning(frames[:, 0], train=False, generator=gen)
         noise = torch.randn(latents.shape, generator=gen, device=dev, dtype=latents.dtype)
-        shift = torch.roll(torch.arange(b, device=dev), -1)  # clip i takes clip i+1's cameras
-        cameras = {
-            "own": (K_px, c2w),
-            "permuted": (K_px[shift], c2w[shift]),
-            "static": (K_px, c2w[:, :1].expand_as(c2w)),
-        }
         prepared = {
             v: model.prepare_cameras(k, c, latents.shape[-2:], image_hw=frames.shape[-2:])
-            for v, (k, c) in cameras.items()
+            for v, (k, c) in camera_variants(K_px, c2w, variants).items()
         }
         out: dict[str, torch.Tensor] = {}
         for sigma in sigmas:
             x = latents + float(sigma) * noise
-            for variant in VARIANTS:
+            for variant in prepared:
                 d = model.denoise(x, float(sigma), cond, prepared[variant])
                 err = (d.double() - latents.double()).pow(2).flatten(1).mean(1)
                 out[_key(variant, sigma)] = err.cpu()
@@ -112,6 +145,49 @@ def summarize_camera_gap(errors: Iterable[Mapping[str, torch.Tensor]]) -> dict[s
         out[f"camera_gap@{s}"] = means[f"permuted@{s}"] / own if own > 0 else float("nan")
         out[f"camera_gap_static@{s}"] = means[f"static@{s}"] / own if own > 0 else float("nan")
     return out
+
+
+LABELS = {"permuted": "another clip's", "static": "static", "mirrored": "mirrored", "reversed": "reversed"}
+
+
+def variant_ratios(errors: Mapping[str, torch.Tensor]) -> dict[str, dict[str, dict[str, float | int]]]:
+    """Per-variant readings from :func:`camera_gap_errors`'s per-clip errors (one batch of n clips).
+
+    Returns {"σ" (as ``f"{σ:g}"``): {variant: {"error": mean error, "ratio": error / own error,
+    "own_lower": clips (of n) where the own cameras' error is lower}}}.
+    """
+    out: dict[str, dict[str, dict[str, float | int]]] = {}
+    for key, err in errors.items():
+        variant, sigma = key.split("@", 1)
+        own = errors[f"own@{sigma}"]
+        out.setdefault(sigma, {})[variant] = {
+            "error": float(err.mean()),
+            "ratio": float(err.mean() / own.mean()),
+            "own_lower": int((err > own).sum()),
+        }
+    return out
+
+
+def measure_direction_gap(
+    model: Any, samples: Sequence[Mapping[str, Any]], sigmas: Sequence[float] = (5.0,), seed: int = 0
+) -> dict[str, Any]:
+    """:func:`variant_ratios` of every ``DIRECTION_VARIANTS`` camera on ``samples`` (>= 2 clips of one size,
+    one batch, one noise draw): {"clips": n, "sigmas": {"σ": {variant: {error, ratio, own_lower}}}}."""
+    errors = camera_gap_errors(model, stack_clips(samples), sigmas, seed, DIRECTION_VARIANTS)
+    return {"clips": len(samples), "sigmas": variant_ratios(errors)}
+
+
+def direction_gap_lines(record: Mapping[str, Any]) -> list[str]:
+    """:func:`measure_direction_gap`'s record as a table per σ (ratio to own; clips where own is lower)."""
+    n, lines = record["clips"], []
+    for sigma, row in record["sigmas"].items():
+        lines.append(f"sigma {sigma}, {n} clips: latent MSE of the one-step estimate (ratio to own; clips "
+                     "where own is lower)")
+        for v, r in row.items():
+            name = LABELS.get(v, v)
+            lines.append(f"  {name:<15} {r['error']:.5f}  1.0000" if v == "own" else
+                         f"  {name:<15} {r['error']:.5f}  {r['ratio']:.4f}  {r['own_lower']}/{n}")
+    return lines
 
 
 def stack_clips(samples: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:

@@ -1,4 +1,5 @@
-"""Merge evaluation shards into one table: ``python -m vid3d.evaluation.merge DIR [DIR ...] --out OUT``.
+"""Merge the shards of one camera-benchmark run into one table (``merge_camera_shards``); the command is
+``python -m vid3d.report DIR [DIR ...] --kind shards --out OUT`` (``vid3d.report.merge``, every kind).
 
 Each DIR is a shard's run dir (or a multirun folder: its sub-folders holding ``records*.jsonl`` are
 used). Records are de-duplicated by (method, clip, trial); the protocol block is taken from the first
@@ -8,14 +9,11 @@ preset's rules (outliers, reduction, arithmetic, CamI2V's absolute-scale pairing
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 
 from vid3d.data.files import load_json
 
-from . import tables
 from .aggregate import aggregate, merge_shards, preset_aggregation, results_report
 from .cami2v import attach_abs_errors
 
@@ -42,9 +40,12 @@ def _protocol(path: Path) -> dict:
     return payload["protocol"]
 
 
-def merge(paths: list[str | Path], out: str | Path) -> tables.Report:
-    """The shards' records aggregated under the first shard's protocol, written as results.* into ``out``;
-    returns the report (table, summary, texts)."""
+def merge_camera_shards(paths: list[str | Path], out: str | Path) -> dict:
+    """Merge the shards under ``paths`` (module docstring) into ``out/results.{json,csv,md,tex}``.
+
+    Returns {"results": {method: aggregate}, "protocol", "markdown" (the table without the protocol
+    lines), "report" (the tables.Report written), "out"}; ValueError / FileNotFoundError naming the file or
+    the disagreement."""
     dirs = shard_dirs(paths)
     protocols = [_protocol(d / "results.json") for d in dirs if (d / "results.json").exists()]
     if not protocols:
@@ -61,22 +62,5 @@ def merge(paths: list[str | Path], out: str | Path) -> tables.Report:
     results = aggregate(records, failure_policy=policy, **preset_aggregation(preset))
     report = results_report(results, protocol)
     report.write(out, "results")
-    return report
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("dirs", nargs="+")
-    parser.add_argument("--out", required=True)
-    a = parser.parse_args(argv)
-    try:
-        report = merge(a.dirs, a.out)
-    except (ValueError, FileNotFoundError) as e:  # a broken, strange or missing file: one line naming it
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(report.summary)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return {"results": results, "protocol": protocol, "markdown": report.summary, "report": report,
+            "out": str(out)}

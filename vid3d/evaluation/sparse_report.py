@@ -1,6 +1,5 @@
-"""Merge sparse-view (or reconstruction: ``benchmark=recon``) runs into one table.
-
-``python -m vid3d.evaluation.sparse_report DIR [DIR ...] [--out OUT]``
+"""Merge sparse-view (or reconstruction: ``benchmark=recon``) runs into one table (``merge_sparse``); the
+command is ``python -m vid3d.report DIR [DIR ...] [--kind buckets] [--out OUT]`` (``vid3d.report.merge``).
 
 Each DIR is a run dir of ``eval.py overlap=<bucket>`` or a Hydra multirun folder (every folder below it
 holding records is used). Runs are grouped by overlap bucket (from their ``results.json`` protocol); shards of
@@ -11,7 +10,6 @@ OUT (default: the first DIR): one row per method, per bucket n and PSNR / SSIM /
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,7 @@ from .sparse_runner import LABELS, METRICS, REFERENCE_ROWS, aggregate_sparse, me
 PAIR_BENCHMARKS = ("sparse_view", "reconstruction")
 RECON_REFERENCE_ROWS = ("context_only + 3dgs", "all_gt + 3dgs")  # vid3d.tasks.recon_benchmark
 
-__all__ = ["bucket_report", "merge_sparse", "main"]
+__all__ = ["bucket_report", "merge_sparse"]
 
 BUCKET_ORDER = ("small", "medium", "large", "all")
 
@@ -176,17 +174,3 @@ def bucket_report(
     })
     return {"results": results, "protocol": protocol, "markdown": md, "summary_md": summary, "table": table,
             "out": out}
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("dirs", nargs="+")
-    p.add_argument("--out", default=None)
-    a = p.parse_args(argv)
-    merged = merge_sparse(a.dirs, a.out)
-    print(merged["summary_md"])
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

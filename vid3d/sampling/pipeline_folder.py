@@ -30,7 +30,9 @@ from vid3d.errors import InputError
 MAX_JSON_BYTES = 1 << 20
 # sha256 of every vid3d_pipeline.py vid3d has written (vid3d.sampling.pipeline.DIFFUSERS_ENTRY)
 ENTRY_SHA256 = (
-    "3beb0b5ca286f17ba17cb095e5c0302d1b92ea8ca7afd739a34a67fe6bb7c58d",  # until 2026-12-04 (sampling.export)
+    # until 2026-12-04: imports vid3d.sampling.export, removed 2026-12-07 (issue 36). vid3d's loader never
+    # runs the entry, so such folders still load here; diffusers' trust_remote_code needs a re-export.
+    "3beb0b5ca286f17ba17cb095e5c0302d1b92ea8ca7afd739a34a67fe6bb7c58d",
     "cb400e80d757055b768c50bd54643adbe182c54ce0edc6e9c12bbf7d03bda3cf",  # since 2026-12-04
 )
 CODE_SUFFIXES = (".py", ".pyc", ".pyo", ".pyd", ".so", ".dylib", ".dll")

@@ -6,7 +6,7 @@ mode (first view conditions the model, the last is pinned by replacement) at the
 generated targets are scored against the ground-truth frames with PSNR / SSIM / LPIPS. Reference rows:
 ``nearest_context`` (each target = the nearer context view) and ``ground_truth`` (sanity). Writes
 ``records.shard*.jsonl`` and ``results.{json,csv,md,tex}`` in the run dir; a rerun resumes.
-``python -m vid3d.evaluation.sparse_report <multirun dir>`` merges buckets into one table.
+``python -m vid3d.report <multirun dir>`` merges buckets into one table.
 """
 
 from __future__ import annotations
