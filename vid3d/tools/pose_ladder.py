@@ -30,7 +30,7 @@ __all__ = ["COLMAP_RUNGS", "LadderResult", "Rung", "RungResult", "frame_ranges",
 # (name, overrides of conf/pose/colmap.yaml); the user's own --set settings are applied on top of each.
 MORE = (
     "max_num_features=16384",
-    "+sift_options={peak_threshold:0.002}",
+    "sift_options={peak_threshold:0.002}",
     "init_min_num_inliers=30",
     "abs_pose_min_num_inliers=15",
     "init_min_tri_angle=[2.0,4.0,8.0]",
@@ -56,11 +56,13 @@ class Rung:
 @dataclass
 class RungResult:
     """One rung's outcome: the estimate, the median rotation disagreement with the two-view geometry
-    (degrees; None when no pair could be checked), whether it was accepted and why not."""
+    (degrees; None when no pair could be checked), whether that passed the check, whether the rung was
+    accepted, and a note saying why (not)."""
 
     name: str
     result: PoseResult
     disagreement_deg: float | None
+    consistent: bool
     accepted: bool
     note: str
 
@@ -83,10 +85,11 @@ class LadderResult:
         return self.kept is not None
 
     def best(self) -> RungResult | None:
-        """The kept rung, else the one with the most registered frames (the earliest on a tie)."""
+        """The kept rung, else the one with the most registered frames among those that passed the
+        two-view check (then among all; the earliest on a tie)."""
         if self.kept is not None or not self.tried:
             return self.kept
-        return max(self.tried, key=lambda r: (r.result.n_registered, -self.tried.index(r)))
+        return max(self.tried, key=lambda r: (r.consistent, r.result.n_registered, -self.tried.index(r)))
 
     def frames(self) -> list[dict]:
         """Per frame: index, registered (by the kept rung), the rung's name or None, and a note."""
@@ -129,10 +132,16 @@ class LadderResult:
         if best is None:
             return "no estimator was run"
         missing = [i for i in range(self.n) if i not in set(best.registered())]
-        tried = ", ".join(f"{r.name}: {r.note}" for r in self.tried)
+        by_note: dict[str, list[str]] = {}  # rungs (then frames) that share a note are named together
+        for r in self.tried:
+            by_note.setdefault(r.note, []).append(r.name)
+        tried = "; ".join(f"{', '.join(names)}: {note}" for note, names in by_note.items())
         if not missing:
             return f"no rung was accepted ({tried})"
-        why = "; ".join(f"{i}: {self.frame_notes.get(i, 'not registered')}" for i in missing)
+        frames: dict[str, list[int]] = {}
+        for i in missing:
+            frames.setdefault(self.frame_notes.get(i, "not registered"), []).append(i)
+        why = "; ".join(f"{frame_ranges(idx)}: {note}" for note, idx in frames.items())
         return (
             f"frames {frame_ranges(missing)} of 0-{self.n - 1} not registered (best rung {best.name!r}: "
             f"{best.result.n_registered}/{self.n}; {why}); rungs tried: {tried}"
@@ -140,10 +149,10 @@ class LadderResult:
 
 
 def frame_ranges(indices: Sequence[int]) -> str:
-    """'0-3,5,7-8' for [0, 1, 2, 3, 5, 7, 8]; '-' for none."""
+    """'0-3,5,7-8' for [0, 1, 2, 3, 5, 7, 8]; 'none' for none."""
     idx = sorted(int(i) for i in indices)
     if not idx:
-        return "-"
+        return "none"
     parts, start = [], idx[0]
     for a, b in zip(idx, idx[1:] + [None]):
         if b is None or b != a + 1:
@@ -193,7 +202,7 @@ def run_ladder(
     tried: list[RungResult] = []
     for rung in rungs:
         res = rung.estimator.estimate(frames, K_px)
-        disagreement, accepted = None, False
+        disagreement, accepted, consistent = None, False, False
         if res.c2w is None:
             note = f"failed ({res.reason})"
         else:
@@ -213,7 +222,7 @@ def run_ladder(
                 )
             else:
                 note = f"{res.n_registered}/{n} registered{check}"
-        rr = RungResult(rung.name, res, disagreement, accepted, note)
+        rr = RungResult(rung.name, res, disagreement, consistent, accepted, note)
         tried.append(rr)
         if on_rung is not None:
             on_rung(rr)

@@ -161,7 +161,9 @@ def pose_config(
     for s in settings:
         if "=" not in s:
             raise VideoToPosesError(f"--set needs key=value (a setting of conf/pose/{name}.yaml), got {s!r}")
-    extra = [f"+pose.{s[1:]}" if s.startswith("+") else f"pose.{s}" for s in (*rung, *settings)]
+    # a rung's overrides may add keys the file lacks (++); the user's must name existing ones (or say +)
+    extra = [f"++pose.{s}" for s in rung]
+    extra += [f"+pose.{s[1:]}" if s.startswith("+") else f"pose.{s}" for s in settings]
     try:
         with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
             cfg = compose("eval", overrides=[f"pose={name}", *own, *extra])
@@ -252,7 +254,8 @@ def video_to_poses(
 
     def on_rung(r):
         if len(rungs) > 1:
-            log(f"video_to_poses: rung {r.name!r}: {r.note}; frames {frame_ranges(r.registered())}")
+            frames_ok = frame_ranges(r.registered())
+            log(f"video_to_poses: rung {r.name!r}: {r.note}; registered frames {frames_ok}")
 
     ladder = run_ladder(frames, K_px, rungs, max_disagreement_deg, on_rung=on_rung)
     if report is not None:
@@ -260,7 +263,8 @@ def video_to_poses(
         atomic_write_json(report, record)
     if not ladder.success:
         raise VideoToPosesError(
-            f"{video}: pose estimation failed on {n} frames: {ladder.failure_line()}; try a different "
+            f"{video}: pose estimation with {rungs[0].estimator.name} failed on {n} frames: "
+            f"{ladder.failure_line()}; try a different "
             "--stride, more frames, or --fov-deg/--intrinsics"
         )
     res = ladder.kept.result
