@@ -190,3 +190,19 @@ def test_wrong_branch_is_caught_and_the_global_mapper_kept(tmp_path):
     assert first["name"] == "benchmark" and not first["accepted"]
     assert first["median_rotation_disagreement_deg"] > 2.0
     assert rep["kept_rung"] != "benchmark"
+
+
+def test_bad_output_paths_fail_before_estimation(tmp_path, capsys):
+    from vid3d.tools.video_to_poses import main
+    from vid3d.viz import write_video
+
+    video = write_video(tmp_path / "v.mp4", np.zeros((4, 32, 48, 3), np.uint8), fps=10)
+    for flag in ("--out", "--report"):
+        paths = {"--out": str(tmp_path / "c.txt"), "--report": str(tmp_path / "r.json")}
+        paths[flag] = str(tmp_path / "missing" / "x")
+        argv = [str(video), "--fov-deg", "60", "--out", paths["--out"], "--report", paths["--report"]]
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"{flag} " in err and "does not exist" in err
+        assert "rung" not in err  # nothing was estimated
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.mp4"]

@@ -8,7 +8,11 @@
 The estimator is the camera benchmark's own (``conf/pose/colmap.yaml`` or ``conf/pose/dust3r.yaml``: for
 COLMAP the tuned matching and the several mapping attempts that register every ground-truth clip), with
 the intrinsics fixed when ``--fov-deg``/``--intrinsics`` give them (COLMAP: PINHOLE, fixed) and estimated
-otherwise (COLMAP: SIMPLE_PINHOLE, refined).
+otherwise (COLMAP: SIMPLE_PINHOLE, refined). COLMAP runs as a retry ladder (``pose_ladder.py``): the
+benchmark's settings, then GLOMAP's global mapper, then both with more features and lower thresholds,
+until an estimate registers every frame and agrees with the two-view geometry of neighbouring frames
+(median rotation disagreement <= ``--max-disagreement-deg``, default 2); each rung prints one line, and
+``--report r.json`` records which frames registered and by which rung (``--no-retry``: first rung only).
 
 The file (line 1: the video's URI; then per kept frame "timestamp_us fx fy cx cy 0 0" + the row-major 3x4
 world-to-camera matrix, intrinsics normalised by width/height) is what ``sample.py trajectory=file`` and the
@@ -19,7 +23,8 @@ Timestamps are the decoded frames' presentation times in microseconds. ``--intri
 video's resolution; ``--fov-deg`` is the horizontal field of view (square pixels, centred principal point);
 with neither, the estimator estimates the focal length, which needs parallax: on a short, slow synthetic
 walk COLMAP's self-calibrated focal was 2x off and the poses with it (5 deg/frame), so pass the field of view
-when it is known (the estimated FOV is printed). Any failure exits non-zero with a message.
+when it is known (the estimated FOV is printed). Any failure exits non-zero with one line naming the
+frames not registered and why.
 """
 
 from __future__ import annotations
@@ -161,9 +166,9 @@ def pose_config(
     for s in settings:
         if "=" not in s:
             raise VideoToPosesError(f"--set needs key=value (a setting of conf/pose/{name}.yaml), got {s!r}")
-    # a rung's overrides may add keys the file lacks (++); the user's must name existing ones (or say +)
+    # a rung's overrides may add keys the file lacks (++); the user's must name existing ones or start with +
     extra = [f"++pose.{s}" for s in rung]
-    extra += [f"+pose.{s[1:]}" if s.startswith("+") else f"pose.{s}" for s in settings]
+    extra += [f"++pose.{s[1:]}" if s.startswith("+") else f"pose.{s}" for s in settings]
     try:
         with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
             cfg = compose("eval", overrides=[f"pose={name}", *own, *extra])
@@ -244,6 +249,9 @@ def video_to_poses(
     from vid3d.atomic import atomic_write_json
 
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    for flag, path in (("--out", out), ("--report", report)):  # before minutes of estimation, not after
+        if path is not None and not Path(path).resolve().parent.is_dir():
+            raise VideoToPosesError(f"{flag} {path}: its folder {Path(path).resolve().parent} does not exist")
     frames, ts = decode_video(video, stride, max_frames)
     n, height, width = frames.shape[:3]
     if n < 2:
@@ -260,7 +268,10 @@ def video_to_poses(
     ladder = run_ladder(frames, K_px, rungs, max_disagreement_deg, on_rung=on_rung)
     if report is not None:
         record = {"video": str(video), "timestamps_us": ts.tolist(), **ladder.report()}
-        atomic_write_json(report, record)
+        try:
+            atomic_write_json(report, record)
+        except OSError as e:
+            raise VideoToPosesError(f"--report {report}: cannot write it ({e.strerror or e})") from None
     if not ladder.success:
         raise VideoToPosesError(
             f"{video}: pose estimation with {rungs[0].estimator.name} failed on {n} frames: "
