@@ -164,7 +164,8 @@ def _tool_on_walk(tmp_path, index, seed, length, stride, extra=()):
 
 def test_tool_on_a_strided_walk(tmp_path):
     """outdoor_0001, 8 frames at stride 8 (0.3-0.7 m between frames): through the tool, every frame
-    registered within 2 deg/frame. Measured 2026-12-07: 0.34 deg/frame by the first rung."""
+    registered within 2 deg/frame. Measured 2026-12-07: 0.44 deg/frame by the first rung (0.34 on the
+    lossless frames), COLMAP 5 s on a loaded machine."""
     err, rep = _tool_on_walk(tmp_path, 1, 0, 8, 8)
     assert err["rot_err_deg_per_frame"] < MAX_ROT_DEG_PER_FRAME, err
     assert rep["success"] and rep["rungs"][-1]["accepted"]
