@@ -2,9 +2,13 @@
 
 Each rung is a whole estimation of the clip (its own features, matches and mapping). A rung is accepted
 when its estimator calls the estimate a success (enough frames registered: ``min_registered_fraction``)
-and its poses agree with the clip's two-view geometry: the median, over neighbouring frame pairs, of the
-angle between the estimate's relative rotation and the essential matrix's (``two_view.py``) is at most
-``max_disagreement_deg``. The ladder stops at the first accepted rung that registers every frame; else
+and its poses agree with the clip's two-view geometry: the 80th percentile, over neighbouring frame
+pairs, of the angle between the estimate's relative rotation and the essential matrix's (``two_view.py``)
+is at most ``max_disagreement_deg``. Not the median: a model can drift on a third of the clip and agree on
+the rest (measured: GLOMAP on an H.264 24-frame walk at stride 4, drifting 4 deg per pair over frames 0-9
+and 31 deg/frame off in all: median 0.7 deg, 80th percentile above 2); not the maximum: a few pairs'
+essential matrices are wrong on their own (the rendering cameras on the same clip: 3 of 45 pairs 7-8 deg
+off, 80th percentile 0.7 deg). The ladder stops at the first accepted rung that registers every frame; else
 it keeps the accepted rung with the most registered frames (the earliest on a tie); else it fails, and
 ``LadderResult.failure_line`` says which frames were not registered and why.
 
@@ -57,7 +61,7 @@ class Rung:
 
 @dataclass
 class RungResult:
-    """One rung's outcome: the estimate, the median rotation disagreement with the two-view geometry
+    """One rung's outcome: the estimate, the 80th-percentile rotation disagreement with the two-view geometry
     (degrees; None when no pair could be checked), whether that passed the check, whether the rung was
     accepted, and a note saying why (not)."""
 
@@ -119,7 +123,7 @@ class LadderResult:
                     "registered": r.registered(),
                     "n_registered": r.result.n_registered,
                     "reason": r.result.reason,
-                    "median_rotation_disagreement_deg": r.disagreement_deg,
+                    "rotation_disagreement_p80_deg": r.disagreement_deg,
                     "accepted": r.accepted,
                     "note": r.note,
                     "seconds": round(r.result.seconds, 3),
@@ -211,10 +215,10 @@ def run_ladder(
             K = K_px if K_px is not None else res.K_px
             if max_disagreement_deg is not None and K is not None:
                 d = rotation_disagreement(res.c2w, views_for(K))
-                disagreement = float(np.median(d)) if len(d) else None
+                disagreement = float(np.percentile(d, 80)) if len(d) else None
             consistent = disagreement is None or disagreement <= max_disagreement_deg
             accepted = bool(res.success and consistent)
-            check = "" if disagreement is None else f", {disagreement:.2f} deg median from two-view"
+            check = "" if disagreement is None else f", {disagreement:.2f} deg from two-view (p80)"
             if not res.success:
                 note = f"{res.n_registered}/{n} registered ({res.reason}){check}"
             elif not consistent:

@@ -11,8 +11,9 @@ the intrinsics fixed when ``--fov-deg``/``--intrinsics`` give them (COLMAP: PINH
 otherwise (COLMAP: SIMPLE_PINHOLE, refined). COLMAP runs as a retry ladder (``pose_ladder.py``): the
 benchmark's settings, then GLOMAP's global mapper, then both with more features and lower thresholds,
 until an estimate registers every frame and agrees with the two-view geometry of neighbouring frames
-(median rotation disagreement <= ``--max-disagreement-deg``, default 2); each rung prints one line, and
-``--report r.json`` records which frames registered and by which rung (``--no-retry``: first rung only).
+(80th-percentile rotation disagreement <= ``--max-disagreement-deg``, default 2); each rung prints one
+line, and ``--report r.json`` records which frames registered and by which rung (``--no-retry``: first
+rung only).
 
 The file (line 1: the video's URI; then per kept frame "timestamp_us fx fy cx cy 0 0" + the row-major 3x4
 world-to-camera matrix, intrinsics normalised by width/height) is what ``sample.py trajectory=file`` and the
@@ -331,8 +332,8 @@ def main(argv: list[str] | None = None) -> int:
         "--max-disagreement-deg",
         type=float,
         default=2.0,
-        help="accept an estimate only if its relative rotations are within this median angle of the "
-        "two-view geometry of neighbouring frames (default 2; 'inf' turns the check off)",
+        help="accept an estimate only if 80%% of the neighbouring frame pairs' relative rotations are within "
+        "this many degrees of their two-view geometry (default 2; 'inf' turns the check off)",
     )
     p.add_argument("--report", default=None, help="JSON file: which frames registered, by which rung")
     args = p.parse_args(argv)

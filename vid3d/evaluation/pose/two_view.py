@@ -6,9 +6,10 @@ forward-moving clips the incremental mapper sometimes converges to a branch whos
 several degrees per frame (measured on a rendered 16-frame walk at stride 8: 49 deg/frame against the
 rendering cameras, all 16 frames registered). Each pair of nearby frames, on its own, pins its relative
 rotation well: the five-point essential matrix with the known intrinsics. ``rotation_disagreement`` is the
-angle between the estimate's relative rotation and the two-view one, per pair; its median separates the
-right estimates from the wrong branch (same clip: 0.3 deg for the rendering cameras and for GLOMAP's
-right estimate, 9.5 deg for the wrong branch).
+angle between the estimate's relative rotation and the two-view one, per pair; a high percentile of it
+separates the right estimates from the wrong branch (same clip, medians: 0.3 deg for the rendering
+cameras and for GLOMAP's right estimate, 9.5 deg for the wrong branch; ``tools/pose_ladder.py`` uses the
+80th percentile).
 
 Conventions: frames (n, H, W, 3) uint8 RGB; K (3, 3) pixel intrinsics with pixel centres at (u + 0.5,
 v + 0.5) (vid3d's and COLMAP's; OpenCV keypoints sit at integer centres and are shifted by +0.5);
