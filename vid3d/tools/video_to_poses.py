@@ -224,6 +224,13 @@ def build_rungs(
     ]
 
 
+def check_output_paths(out: str | Path, report: str | Path | None = None) -> None:
+    """Refuse an ``--out``/``--report`` file whose folder does not exist: before minutes of estimation."""
+    for flag, path in (("--out", out), ("--report", report)):
+        if path is not None and not Path(path).resolve().parent.is_dir():
+            raise VideoToPosesError(f"{flag} {path}: its folder {Path(path).resolve().parent} does not exist")
+
+
 def video_to_poses(
     video: str | Path,
     out: str | Path,
@@ -250,9 +257,7 @@ def video_to_poses(
     from vid3d.atomic import atomic_write_json
 
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
-    for flag, path in (("--out", out), ("--report", report)):  # before minutes of estimation, not after
-        if path is not None and not Path(path).resolve().parent.is_dir():
-            raise VideoToPosesError(f"{flag} {path}: its folder {Path(path).resolve().parent} does not exist")
+    check_output_paths(out, report)
     frames, ts = decode_video(video, stride, max_frames)
     n, height, width = frames.shape[:3]
     if n < 2:
@@ -338,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--report", default=None, help="JSON file: which frames registered, by which rung")
     args = p.parse_args(argv)
     try:
+        check_output_paths(args.out, args.report)
         known = args.fov_deg is not None or args.intrinsics is not None
         rungs = build_rungs(
             args.estimator, args.checkpoint, args.device, known, args.set, retry=not args.no_retry
