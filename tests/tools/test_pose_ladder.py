@@ -195,3 +195,36 @@ def test_wrong_branch_is_caught_and_a_later_rung_kept(tmp_path):
     assert first["name"] == "benchmark" and not first["accepted"]
     assert first["rotation_disagreement_p80_deg"] > 2.0
     assert rep["kept_rung"] != "benchmark"
+
+
+def test_bad_output_paths_fail_before_estimation(tmp_path, capsys):
+    from vid3d.tools.video_to_poses import main
+    from vid3d.viz import write_video
+
+    video = write_video(tmp_path / "v.mp4", np.zeros((4, 32, 48, 3), np.uint8), fps=10)
+    for flag in ("--out", "--report"):
+        paths = {"--out": str(tmp_path / "c.txt"), "--report": str(tmp_path / "r.json")}
+        paths[flag] = str(tmp_path / "missing" / "x")
+        argv = [str(video), "--fov-deg", "60", "--out", paths["--out"], "--report", paths["--report"]]
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"{flag} " in err and "does not exist" in err
+        assert "rung" not in err  # nothing was estimated
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.mp4"]
+
+
+def test_colmap_rungs_and_the_users_settings_on_top():
+    from vid3d.tools.video_to_poses import build_rungs
+
+    user = ["seed=3", "+matching_options={guided_matching:true}"]
+    rungs = build_rungs("colmap", known_focal=True, settings=user)
+    d = {r.name: r.estimator.describe() for r in rungs}
+    assert list(d) == ["benchmark", "global", "more-features", "more-features-global"]
+    assert [d[k]["mapper"] for k in d] == ["incremental", "global", "incremental", "global"]
+    assert d["benchmark"]["max_num_features"] == 8192 and d["benchmark"]["sift_options"] == {}
+    assert d["more-features"]["max_num_features"] == 16384
+    assert d["more-features"]["sift_options"] == {"peak_threshold": 0.002}
+    assert d["more-features"]["abs_pose_min_num_inliers"] == 15 and d["more-features"]["init_pair_gap"] == 2
+    assert all(v["seed"] == 3 and v["matching_options"] == {"guided_matching": True} for v in d.values())
+    assert all(v["camera_model"] == "PINHOLE" and v["fix_intrinsics"] for v in d.values())
+    assert [r.name for r in build_rungs("colmap", known_focal=True, retry=False)] == ["benchmark"]
