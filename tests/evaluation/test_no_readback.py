@@ -99,7 +99,7 @@ def test_sweep_objective_comes_from_the_returned_results(tmp_path, monkeypatch):
     """post_eval's objective is computed from the evaluation's return value, not its results.json."""
     from omegaconf import OmegaConf
 
-    from vid3d.tasks.post_eval import sweep_objective
+    from vid3d.tasks.objective import sweep_objective
 
     results = {"model": {"metrics": {"rot_err_deg": {"per_frame_mean": 2.5}}, "n": 3, "failures": 0},
                "gt_video": {"metrics": {"rot_err_deg": {"per_frame_mean": 0.0}}, "n": 3, "failures": 0}}
