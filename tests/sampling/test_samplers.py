@@ -124,8 +124,8 @@ def test_dpmpp_2m_first_step_is_ddim_and_calls_once_per_step():
     calls is what ``denoiser_calls`` says for every solver."""
     x = initial_noise((3, 4), 10.0, torch.Generator().manual_seed(2), dtype=torch.float64)
     one = torch.tensor([10.0, 2.0], dtype=torch.float64)
-    torch.testing.assert_close(sample_dpmpp_2m(gaussian_denoiser, x, one), sample_ddim(gaussian_denoiser, x, one),
-                               rtol=0, atol=1e-12)
+    first = sample_dpmpp_2m(gaussian_denoiser, x, one)
+    torch.testing.assert_close(first, sample_ddim(gaussian_denoiser, x, one), rtol=0, atol=1e-12)
     for name, solver in SOLVERS.items():
         seen = []
 

@@ -288,7 +288,7 @@ SOLVERS: dict[str, Callable[..., torch.Tensor]] = {
 
 
 def denoiser_calls(solver: str, num_steps: int) -> int:
-    """Denoiser evaluations of ``solver`` (a ``SOLVERS`` name) over ``karras_sigmas(num_steps)`` (ending at 0):
+    """Denoiser evaluations of ``solver`` (a ``SOLVERS`` name) over ``karras_sigmas(num_steps)`` (ends at 0):
     ``num_steps`` for Euler, DDIM and DPM-Solver++(2M), ``2 num_steps - 1`` for Heun (no corrector on the
     step to 0). With classifier-free guidance each call is one batched network pass over twice the batch."""
     if solver not in SOLVERS:
