@@ -1,9 +1,9 @@
 """Typed schemas of the config's key bags (``eval``, ``metrics``, ``overlap``, ``progress``, ``sampler``),
 registered in Hydra's ConfigStore as ``schema/<name>`` and listed first in the defaults that fill them
-(conf/eval.yaml, conf/overlap/_common.yaml, conf/progress/default.yaml, conf/sampler/*.yaml). The YAML files
-keep the documented values; a schema fixes the keys and their types, so a misspelt key in any config file, or a
-value of the wrong type on the command line, fails when the config is composed instead of being silently
-ignored, and the defaults live here once.
+(conf/eval.yaml, conf/overlap/_common.yaml, conf/progress/default.yaml, conf/sampler/*.yaml). The YAML
+files keep the documented values; a schema fixes the keys and their types, so a misspelt key in any config
+file, or a value of the wrong type on the command line, fails when the config is composed instead of being
+silently ignored, and the defaults live here once.
 """
 
 from __future__ import annotations

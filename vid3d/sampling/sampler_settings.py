@@ -1,12 +1,13 @@
 """Sampler settings read from a file (an exported pipeline's ``vid3d_model.json``), passed as overrides or
-given to ``VideoSampler`` (from conf/sampler): the keys and defaults of ``vid3d.config_schema.SamplerOptions``.
+given to ``VideoSampler`` (from conf/sampler): the keys and defaults of
+``vid3d.config_schema.SamplerOptions``.
 
 Settings are data: ``solver`` one of the known solvers, ``num_steps`` an integer in [1, MAX_STEPS],
 ``sigma_min`` / ``sigma_max`` finite with 0 < sigma_min < sigma_max <= MAX_SIGMA, ``rho`` finite in
-(0, MAX_RHO], ``guidance_min`` / ``guidance_max`` finite in [0, MAX_GUIDANCE], ``eta`` finite in [0, 1] and 0 unless
-``solver`` is ``ddim``. Anything else (an
-unknown key, ``num_steps: 1e9`` which would run for days, ``sigma_max: NaN`` which gives an all-NaN
-video) raises :class:`SamplerSettingsRefused` with one line naming the file and the field.
+(0, MAX_RHO], ``guidance_min`` / ``guidance_max`` finite in [0, MAX_GUIDANCE], ``eta`` finite in [0, 1]
+and 0 unless ``solver`` is ``ddim``. Anything else (an unknown key, ``num_steps: 1e9`` which would run
+for days, ``sigma_max: NaN`` which gives an all-NaN video) raises :class:`SamplerSettingsRefused` with
+one line naming the file and the field.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ def _finite(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def check_sampler_settings(settings: Any, where: str, solvers: Iterable[str] = SOLVER_NAMES) -> dict[str, Any]:
+def check_sampler_settings(
+    settings: Any, where: str, solvers: Iterable[str] = SOLVER_NAMES
+) -> dict[str, Any]:
     """``settings`` unchanged (as a dict) if every entry is allowed (see the module docstring), else
     :class:`SamplerSettingsRefused` naming ``where`` and the first bad field. Entries that are absent
     are not checked (the caller's defaults fill them)."""
@@ -85,7 +88,8 @@ def sampler_options(settings: Mapping[str, Any], where: str) -> SamplerOptions:
     """Checked settings (absent keys take ``SamplerOptions``' defaults) as ``SamplerOptions``; integral floats
     (``25.0`` from a YAML/JSON number) are not integers and are refused for ``num_steps``."""
     s = check_sampler_settings({**dataclasses.asdict(SamplerOptions()), **dict(settings)}, where)
-    return SamplerOptions(**{k: (float(v) if isinstance(v, int) and k != "num_steps" else v) for k, v in s.items()})
+    as_float = {k: float(v) for k, v in s.items() if isinstance(v, int) and k != "num_steps"}
+    return SamplerOptions(**{**s, **as_float})
 
 
 def check_image_size(size: Any, where: str) -> list[int] | None:
