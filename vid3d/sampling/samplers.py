@@ -22,11 +22,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
+from jaxtyping import Float
+from torch import Tensor
 
 from vid3d.models.edm import karras_sigmas as _edm_karras_sigmas
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 ProgressFn = Callable[[int, int], None]
+# shapes where tensors cross into and out of a solver (jaxtyping; checked at run time by tests only)
+Latents = Float[Tensor, "batch *shape"]
+Sigmas = Float[Tensor, " n_plus_1"] | Sequence[float]
 
 __all__ = [
     "Denoiser",
@@ -127,10 +132,10 @@ def _prepare(x_T: torch.Tensor, sigmas) -> tuple[torch.Tensor, torch.Tensor]:
 @torch.no_grad()
 def sample_edm_euler(
     denoiser: Denoiser,
-    x_T: torch.Tensor,
-    sigmas: torch.Tensor | Sequence[float],
+    x_T: Latents,
+    sigmas: Sigmas,
     progress: ProgressFn | None = None,
-) -> torch.Tensor:
+) -> Latents:
     """First-order (Euler) integration of the probability-flow ODE.
 
     Per step i: ``d = (x - D(x; s_i)) / s_i``; ``x <- x + (s_{i+1} - s_i) * d``. With ``s_n = 0`` the
@@ -158,10 +163,10 @@ def sample_edm_euler(
 @torch.no_grad()
 def sample_edm_heun(
     denoiser: Denoiser,
-    x_T: torch.Tensor,
-    sigmas: torch.Tensor | Sequence[float],
+    x_T: Latents,
+    sigmas: Sigmas,
     progress: ProgressFn | None = None,
-) -> torch.Tensor:
+) -> Latents:
     """Deterministic second-order Heun sampler (Karras et al. 2022, Algorithm 2 with S_churn = 0).
 
     Per step i: Euler predictor ``x' = x + (s_{i+1} - s_i) d_i``; if ``s_{i+1} != 0`` the trapezoidal
@@ -189,12 +194,12 @@ def sample_edm_heun(
 @torch.no_grad()
 def sample_ddim(
     denoiser: Denoiser,
-    x_T: torch.Tensor,
-    sigmas: torch.Tensor | Sequence[float],
+    x_T: Latents,
+    sigmas: Sigmas,
     progress: ProgressFn | None = None,
     eta: float = 0.0,
     generator: torch.Generator | None = None,
-) -> torch.Tensor:
+) -> Latents:
     """DDIM (Song et al. 2021) written in the VE/EDM sigma parameterisation.
 
     With ``x0_hat = D(x_i; s_i)`` and ``eps_hat = (x_i - x0_hat) / s_i``, one step to ``s_{i+1}`` is
@@ -238,10 +243,10 @@ def sample_ddim(
 @torch.no_grad()
 def sample_dpmpp_2m(
     denoiser: Denoiser,
-    x_T: torch.Tensor,
-    sigmas: torch.Tensor | Sequence[float],
+    x_T: Latents,
+    sigmas: Sigmas,
     progress: ProgressFn | None = None,
-) -> torch.Tensor:
+) -> Latents:
     """DPM-Solver++(2M) (Lu et al. 2022, "DPM-Solver++", Algorithm 2): deterministic second-order multistep.
 
     In the EDM parameterisation (alpha = 1) with ``lambda = -log sigma`` and ``h_i = lambda_{i+1} - lambda_i

@@ -13,7 +13,8 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
-from torch import nn
+from jaxtyping import Float
+from torch import Tensor, nn
 
 from vid3d.config_schema import SamplerOptions
 
@@ -77,13 +78,13 @@ class VideoSampler:
     def __call__(
         self,
         model: nn.Module,
-        first_frame: torch.Tensor,
-        K_px: torch.Tensor,
-        c2w: torch.Tensor,
+        first_frame: Float[Tensor, "batch 3 H W"],
+        K_px: Float[Tensor, "batch frame 3 3"],
+        c2w: Float[Tensor, "batch frame 4 4"],
         generator: torch.Generator | None = None,
         progress: Callable[[int, int], None] | None = None,
-        known_frames: Mapping[int, torch.Tensor] | None = None,
-    ) -> torch.Tensor:
+        known_frames: Mapping[int, Float[Tensor, "batch 3 H W"]] | None = None,
+    ) -> Float[Tensor, "batch frame 3 H W"]:
         """Returns frames (B, F, 3, H, W) in [-1, 1]; frame 0 re-generated (not copied) from the image.
 
         Args:
