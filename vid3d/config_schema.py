@@ -135,11 +135,14 @@ class SamplerOptions:
         (SVD-style); both 1.0 turns guidance off and halves the network evaluations.
     eta: DDIM's stochasticity (0: the deterministic ODE step; 1: ancestral); only ``solver=ddim`` takes it.
 
-    Defaults chosen from ``benchmarks/sampling_quality.py`` (benchmarks/README.md: the table and the rule).
+    Defaults chosen from ``benchmarks/sampling_quality.py`` (benchmarks/README.md: the table and the rule):
+    12 Euler steps with guidance (24 network evaluations) is the cheapest setting whose PSNR, SSIM and sampled
+    camera gap all lie inside the 95% CIs of 25 Euler steps (50 evaluations) on the committed CPU camera
+    model's 16 held-out clips; DPM-Solver++(2M) at 6-12 steps fell below them there.
     """
 
     solver: str = "edm_euler"
-    num_steps: int = 25
+    num_steps: int = 12
     sigma_min: float = 0.002
     sigma_max: float = 700.0
     rho: float = 7.0

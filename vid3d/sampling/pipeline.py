@@ -448,7 +448,7 @@ def _parse(argv: Sequence[str]) -> dict[str, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
-    """``python -m vid3d.sampling.pipeline ckpt=<checkpoint or run dir> out=<folder> [num_steps=25]
+    """``python -m vid3d.sampling.pipeline ckpt=<checkpoint or run dir> out=<folder> [num_steps=12]
     [solver=edm_euler] [guidance_min=1.0] [guidance_max=3.0] [height=... width=...]``."""
     args = _parse(sys.argv[1:] if argv is None else argv)
     if "ckpt" not in args or "out" not in args:
