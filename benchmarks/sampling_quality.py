@@ -21,7 +21,7 @@ A setting "matches the reference" when its mean PSNR, SSIM and camera gap all li
 CIs (issue 39's rule, two-sided: above the CI is a different result, here smoother frames, not a better one);
 the cheapest matching setting per guidance mode is printed.
 
-    nice .venv/bin/python -m benchmarks.sampling_quality                       # full grid, ~30 CPU-minutes
+    nice .venv/bin/python -m benchmarks.sampling_quality        # the full grid: ~100 minutes of one idle core
     nice .venv/bin/python -m benchmarks.sampling_quality --steps 4 8 --solvers edm_euler dpmpp_2m
 
 Writes ``benchmarks/results/sampling_quality.json`` (atomically) and a plot (``.png`` beside it).
@@ -47,6 +47,7 @@ STEPS = (4, 6, 8, 12, 16, 25, 50)
 SOLVER_NAMES = ("edm_euler", "edm_heun", "ddim", "dpmpp_2m")
 GUIDANCE = {"off": (1.0, 1.0), "on": (1.0, 3.0)}  # on: the default per-frame ramp 1 -> 3 (SVD)
 REFERENCE = ("edm_euler", 25, "on")
+COLORS = {"edm_euler": "tab:blue", "edm_heun": "tab:orange", "ddim": "tab:purple", "dpmpp_2m": "tab:green"}
 N_BOOT = 2000
 
 
@@ -208,7 +209,8 @@ def plot(rows: dict[str, dict[str, Any]], ref: dict[str, Any], path: Path) -> No
                 continue
             nfe = [p[0] for p in pts]
             dashed = "--" if solver == "ddim" else "-"  # DDIM (eta 0) lies on Euler's points
-            style = {"marker": "o", "capsize": 3, "label": solver, "linestyle": dashed}
+            style = {"marker": "o", "capsize": 3, "label": solver, "linestyle": dashed,
+                     "color": COLORS[solver]}
             for i, key in enumerate(("psnr", "camera_gap")):
                 val = np.array([p[1][key] for p in pts])
                 ci = np.array([p[1][f"{key}_ci"] for p in pts]).T
@@ -218,6 +220,9 @@ def plot(rows: dict[str, dict[str, Any]], ref: dict[str, Any], path: Path) -> No
             ax = axes[i, j]
             ax.axhspan(*ref[f"{key}_ci"], color="grey", alpha=0.2, label="25-step Euler, guidance on: 95% CI")
             ax.set_xscale("log")
+            ticks = sorted({r["nfe"] for r in rows.values()})
+            ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+            ax.minorticks_off()
             ax.set_xlabel("network evaluations per video (NFE; CFG counts 2 per call)")
             ax.set_ylabel(label)
             ax.set_title(f"guidance {mode} ({GUIDANCE[mode][0]:g} → {GUIDANCE[mode][1]:g} over the frames)")
