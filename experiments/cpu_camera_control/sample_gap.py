@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-VARIANTS = ("own", "another", "static")
+VARIANTS = ("own", "another", "static")  # vid3d.evaluation.sampled_gap.VARIANTS
 
 
 def _strip(x: torch.Tensor) -> np.ndarray:
@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
 
     from vid3d.data.frames import as_unit_range
+    from vid3d.evaluation.sampled_gap import frame_errors, sample_variants
     from vid3d.sampling.video_sampler import VideoSampler
     from vid3d.tasks.direction_gap import checkpoint_and_test_set
 
@@ -58,20 +59,15 @@ def main(argv: list[str] | None = None) -> int:
     frames = torch.stack([as_unit_range(c["frames"]).float() for c in clips])  # (B, F, 3, H, W)
     K_px = torch.stack([c["K_px"].float() for c in clips])
     c2w = torch.stack([c["c2w"].float() for c in clips])
-    shift = torch.roll(torch.arange(n), -1)
-    cameras = {"own": c2w, "another": c2w[shift], "static": c2w[:, :1].expand_as(c2w).clone()}
-    intrinsics = {"own": K_px, "another": K_px[shift], "static": K_px}
     sampler = VideoSampler(
         num_steps=a.steps, sigma_min=a.sigma_min, sigma_max=a.sigma_max,
         guidance_min=a.guidance, guidance_max=a.guidance,
     )
     known = {0: frames[:, 0]} if a.pin_first else None
-    videos = {}
-    for v in VARIANTS:
-        g = torch.Generator().manual_seed(a.seed)  # the same noise for every variant
-        videos[v] = sampler(model, frames[:, 0], intrinsics[v], cameras[v], generator=g, known_frames=known)
+    # the same noise for every variant (vid3d.evaluation.sampled_gap)
+    videos = sample_variants(model, sampler, frames, K_px, c2w, VARIANTS, a.seed, known_frames=known)
     gt = frames[:, 1:]
-    err = {v: (videos[v][:, 1:] - gt).pow(2).flatten(1).mean(1) for v in VARIANTS}
+    err = {v: frame_errors(videos[v], frames) for v in VARIANTS}
     err["copy frame 0"] = (frames[:, :1].expand_as(frames)[:, 1:] - gt).pow(2).flatten(1).mean(1)
     size = f"{frames.shape[-2]}x{frames.shape[-1]}"
     print(f"{n} test clips, {frames.shape[1]} frames at {size}, {a.steps} Euler steps from sigma "

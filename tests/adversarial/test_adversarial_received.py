@@ -350,6 +350,7 @@ SAMPLER_CASES = {
     "guidance_min": [float("-inf")],
     "rho": [0.0, NAN],
     "solver": ["os.system", None],
+    "eta": [NAN, -0.1, 2.0, 0.5],  # 0.5: the stored solver is not ddim
     "steps": [25],  # an unknown key
 }
 

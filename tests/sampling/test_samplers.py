@@ -10,10 +10,14 @@ import math
 import pytest
 import torch
 
+from vid3d.models.edm import karras_sigmas as karras_no_zero
 from vid3d.sampling.samplers import (
+    SOLVERS,
+    denoiser_calls,
     initial_noise,
     karras_sigmas,
     sample_ddim,
+    sample_dpmpp_2m,
     sample_edm_euler,
     sample_edm_heun,
 )
@@ -65,9 +69,9 @@ def test_initial_noise_deterministic_and_scaled():
     assert abs(float(a.std()) - 10.0) < 0.5
 
 
-@pytest.mark.parametrize("sampler", [sample_edm_euler, sample_edm_heun, sample_ddim])
+@pytest.mark.parametrize("sampler", [sample_edm_euler, sample_edm_heun, sample_ddim, sample_dpmpp_2m])
 def test_distribution_converges(sampler, x_T):
-    n = {sample_edm_heun: 60}.get(sampler, 400)  # Heun needs far fewer steps
+    n = {sample_edm_heun: 60, sample_dpmpp_2m: 60}.get(sampler, 400)  # second order: far fewer steps
     out = sampler(gaussian_denoiser, x_T, karras_sigmas(n, sigma_max=SIGMA_MAX))
     ones = torch.ones(4, dtype=torch.float64)
     # against the true distribution (10000 samples: std error of the mean s/100, of the std s/141)
@@ -92,6 +96,51 @@ def test_convergence_orders(x_T):
     assert 1.7 < e_euler[0] / e_euler[1] < 2.3
     assert 3.2 < e_heun[0] / e_heun[1] < 4.8
     assert e_heun[1] < 0.1 * e_euler[1]  # Heun (199 calls) beats Euler (200 calls) by far
+
+
+def test_dpmpp_2m_second_order(x_T):
+    """DPM-Solver++(2M): one denoiser call per step, error falling ~4x when the steps double (order 2) where
+    Euler's falls ~2x, on a schedule with (Karras' trailing 0) and without a final step to sigma 0. Measured
+    ratios (2000 samples, max abs error): 2M 4.54, 4.25 / 4.42, 4.21; Euler 2.00."""
+    x = x_T[:2000]
+
+    def err(sampler, n, sigma_end):
+        zero = sigma_end == 0
+        sig = karras_no_zero(n, 0.002 if zero else sigma_end, SIGMA_MAX, 7.0, append_zero=zero,
+                             dtype=torch.float64)
+        ref = MU + (x - MU) * torch.sqrt(S**2 + float(sig[-1]) ** 2) / torch.sqrt(S**2 + SIGMA_MAX**2)
+        return float((sampler(gaussian_denoiser, x, sig) - ref).abs().max())
+
+    for sigma_end in (0.0, 0.05):
+        e = [err(sample_dpmpp_2m, n, sigma_end) for n in (25, 50, 100)]
+        assert 3.6 < e[0] / e[1] < 5.0 and 3.6 < e[1] / e[2] < 4.6, (sigma_end, e)
+        e_euler = err(sample_edm_euler, 50, sigma_end), err(sample_edm_euler, 100, sigma_end)
+        assert 1.8 < e_euler[0] / e_euler[1] < 2.2
+        assert e[2] < 0.1 * e_euler[1]  # the same 100 calls, ten times closer to the exact flow
+
+
+def test_dpmpp_2m_first_step_is_ddim_and_calls_once_per_step():
+    """One step (no previous D) is the first-order step, i.e. DDIM; the k-th call sees sigma_k; the number of
+    calls is what ``denoiser_calls`` says for every solver."""
+    x = initial_noise((3, 4), 10.0, torch.Generator().manual_seed(2), dtype=torch.float64)
+    one = torch.tensor([10.0, 2.0], dtype=torch.float64)
+    first = sample_dpmpp_2m(gaussian_denoiser, x, one)
+    torch.testing.assert_close(first, sample_ddim(gaussian_denoiser, x, one), rtol=0, atol=1e-12)
+    for name, solver in SOLVERS.items():
+        seen = []
+
+        def counting(x, sigma, seen=seen):
+            seen.append(float(sigma[0]))
+            return gaussian_denoiser(x, sigma)
+
+        sig = karras_sigmas(7, sigma_max=10.0)
+        solver(counting, x, sig)
+        assert len(seen) == denoiser_calls(name, 7), name
+        if name != "edm_heun":
+            assert seen == pytest.approx(sig[:-1].tolist(), rel=1e-6)
+    assert denoiser_calls("edm_heun", 25) == 49 and denoiser_calls("dpmpp_2m", 12) == 12
+    with pytest.raises(ValueError, match="unknown solver"):
+        denoiser_calls("euler", 4)
 
 
 def test_ddim_eta0_matches_euler():

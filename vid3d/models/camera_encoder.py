@@ -24,6 +24,8 @@ from collections.abc import Iterator
 import torch
 import torch.nn as nn
 from diffusers.models.attention import TemporalBasicTransformerBlock
+from jaxtyping import Float
+from torch import Tensor
 
 from vid3d.geometry import plucker_embedding
 
@@ -38,7 +40,13 @@ class CameraEncoder(nn.Module):
         self._handles: list = []
         self._stash: object | None = None
 
-    def prepare(self, K_px: torch.Tensor, c2w: torch.Tensor, height: int, width: int) -> torch.Tensor | None:
+    def prepare(
+        self,
+        K_px: Float[Tensor, "batch frame 3 3"],
+        c2w: Float[Tensor, "batch frame 4 4"],
+        height: int,
+        width: int,
+    ) -> Tensor | None:
         return None
 
     def attach(self, unet: nn.Module) -> None:
@@ -136,7 +144,13 @@ class PluckerEncoder(CameraEncoder):
     def from_unet(cls, unet: nn.Module, **kw) -> PluckerEncoder:
         return cls(tuple(unet.config.block_out_channels), **kw)
 
-    def prepare(self, K_px: torch.Tensor, c2w: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    def prepare(
+        self,
+        K_px: Float[Tensor, "batch frame 3 3"],
+        c2w: Float[Tensor, "batch frame 4 4"],
+        height: int,
+        width: int,
+    ) -> Float[Tensor, "batch frame 6 h w"]:
         """(B, F, 3, 3), (B, F, 4, 4) -> Plücker maps (B, F, 6, height, width), float32."""
         b, f = K_px.shape[:2]
         emb = plucker_embedding(
@@ -222,7 +236,13 @@ class RTEncoder(CameraEncoder):
             raise ValueError("RTEncoder: the UNet has no TemporalBasicTransformerBlock")
         return cls(dims, **kw)
 
-    def prepare(self, K_px: torch.Tensor, c2w: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    def prepare(
+        self,
+        K_px: Float[Tensor, "batch frame 3 3"],
+        c2w: Float[Tensor, "batch frame 4 4"],
+        height: int,
+        width: int,
+    ) -> Float[Tensor, "batch frame 12"]:
         """(B, F, 4, 4) relative c2w -> (B, F, 12) row-major [R | t]."""
         return c2w[..., :3, :4].reshape(*c2w.shape[:-2], 12).float()
 

@@ -37,6 +37,7 @@ CLI: ``python -m vid3d.sampling.pipeline ckpt=<checkpoint or training run dir> o
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -53,8 +54,8 @@ from torch import nn
 from vid3d.atomic import atomic_dir
 from vid3d.errors import InputError
 
-from .sampler_settings import check_image_size, check_num_frames, check_sampler_settings
-from .samplers import sample_ddim, sample_edm_euler, sample_edm_heun
+from .sampler_settings import check_image_size, check_num_frames, check_sampler_settings, sampler_options
+from .samplers import SOLVERS
 from .video_sampler import VideoSampler, from_uint8, to_uint8
 
 __all__ = ["CameraVideoPipeline", "CameraVideoPipelineOutput", "main"]
@@ -108,17 +109,7 @@ class {DIFFUSERS_CLASS}(DiffusionPipeline):
     def __call__(self, *args, **kwargs):
         return self.vid3d(*args, **kwargs)
 '''
-SOLVERS = {"edm_euler": sample_edm_euler, "edm_heun": sample_edm_heun, "ddim": sample_ddim}
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
-DEFAULT_SAMPLER = {
-    "solver": "edm_euler",
-    "num_steps": 25,
-    "sigma_min": 0.002,
-    "sigma_max": 700.0,
-    "rho": 7.0,
-    "guidance_min": 1.0,
-    "guidance_max": 3.0,
-}
 
 
 def _version(package: str) -> str:
@@ -175,7 +166,8 @@ class CameraVideoPipeline:
     Args:
         model: a ``CameraVideoDiffusion``.
         model_config: its config (the Hydra ``_target_`` tree); the ``backbone`` entry is not needed.
-        sampler: default sampler settings (keys of ``DEFAULT_SAMPLER``).
+        sampler: default sampler settings (keys of ``vid3d.config_schema.SamplerOptions``; absent keys take
+            its defaults).
         image_size: (H, W) the model was trained at, when known: a call at another size is refused unless
             ``allow_resize=True`` (then a warning).
         num_frames: the number of frames it was trained with, when known (the length of a preset path).
@@ -191,7 +183,7 @@ class CameraVideoPipeline:
     ) -> None:
         self.model = model.eval()
         self.model_config = {k: v for k, v in dict(model_config or {}).items() if k != "backbone"}
-        self.sampler = check_sampler_settings({**DEFAULT_SAMPLER, **dict(sampler or {})}, "sampler", SOLVERS)
+        self.sampler = dataclasses.asdict(sampler_options(dict(sampler or {}), "sampler"))
         self.image_size = check_image_size(
             list(image_size) if image_size is not None else None, "CameraVideoPipeline"
         )
@@ -423,16 +415,7 @@ class CameraVideoPipeline:
         ):
             if v is not None:
                 cfg[k] = v
-        cfg = check_sampler_settings(cfg, "CameraVideoPipeline call", SOLVERS)
-        sampler = VideoSampler(
-            SOLVERS[cfg["solver"]],
-            cfg["num_steps"],
-            cfg["sigma_min"],
-            cfg["sigma_max"],
-            cfg["rho"],
-            cfg["guidance_min"],
-            cfg["guidance_max"],
-        )
+        sampler = VideoSampler.from_options(sampler_options(cfg, "CameraVideoPipeline call"))
         if generator is None and seed is not None:
             generator = torch.Generator().manual_seed(int(seed))
         known = (
@@ -465,7 +448,7 @@ def _parse(argv: Sequence[str]) -> dict[str, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
-    """``python -m vid3d.sampling.pipeline ckpt=<checkpoint or run dir> out=<folder> [num_steps=25]
+    """``python -m vid3d.sampling.pipeline ckpt=<checkpoint or run dir> out=<folder> [num_steps=12]
     [solver=edm_euler] [guidance_min=1.0] [guidance_max=3.0] [height=... width=...]``."""
     args = _parse(sys.argv[1:] if argv is None else argv)
     if "ckpt" not in args or "out" not in args:

@@ -8,56 +8,83 @@ the conditioning image's camera.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
-from torch import nn
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from vid3d.config_schema import SamplerOptions
 
 from .guidance import cfg_denoiser, frame_guidance
-from .samplers import initial_noise, karras_sigmas, sample_edm_euler
+from .sampler_settings import sampler_options
+from .samplers import SOLVERS, initial_noise, karras_sigmas
 
 Solver = Callable[..., torch.Tensor]
+_DEFAULT = SamplerOptions()  # the defaults' one place (vid3d/config_schema.py)
 
 
 class VideoSampler:
     """Probability-flow ODE sampling with classifier-free guidance (conditional and unconditional passes
     batched together).
 
-    Args:
-        solver: a sampler function ``solver(denoiser, x_T, sigmas, progress=...)`` (EDM Euler/Heun, DDIM).
-        num_steps: ODE steps on the Karras schedule between ``sigma_max`` and ``sigma_min`` (then 0).
-        sigma_min, sigma_max, rho: the schedule (SVD: 0.002, 700, 7).
-        guidance_min, guidance_max: per-frame guidance rising linearly from min (frame 0) to max (last
-            frame), SVD-style; equal values give constant guidance; 1.0 disables the unconditional pass.
+    The arguments are ``vid3d.config_schema.SamplerOptions`` (keys, defaults and meaning), checked by
+    ``vid3d.sampling.sampler_settings`` (a value out of bounds raises ``SamplerSettingsRefused``, one line);
+    ``self.options`` holds them. ``solver`` is a name of ``vid3d.sampling.samplers.SOLVERS`` or a sampler
+    function ``solver(denoiser, x_T, sigmas, progress=...)`` of one's own (``options.solver`` is then
+    "custom"). :meth:`from_options` builds one from a ``SamplerOptions``.
     """
 
     def __init__(
         self,
-        solver: Solver = sample_edm_euler,
-        num_steps: int = 25,
-        sigma_min: float = 0.002,
-        sigma_max: float = 700.0,
-        rho: float = 7.0,
-        guidance_min: float = 1.0,
-        guidance_max: float = 3.0,
+        solver: str | Solver = _DEFAULT.solver,
+        num_steps: int = _DEFAULT.num_steps,
+        sigma_min: float = _DEFAULT.sigma_min,
+        sigma_max: float = _DEFAULT.sigma_max,
+        rho: float = _DEFAULT.rho,
+        guidance_min: float = _DEFAULT.guidance_min,
+        guidance_max: float = _DEFAULT.guidance_max,
+        eta: float = _DEFAULT.eta,
     ) -> None:
-        self.solver = solver
-        self.num_steps = int(num_steps)
-        self.sigma_min, self.sigma_max, self.rho = float(sigma_min), float(sigma_max), float(rho)
-        self.guidance_min, self.guidance_max = float(guidance_min), float(guidance_max)
+        given = {"num_steps": num_steps, "sigma_min": sigma_min, "sigma_max": sigma_max, "rho": rho,
+                 "guidance_min": guidance_min, "guidance_max": guidance_max, "eta": eta}
+        if isinstance(solver, str):
+            given["solver"] = solver
+        elif not callable(solver):
+            raise TypeError(f"VideoSampler: solver must be a name in {sorted(SOLVERS)} or a function, "
+                            f"got {type(solver).__name__}")
+        elif eta != 0:
+            raise ValueError("VideoSampler: eta applies to solver='ddim' only, not to a solver function")
+        opts = sampler_options(given, "sampler")
+        if isinstance(solver, str):
+            fn = SOLVERS[opts.solver]
+            self.solver = functools.partial(fn, eta=opts.eta) if opts.eta else fn
+        else:
+            self.solver = solver
+            opts.solver = next((k for k, f in SOLVERS.items() if f is solver), "custom")
+        self.options = opts
+        self.num_steps = opts.num_steps
+        self.sigma_min, self.sigma_max, self.rho = opts.sigma_min, opts.sigma_max, opts.rho
+        self.guidance_min, self.guidance_max = opts.guidance_min, opts.guidance_max
+
+    @classmethod
+    def from_options(cls, options: SamplerOptions) -> VideoSampler:
+        """A sampler with these options (``dataclasses.replace(SamplerOptions(), num_steps=8)``, ...)."""
+        return cls(**{f: getattr(options, f) for f in options.__dataclass_fields__})
 
     @torch.no_grad()
     def __call__(
         self,
         model: nn.Module,
-        first_frame: torch.Tensor,
-        K_px: torch.Tensor,
-        c2w: torch.Tensor,
+        first_frame: Float[Tensor, "batch 3 H W"],
+        K_px: Float[Tensor, "batch frame 3 3"],
+        c2w: Float[Tensor, "batch frame 4 4"],
         generator: torch.Generator | None = None,
         progress: Callable[[int, int], None] | None = None,
-        known_frames: Mapping[int, torch.Tensor] | None = None,
-    ) -> torch.Tensor:
+        known_frames: Mapping[int, Float[Tensor, "batch 3 H W"]] | None = None,
+    ) -> Float[Tensor, "batch frame 3 H W"]:
         """Returns frames (B, F, 3, H, W) in [-1, 1]; frame 0 re-generated (not copied) from the image.
 
         Args:
