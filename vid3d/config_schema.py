@@ -24,7 +24,8 @@ class CameraGapOptions:
 
 @dataclass
 class EvalOptions:
-    """``eval``: sharding, trials, failure policy, reference rows, saved videos, the camera gap."""
+    """``eval``: sharding, trials, failure policy, reference rows, saved videos, the camera gap, videos per
+    forward (``batch_size``)."""
 
     shard: int = 0
     num_shards: int = 1
@@ -35,6 +36,7 @@ class EvalOptions:
     save_videos: bool = True
     video_fps: float = 8.0
     camera_gap: CameraGapOptions = field(default_factory=CameraGapOptions)
+    batch_size: int = 1
 
 
 @dataclass
