@@ -16,7 +16,10 @@ CPU camera model (``assets/cpu_camera_control/``, Plücker + epipolar, 32x48, 8 
 backbone with the Plücker encoder and epipolar attention at 128x192 (its zero-initialised camera outputs
 given random values, so the camera path is not a no-op). Writes JSON (atomically).
 
-    PYTHONPATH=. .venv/bin/python -m benchmarks.sampling_step [--steps 8 --repeats 3 --out FILE]
+    PYTHONPATH=. .venv/bin/python -m benchmarks.sampling_step [--steps 8 --repeats 3 --batch 4 --out FILE]
+
+``--batch N`` adds, per model, N videos (different trajectories and seeds) sampled one by one against one
+call with N generators (the batched evaluation path, ``eval.batch_size``): seconds per video and ratio.
 """
 
 from __future__ import annotations
@@ -119,6 +122,30 @@ def measure(name: str, model, size, frames, steps: int, repeats: int, batch: int
     }
 
 
+def measure_batch(name: str, model, size, frames, steps: int, batch: int, repeats: int) -> dict:
+    """``batch`` videos one by one (one generator each) against one call with the ``batch`` generators
+    (the batched evaluation path, ``eval.batch_size``): seconds per video, ratio, largest difference."""
+    from vid3d.sampling.video_sampler import VideoSampler
+
+    image, K, c2w = inputs(size, frames, batch)
+    c2w[:, :, 0, 3] *= torch.linspace(-1, 1, batch)[:, None]  # a different trajectory per video
+    sampler = VideoSampler(num_steps=steps)
+    seeds = list(range(batch))
+    times: dict[str, list[float]] = {"one_by_one": [], "batched": []}
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        alone = torch.cat([sampler(model, image[i:i + 1], K[i:i + 1], c2w[i:i + 1],
+                                   generator=torch.Generator().manual_seed(s)) for i, s in enumerate(seeds)])
+        times["one_by_one"].append((time.perf_counter() - t0) / batch)
+        t0 = time.perf_counter()
+        both = sampler(model, image, K, c2w, generator=[torch.Generator().manual_seed(s) for s in seeds])
+        times["batched"].append((time.perf_counter() - t0) / batch)
+    one, many = (statistics.median(times[k]) for k in ("one_by_one", "batched"))
+    return {"model": name, "image_hw": list(size), "frames": frames, "batch": batch, "steps": steps,
+            "s_per_video_one_by_one": one, "s_per_video_batched": many, "ratio": one / many,
+            "all_s_per_video": times, "max_abs_diff": float((alone - both).abs().max())}
+
+
 def table(rows: list[dict]) -> str:
     lines = [
         "| model | size | steps | s/step reference | s/step cached | ratio | max |diff| |",
@@ -134,6 +161,17 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def batch_table(rows: list[dict]) -> str:
+    lines = ["| model | size | videos | steps | s/video one by one | s/video batched | ratio | max |diff| |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        h, w = r["image_hw"]
+        lines.append(f"| {r['model']} | {r['frames']}x{h}x{w} | {r['batch']} | {r['steps']} | "
+                     f"{r['s_per_video_one_by_one']:.3f} | {r['s_per_video_batched']:.3f} | "
+                     f"{r['ratio']:.3f} | {r['max_abs_diff']:.1e} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=8)
@@ -141,12 +179,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--models", default="asset,tiny", help="comma list of: asset, tiny")
     ap.add_argument("--tiny-size", default="128,192", help="H,W of the tiny model's videos")
+    ap.add_argument("--batch", type=int, default=0,
+                    help="also time this many videos one by one against one batched call (0: not)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "sampling_step.json"))
     args = ap.parse_args(argv)
     from vid3d.atomic import atomic_write_json
 
     torch.set_num_threads(args.threads)
-    rows = []
+    rows, batch_rows = [], []
     for name in args.models.split(","):
         if name == "asset":
             model, size, frames = asset_model()
@@ -157,8 +197,12 @@ def main(argv: list[str] | None = None) -> dict:
             raise SystemExit(f"--models: unknown model {name!r} (asset, tiny)")
         rows.append(measure(name, model, size, frames, args.steps, args.repeats))
         print(table(rows[-1:]).splitlines()[-1] if len(rows) > 1 else table(rows), flush=True)
+        if args.batch > 1:
+            batch_rows.append(measure_batch(name, model, size, frames, args.steps, args.batch, args.repeats))
+            print(batch_table(batch_rows[-1:]), flush=True)
     result = {
         "rows": rows,
+        "batch_rows": batch_rows,
         "threads": args.threads,
         "torch": torch.__version__,
         "machine": platform.platform(),
@@ -166,6 +210,9 @@ def main(argv: list[str] | None = None) -> dict:
     }
     print()
     print(table(rows))
+    if batch_rows:
+        print()
+        print(batch_table(batch_rows))
     atomic_write_json(Path(args.out), result)
     print(f"\nwritten: {args.out}")
     return result
