@@ -20,7 +20,10 @@ folder that vid3d's own `model/backbone=svd` path loads), plus the Plücker enco
    resumed for 2 more steps: the resumed loss sequence must continue the uninterrupted one;
 5. one training step configuration at 576×1024×25 (stage 2) with gradient checkpointing;
 6. gsplat against vid3d's torch rasteriser (same Gaussians, same cameras) if gsplat imports, else recorded
-   as absent.
+   as absent;
+7. the sampler options at 320×512×25, 8 steps with CFG: seconds per step with the step-invariant cache off
+   and on, with bf16 autocast, and (its own part, last: compilation takes minutes) with the UNet compiled
+   (``sampler.compile_unet=inductor``), each with its largest pixel difference from float32.
 
 Each part runs under its own time limit (``PART_LIMITS_S``, cut to what is left of the deadline); a part
 that fails (OOM included) or runs out of time is recorded as such ("failed" / "timed out"), never fatal, and
@@ -507,6 +510,69 @@ def sampling(folder: Path, a) -> dict:
     }
 
 
+def _sampling_inputs(folder: Path, a):
+    """The sampling parts' model (SVD-XT architecture + Plücker + epipolar, float32 weights) and inputs."""
+    import torch
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from vid3d.config import CONFIG_DIR
+    from vid3d.sampling.trajectories import make_trajectory
+
+    f, h, w = (4, 64, 96) if a.dry else (25, 320, 512)
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(
+            "train", overrides=["model=epipolar", "model/backbone=svd", f"model.backbone.source={folder}"]
+        )
+    dev = torch.device(a.device)
+    model = instantiate(cfg.model).to(dev).eval()
+    image = torch.rand(1, 3, h, w, device=dev) * 2 - 1
+    K = torch.tensor([[0.8 * w, 0, w / 2], [0, 0.8 * w, h / 2], [0, 0, 1.0]], device=dev).expand(1, f, 3, 3)
+    c2w = torch.as_tensor(make_trajectory("orbit_left", f).c2w, dtype=torch.float32, device=dev)[None]
+    return model, (image, K, c2w), (f, h, w), dev
+
+
+def _timed_video(model, sampler, data, dev) -> tuple[float, object]:
+    import torch
+
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    video = sampler(model, *data, generator=torch.Generator(dev).manual_seed(0))
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0, video
+
+
+def sampling_options(folder: Path, a, compile_unet: bool = False) -> dict:
+    """Seconds per step of the sampler options (vid3d/sampling/video_sampler.py) in one process, each after
+    a warm-up video: the step-invariant cache off (reference) and on, bf16 autocast (``autocast="bf16"``);
+    with ``compile_unet`` instead: float32 cached, then the UNet compiled in place (inductor; the first
+    compiled video pays the compilation, reported apart). The largest pixel difference of each against the
+    first variant. --dry: tiny shapes, no bf16, compile with the "eager" backend."""
+    from vid3d.sampling.video_sampler import VideoSampler
+
+    model, data, (f, h, w), dev = _sampling_inputs(folder, a)
+    steps = 2 if a.dry else 8
+    if compile_unet:
+        variants = {"fp32 cached": {}, "compiled UNet": dict(compile_unet="eager" if a.dry else "inductor")}
+    else:
+        variants = {"fp32 reference (no cache)": dict(cache_conditions=False), "fp32 cached": {}}
+        if not a.dry:
+            variants["bf16 autocast cached"] = dict(autocast="bf16")
+    out, base = {}, None
+    for name, kw in variants.items():
+        sampler = VideoSampler(num_steps=steps, **kw)
+        first, _ = _timed_video(model, sampler, data, dev)  # warm-up (and the compilation)
+        seconds, video = _timed_video(model, sampler, data, dev)
+        base = video if base is None else base
+        out[name] = {"s_per_step": seconds / steps, "first_video_s": first,
+                     "max_abs_diff": float((video - base).abs().max())}
+    summary = "; ".join(f"{k}: {v['s_per_step']:.3f} s/step (max |diff| {v['max_abs_diff']:.1e})"
+                        for k, v in out.items())
+    return {"frames_hw": [f, h, w], "steps": steps, "variants": out, "summary": summary}
+
+
 def table(results: list[dict]) -> str:
     lines = ["| part | status | s | details |", "|---|---|---:|---|"]
     for r in results:
@@ -532,7 +598,7 @@ def table(results: list[dict]) -> str:
 
 # seconds each part may take at most (cut to what is left of the deadline)
 PART_LIMITS_S = {"backbone": 120, "train": 75, "attention": 180, "sampling": 90, "deepspeed": 200,
-                 "train stage 2": 90, "gsplat": 45}
+                 "train stage 2": 90, "gsplat": 45, "sampling options": 90, "sampling compiled": 150}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -603,6 +669,10 @@ def main(argv: list[str] | None = None) -> dict:
                  deadline, PART_LIMITS_S["train stage 2"], write)
         run_part("gsplat vs torch rasteriser", lambda: gsplat_compare(a), results, deadline,
                  PART_LIMITS_S["gsplat"], write)
+        run_part("sampling options (cache, bf16 autocast)", lambda: sampling_options(folder, a), results,
+                 deadline, PART_LIMITS_S["sampling options"], write)
+        run_part("sampling compiled UNet", lambda: sampling_options(folder, a, compile_unet=True), results,
+                 deadline, PART_LIMITS_S["sampling compiled"], write)
     print(table(results))
     print(f"wrote {a.out / 'gpu_check.json'}, gpu_check.md and attention.json/.md "
           f"in {time.monotonic() - t_start:.0f} s")

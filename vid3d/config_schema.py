@@ -25,7 +25,8 @@ class CameraGapOptions:
 
 @dataclass
 class EvalOptions:
-    """``eval``: sharding, trials, failure policy, reference rows, saved videos, the camera gap."""
+    """``eval``: sharding, trials, failure policy, reference rows, saved videos, the camera gap, videos per
+    forward (``batch_size``)."""
 
     shard: int = 0
     num_shards: int = 1
@@ -36,6 +37,7 @@ class EvalOptions:
     save_videos: bool = True
     video_fps: float = 8.0
     camera_gap: CameraGapOptions = field(default_factory=CameraGapOptions)
+    batch_size: int = 1
 
 
 @dataclass
@@ -153,9 +155,15 @@ class SamplerOptions:
 
 @dataclass
 class SamplerNode(SamplerOptions):
-    """conf/sampler: the options above, built into a ``VideoSampler`` by ``hydra.utils.instantiate``."""
+    """conf/sampler: the options above, built into a ``VideoSampler`` by ``hydra.utils.instantiate``, and
+    how to run them (not stored with an exported model; the video changes only by float rounding):
+    ``cache_conditions`` (step-invariant work once per video), ``autocast`` (null, "bf16" or "fp16") and
+    ``compile_unet`` (null or a ``torch.compile`` backend); see ``VideoSampler``."""
 
     _target_: str = "vid3d.sampling.video_sampler.VideoSampler"
+    cache_conditions: bool = True
+    autocast: str | None = None
+    compile_unet: str | None = None
 
 
 SCHEMAS: dict[str, Any] = {

@@ -3,6 +3,7 @@ held-out targets, on a smooth textured plane with exact cameras and depth."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -11,7 +12,14 @@ from hydra import compose, initialize_config_dir
 
 from vid3d.config import CONFIG_DIR
 from vid3d.data.formats.re10k import Re10kCameras, write_clip
-from vid3d.evaluation.recon_methods import ReconSettings, context_only_method, generated_method, near_far
+from vid3d.evaluation.recon_methods import (
+    ReconSettings,
+    cached_reference,
+    context_only_method,
+    generated_method,
+    near_far,
+    reference_key,
+)
 from vid3d.evaluation.sparse_runner import load_pairs
 
 H, W, FX, D, STEP, N = 32, 48, 40.0, 4.0, 3, 16
@@ -278,3 +286,38 @@ def test_multirun_recon_with_a_trained_model_and_merged_table(tmp_path):
         assert all(r["n"] == 2 for r in merged["results"][bucket].values())  # one gap per bucket, two clips
     table = (sweep / "sparse_report.md").read_text()
     assert table.index("plucker + 3dgs") < table.index("context_only + 3dgs")  # model rows first
+
+def test_reference_row_is_fitted_once_and_read_back(root, tmp_path):
+    """benchmark.reference_cache: a reference row is fitted once per pair, settings and code, then read
+    back."""
+    pair = one_pair(root)
+    s = ReconSettings(num_gaussians=200, steps=10, generated_views=4, reference_cache=str(tmp_path / "keep"))
+    calls = []
+    fresh = context_only_method(s)
+
+    def counted(p):
+        calls.append(p.pair_id)
+        return fresh(p)
+
+    method = cached_reference(counted, "context_only", s)
+    first = method(pair)
+    assert calls == ["plane_a/0-12"] and first.shape == pair.gt_targets.shape and first.dtype == np.uint8
+    kept = list((tmp_path / "keep" / "context_only").glob("*.npy"))
+    assert len(kept) == 1
+    again = method(pair)
+    assert calls == ["plane_a/0-12"] and np.array_equal(again, first)  # read back, not refitted
+    assert np.array_equal(fresh(pair), first)  # the fit is deterministic: a kept render is a new fit's
+    # another model's run (generated_views) shares it; other fit settings do not
+    assert reference_key(pair, "context_only", dataclasses.replace(s, generated_views=6)) == kept[0].stem
+    assert reference_key(pair, "context_only", dataclasses.replace(s, steps=11)) != kept[0].stem
+    assert reference_key(pair, "all_gt", s) != kept[0].stem
+    # a damaged file is refitted and replaced
+    kept[0].write_bytes(b"not an array")
+    assert np.array_equal(method(pair), first) and len(calls) == 2
+    assert np.array_equal(np.load(kept[0]), first)
+
+
+def test_no_reference_cache_leaves_the_method_unchanged():
+    s = ReconSettings(num_gaussians=200, steps=10)
+    method = context_only_method(s)
+    assert cached_reference(method, "context_only", s) is method

@@ -27,6 +27,7 @@ import torch
 from vid3d.geometry import rescale_K
 
 from .aggregate import ARITHMETICS, DEFAULT_METRICS, aggregate, merge_shards, results_report
+from .batching import Lookahead
 from .camera_errors import camera_errors
 from .cami2v import attach_abs_errors, cami2v_errors, depth_scale, sample_depth
 from .fvd import FVDMetric
@@ -274,17 +275,23 @@ def metric_scale_of(
     return depth_scale(points[:, 2], d), None
 
 
-def _generate(clip: EvalClip, name: str, method: Method, seed: int) -> tuple[np.ndarray, float]:
+def _generate(
+    clip: EvalClip, name: str, method: Method, seed: int, lookahead: Lookahead | None = None
+) -> tuple[np.ndarray, float]:
     torch.manual_seed(seed)
     np.random.seed(seed)
     t0 = time.perf_counter()
-    frames = check_frames(method(clip))
+    got = lookahead.get(clip, name, seed) if lookahead is not None else None
+    if got is not None:  # generated in a batch (eval.batch_size): its share of the batch's time
+        frames, t_gen = check_frames(got[0]), got[1]
+    else:
+        frames, t_gen = check_frames(method(clip)), None
     n = len(clip.frames)
     if len(frames) != n:
         raise ValueError(
             f"method {name!r} returned {len(frames)} frames for clip {clip.clip_id}, expected {n}"
         )
-    return frames, time.perf_counter() - t0
+    return frames, (time.perf_counter() - t0) if t_gen is None else t_gen
 
 
 def _evaluate_one(
@@ -300,6 +307,7 @@ def _evaluate_one(
     trials_are: str = "generations",
     cache: dict | None = None,
     metric_depth: Callable[[np.ndarray], np.ndarray] | None = None,
+    lookahead: Lookahead | None = None,
 ) -> dict:
     # trials_are="estimations" (CamI2V): one video per (method, clip), generated with trial 0's seed; each
     # trial is a new pose estimation of it with the estimator's seed + trial.
@@ -308,7 +316,7 @@ def _evaluate_one(
     t0 = time.perf_counter()
     cached = (cache or {}).get((name, clip.clip_id)) if trials_are == "estimations" else None
     if cached is None:
-        frames, t_gen = _generate(clip, name, method, seed)
+        frames, t_gen = _generate(clip, name, method, seed, lookahead)
         if cache is not None and trials_are == "estimations":
             cache.clear()  # one video held at a time: trials of a (method, clip) run back to back
             cache[(name, clip.clip_id)] = (frames, t_gen)
@@ -391,6 +399,7 @@ def run_camera_eval(
     skip_first_video: bool = False,
     arithmetic: str = "vid3d",
     metric_depth: Callable[[np.ndarray], np.ndarray] | None = None,
+    batch_size: int = 1,
 ) -> dict[str, Any]:
     """Evaluate camera accuracy of ``methods`` on this shard of ``clips``; resumable.
 
@@ -424,6 +433,8 @@ def run_camera_eval(
             ground-truth video (computed for this shard's clips before any generation, which also checks
             the network on the clips' shape), and each method's results get an FVD entry
             (``fvd.fvd_entry``; without it the entry says FVD was not computed).
+        batch_size: videos per forward for methods with a ``batch`` entry point (``batching.Lookahead``;
+            same seeds per item, same records to float rounding); 1: one by one.
     Returns:
         {"results": per-method aggregate, "protocol": ..., "paths": written files, "n_new": records added,
         "n_skipped": already done, "records": the records aggregated (sorted by key; JSON values, as in
@@ -437,8 +448,12 @@ def run_camera_eval(
     out = Path(out_dir)
     gt_features: dict[str, Any] = {}
     cache: dict = {}
+    ahead: dict[str, Lookahead] = {}
 
     def features_of_todo(todo: list[tuple[EvalClip, str, int]]) -> None:
+        gen_trial = (lambda t: 0) if trials_are == "estimations" else (lambda t: t)
+        entries = [(c, name, trial_seed(name, c.clip_id, gen_trial(t))) for c, name, t in todo]
+        ahead["videos"] = Lookahead(entries, methods, batch_size, lambda c: c.clip_id)
         if fvd is not None:
             for clip in {c.clip_id: c for c, _, _ in todo}.values():
                 gt_features[clip.clip_id] = fvd.features(clip.frames[None])[0]
@@ -447,7 +462,7 @@ def run_camera_eval(
         return _evaluate_one(
             clip, name, methods[name], trial, estimator, video_dir=out if save_videos else None,
             fps=video_fps, fvd=fvd, gt_features=gt_features.get(clip.clip_id), trials_are=trials_are,
-            cache=cache, metric_depth=metric_depth,
+            cache=cache, metric_depth=metric_depth, lookahead=ahead.get("videos"),
         )
 
     run = run_shard(

@@ -35,7 +35,8 @@ class ReconSettings:
     at (evenly spaced over the pair's non-target frames; a pair with fewer is refused); seed of the
     initialisation and view order; init: "random", "triangulated" (``fit_frames``: points from the two
     context views' matches) or "dust3r" (``dust3r_points``: DUSt3R's pointmap of the two context views,
-    confidence > dust3r_min_conf, scaled to the known cameras; needs dust3r_checkpoint)."""
+    confidence > dust3r_min_conf, scaled to the known cameras; needs dust3r_checkpoint); reference_cache: a
+    folder where the reference rows' renders are kept per pair (``cached_reference``; None: not kept)."""
 
     num_gaussians: int = 2000
     steps: int = 300
@@ -50,6 +51,7 @@ class ReconSettings:
     init: str = "random"
     dust3r_checkpoint: str | None = None
     dust3r_min_conf: float = 3.0
+    reference_cache: str | None = None
 
     def __post_init__(self) -> None:
         from vid3d.errors import InputError
@@ -186,5 +188,77 @@ def generated_method(
         video = generate(pair.frames[0], pair.frames[-1], K, np.asarray(relative_to_first(c2w)), pair.pair_id)
         frames = np.concatenate([pair.frames[:1], video[1:-1], pair.frames[-1:]])  # true context views
         return _fit_and_render(pair, frames, K, c2w, s, (0, len(frames) - 1))
+
+    return run
+
+
+# what a reference row's fit depends on besides its settings: the code that fits and renders
+_FIT_SOURCES = ("fit.py", "gaussians.py", "render_torch.py", "render_gsplat.py", "triangulate.py")
+# settings that do not change a reference row's fit
+_NOT_IN_KEY = ("generated_views", "reference_cache")
+
+
+def reference_key(pair: SparsePair, row: str, s: ReconSettings) -> str:
+    """sha256 of everything a reference row's render of ``pair`` depends on: the row, the pair's frames,
+    intrinsics, poses, in-between views and depth range, the settings (all but ``_NOT_IN_KEY``), the
+    renderer it resolves to, and the source of vid3d/reconstruction's fitting and rendering code."""
+    import hashlib
+    import json
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from vid3d.reconstruction.fit import resolve_renderer
+
+    h = hashlib.sha256()
+    settings = {k: v for k, v in asdict(s).items() if k not in _NOT_IN_KEY}
+    meta = {"row": row, "settings": settings, "renderer": resolve_renderer(s.renderer),
+            "target": list(pair.target), "context": list(pair.context),
+            "depth_range": pair.info.get("depth_range")}
+    h.update(json.dumps(meta, sort_keys=True, default=str).encode())
+    arrays = [pair.frames, pair.K_px, pair.c2w]
+    path = pair.info.get("path")
+    if path is not None:
+        arrays += [path["frames"], path["K_px"], path["c2w"], path["indices"]]
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(a.tobytes())
+    code = Path(__file__).resolve().parents[1] / "reconstruction"
+    for name in _FIT_SOURCES:
+        f = code / name
+        h.update(f.read_bytes() if f.is_file() else b"")
+    return h.hexdigest()
+
+
+def cached_reference(method: Callable[[SparsePair], np.ndarray], row: str, s: ReconSettings
+                     ) -> Callable[[SparsePair], np.ndarray]:
+    """``method`` (a reference row) with its renders kept in ``s.reference_cache``/<row>/<key>.npy, keyed by
+    ``reference_key``: the same pair with the same settings and code is fitted once, whatever model is
+    evaluated beside it (another checkpoint, another run of the bucket). The fit is deterministic (seeded,
+    one thread), so a kept render is the render a new fit gives. A kept file that does not load as the
+    targets' uint8 frames is refitted and replaced. ``s.reference_cache`` None: ``method`` unchanged."""
+    if not s.reference_cache:
+        return method
+    from pathlib import Path
+
+    from vid3d.atomic import atomic_write_bytes
+
+    def run(pair: SparsePair) -> np.ndarray:
+        path = Path(s.reference_cache) / row / f"{reference_key(pair, row, s)}.npy"
+        want = pair.gt_targets.shape
+        if path.is_file():
+            try:
+                kept = np.load(path, allow_pickle=False)
+                if kept.shape == want and kept.dtype == np.uint8:
+                    return kept
+            except (OSError, ValueError):
+                pass
+        pred = method(pair)
+        import io
+
+        buf = io.BytesIO()
+        np.save(buf, np.ascontiguousarray(pred), allow_pickle=False)
+        atomic_write_bytes(path, buf.getvalue())
+        return pred
 
     return run

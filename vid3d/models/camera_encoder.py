@@ -39,6 +39,9 @@ class CameraEncoder(nn.Module):
         super().__init__()
         self._handles: list = []
         self._stash: object | None = None
+        # reuse_features(): (camera input, its version counter, its features) of the last forward
+        self._reuse = False
+        self._memo: tuple[torch.Tensor, int, object] | None = None
 
     def prepare(
         self,
@@ -64,14 +67,56 @@ class CameraEncoder(nn.Module):
 
     @contextlib.contextmanager
     def active(self, camera_input: torch.Tensor | None) -> Iterator[None]:
-        """Compute features from ``camera_input`` and expose them to the hooks for one UNet forward."""
+        """Compute features from ``camera_input`` and expose them to the hooks for one UNet forward
+        (inside ``reuse_features``: computed once per camera input, see there)."""
         if camera_input is None and self.needs_camera:
             raise ValueError(f"camera encoder {type(self).__name__} needs a camera input (got None)")
-        self._stash = None if camera_input is None else self.compute(camera_input)
+        if camera_input is None:
+            self._stash = None
+        elif self._reuse:
+            self._stash = self._features_once(camera_input)
+        else:
+            self._stash = self.compute(camera_input)
         try:
             yield
         finally:
             self._stash = None
+
+    @contextlib.contextmanager
+    def reuse_features(self) -> Iterator[None]:
+        """Inside the block (a sampler's steps, without grad), features are computed once per camera input:
+        a forward with the SAME tensor object as the last one, unmodified (same version counter), reuses its
+        features; and an input whose two halves along dim 0 are equal (classifier-free guidance's
+        [uncond; cond], whose cameras are the same) is encoded once and the features tiled. The weights
+        must not change inside the block (they do not while sampling). Outside it every forward computes."""
+        previous = self._reuse
+        self._reuse, self._memo = True, None
+        try:
+            yield
+        finally:
+            self._reuse, self._memo = previous, None
+
+    def _features_once(self, camera_input: torch.Tensor) -> object:
+        memo = self._memo
+        if memo is not None and memo[0] is camera_input and memo[1] == camera_input._version:
+            return memo[2]
+        n = camera_input.shape[0] // 2
+        if camera_input.shape[0] % 2 == 0 and n and torch.equal(camera_input[:n], camera_input[n:]):
+            feats = _tile_features(self.compute(camera_input[:n]), 2)
+        else:
+            feats = self.compute(camera_input)
+        self._memo = (camera_input, camera_input._version, feats)
+        return feats
+
+
+def _tile_features(feats: object, k: int) -> object:
+    """Features of a batch of B samples (a tensor, or a list/tuple of tensors, each with leading dim B * F
+    in sample-major order) -> those of the batch repeated k times along the samples (k B samples)."""
+    if isinstance(feats, torch.Tensor):
+        return torch.cat([feats] * k, dim=0)
+    if isinstance(feats, (list, tuple)):
+        return type(feats)(_tile_features(f, k) for f in feats)
+    raise TypeError(f"camera features of type {type(feats).__name__} cannot be tiled")
 
 
 class NoCameraEncoder(CameraEncoder):

@@ -238,6 +238,18 @@ class CameraVideoDiffusion(nn.Module):
         """CFG negative branch: CLIP embedding and cond latent zeroed, cameras/time ids kept."""
         return _unconditional(cond)
 
+    @contextlib.contextmanager
+    def sampling_cache(self) -> Iterator[None]:
+        """For a sampler's steps (no grad, fixed weights, the same condition tensors at every step): the
+        camera encoder's features are computed once per camera input (and once for CFG's two equal halves,
+        ``CameraEncoder.reuse_features``) and the attention cameras are taken as unchanged without copying
+        or comparing them while they are the same tensors (``AttentionAdapter.reuse_cameras``)."""
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(self.camera_encoder.reuse_features())
+            if self.attention_adapter is not None and hasattr(self.attention_adapter, "reuse_cameras"):
+                stack.enter_context(self.attention_adapter.reuse_cameras())
+            yield
+
     # ------------------------------------------------------------------ gradient checkpointing
     def _camera_state(self) -> tuple:
         """What the camera hooks read during one UNet forward (encoder features, attention cameras)."""

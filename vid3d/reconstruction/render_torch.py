@@ -81,6 +81,11 @@ def _conic_and_radius(cov2d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return conic, torch.ceil(3.33 * torch.sqrt(torch.stack([a, c], -1)))
 
 
+# elements of one (tiles, Gaussians per tile, pixels per tile) block of the batched compositing; bounds its
+# memory (about a dozen such float tensors are kept for backward)
+MAX_BLOCK_ELEMENTS = 4 * 2**20
+
+
 def render(
     g: Gaussians,
     K_px: torch.Tensor,
@@ -95,7 +100,95 @@ def render(
     """Render ``g`` from one camera: K_px (3, 3) pixel intrinsics at (height, width), c2w (4, 4) OpenCV
     camera-to-world. background (3,) in [0, 1] (default black). Returns {"image": (H, W, 3), "alpha":
     (H, W) accumulated opacity 1 - T_N, "depth": (H, W) alpha-weighted camera z (not normalised by alpha)},
-    differentiable with respect to every tensor of ``g``."""
+    differentiable with respect to every tensor of ``g``.
+
+    The tiles are composited together, as one batch of (tiles, Gaussians per tile padded to the largest
+    count, pixels), in blocks of at most ``MAX_BLOCK_ELEMENTS``: the arithmetic of ``render_tile_loop`` (one
+    tile at a time in Python), with padding that composites as nothing (alpha 0), so the two agree to float
+    rounding of the sums (tests/reconstruction/test_render_torch.py)."""
+    dtype, device = g.means.dtype, g.means.device
+    K_px, c2w = K_px.to(dtype=dtype, device=device), c2w.to(dtype=dtype, device=device)
+    bg = torch.zeros(3, dtype=dtype, device=device) if background is None else background.to(dtype=dtype,
+                                                                                               device=device)
+    mean2d, cov2d, depth = project(g, K_px, torch.linalg.inv(c2w), eps2d, near, width, height)
+    conic, radius = _conic_and_radius(cov2d)
+    with torch.no_grad():
+        keep = (depth > near) & (mean2d[:, 0] + radius[:, 0] > 0) & (mean2d[:, 0] - radius[:, 0] < width)
+        keep &= (mean2d[:, 1] + radius[:, 1] > 0) & (mean2d[:, 1] - radius[:, 1] < height)
+        idx = torch.nonzero(keep).squeeze(1)
+        idx = idx[torch.argsort(depth[idx], stable=True)]
+        lo, hi = mean2d[idx] - radius[idx], mean2d[idx] + radius[idx]
+        ty, tx = -(-height // tile), -(-width // tile)
+        x0 = (torch.arange(tx, device=device) * tile).repeat(ty)  # (T,) tile origins, row-major
+        y0 = (torch.arange(ty, device=device) * tile).repeat_interleave(tx)
+        x1, y1 = (x0 + tile).clamp_max(width), (y0 + tile).clamp_max(height)
+        hit = (hi[None, :, 0] > x0[:, None]) & (lo[None, :, 0] < x1[:, None])
+        hit &= (hi[None, :, 1] > y0[:, None]) & (lo[None, :, 1] < y1[:, None])  # (T, n), depth order
+        n_max = int(hit.sum(1).max()) if hit.numel() else 0
+        # each tile's hits first, in depth order (a stable sort of "not hit")
+        pos = torch.argsort((~hit).to(torch.uint8), dim=1, stable=True)[:, :n_max]
+        valid = torch.gather(hit, 1, pos)  # (T, n_max)
+        sel = idx[pos]
+        ly, lx = torch.meshgrid(torch.arange(tile, device=device), torch.arange(tile, device=device),
+                                indexing="ij")
+        px = (x0[:, None] + lx.reshape(1, -1)).to(dtype) + 0.5  # (T, P) pixel centres, P = tile^2
+        py = (y0[:, None] + ly.reshape(1, -1)).to(dtype) + 0.5
+    colors = g.colors.clamp_min(0.0)
+    opac = g.opacities
+    T, P = x0.numel(), tile * tile
+    if n_max == 0:
+        img = bg.expand(T, P, 3)
+        acc = torch.zeros(T, P, dtype=dtype, device=device)
+        dep = torch.zeros(T, P, dtype=dtype, device=device)
+    else:
+        step = max(1, MAX_BLOCK_ELEMENTS // (n_max * P))
+        parts = [_composite(px[a:a + step], py[a:a + step], sel[a:a + step], valid[a:a + step], mean2d,
+                            conic, opac, colors, depth, bg) for a in range(0, T, step)]
+        img, acc, dep = (torch.cat(t, 0) for t in zip(*parts))
+
+    def image(t: torch.Tensor) -> torch.Tensor:  # (T, P, ...) -> (H, W, ...)
+        rest = t.shape[2:]
+        t = t.reshape(ty, tx, tile, tile, *rest).transpose(1, 2).reshape(ty * tile, tx * tile, *rest)
+        return t[:height, :width]
+
+    return {"image": image(img), "alpha": image(acc), "depth": image(dep)}
+
+
+def _composite(px, py, sel, valid, mean2d, conic, opac, colors, depth, bg):
+    """Front-to-back compositing of a block of tiles: px, py (t, P) pixel centres, sel/valid (t, n) the
+    tiles' Gaussians in depth order (padding: valid False). Returns image (t, P, 3), alpha, depth (t, P)."""
+    dx = px[:, None, :] - mean2d[sel, 0][..., None]  # (t, n, P)
+    dy = py[:, None, :] - mean2d[sel, 1][..., None]
+    A, B, C = (conic[sel, k][..., None] for k in range(3))
+    power = -0.5 * (A * dx * dx + C * dy * dy) - B * dx * dy
+    alpha = (opac[sel][..., None] * torch.exp(power.clamp_max(0.0))).clamp_max(ALPHA_MAX)
+    keep = valid[..., None] & (alpha >= ALPHA_MIN) & (power <= 0)
+    alpha = torch.where(keep, alpha, torch.zeros_like(alpha))
+    with torch.no_grad():
+        done = torch.cumprod(1.0 - alpha, 1) <= T_MIN
+    alpha = torch.where(done, torch.zeros_like(alpha), alpha)
+    one_minus = 1.0 - alpha
+    T = torch.cumprod(torch.cat([torch.ones_like(one_minus[:, :1]), one_minus[:, :-1]], 1), 1)
+    w = alpha * T
+    last = T[:, -1] * one_minus[:, -1]  # (t, P) transmittance after every Gaussian
+    img = torch.einsum("tnp,tnc->tpc", w, colors[sel]) + last[..., None] * bg
+    dep = torch.einsum("tnp,tn->tp", w, depth[sel])
+    return img, 1.0 - last, dep
+
+
+def render_tile_loop(
+    g: Gaussians,
+    K_px: torch.Tensor,
+    c2w: torch.Tensor,
+    height: int,
+    width: int,
+    background: torch.Tensor | None = None,
+    tile: int = 16,
+    near: float = 0.01,
+    eps2d: float = 0.3,
+) -> dict[str, torch.Tensor]:
+    """``render`` one tile at a time in a Python loop (the reference the batched compositing is checked and
+    timed against: tests/reconstruction/test_render_torch.py, benchmarks/recon_steps.py)."""
     dtype, device = g.means.dtype, g.means.device
     K_px, c2w = K_px.to(dtype=dtype, device=device), c2w.to(dtype=dtype, device=device)
     bg = torch.zeros(3, dtype=dtype, device=device) if background is None else background.to(dtype=dtype,

@@ -121,6 +121,33 @@ class SamplingMode:
         )
         return to_uint8(video[0])
 
+    def run_batch(
+        self,
+        model: nn.Module,
+        sampler: VideoSampler,
+        jobs: Sequence[SampleJob],
+        generators: Sequence[torch.Generator],
+    ) -> list[np.ndarray]:
+        """``run`` of several jobs in one sampler call (the same frame count and image size; generator i
+        draws job i's randomness alone, so each video is the one ``run(job_i, generator_i)`` gives, to
+        float rounding of the batched forward). Frames (N, H, W, 3) uint8 per job."""
+        known = [self._known(job) for job in jobs]
+        if any(k is not None for k in known) and any(
+            k is None or sorted(k) != sorted(known[0]) for k in known
+        ):
+            raise ValueError("run_batch: the jobs pin different frames")
+        video = sampler(
+            model,
+            torch.cat([from_uint8(job.image)[None] for job in jobs]),
+            torch.stack([torch.from_numpy(np.asarray(job.K_px)).float() for job in jobs]),
+            torch.stack([torch.from_numpy(np.asarray(job.c2w)).float() for job in jobs]),
+            generator=list(generators),
+            known_frames=(
+                None if known[0] is None else {i: torch.cat([k[i] for k in known]) for i in known[0]}
+            ),
+        )
+        return [to_uint8(v) for v in video]
+
     def _known(self, job: SampleJob) -> dict[int, torch.Tensor] | None:
         return None
 

@@ -8,8 +8,9 @@ the conditioning image's camera.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -35,6 +36,18 @@ class VideoSampler:
     ``self.options`` holds them. ``solver`` is a name of ``vid3d.sampling.samplers.SOLVERS`` or a sampler
     function ``solver(denoiser, x_T, sigmas, progress=...)`` of one's own (``options.solver`` is then
     "custom"). :meth:`from_options` builds one from a ``SamplerOptions``.
+
+    Execution options (``SamplerNode`` in the config; not stored with an exported model, and they change the
+    video only by float rounding):
+        cache_conditions: compute what does not change between steps once per video (the camera encoder's
+            features, the attention cameras' cache check; ``model.sampling_cache``); False recomputes them
+            at every step (the reference path of benchmarks/sampling_step.py).
+        autocast: None (float32) or "bf16" / "fp16": the denoiser steps run under ``torch.autocast`` in that
+            dtype (camera geometry stays float32/float64; the ODE state float64). For GPUs.
+        compile_unet: None, or a ``torch.compile`` backend ("inductor" on a GPU; "eager" only checks
+            that the UNet traces): the UNet is compiled in place (``nn.Module.compile``: parameters and
+            state-dict keys unchanged) before the first video; the first call pays the compilation
+            (minutes for the tiny UNet on a CPU).
     """
 
     def __init__(
@@ -47,7 +60,16 @@ class VideoSampler:
         guidance_min: float = _DEFAULT.guidance_min,
         guidance_max: float = _DEFAULT.guidance_max,
         eta: float = _DEFAULT.eta,
+        cache_conditions: bool = True,
+        autocast: str | None = None,
+        compile_unet: str | None = None,
     ) -> None:
+        if autocast is not None and autocast not in AUTOCAST_DTYPES:
+            raise ValueError(
+                f"sampler autocast must be null or one of {sorted(AUTOCAST_DTYPES)}, got {autocast!r}"
+            )
+        self.cache_conditions, self.autocast = bool(cache_conditions), autocast
+        self.compile_unet = None if compile_unet in (None, False) else str(compile_unet)
         given = {"num_steps": num_steps, "sigma_min": sigma_min, "sigma_max": sigma_max, "rho": rho,
                  "guidance_min": guidance_min, "guidance_max": guidance_max, "eta": eta}
         if isinstance(solver, str):
@@ -81,7 +103,7 @@ class VideoSampler:
         first_frame: Float[Tensor, "batch 3 H W"],
         K_px: Float[Tensor, "batch frame 3 3"],
         c2w: Float[Tensor, "batch frame 4 4"],
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | Sequence[torch.Generator] | None = None,
         progress: Callable[[int, int], None] | None = None,
         known_frames: Mapping[int, Float[Tensor, "batch 3 H W"]] | None = None,
     ) -> Float[Tensor, "batch frame 3 H W"]:
@@ -91,7 +113,9 @@ class VideoSampler:
             first_frame: (B, 3, H, W) conditioning image in [-1, 1] (the camera of frame 0).
             K_px, c2w: (B, F, 3, 3) / (B, F, 4, 4), see the module docstring.
             generator: all randomness (conditioning noise augmentation, initial noise) comes from it, so
-                a seed gives the same video.
+                a seed gives the same video. A sequence of B generators: sample b's randomness comes from
+                generator b alone, drawn in the order one video of batch 1 draws it, so each video of a
+                batch is the video its generator gives alone (to float rounding of the batched forward).
             known_frames: optional ``{frame index: images (B, 3, H, W) in [-1, 1]}`` pinned by
                 *replacement* (training-free; see :func:`replacement_denoiser`). Used for interpolation
                 with the last frame given: ``{F - 1: last_image}``. Negative indices count from the end.
@@ -102,7 +126,15 @@ class VideoSampler:
         if H % ds or W % ds:
             raise ValueError(f"image size {H}x{W} is not divisible by the model's downscale {ds}")
         h, w = H // ds, W // ds
-        cond = model.conditioning(first_frame, train=False, generator=generator)
+        gens = _per_item(generator, b)
+        if gens is None:
+            cond = model.conditioning(first_frame, train=False, generator=generator)
+        else:  # each item's conditioning noise from its own generator, as alone
+            parts = [
+                model.conditioning(first_frame[i : i + 1], train=False, generator=g)
+                for i, g in enumerate(gens)
+            ]
+            cond = {k: torch.cat([p[k] for p in parts], dim=0) for k in parts[0]}
         cond.update(model.prepare_cameras(K_px, c2w, (h, w), (H, W)))
         uncond = model.unconditional(cond)
         if self.guidance_min == self.guidance_max:
@@ -113,16 +145,44 @@ class VideoSampler:
         sigmas = karras_sigmas(
             self.num_steps, self.sigma_min, self.sigma_max, self.rho, device=first_frame.device
         )
-        x_T = initial_noise(
-            (b, f, model.latent_channels, h, w), self.sigma_max, generator, first_frame.device
-        )
+        shape = (f, model.latent_channels, h, w)
+        if gens is None:
+            x_T = initial_noise((b, *shape), self.sigma_max, generator, first_frame.device)
+        else:
+            x_T = torch.cat([initial_noise((1, *shape), self.sigma_max, g, first_frame.device) for g in gens])
         if known_frames:
             index, known = _known_latents(model, known_frames, b, f, (H, W), x_T)
             noise = x_T[:, index] / float(sigmas[0])
             x_T[:, index] = known + float(sigmas[0]) * noise  # the known frames start on their ODE path
             denoiser = replacement_denoiser(denoiser, known, index, noise)
-        latents = self.solver(denoiser, x_T, sigmas, progress=progress)
-        return model.decode(latents).clamp(-1, 1)
+        unet = model.unet
+        if self.compile_unet is not None and getattr(unet, "_vid3d_compiled", None) != self.compile_unet:
+            unet.compile(backend=self.compile_unet)  # in place: parameters and state dict keys unchanged
+            unet._vid3d_compiled = self.compile_unet
+        with contextlib.ExitStack() as stack:
+            if self.cache_conditions and hasattr(model, "sampling_cache"):
+                stack.enter_context(model.sampling_cache())
+            if self.autocast is not None:
+                dtype = AUTOCAST_DTYPES[self.autocast]
+                stack.enter_context(torch.autocast(device_type=first_frame.device.type, dtype=dtype))
+            latents = self.solver(denoiser, x_T, sigmas, progress=progress)
+        return model.decode(latents.float()).clamp(-1, 1)
+
+
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def _per_item(
+    generator: torch.Generator | Sequence[torch.Generator] | None, b: int
+) -> list[torch.Generator] | None:
+    """None for one generator (or none); the list for a sequence of generators, which must hold B."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return None
+    gens = list(generator)
+    if len(gens) != b or not all(isinstance(g, torch.Generator) for g in gens):
+        raise ValueError(f"generator: expected one torch.Generator or a sequence of {b} (one per video), "
+                         f"got {len(gens)} items")
+    return gens
 
 
 def _known_latents(

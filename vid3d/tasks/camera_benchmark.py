@@ -78,21 +78,40 @@ def eval_clips(cfg: DictConfig) -> tuple[list[EvalClip], list[dict[str, str]]]:
 
 
 def model_method(model, sampler, seed: int):
-    """A runner method generating each clip's video from its first frame along its GT trajectory."""
+    """A runner method generating each clip's video from its first frame along its GT trajectory, seeded by
+    ``seed`` + the engine's per-item seed (``torch.initial_seed()`` when called alone);
+    ``generate.batch(clips, item_seeds)`` is the same for several clips in one forward
+    (``eval.batch_size``; not offered for a model whose attention draws from the global RNG:
+    ``uses_global_rng``)."""
+
+    def generator(item_seed: int) -> torch.Generator:
+        return torch.Generator().manual_seed(seed + int(item_seed % 1_000_003))
+
+    def inputs(clips: list[EvalClip]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        n = len(clips[0].frames)
+        return (
+            torch.cat([from_uint8(c.frames[0])[None] for c in clips]),
+            torch.stack([torch.from_numpy(np.repeat(c.K_px[None], n, axis=0)).float() for c in clips]),
+            torch.stack([torch.from_numpy(c.gt_c2w).float() for c in clips]),
+        )
 
     def generate(clip: EvalClip) -> np.ndarray:
-        n = len(clip.frames)
-        gen = torch.Generator().manual_seed(seed + int(torch.initial_seed() % 1_000_003))
-        video = sampler(
-            model,
-            from_uint8(clip.frames[0])[None],
-            torch.from_numpy(np.repeat(clip.K_px[None], n, axis=0)).float()[None],
-            torch.from_numpy(clip.gt_c2w).float()[None],
-            generator=gen,
-        )
+        video = sampler(model, *inputs([clip]), generator=generator(torch.initial_seed()))
         return to_uint8(video[0])
 
+    def generate_batch(clips: list[EvalClip], item_seeds: list[int]) -> list[np.ndarray]:
+        video = sampler(model, *inputs(clips), generator=[generator(s) for s in item_seeds])
+        return [to_uint8(v) for v in video]
+
+    if not uses_global_rng(model):
+        generate.batch = generate_batch
     return generate
+
+
+def uses_global_rng(model) -> bool:
+    """Whether sampling ``model`` draws from torch's global RNG (CamI2V's mask rule draws its zero-translation
+    lines there): its videos depend on what ran before, so they are generated one by one."""
+    return getattr(getattr(model, "attention_adapter", None), "mask_rule", None) == "cami2v"
 
 
 def model_camera_gap(cfg: DictConfig, model, clips: list[EvalClip], out: Path) -> tuple[dict, str] | None:
@@ -213,6 +232,7 @@ def _evaluate_camera(cfg: DictConfig) -> dict:
         save_videos=bool(cfg.eval.save_videos),
         video_fps=float(cfg.eval.video_fps),
         fvd=fvd,
+        batch_size=int(cfg.eval.batch_size),
         **preset_rules(preset or {}),
     )
     table, shown = summary["markdown"], summary["summary_md"]

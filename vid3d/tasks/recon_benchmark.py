@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 from vid3d.evaluation.recon_methods import (
     ReconSettings,
     all_gt_method,
+    cached_reference,
     context_only_method,
     generated_method,
 )
@@ -74,9 +75,9 @@ class ReconBenchmark:
         if model is not None:
             sampler = instantiate(cfg.sampler)
             methods[f"{model.name} + 3dgs"] = generated_method(_generator(model, sampler, int(cfg.seed)), s)
-        if cfg.eval.reference_rows:
-            methods["context_only + 3dgs"] = context_only_method(s)
-            methods["all_gt + 3dgs"] = all_gt_method(s)
+        if cfg.eval.reference_rows:  # kept per pair across runs (benchmark.reference_cache)
+            methods["context_only + 3dgs"] = cached_reference(context_only_method(s), "context_only", s)
+            methods["all_gt + 3dgs"] = cached_reference(all_gt_method(s), "all_gt", s)
         return methods
 
     def run(self, cfg: DictConfig) -> dict:

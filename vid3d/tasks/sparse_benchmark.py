@@ -108,15 +108,27 @@ def model_method(model, sampler, seed_offset: int = 0):
     from vid3d.geometry import relative_to_first
     from vid3d.sampling.io import SampleJob
     from vid3d.sampling.modes import InterpolateMode
+    from vid3d.tasks.camera_benchmark import uses_global_rng
 
     mode = InterpolateMode(poses="path")
 
-    def generate(pair: SparsePair) -> np.ndarray:
+    def job_of(pair: SparsePair) -> SampleJob:
         c2w = np.asarray(relative_to_first(pair.c2w))
-        job = SampleJob(pair.pair_id, pair.frames[0], pair.K_px, c2w, image_end=pair.frames[-1])
-        gen = torch.Generator().manual_seed(seed_offset + int(torch.initial_seed() % 1_000_003))
-        return mode.run(model, sampler, job, generator=gen)[1:-1]
+        return SampleJob(pair.pair_id, pair.frames[0], pair.K_px, c2w, image_end=pair.frames[-1])
 
+    def generator(item_seed: int) -> torch.Generator:
+        return torch.Generator().manual_seed(seed_offset + int(item_seed % 1_000_003))
+
+    def generate(pair: SparsePair) -> np.ndarray:
+        return mode.run(model, sampler, job_of(pair), generator=generator(torch.initial_seed()))[1:-1]
+
+    def generate_batch(pairs: list[SparsePair], item_seeds: list[int]) -> list[np.ndarray]:
+        jobs, gens = [job_of(p) for p in pairs], [generator(s) for s in item_seeds]
+        videos = mode.run_batch(model, sampler, jobs, gens)
+        return [v[1:-1] for v in videos]
+
+    if not uses_global_rng(model):  # eval.batch_size: several pairs per forward, same seeds per pair
+        generate.batch = generate_batch
     return generate
 
 
@@ -301,6 +313,7 @@ def _evaluate_pairs(
         shard=int(cfg.eval.shard),
         num_shards=int(cfg.eval.num_shards),
         trials=int(cfg.eval.trials),
+        batch_size=int(cfg.eval.batch_size),
         protocol=protocol,
         on_record=collect,
     )

@@ -30,7 +30,8 @@ cached by camera VALUE: a later ``set_cameras`` with equal values (a sampler's s
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterable, Iterator
 
 import torch
 import torch.nn.functional as nnf
@@ -183,6 +184,9 @@ class AttentionAdapter(nn.Module):
         self._handles: list = []
         # (K, c2w copies, inference mode, cache) of the last cameras set: reused while they are unchanged
         self._last_cameras: tuple[torch.Tensor, torch.Tensor, bool, dict] | None = None
+        # reuse_cameras(): (K, c2w objects, their version counters) of the last cameras set
+        self._reuse = False
+        self._last_objects: tuple[torch.Tensor, torch.Tensor, int, int] | None = None
         self.clear()
         self._latent_hw: tuple[int, int] | None = None
 
@@ -194,14 +198,21 @@ class AttentionAdapter(nn.Module):
             raise ValueError(f"set_cameras: expected K_px_latent (B, {num_frames}, 3, 3) and c2w (B, "
                              f"{num_frames}, 4, 4), got {tuple(K_px_latent.shape)} and {tuple(c2w.shape)}")
         self._K, self._c2w, self._num_frames = K_px_latent.detach(), c2w.detach(), int(num_frames)
-        self._geometry_cache = self._cache_for(self._K, self._c2w)
+        self._geometry_cache = self._cache_for(self._K, self._c2w, (K_px_latent, c2w))
 
-    def _cache_for(self, K: torch.Tensor, c2w: torch.Tensor) -> dict:
+    def _cache_for(self, K: torch.Tensor, c2w: torch.Tensor,
+                   given: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict:
         """The geometry/mask cache of these camera VALUES: the last one if K and c2w equal the last cameras
         set (same shape, dtype, device and values; copies are compared, so in-place edits are seen) and
         inference mode is as it was (its tensors cannot be saved for backward), else a new one. Holds one
         camera set at a time."""
         last, inference = self._last_cameras, torch.is_inference_mode_enabled()
+        seen, (gK, gc) = self._last_objects, (given if given is not None else (K, c2w))
+        if self._reuse and last is not None and last[2] == inference and seen is not None and seen[0] is gK \
+                and seen[1] is gc and (seen[2], seen[3]) == (gK._version, gc._version):
+            return last[3]  # the same unmodified tensors as last time: no copy, no comparison, no sync
+        if self._reuse:
+            self._last_objects = (gK, gc, gK._version, gc._version)
         if last is not None and last[2] == inference and all(
                 a.shape == b.shape and a.dtype == b.dtype and a.device == b.device and torch.equal(a, b)
                 for a, b in ((last[0], K), (last[1], c2w))):
@@ -209,6 +220,17 @@ class AttentionAdapter(nn.Module):
         cache: dict = {}
         self._last_cameras = (K.clone(), c2w.clone(), inference, cache)
         return cache
+
+    @contextlib.contextmanager
+    def reuse_cameras(self) -> Iterator[None]:
+        """Inside the block (a sampler's steps), ``set_cameras`` with the same unmodified tensor objects as
+        the last call (same version counters) reuses their cache without copying or comparing values."""
+        previous = self._reuse
+        self._reuse, self._last_objects = True, None
+        try:
+            yield
+        finally:
+            self._reuse, self._last_objects = previous, None
 
     def get_state(self) -> tuple:
         """The per-forward camera state (for restoring it when a checkpointed block is recomputed)."""
