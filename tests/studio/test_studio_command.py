@@ -17,7 +17,7 @@ ASSET = "assets/cpu_camera_control/epipolar_32x48_hx3big.safetensors"
 
 
 def _req(**kw) -> Request:
-    return Request(ckpt=ASSET, height=32, width=48, num_frames=8, **{"image": "in.png", **kw})
+    return Request(**{"ckpt": ASSET, "height": 32, "width": 48, "num_frames": 8, "image": "in.png", **kw})
 
 
 def _compose(overrides):
@@ -107,3 +107,23 @@ def test_a_request_the_command_cannot_express_is_one_line(fields, match):
     with pytest.raises(InputError, match=match) as e:
         sample_overrides(_req(**fields))
     assert "\n" not in str(e.value)
+
+
+def test_the_shown_checkpoint_is_relative_to_the_root_it_runs_from(tmp_path):
+    root = tmp_path / "repo"
+    ckpt = root / "assets" / "cpu camera" / "model.safetensors"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"")
+    req = _req(ckpt=str(ckpt))  # the studio's requests carry the absolute path it loaded
+    words = _shell_words(sample_command(req, root=root))
+    assert words[0] == "ckpt='assets/cpu camera/model.safetensors'"
+    assert words[1:] == sample_overrides(req)[1:]  # nothing else changes
+    assert req.ckpt == str(ckpt)  # the request itself (what the studio runs) keeps its path
+    # a "..": the same file, still under the root
+    dotted = root / "assets" / ".." / "assets" / "cpu camera" / "model.safetensors"
+    assert _shell_words(sample_command(_req(ckpt=str(dotted)), root=root))[0] == words[0]
+    # outside the root (a sibling whose name shares the root's prefix): the absolute path is kept
+    other = tmp_path / "repo-old" / "model.safetensors"
+    assert _shell_words(sample_command(_req(ckpt=str(other)), root=root))[0] == f"ckpt={other}"
+    assert _shell_words(sample_command(req)) == sample_overrides(req)  # no root: as given
+    assert sample_overrides(req)[0] == f"ckpt='{ckpt}'"

@@ -11,6 +11,7 @@ import logging
 import time
 import traceback
 
+from vid3d.config import CONFIG_DIR
 from vid3d.errors import InputError
 from vid3d.sampling.trajectories import PRESETS
 
@@ -21,6 +22,7 @@ from .runner import Cancelled, Studio
 __all__ = ["build_app"]
 
 log = logging.getLogger("vid3d")
+ROOT = CONFIG_DIR.parent  # the repository root (sample.py's folder): the shown command runs from here
 
 PATH_CHOICES = {"preset": "preset", "keyframes": "keyframes", "pose file": "file", "clip's own": "clip"}
 INPUT_CHOICES = ("uploaded image", "dataset clip")
@@ -159,7 +161,7 @@ def build_app(studio: Studio):
         static,
         progress=gr.Progress(),  # noqa: B008
     ):
-        keep = (gr.update(),) * 4
+        keep = (gr.update(),) * 3  # video, compare, command (then rid, status)
         try:
             req = request(
                 input_kind,
@@ -249,7 +251,7 @@ def build_app(studio: Studio):
         return gr.update(visible=not clip), gr.update(visible=clip), gr.update(visible=clip)
 
     def shown_command(req):
-        text = sample_command(req, multiline=True)
+        text = sample_command(req, multiline=True, root=ROOT)
         if info.kind == "export":
             text = (
                 "# sample.py reads vid3d checkpoints, not exported folders: pass ckpt=<the checkpoint this "

@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from vid3d.errors import InputError
 from vid3d.sampling.trajectories import PRESETS
 
-__all__ = ["PATH_KINDS", "Request", "hydra_value", "sample_command", "sample_overrides"]
+__all__ = [
+    "PATH_KINDS",
+    "Request",
+    "hydra_value",
+    "relative_to_root",
+    "sample_command",
+    "sample_overrides",
+]
 
 # camera-path sources: a preset, the keyframe table (written to a JSON file), an uploaded pose file,
 # the dataset clip's own ground-truth path
@@ -116,8 +124,23 @@ def sample_overrides(req: Request) -> list[str]:
     return out
 
 
-def sample_command(req: Request, python: str = "python", multiline: bool = False) -> str:
+def relative_to_root(path: str, root: str | Path) -> str:
+    """``path`` relative to ``root`` (POSIX separators) when it lies under ``root``; else unchanged.
+    Both are resolved first, so a symlinked or ``..``-laden path under ``root`` still counts."""
+    try:
+        return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def sample_command(
+    req: Request, python: str = "python", multiline: bool = False, root: str | Path | None = None
+) -> str:
     """The shell command line: ``python sample.py`` and the overrides, each quoted for a POSIX shell;
-    ``multiline``: one override per line, joined by backslash-newline (the same command for the shell)."""
+    ``multiline``: one override per line, joined by backslash-newline (the same command for the shell).
+    ``root``: the folder the command is said to run from (the repository root): a checkpoint under it is
+    shown relative to it (``ckpt=assets/...``), one elsewhere keeps its absolute path."""
+    if root is not None:
+        req = replace(req, ckpt=relative_to_root(req.ckpt, root))
     words = [f"{python} sample.py", *(shlex.quote(o) for o in sample_overrides(req))]
     return " \\\n  ".join(words) if multiline else " ".join(words)
