@@ -11,17 +11,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
@@ -32,26 +27,6 @@ pytestmark = [
         reason="no chromium/chromedriver binaries (Debian: apt-get install chromium chromium-driver)",
     ),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            pytest.fail(f"the studio exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(1)
-    pytest.fail(f"the studio did not answer on {url} within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
 
 
 def _check_screenshot(path: Path) -> np.ndarray:
@@ -66,7 +41,7 @@ def _check_screenshot(path: Path) -> np.ndarray:
     return img
 
 
-def test_studio_in_chromium(tmp_path):
+def test_studio_in_chromium(tmp_path, studio_server):
     try:
         import gradio  # noqa: F401  (the studio's server; imported here only to say what is missing)
         from selenium import webdriver
@@ -78,21 +53,6 @@ def test_studio_in_chromium(tmp_path):
         pytest.fail(f"the browser test needs the extras: pip install -e '.[studio,browser-test]' ({e})")
     import imageio.v3 as iio
 
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}/"
-    log = tmp_path / "studio.log"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "GRADIO_ANALYTICS_ENABLED": "False", "OMP_NUM_THREADS": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "vid3d.studio",
-        "--port",
-        str(port),
-        "--out",
-        str(tmp_path / "out"),
-        "--threads",
-        "1",
-    ]
     shots = tmp_path / "screenshots"
     shots.mkdir()
     downloads = tmp_path / "downloads"
@@ -108,11 +68,9 @@ def test_studio_in_chromium(tmp_path):
     bad = tmp_path / "notes.png"  # not an image
     bad.write_text("this is not a picture\n")
 
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url, proc, log = studio_server(tmp_path / "out", timeout=180)
     driver = None
     try:
-        _wait_http(url, proc, log, timeout=180)
         opts = webdriver.ChromeOptions()
         opts.binary_location = CHROMIUM
         for flag in (
@@ -202,10 +160,5 @@ def test_studio_in_chromium(tmp_path):
     finally:
         if driver is not None:
             driver.quit()
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
     for name in ("1_loaded.png", "2_generated.png", "3_reconstructed.png"):
         _check_screenshot(shots / name)

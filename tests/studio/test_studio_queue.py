@@ -15,10 +15,6 @@ path, 2 sampler steps, no static-camera comparison) at the same moment. Checked 
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -26,17 +22,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
 pytestmark = pytest.mark.slow
 
 RUNNING = ("PROCESSING", "PROGRESS")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _get(url: str) -> int:
@@ -44,121 +32,94 @@ def _get(url: str) -> int:
         return int(r.status)
 
 
-def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            pytest.fail(f"the studio exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if _get(url) == 200:
-                return
-        except OSError:
-            time.sleep(0.5)
-    pytest.fail(f"the studio did not answer on {url} within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
-
-
-def test_a_second_generate_waits_in_the_queue_and_both_finish(tmp_path):
+def test_a_second_generate_waits_in_the_queue_and_both_finish(tmp_path, studio_server):
     try:
         from gradio_client import Client, handle_file
     except ImportError as e:
         pytest.fail(f"the queue test needs the studio extra: pip install -e '.[studio]' ({e})")
     import imageio.v3 as iio
 
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}/"
     out = tmp_path / "out"
-    log = tmp_path / "studio.log"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "GRADIO_ANALYTICS_ENABLED": "False", "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "vid3d.studio", "--port", str(port), "--out", str(out), "--threads", "1"]
     yy, xx = np.mgrid[0:96, 0:144]
     image = tmp_path / "ramp.png"
     iio.imwrite(image, np.stack([xx * 255 / 143, yy * 255 / 95, 128 + 0 * xx], -1).astype(np.uint8))
 
-    with open(log, "w") as logf:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=logf, stderr=subprocess.STDOUT)
-    try:
-        _wait_http(url, proc, log, timeout=120)
-        clients = [Client(url, verbose=False) for _ in range(2)]
-        names = {e for e in clients[0].view_api(print_info=False, return_format="dict")["named_endpoints"]}
-        assert "/generate" in names, names
+    url, proc, log = studio_server(out, timeout=120)
+    clients = [Client(url, verbose=False) for _ in range(2)]
+    names = {e for e in clients[0].view_api(print_info=False, return_format="dict")["named_endpoints"]}
+    assert "/generate" in names, names
 
-        def submit(client, seed):
-            return client.submit(
-                input_kind="uploaded image",
-                image=handle_file(str(image)),
-                path_kind="preset",
-                preset="orbit_left",
-                pose_file=None,
-                steps=2,
-                seed=seed,
-                static=False,
-                api_name="/generate",
-            )
-
-        jobs = [submit(c, seed) for c, seed in zip(clients, (1, 2))]
-        # poll both: the times each was first seen running / finished, and whether one was seen
-        # waiting in the queue while the other ran
-        first_running: dict[int, float] = {}
-        finished: dict[int, float] = {}
-        queued_behind = set()
-        end = time.monotonic() + 150
-        while len(finished) < 2 and time.monotonic() < end:
-            now = time.monotonic()
-            states = [j.status() for j in jobs]
-            codes = [s.code.name for s in states]
-            for i, (j, code) in enumerate(zip(jobs, codes)):
-                if code in RUNNING:
-                    first_running.setdefault(i, now)
-                if j.done():
-                    finished.setdefault(i, now)
-            for i in range(2):
-                if codes[i] == "IN_QUEUE" and codes[1 - i] in RUNNING:
-                    assert states[i].rank == 0, states[i]  # next in line: one request ahead of it
-                    queued_behind.add(i)
-            time.sleep(0.05)
-        assert len(finished) == 2, f"not both finished within 150 s:\n{log.read_text()[-3000:]}"
-
-        results = [j.result(timeout=10) for j in jobs]
-        for seed, (video, _compare, command, status) in zip((1, 2), results):
-            assert status.startswith("Generated "), status
-            assert f"seed={seed}" in command and "sampler.num_steps=2" in command
-            data = Path(video).read_bytes()
-            assert Path(video).suffix == ".mp4" and len(data) > 1000 and data[4:8] == b"ftyp", video
-
-        # client side: the one that ran second was seen waiting, and began only after the other finished
-        second = max(finished, key=finished.get)
-        first = 1 - second
-        assert queued_behind == {second}, (queued_behind, first_running, finished)
-        assert first_running[second] >= finished[first] - 0.3, (first_running, finished)
-
-        # server side: the request folders (one per request), in the order they started
-        folders = sorted(
-            (f for f in out.iterdir() if f.is_dir()), key=lambda f: (f / "inputs").stat().st_mtime
-        )
-        assert len(folders) == 2, folders
-        started = [min(p.stat().st_mtime for p in (f / "inputs").iterdir()) for f in folders]
-        ended = [(f / "command.txt").stat().st_mtime for f in folders]
-        assert started[0] < ended[0] <= started[1] < ended[1], (started, ended)
-
-        # a bad request after them (no image) is its one line in the status, the results untouched
-        bad = clients[0].predict(
+    def submit(client, seed):
+        return client.submit(
             input_kind="uploaded image",
-            image=None,
+            image=handle_file(str(image)),
+            path_kind="preset",
+            preset="orbit_left",
             pose_file=None,
             steps=2,
+            seed=seed,
             static=False,
             api_name="/generate",
         )
-        assert bad[3] == "input: upload an image (PNG or JPEG), or choose 'dataset clip'", bad
-        assert len([f for f in out.iterdir() if f.is_dir()]) == 2  # nothing written for it
 
-        # alive: still running, still serving, nothing crashed in between
-        assert proc.poll() is None, log.read_text()[-3000:]
-        assert _get(url) == 200
-        assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    jobs = [submit(c, seed) for c, seed in zip(clients, (1, 2))]
+    # poll both: the times each was first seen running / finished, and whether one was seen
+    # waiting in the queue while the other ran
+    first_running: dict[int, float] = {}
+    finished: dict[int, float] = {}
+    queued_behind = set()
+    end = time.monotonic() + 150
+    while len(finished) < 2 and time.monotonic() < end:
+        now = time.monotonic()
+        states = [j.status() for j in jobs]
+        codes = [s.code.name for s in states]
+        for i, (j, code) in enumerate(zip(jobs, codes)):
+            if code in RUNNING:
+                first_running.setdefault(i, now)
+            if j.done():
+                finished.setdefault(i, now)
+        for i in range(2):
+            if codes[i] == "IN_QUEUE" and codes[1 - i] in RUNNING:
+                assert states[i].rank == 0, states[i]  # next in line: one request ahead of it
+                queued_behind.add(i)
+        time.sleep(0.05)
+    assert len(finished) == 2, f"not both finished within 150 s:\n{log.read_text()[-3000:]}"
+
+    results = [j.result(timeout=10) for j in jobs]
+    for seed, (video, _compare, command, status) in zip((1, 2), results):
+        assert status.startswith("Generated "), status
+        assert f"seed={seed}" in command and "sampler.num_steps=2" in command
+        data = Path(video).read_bytes()
+        assert Path(video).suffix == ".mp4" and len(data) > 1000 and data[4:8] == b"ftyp", video
+
+    # client side: the one that ran second was seen waiting, and began only after the other finished
+    second = max(finished, key=finished.get)
+    first = 1 - second
+    assert queued_behind == {second}, (queued_behind, first_running, finished)
+    assert first_running[second] >= finished[first] - 0.3, (first_running, finished)
+
+    # server side: the request folders (one per request), in the order they started
+    folders = sorted(
+        (f for f in out.iterdir() if f.is_dir()), key=lambda f: (f / "inputs").stat().st_mtime
+    )
+    assert len(folders) == 2, folders
+    started = [min(p.stat().st_mtime for p in (f / "inputs").iterdir()) for f in folders]
+    ended = [(f / "command.txt").stat().st_mtime for f in folders]
+    assert started[0] < ended[0] <= started[1] < ended[1], (started, ended)
+
+    # a bad request after them (no image) is its one line in the status, the results untouched
+    bad = clients[0].predict(
+        input_kind="uploaded image",
+        image=None,
+        pose_file=None,
+        steps=2,
+        static=False,
+        api_name="/generate",
+    )
+    assert bad[3] == "input: upload an image (PNG or JPEG), or choose 'dataset clip'", bad
+    assert len([f for f in out.iterdir() if f.is_dir()]) == 2  # nothing written for it
+
+    # alive: still running, still serving, nothing crashed in between
+    assert proc.poll() is None, log.read_text()[-3000:]
+    assert _get(url) == 200
+    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
