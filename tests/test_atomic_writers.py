@@ -183,12 +183,11 @@ def test_sampling_cameras_json_is_0644_with_nothing_left(tmp_path, umask_0077):
 
 
 def test_benchmarks_write_with_the_shared_writer(tmp_path, umask_0077):
-    """benchmarks/dataloader.py and benchmarks/pose.py had their own copies (0600, names TEMP_RE missed);
-    they now hold the shared one, which leaves a 0644 file and no temporary."""
-    for name in ("dataloader", "pose"):
-        spec = importlib.util.spec_from_file_location(f"_bench_{name}", ROOT / "benchmarks" / f"{name}.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
+    """benchmarks/dataloader.py (now loader_throughput.py and shuffle_loads.py) and benchmarks/pose.py had
+    their own copies (0600, names TEMP_RE missed); they now hold the shared one, which leaves a 0644 file and
+    no temporary."""
+    for name in ("loader_throughput", "shuffle_loads", "pose"):
+        mod = importlib.import_module(f"benchmarks.{name}")
         assert mod.atomic_write_json is atomic.atomic_write_json
         mod.atomic_write_json(tmp_path / f"{name}.json", {"rows": [{"x": 1.5}]})
         assert _mode(tmp_path / f"{name}.json") == 0o644
