@@ -188,7 +188,10 @@ def train(cfg: DictConfig) -> dict:
     groups = {k: len(v) for k, v in module.trainable_groups.items()}
     log.info("trainable parameter tensors by group: %s", groups)
 
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_path(cfg.get("resume"), ckpt_dir))
+    # weights_only=True says what the run's CheckpointIO does anyway (vid3d.models.checkpoint's safe loader,
+    # whatever Lightning passes), so Lightning does not announce an unsafe default
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_path(cfg.get("resume"), ckpt_dir),
+                weights_only=True)
 
     last = Path(cfg.paths.run_dir) / "checkpoints" / "last.ckpt"
     if trainer.checkpoint_callback is not None and saved.step != trainer.global_step:
