@@ -101,12 +101,22 @@ class CameraEncoder(nn.Module):
         if memo is not None and memo[0] is camera_input and memo[1] == camera_input._version:
             return memo[2]
         n = camera_input.shape[0] // 2
+        feats = None
         if camera_input.shape[0] % 2 == 0 and n and torch.equal(camera_input[:n], camera_input[n:]):
-            feats = _tile_features(self.compute(camera_input[:n]), 2)
-        else:
+            half = self.compute(camera_input[:n])
+            if _tileable(half):  # an encoder whose features also hold other values (e.g. a frame count)
+                feats = _tile_features(half, 2)  # is run on the whole batch instead
+        if feats is None:
             feats = self.compute(camera_input)
         self._memo = (camera_input, camera_input._version, feats)
         return feats
+
+
+def _tileable(feats: object) -> bool:
+    """True for a tensor or a (nested) list/tuple of tensors: what :func:`_tile_features` can repeat."""
+    if isinstance(feats, torch.Tensor):
+        return True
+    return isinstance(feats, (list, tuple)) and all(_tileable(f) for f in feats)
 
 
 def _tile_features(feats: object, k: int) -> object:
