@@ -1,5 +1,7 @@
 """The studio's runner against sample.py: the command line it shows regenerates its video (to float
-rounding), and a cancelled run writes no sample. Slow: loads the committed CPU model, runs sample.py as a subprocess."""
+rounding), and a cancelled run writes no sample.
+
+Slow: loads the committed CPU model, runs sample.py as a subprocess."""
 
 import os
 import shlex
