@@ -33,7 +33,9 @@ def make_wandb_logger(
         entity=run.entity,
         tags=list(run.tags),
         offline=run.mode == "offline",
-        mode="disabled" if run.mode == "disabled" else None,
+        # the resolved mode given to wandb.init itself: Lightning's `offline` only sets WANDB_MODE, which W&B
+        # ignores once its settings singleton exists in the process (an earlier run's mode would win)
+        mode=run.mode,
         config=config,
         id=run.id,
         **({"resume": run.resume} if run.resume else {}),  # else Lightning's "allow"
