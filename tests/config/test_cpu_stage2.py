@@ -85,7 +85,7 @@ def test_init_from_is_the_committed_asset_and_loads(stage2):
 def test_held_out_clips_at_64x96(stage2):
     cfg = OmegaConf.to_container(stage2, resolve=True)
     gap = cfg["callbacks"]["camera_gap"]
-    assert gap["num_clips"] == 16 and gap["dataset"]["split"] == "test"
+    assert gap["num_clips"] == 16 and gap["dataset"]["split"] == "test" and gap["at_start"] is True
     assert (gap["dataset"]["height"], gap["dataset"]["width"]) == (64, 96)
     # scenes 600-615
     assert cfg["data"]["build"]["num_test"] == 16 and cfg["data"]["build"]["num_train"] == 600
