@@ -41,5 +41,5 @@ n(sys.argv[1])" "$RUN_DIR" 2>/dev/null; then
 else
   echo "== $(date -u +%FT%TZ) starting $RUN_DIR (NPROC=$NPROC THREADS=$THREADS)" | tee -a "$RUN_DIR/train.out"
 fi
-export OMP_NUM_THREADS="$THREADS" MKL_NUM_THREADS="$THREADS" WANDB_MODE=offline PYTHONPATH="$PWD"
+export OMP_NUM_THREADS="$THREADS" MKL_NUM_THREADS="$THREADS" WANDB_MODE=offline PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 exec nice -n "${NICE:-10}" "$PY" train.py "${ARGS[@]}" "$@" hydra.run.dir="$RUN_DIR" >> "$RUN_DIR/train.out" 2>&1
