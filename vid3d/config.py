@@ -22,9 +22,16 @@ def _run_dir(default: str) -> str:
     return default
 
 
+def _repo_dir() -> str:
+    """The vid3d checkout (the folder holding conf/ and assets/), whatever the working directory."""
+    return str(CONFIG_DIR.parent)
+
+
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("vid3d.run_dir"):
         OmegaConf.register_new_resolver("vid3d.run_dir", _run_dir)
+    if not OmegaConf.has_resolver("vid3d.repo_dir"):
+        OmegaConf.register_new_resolver("vid3d.repo_dir", _repo_dir)
 
 
 def register_schemas() -> None:

@@ -28,7 +28,7 @@ def recipes() -> dict[str, dict]:
 
 
 def test_recipes_compose_and_differ_from_their_parent_as_stated(recipes):
-    assert len(RECIPES) == 22 and "base" in RECIPES
+    assert len(RECIPES) == 23 and "base" in RECIPES
     base, smooth = recipes["base"], recipes["smooth"]
     assert base["model"]["name"] == "plucker" and base["data"]["height"] == 32 and base["data"]["width"] == 48
     assert (base["model"]["P_mean"], base["model"]["P_std"]) == (-0.4, 1.6)

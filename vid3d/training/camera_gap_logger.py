@@ -25,7 +25,9 @@ log = logging.getLogger(__name__)
 
 class CameraGapLogger(L.Callback):
     """Args: dataset: the held-out dataset's config (instantiated on first use, so an unused logger costs
-    nothing) or a dataset; every_n_steps (0 disables); num_clips (>= 2); sigmas; seed; batch_size."""
+    nothing) or a dataset; every_n_steps (0 disables); num_clips (>= 2); sigmas; seed; batch_size;
+    at_start: also measure before the first step of a run that starts at step 0 (the gap of the weights a
+    run starts from, e.g. ``init_from``; a resumed run is not measured again)."""
 
     def __init__(
         self,
@@ -35,11 +37,13 @@ class CameraGapLogger(L.Callback):
         sigmas: Sequence[float] = DEFAULT_SIGMAS,
         seed: int = 0,
         batch_size: int = 4,
+        at_start: bool = False,
     ) -> None:
         super().__init__()
         self.dataset_spec = dataset
         self.every_n_steps, self.num_clips = int(every_n_steps), int(num_clips)
         self.sigmas, self.seed, self.batch_size = tuple(float(s) for s in sigmas), int(seed), int(batch_size)
+        self.at_start = bool(at_start)
         self._samples: list | None = None
         self.logged_steps: list[int] = []
 
@@ -54,11 +58,20 @@ class CameraGapLogger(L.Callback):
             self._samples = [ds[i] for i in range(n)]
         return self._samples
 
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        if self.at_start and int(trainer.global_step) == 0:
+            self.measure(trainer, pl_module, 0)
+
     def on_train_batch_end(
         self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         step = int(trainer.global_step)
-        if self.every_n_steps <= 0 or self.dataset_spec is None or step % self.every_n_steps:
+        if step % max(self.every_n_steps, 1) == 0:
+            self.measure(trainer, pl_module, step)
+
+    def measure(self, trainer: Any, pl_module: Any, step: int) -> None:
+        """Measure and log the gap at ``step`` (rank 0, once per step, not when switched off)."""
+        if self.every_n_steps <= 0 or self.dataset_spec is None:
             return
         if step in self.logged_steps or not trainer.is_global_zero:
             return
