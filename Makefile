@@ -52,9 +52,11 @@ studio: studio-install
 demo: $(VENV)/.installed-core
 	$(PY) -m vid3d.demo
 
+# The default suite on TEST_WORKERS pytest-xdist workers (default 2; TEST_WORKERS=0 runs in one process)
+TEST_WORKERS ?= 2
 test: install
 	$(PY) -m ruff check vid3d tests benchmarks train.py sample.py eval.py
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" -n $(TEST_WORKERS)
 
 # The prepared GPU check (benchmarks/gpu_check.py): ~8 minutes on one GPU; table + JSON in benchmarks/results/.
 gpu-check: install
