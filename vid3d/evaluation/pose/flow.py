@@ -1,0 +1,254 @@
+"""Pose estimator for small, short clips: dense optical-flow tracks + essential matrix + triangulation + PnP.
+
+Made for videos too small for feature matching (COLMAP's SIFT finds few keypoints in a 32x48 frame), with
+known intrinsics. Steps (``flow_tracks.py``, ``flow_geometry.py``):
+
+1. **Tracks**: dense flow between neighbouring frames (DIS by default, on frames upscaled to
+   ``min_flow_width``), forward-backward checked, carried through the clip; new tracks start on textured
+   pixels where none runs.
+2. **Against frame 0**: for every frame k, the rotation-only fit to the tracks it shares with frame 0; its
+   median residual is the frame's parallax (pixels). Of the frames with parallax >= ``min_parallax_px`` the
+   one with the largest is the reference r; its essential matrix (known K, MAGSAC, cheirality) gives R_0r
+   and the direction of t_0r, |t_0r| = 1 fixes the scale.
+3. **Scale through triangulation**: the tracks frames 0 and r share are triangulated; every other frame
+   is resected (PnP + RANSAC) from those points, so its translation is in the same scale; points are
+   re-triangulated from all registered frames and unregistered frames retried until nothing changes; a last
+   pass re-resects every frame against the final points.
+4. **Registration**: a frame is registered when its resection keeps >= ``min_inliers`` points within
+   ``max_error_px``; otherwise its pose is NaN and the reason names the frame (too few shared tracks,
+   too few inliers).
+
+**Zero baseline**: when no frame reaches ``min_parallax_px`` against frame 0 (a camera turning on the
+spot, or still), there is nothing to triangulate; each frame whose rotation-only fit explains its shared
+tracks (median residual < ``min_parallax_px``) is registered with that rotation and its centre at frame
+0's (translation exactly 0: the benchmark's static rule then scores the translations as a static
+trajectory); ``reason`` says "zero baseline".
+
+The world frame is camera 0's (c2w[0] = identity) and the scale is the reference baseline's; the
+benchmark normalises both away. ``first_frame_points`` are the triangulated points seen in frame 0.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+from vid3d.geometry import w2c_to_c2w
+
+from .base import PoseEstimator, PoseResult, check_frames
+from .colmap import judge_registration
+from .flow_geometry import essential_pose, fit_rotation, project, resect, triangulate
+from .flow_tracks import FLOW_METHODS, track_points
+
+__all__ = ["FlowPoseEstimator"]
+
+
+class FlowPoseEstimator(PoseEstimator):
+    """Estimate per-frame OpenCV camera-to-world poses of a short clip from dense flow tracks (module
+    docstring). Needs the pixel intrinsics.
+
+    Args:
+        flow: "dis" (OpenCV DIS, medium preset) or "farneback".
+        min_flow_width: frames narrower than this are upscaled by an integer factor for the flow.
+        grid_step: tracks start on every ``grid_step``-th pixel.
+        fb_max_px: forward-backward flow disagreement (pixels) that ends a track.
+        min_texture: smaller structure-tensor eigenvalue (image in [0, 1]) a pixel needs to start a track.
+        max_error_px: RANSAC threshold and largest reprojection error of a kept point (pixels).
+        min_parallax_px: median rotation-compensated displacement against frame 0 a frame needs to be the
+            reference of the triangulation; below it in every frame the clip is a zero-baseline clip.
+        min_tri_angle_deg: smallest largest-angle between the rays of a triangulated point.
+        min_inliers: resection inliers a frame needs to be registered.
+        photo_max: largest mean absolute RGB difference (0-255) of a track's 3x3 neighbourhood between two
+            frames (``flow_tracks.patch_difference``).
+        min_registered_fraction: success needs ceil(fraction x n) registered frames.
+        seed: RANSAC seed.
+    """
+
+    name = "flow"
+
+    def __init__(
+        self,
+        flow: str = "dis",
+        min_flow_width: int = 192,
+        grid_step: int = 1,
+        fb_max_px: float = 0.5,
+        min_texture: float = 1e-3,
+        max_error_px: float = 1.0,
+        min_parallax_px: float = 1.0,
+        min_tri_angle_deg: float = 1.0,
+        min_inliers: int = 30,
+        photo_max: float = 30.0,
+        min_registered_fraction: float = 1.0,
+        seed: int = 0,
+    ) -> None:
+        if flow not in FLOW_METHODS:
+            raise ValueError(f"pose.flow must be one of {FLOW_METHODS}, got {flow!r}")
+        if not 0.0 < float(min_registered_fraction) <= 1.0:
+            raise ValueError(f"pose.min_registered_fraction must be in (0, 1], got {min_registered_fraction}")
+        for key, value in (("fb_max_px", fb_max_px), ("max_error_px", max_error_px)):
+            if not float(value) > 0:
+                raise ValueError(f"pose.{key} must be > 0, got {value}")
+        self.flow = flow
+        self.min_flow_width = int(min_flow_width)
+        self.grid_step = int(grid_step)
+        self.fb_max_px = float(fb_max_px)
+        self.min_texture = float(min_texture)
+        self.max_error_px = float(max_error_px)
+        self.min_parallax_px = float(min_parallax_px)
+        self.min_tri_angle_deg = float(min_tri_angle_deg)
+        self.min_inliers = int(min_inliers)
+        self.photo_max = float(photo_max)
+        self.min_registered_fraction = float(min_registered_fraction)
+        self.seed = int(seed)
+
+    def describe(self) -> dict[str, Any]:
+        keys = ("flow", "min_flow_width", "grid_step", "fb_max_px", "min_texture", "max_error_px",
+                "min_parallax_px", "min_tri_angle_deg", "min_inliers", "photo_max", "min_registered_fraction",
+                "seed")
+        return {"name": self.name, **{k: getattr(self, k) for k in keys}}
+
+    def estimate(
+        self, frames: np.ndarray, K_px: np.ndarray | None, gt_c2w: np.ndarray | None = None
+    ) -> PoseResult:
+        start = time.perf_counter()
+        frames = check_frames(frames)
+        n, _, W = frames.shape[:3]
+        if K_px is None:
+            why = "the flow estimator needs the pixel intrinsics (K_px is None)"
+            return PoseResult(None, None, False, why,
+                              time.perf_counter() - start, 0)
+        K = np.asarray(K_px, dtype=np.float64)
+        scale = max(1, math.ceil(self.min_flow_width / W))
+        tracks = track_points(frames, self.flow, self.grid_step, self.fb_max_px, self.min_texture, scale,
+                              self.photo_max)
+        w2c, notes, points = self._solve(tracks, K, n)
+        c2w = np.full((n, 4, 4), np.nan)
+        for k, P in w2c.items():
+            c2w[k] = w2c_to_c2w(np.vstack([P, [0.0, 0.0, 0.0, 1.0]]))
+        success, reason, n_reg = judge_registration(c2w, self.min_registered_fraction)
+        extra = [why if k == -1 else f"frame {k}: {why}" for k, why in sorted(notes.items())]
+        if extra:
+            reason = "; ".join(([reason] if reason else []) + extra)
+        return PoseResult(
+            c2w=c2w if n_reg else None, K_px=K, success=success, reason=reason,
+            seconds=time.perf_counter() - start, n_registered=n_reg, first_frame_points=points,
+        )
+
+    # -- the steps ---------------------------------------------------------------------------------
+    def _solve(self, tracks: np.ndarray, K: np.ndarray, n: int):
+        """Returns ({frame: w2c (3, 4)}, {frame: note; -1: clip note}, first-frame points (m, 3) or None)."""
+        notes: dict[int, str] = {}
+        vis = np.all(np.isfinite(tracks), axis=2)  # (T, n)
+        shared = {(i, j): vis[:, i] & vis[:, j] for i in range(n) for j in range(i + 1, n)}
+        parallax: dict[tuple[int, int], tuple[np.ndarray, float]] = {}
+        for (i, j), both in shared.items():
+            if both.sum() >= self.min_inliers:
+                R, res = fit_rotation(tracks[both, i], tracks[both, j], K)
+                parallax[(i, j)] = (R, float(np.median(res)))
+        moving = [p for p, (_, par) in parallax.items() if par >= self.min_parallax_px]
+        if not moving and all((0, k) in parallax for k in range(1, n)):
+            return self._zero_baseline(parallax, vis, notes, n)
+        if not moving:
+            notes[-1] = (f"no frame pair has {self.min_parallax_px:g} px of parallax, and frames "
+                         f"{[k for k in range(1, n) if (0, k) not in parallax]} share fewer than "
+                         f"{self.min_inliers} tracks with frame 0 ({int(vis[:, 0].sum())} tracks start on "
+                         "its textured pixels; the others failed the forward-backward or photometric check)")
+            return {}, notes, None
+        # the reference pair (a, b): the largest parallax whose essential matrix holds; world = camera a
+        ref = None
+        for a, b in sorted(moving, key=lambda p: -parallax[p][1]):
+            both = shared[(a, b)]
+            ep = essential_pose(tracks[both, a], tracks[both, b], K, self.max_error_px, self.seed)
+            if ep is not None and ep[2].sum() >= self.min_inliers:
+                ref = (a, b, ep, np.flatnonzero(both)[ep[2]])
+                break
+        if ref is None:
+            notes[-1] = "no frame pair's essential matrix kept enough inliers"
+            return {}, notes, None
+        a, r, (R, t, _), idx = ref
+        w2c: dict[int, np.ndarray] = {a: np.c_[np.eye(3), np.zeros(3)], r: np.c_[R, t]}
+        X = np.full((len(tracks), 3), np.nan)
+        pts, ok = triangulate(tracks[idx][:, [a, r]], np.stack([w2c[a], w2c[r]]), K, self.max_error_px,
+                              self.min_tri_angle_deg)
+        X[idx[ok]] = pts[ok]
+        inliers: dict[int, int] = {}
+        for _ in range(n):  # grow: resect, re-triangulate, until no frame is added
+            added = False
+            for k in range(n):
+                if k in w2c:
+                    continue
+                got = self._resect(X, tracks, vis, k, K)
+                if got is not None:
+                    w2c[k], inliers[k] = got
+                    added = True
+                else:
+                    notes[k] = self._why_not(X, vis, k)
+            X = self._retriangulate(tracks, w2c, K)
+            if not added:
+                break
+        for _ in range(2):  # refine every frame but 0 against the final points
+            for k in list(w2c):
+                if k == a:
+                    continue
+                got = self._resect(X, tracks, vis, k, K)
+                if got is None:  # lost on refinement: not registered (never guessed)
+                    notes[k] = self._why_not(X, vis, k)
+                    del w2c[k]
+                else:
+                    w2c[k], inliers[k] = got
+            X = self._retriangulate(tracks, w2c, K)
+        for k in w2c:
+            notes.pop(k, None)
+        seen0 = vis[:, 0] & np.all(np.isfinite(X), axis=1)
+        points = None
+        if 0 in w2c and seen0.any():
+            _, z = project(X[seen0], w2c[0], K)
+            points = np.c_[tracks[seen0, 0], z]
+        return w2c, notes, points
+
+    def _zero_baseline(self, parallax, vis, notes, n):
+        """Rotations only: R_0k from the fit of frames (0, k), else chained from frame k - 1's."""
+        w2c = {0: np.c_[np.eye(3), np.zeros(3)]}
+        if not parallax:
+            notes[-1] = (f"no two frames share {self.min_inliers} flow tracks ({int(vis[:, 0].sum())} tracks "
+                         "start on textured pixels of frame 0; the others failed the forward-backward or "
+                         "photometric check)")
+            return {}, notes, None
+        for k in range(1, n):
+            if (0, k) in parallax:
+                w2c[k] = np.c_[parallax[(0, k)][0], np.zeros(3)]
+            elif (k - 1, k) in parallax and k - 1 in w2c:
+                w2c[k] = np.c_[parallax[(k - 1, k)][0] @ w2c[k - 1][:, :3], np.zeros(3)]
+            else:
+                notes[k] = (f"fewer than {self.min_inliers} flow tracks shared with frames 0 and {k - 1} "
+                            "(forward-backward check failed or out of view)")
+        notes[-1] = (f"zero baseline: no frame pair has {self.min_parallax_px:g} px of parallax; rotations "
+                     "only, camera centres at frame 0's")
+        return w2c if len(w2c) > 1 or n == 1 else {}, notes, None
+
+    def _resect(self, X, tracks, vis, k, K):
+        have = vis[:, k] & np.all(np.isfinite(X), axis=1)
+        if have.sum() < self.min_inliers:
+            return None
+        got = resect(X[have], tracks[have, k], K, self.max_error_px, self.seed)
+        if got is None or got[1].sum() < self.min_inliers:
+            return None
+        return got[0], int(got[1].sum())
+
+    def _why_not(self, X, vis, k) -> str:
+        have = int((vis[:, k] & np.all(np.isfinite(X), axis=1)).sum())
+        if have < self.min_inliers:
+            return f"sees {have} triangulated points (< {self.min_inliers})"
+        return (f"resection kept fewer than {self.min_inliers} of its {have} points within "
+                f"{self.max_error_px:g} px")
+
+    def _retriangulate(self, tracks, w2c, K):
+        frames = sorted(w2c)
+        obs = tracks[:, frames]
+        X, ok = triangulate(obs, np.stack([w2c[k] for k in frames]), K, self.max_error_px,
+                            self.min_tri_angle_deg)
+        X[~ok] = np.nan
+        return X
