@@ -30,19 +30,20 @@ def scene():
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_recovers_a_rendered_walk(scene, seed):
-    """48x64, 8 frames of a walk with yaw (_eval_scene). Observed (seeds 0-2): relative rotations within
-    0.37 deg of the rendering cameras, translation directions within 3.9 deg, ~1 s per clip; the bounds
-    leave ~3x."""
+    """48x64, 8 frames of a walk with yaw (_eval_scene). Observed (seeds 0-2, these settings): relative
+    rotations within 0.47 deg of the rendering cameras, translation directions within 2.6 deg, ~1 s of CPU
+    per clip; the bounds leave 2-3x."""
     default_K, render, trajectory = scene
     c2w, K = trajectory(N, seed=seed), default_K(H, W)
-    res = FlowPoseEstimator(fb_max_px=1.0).estimate(render(c2w, K, H, W, seed=seed), K)
+    # two reference pairs and a smaller bundle adjustment than conf/pose/flow.yaml's: the test's time
+    res = FlowPoseEstimator(reference_pairs=2, ba_points=200).estimate(render(c2w, K, H, W, seed=seed), K)
     assert res.success and res.n_registered == N, res.reason
     est, gt = _relative(res.c2w), _relative(c2w)
     rot = np.degrees(rotation_angle_between(est[:, :3, :3], gt[:, :3, :3]))
     assert rot.max() < 1.0, rot
     te, tg = est[1:, :3, 3], gt[1:, :3, 3]
     cos = np.sum(te * tg, 1) / np.linalg.norm(te, axis=1) / np.linalg.norm(tg, axis=1)
-    assert np.degrees(np.arccos(np.clip(cos, -1, 1))).max() < 10.0
+    assert np.degrees(np.arccos(np.clip(cos, -1, 1))).max() < 8.0
     # the points seen in frame 0: depths of the same sign and shape as the truth's (up to the scale)
     from _eval_scene import depth_map
 
@@ -52,7 +53,7 @@ def test_recovers_a_rendered_walk(scene, seed):
     true = depth_map(c2w[0], K, H, W)[rows, cols]
     ratio = pts[:, 2] / true
     assert np.all(pts[:, 2] > 0)
-    # observed (seeds 0-2): relative depth error median 0.06-0.075, 80th percentile 0.14-0.15
+    # observed (seeds 0-2): relative depth error median 0.06-0.08, 80th percentile 0.15-0.16
     off = np.abs(ratio / np.median(ratio) - 1)
     assert np.median(off) < 0.15 and np.percentile(off, 80) < 0.3
 
@@ -63,7 +64,7 @@ def test_pure_rotation_is_zero_baseline(scene):
     default_K, render, trajectory = scene
     c2w, K = trajectory(N, seed=0), default_K(H, W)
     c2w[:, :3, 3] = c2w[0, :3, 3]
-    res = FlowPoseEstimator(fb_max_px=1.0).estimate(render(c2w, K, H, W, seed=0), K)
+    res = FlowPoseEstimator().estimate(render(c2w, K, H, W, seed=0), K)
     assert res.success and res.n_registered == N, res.reason
     assert "zero baseline" in res.reason
     est, gt = _relative(res.c2w), _relative(c2w)

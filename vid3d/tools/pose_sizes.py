@@ -15,7 +15,8 @@ Estimators: ``flow`` (conf/pose/flow.yaml), ``colmap`` (conf/pose/colmap.yaml: i
 intrinsics fixed), ``colmap-global`` (the same with GLOMAP's global mapper), ``ladder`` (video_to_poses'
 retry ladder: incremental, global, then both with more features, each checked against the two-view
 geometry; its first two rungs reuse the ``colmap`` and ``colmap-global`` results of the same clip).
-``--colmap-upscale F`` gives COLMAP (all three) frames upscaled F times (bicubic, intrinsics scaled).
+``--colmap-upscale F`` gives COLMAP (all three, and the ladder's two-view check) frames upscaled F times
+(bicubic, intrinsics scaled).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import numpy as np
 
 from vid3d.evaluation.pose.base import PoseEstimator, PoseResult
 
-__all__ = ["Upscaled", "measure_clip", "parse_size", "summarise"]
+__all__ = ["Upscaled", "measure_clip", "parse_size", "summarise", "table", "upscale"]
 
 ESTIMATORS = ("flow", "colmap", "colmap-global", "ladder")
 
@@ -58,15 +59,21 @@ class Upscaled(PoseEstimator):
         self.name = estimator.name if self.factor == 1 else f"{estimator.name} x{self.factor}"
 
     def estimate(self, frames, K_px, gt_c2w=None) -> PoseResult:
-        if self.factor == 1:
-            return self.estimator.estimate(frames, K_px)
-        from vid3d.geometry import rescale_K
+        return self.estimator.estimate(*upscale(frames, K_px, self.factor))
 
-        n, h, w = frames.shape[:3]
-        H, W = h * self.factor, w * self.factor
-        big = np.stack([cv2.resize(f, (W, H), interpolation=cv2.INTER_CUBIC) for f in frames])
-        K = None if K_px is None else np.asarray(rescale_K(np.asarray(K_px, np.float64), (h, w), (H, W)))
-        return self.estimator.estimate(big, K)
+
+def upscale(frames: np.ndarray, K_px: np.ndarray | None, factor: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """(n, H, W, 3) uint8 frames resized ``factor`` times (bicubic) and their (3, 3) pixel intrinsics to
+    match (pixel centres at +0.5: x' = factor * x); unchanged for factor 1."""
+    if factor == 1:
+        return frames, K_px
+    from vid3d.geometry import rescale_K
+
+    h, w = frames.shape[1:3]
+    H, W = h * factor, w * factor
+    big = np.stack([cv2.resize(f, (W, H), interpolation=cv2.INTER_CUBIC) for f in frames])
+    K = None if K_px is None else np.asarray(rescale_K(np.asarray(K_px, np.float64), (h, w), (H, W)))
+    return big, K
 
 
 @dataclass
@@ -98,10 +105,12 @@ def _record(clip, label: str, res: PoseResult, extra: dict | None = None) -> dic
     return rec
 
 
-def measure_clip(clip, estimators: dict[str, PoseEstimator], ladder_rungs=None) -> list[dict]:
+def measure_clip(clip, estimators: dict[str, PoseEstimator], ladder_rungs=None, ladder_upscale: int = 1
+                 ) -> list[dict]:
     """Records (one per estimator label) of one ``EvalClip``'s ground-truth frames. ``ladder_rungs``
-    (a list of ``pose_ladder.Rung``, COLMAP's) adds the "ladder" record; its first two rungs reuse the
-    "colmap" and "colmap-global" results when those were measured."""
+    (a list of ``pose_ladder.Rung``, COLMAP's) adds the "ladder" record, run (rungs and two-view check) on
+    the frames upscaled ``ladder_upscale`` times; its first two rungs reuse the "colmap" and
+    "colmap-global" results when those were measured (on frames upscaled as much)."""
     from vid3d.tools.pose_ladder import Rung, run_ladder
 
     out, results = [], {}
@@ -114,7 +123,7 @@ def measure_clip(clip, estimators: dict[str, PoseEstimator], ladder_rungs=None) 
         for i, label in ((0, "colmap"), (1, "colmap-global")):
             if label in results and i < len(rungs):
                 rungs[i] = Rung(rungs[i].name, _Cached(results[label]))
-        lad = run_ladder(clip.frames, clip.K_px, rungs)
+        lad = run_ladder(*upscale(clip.frames, clip.K_px, ladder_upscale), rungs)
         failed = PoseResult(None, None, False, lad.failure_line(), 0.0, 0)
         kept = lad.kept.result if lad.kept is not None else failed
         reused = sum(r.result.seconds for r in lad.tried if r.name in ("benchmark", "global"))
@@ -181,7 +190,6 @@ def build_estimators(names: list[str], colmap_upscale: int):
     from omegaconf import OmegaConf
 
     from vid3d.config import CONFIG_DIR
-    from vid3d.tools.pose_ladder import Rung
     from vid3d.tools.video_to_poses import build_rungs
 
     ests: dict[str, PoseEstimator] = {}
@@ -190,12 +198,11 @@ def build_estimators(names: list[str], colmap_upscale: int):
     colmap = [n for n in names if n != "flow"]
     rungs = None
     if colmap:
-        rungs = [Rung(r.name, Upscaled(r.estimator, colmap_upscale))
-                 for r in build_rungs("colmap", known_focal=True)]
+        rungs = build_rungs("colmap", known_focal=True)  # the ladder upscales the clip itself
         if "colmap" in names:
-            ests["colmap"] = rungs[0].estimator
+            ests["colmap"] = Upscaled(rungs[0].estimator, colmap_upscale)
         if "colmap-global" in names:
-            ests["colmap-global"] = rungs[1].estimator
+            ests["colmap-global"] = Upscaled(rungs[1].estimator, colmap_upscale)
     return ests, (rungs if "ladder" in names else None)
 
 
@@ -227,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         clips = _clips(size, overrides, a.clips)
         size_records = []
         for i, clip in enumerate(clips):
-            recs = measure_clip(clip, ests, rungs)
+            recs = measure_clip(clip, ests, rungs, a.colmap_upscale)
             for r in recs:
                 r["size"] = key
             size_records += recs

@@ -40,7 +40,7 @@ from vid3d.geometry import w2c_to_c2w
 
 from .base import PoseEstimator, PoseResult, check_frames
 from .colmap import judge_registration
-from .flow_geometry import essential_pose, fit_rotation, project, resect, triangulate
+from .flow_geometry import bundle_adjust, essential_pose, fit_rotation, project, resect, triangulate
 from .flow_tracks import FLOW_METHODS, track_points
 
 __all__ = ["FlowPoseEstimator"]
@@ -63,6 +63,10 @@ class FlowPoseEstimator(PoseEstimator):
         min_inliers: resection inliers a frame needs to be registered.
         photo_max: largest mean absolute RGB difference (0-255) of a track's 3x3 neighbourhood between two
             frames (``flow_tracks.patch_difference``).
+        reference_pairs: reconstructions tried, one from each of the best frame pairs (essential matrix
+            inliers x parallax); the one registering the most frames, then the most points, is kept.
+        bundle_adjust: refine the kept reconstruction's poses and points jointly (Huber loss) ...
+        ba_points: ... on at most this many of its points (a seeded subset), then re-triangulate all.
         min_registered_fraction: success needs ceil(fraction x n) registered frames.
         seed: RANSAC seed.
     """
@@ -74,13 +78,16 @@ class FlowPoseEstimator(PoseEstimator):
         flow: str = "dis",
         min_flow_width: int = 192,
         grid_step: int = 1,
-        fb_max_px: float = 0.5,
+        fb_max_px: float = 1.0,
         min_texture: float = 1e-3,
         max_error_px: float = 1.0,
         min_parallax_px: float = 1.0,
         min_tri_angle_deg: float = 1.0,
         min_inliers: int = 30,
         photo_max: float = 30.0,
+        reference_pairs: int = 6,
+        bundle_adjust: bool = True,
+        ba_points: int = 400,
         min_registered_fraction: float = 1.0,
         seed: int = 0,
     ) -> None:
@@ -101,13 +108,16 @@ class FlowPoseEstimator(PoseEstimator):
         self.min_tri_angle_deg = float(min_tri_angle_deg)
         self.min_inliers = int(min_inliers)
         self.photo_max = float(photo_max)
+        self.reference_pairs = max(1, int(reference_pairs))
+        self.bundle_adjust = bool(bundle_adjust)
+        self.ba_points = max(10, int(ba_points))
         self.min_registered_fraction = float(min_registered_fraction)
         self.seed = int(seed)
 
     def describe(self) -> dict[str, Any]:
         keys = ("flow", "min_flow_width", "grid_step", "fb_max_px", "min_texture", "max_error_px",
-                "min_parallax_px", "min_tri_angle_deg", "min_inliers", "photo_max", "min_registered_fraction",
-                "seed")
+                "min_parallax_px", "min_tri_angle_deg", "min_inliers", "photo_max", "reference_pairs",
+                "bundle_adjust", "ba_points", "min_registered_fraction", "seed")
         return {"name": self.name, **{k: getattr(self, k) for k in keys}}
 
     def estimate(
@@ -157,24 +167,48 @@ class FlowPoseEstimator(PoseEstimator):
                          f"{self.min_inliers} tracks with frame 0 ({int(vis[:, 0].sum())} tracks start on "
                          "its textured pixels; the others failed the forward-backward or photometric check)")
             return {}, notes, None
-        # the reference pair (a, b): the largest parallax whose essential matrix holds; world = camera a
-        ref = None
-        for a, b in sorted(moving, key=lambda p: -parallax[p][1]):
+        # reference pairs (a, b): the essential matrices that hold, most inliers x parallax first (capped at
+        # 4 px: beyond, fewer shared tracks matter more); each seeds a reconstruction, the one registering
+        # the most frames (then triangulating the most points) is kept
+        refs = []
+        for a, b in sorted(moving, key=lambda p: -shared[p].sum() * min(parallax[p][1], 4.0)):
             both = shared[(a, b)]
             ep = essential_pose(tracks[both, a], tracks[both, b], K, self.max_error_px, self.seed)
             if ep is not None and ep[2].sum() >= self.min_inliers:
-                ref = (a, b, ep, np.flatnonzero(both)[ep[2]])
+                refs.append((a, b, ep[0], ep[1], np.flatnonzero(both)[ep[2]]))
+            if len(refs) == self.reference_pairs:
                 break
-        if ref is None:
+        if not refs:
             notes[-1] = "no frame pair's essential matrix kept enough inliers"
             return {}, notes, None
-        a, r, (R, t, _), idx = ref
+        best = None
+        for a, r, R, t, idx in refs:
+            got = self._reconstruct(tracks, vis, K, n, a, r, R, t, idx)
+            score = (len(got[0]), int(np.isfinite(got[2][:, 0]).sum()))
+            if best is None or score > best[0]:
+                best = (score, got)
+        w2c, notes_r, X, a = best[1]
+        notes.update(notes_r)
+        if self.bundle_adjust and len(w2c) > 2:
+            w2c, X = self._bundle_adjust(tracks, w2c, X, K, a, notes)
+        seen0 = vis[:, 0] & np.all(np.isfinite(X), axis=1)
+        points = None
+        if 0 in w2c and seen0.any():
+            _, z = project(X[seen0], w2c[0], K)
+            points = np.c_[tracks[seen0, 0], z]
+        return w2c, notes, points
+
+    def _reconstruct(self, tracks, vis, K, n, a, r, R, t, idx):
+        """From the reference pair (a, r) with pose [R | t] and its inlier tracks ``idx``: triangulate,
+        resect the other frames, re-triangulate, until no frame is added; then re-resect every frame but a
+        twice against the points. Returns ({frame: w2c}, {frame: note}, X (T, 3) NaN where not
+        triangulated, a)."""
+        notes: dict[int, str] = {}
         w2c: dict[int, np.ndarray] = {a: np.c_[np.eye(3), np.zeros(3)], r: np.c_[R, t]}
         X = np.full((len(tracks), 3), np.nan)
         pts, ok = triangulate(tracks[idx][:, [a, r]], np.stack([w2c[a], w2c[r]]), K, self.max_error_px,
                               self.min_tri_angle_deg)
         X[idx[ok]] = pts[ok]
-        inliers: dict[int, int] = {}
         for _ in range(n):  # grow: resect, re-triangulate, until no frame is added
             added = False
             for k in range(n):
@@ -182,14 +216,14 @@ class FlowPoseEstimator(PoseEstimator):
                     continue
                 got = self._resect(X, tracks, vis, k, K)
                 if got is not None:
-                    w2c[k], inliers[k] = got
+                    w2c[k] = got[0]
                     added = True
                 else:
                     notes[k] = self._why_not(X, vis, k)
             X = self._retriangulate(tracks, w2c, K)
             if not added:
                 break
-        for _ in range(2):  # refine every frame but 0 against the final points
+        for _ in range(2):  # refine every frame but a against the final points
             for k in list(w2c):
                 if k == a:
                     continue
@@ -198,16 +232,33 @@ class FlowPoseEstimator(PoseEstimator):
                     notes[k] = self._why_not(X, vis, k)
                     del w2c[k]
                 else:
-                    w2c[k], inliers[k] = got
+                    w2c[k] = got[0]
             X = self._retriangulate(tracks, w2c, K)
         for k in w2c:
             notes.pop(k, None)
-        seen0 = vis[:, 0] & np.all(np.isfinite(X), axis=1)
-        points = None
-        if 0 in w2c and seen0.any():
-            _, z = project(X[seen0], w2c[0], K)
-            points = np.c_[tracks[seen0, 0], z]
-        return w2c, notes, points
+        return w2c, notes, X, a
+
+    def _bundle_adjust(self, tracks, w2c, X, K, a, notes):
+        """Bundle adjustment of the registered frames and the triangulated points; a frame whose
+        observations then fit within ``max_error_px`` fewer than ``min_inliers`` times is dropped."""
+        frames = sorted(w2c)
+        keep = np.flatnonzero(np.all(np.isfinite(X), axis=1))
+        if len(keep) > self.ba_points:  # a seeded subset: the cost grows with the points
+            keep = np.sort(np.random.default_rng(self.seed).choice(keep, self.ba_points, replace=False))
+        P, _ = bundle_adjust(tracks[keep][:, frames], np.stack([w2c[k] for k in frames]), X[keep], K,
+                             frames.index(a), loss_scale_px=self.max_error_px)
+        X = self._retriangulate(tracks, dict(zip(frames, P)), K)
+        obs = tracks[:, frames]
+        out = {}
+        for c, k in enumerate(frames):
+            uv, z = project(np.nan_to_num(X), P[c], K)
+            seen = np.all(np.isfinite(obs[:, c]), axis=1) & np.all(np.isfinite(X), axis=1)
+            good = int((seen & (z > 0) & (np.linalg.norm(uv - obs[:, c], axis=1) <= self.max_error_px)).sum())
+            if k == a or good >= self.min_inliers:
+                out[k] = P[c]
+            else:
+                notes[k] = f"{good} of its points fit within {self.max_error_px:g} px after bundle adjustment"
+        return out, X
 
     def _zero_baseline(self, parallax, vis, notes, n):
         """Rotations only: R_0k from the fit of frames (0, k), else chained from frame k - 1's."""

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 __all__ = [
+    "bundle_adjust",
     "essential_pose",
     "fit_rotation",
     "project",
@@ -100,7 +101,8 @@ def essential_pose(
 def triangulate(
     obs: np.ndarray, w2c: np.ndarray, K: np.ndarray, max_error_px: float, min_angle_deg: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Linear (DLT) triangulation of each point from every camera that sees it.
+    """Linear triangulation of each point from every camera that sees it (the DLT equations in normalised
+    coordinates, solved for a finite point by least squares).
 
     Args:
         obs: (m, v, 2) pixel positions of m points in v cameras, NaN where a camera does not see a point.
@@ -120,11 +122,16 @@ def triangulate(
         A[:, 2 * c : 2 * c + 2] = rows * seen[:, c, None, None]
     X = np.zeros((m, 3))
     ok = seen.sum(1) >= 2
-    if ok.any():
-        _, _, Vt = np.linalg.svd(A[ok])
-        Xh = Vt[:, -1]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            X[ok] = Xh[:, :3] / Xh[:, 3:4]
+    if ok.any():  # least squares A[:, :3] X = -A[:, 3] through the 3x3 normal equations (finite points)
+        A3, a4 = A[ok, :, :3], A[ok, :, 3]
+        N = np.einsum("mri,mrj->mij", A3, A3)
+        rhs = -np.einsum("mri,mr->mi", A3, a4)
+        det = np.linalg.det(N)
+        good = np.abs(det) > 1e-12 * np.maximum(np.einsum("mii->m", N), 1e-30) ** 3
+        sol = np.full((len(N), 3), np.nan)
+        if good.any():
+            sol[good] = np.linalg.solve(N[good], rhs[good][..., None])[..., 0]
+        X[ok] = sol
     ok &= np.all(np.isfinite(X), axis=1)
     centres = np.stack([-P[:, :3].T @ P[:, 3] for P in w2c])  # (v, 3)
     dirs = np.zeros((m, v, 3))
@@ -166,3 +173,63 @@ def resect(
     uv, z = project(X, w2c, K)
     mask = (z > 0) & (np.linalg.norm(uv - xy, axis=1) <= max_error_px)
     return w2c, mask
+
+
+def bundle_adjust(
+    obs: np.ndarray, w2c: np.ndarray, X: np.ndarray, K: np.ndarray, fixed: int, loss_scale_px: float = 1.0,
+    max_nfev: int = 30,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Joint refinement of camera poses and points by minimising the reprojection errors (Huber loss with
+    scale ``loss_scale_px``; scipy's trust-region least squares with a sparse Jacobian).
+
+    Args:
+        obs: (m, v, 2) pixel observations of the m points in the v cameras, NaN where unseen.
+        w2c: (v, 3, 4) initial world-to-camera poses; camera ``fixed`` stays where it is (the gauge).
+        X: (m, 3) initial points.
+    Returns:
+        (w2c (v, 3, 4), X (m, 3)) refined.
+    """
+    from scipy.optimize import least_squares
+    from scipy.sparse import lil_matrix
+    from scipy.spatial.transform import Rotation
+
+    m, v = obs.shape[:2]
+    pts, cams = np.nonzero(np.all(np.isfinite(obs), axis=2))
+    uv = obs[pts, cams]
+    free = [c for c in range(v) if c != fixed]
+    slot = {c: i for i, c in enumerate(free)}
+    rv0 = Rotation.from_matrix(w2c[free, :, :3]).as_rotvec() if free else np.zeros((0, 3))
+    x0 = np.concatenate([np.c_[rv0, w2c[free, :, 3]].ravel(), X.ravel()])
+    nc = 6 * len(free)
+
+    def unpack(x):
+        p = x[:nc].reshape(-1, 6)
+        R = np.repeat(np.eye(3)[None], v, 0)
+        t = np.zeros((v, 3))
+        R[fixed], t[fixed] = w2c[fixed, :, :3], w2c[fixed, :, 3]
+        if free:
+            R[free] = Rotation.from_rotvec(p[:, :3]).as_matrix()
+            t[free] = p[:, 3:]
+        return R, t, x[nc:].reshape(m, 3)
+
+    def residuals(x):
+        R, t, P = unpack(x)
+        Xc = np.einsum("kij,kj->ki", R[cams], P[pts]) + t[cams]
+        z = np.where(np.abs(Xc[:, 2]) < 1e-9, 1e-9, Xc[:, 2])
+        proj = Xc[:, :2] / z[:, None] * np.diag(K)[:2] + K[:2, 2]
+        return (proj - uv).ravel()
+
+    J = lil_matrix((2 * len(pts), len(x0)), dtype=np.int8)
+    rows = np.arange(len(pts))
+    for c in free:
+        sel = rows[cams == c]
+        for d in range(6):
+            J[2 * sel, 6 * slot[c] + d] = 1
+            J[2 * sel + 1, 6 * slot[c] + d] = 1
+    for d in range(3):
+        J[2 * rows, nc + 3 * pts + d] = 1
+        J[2 * rows + 1, nc + 3 * pts + d] = 1
+    sol = least_squares(residuals, x0, jac_sparsity=J, loss="huber", f_scale=loss_scale_px, x_scale="jac",
+                        method="trf", max_nfev=max_nfev)
+    R, t, P = unpack(sol.x)
+    return np.concatenate([R, t[:, :, None]], axis=2), P
