@@ -87,9 +87,11 @@ def test_untrackable_clip_is_unregistered(kind):
     assert expected in res.reason
 
 
-def test_needs_intrinsics():
+def test_needs_intrinsics_and_one_frame_is_frame_0():
     res = FlowPoseEstimator().estimate(np.zeros((2, 8, 8, 3), np.uint8), None)
     assert not res.success and "intrinsics" in res.reason
+    one = FlowPoseEstimator().estimate(np.zeros((1, 8, 8, 3), np.uint8), np.eye(3))
+    assert one.success and one.reason is None and np.array_equal(one.c2w, np.eye(4)[None])
 
 
 def test_config_builds_the_estimator():

@@ -269,24 +269,15 @@ class FlowPoseEstimator(PoseEstimator):
         return out, X
 
     def _zero_baseline(self, parallax, vis, notes, n):
-        """Rotations only: R_0k from the fit of frames (0, k), else chained from frame k - 1's."""
+        """Rotations only (every frame shares tracks with frame 0): R_0k from the rotation-only fit of
+        frames (0, k), camera centres at frame 0's. A one-frame clip is frame 0 alone."""
         w2c = {0: np.c_[np.eye(3), np.zeros(3)]}
-        if not parallax:
-            notes[-1] = (f"no two frames share {self.min_inliers} flow tracks ({int(vis[:, 0].sum())} tracks "
-                         "start on textured pixels of frame 0; the others failed the forward-backward or "
-                         "photometric check)")
-            return {}, notes, None
         for k in range(1, n):
-            if (0, k) in parallax:
-                w2c[k] = np.c_[parallax[(0, k)][0], np.zeros(3)]
-            elif (k - 1, k) in parallax and k - 1 in w2c:
-                w2c[k] = np.c_[parallax[(k - 1, k)][0] @ w2c[k - 1][:, :3], np.zeros(3)]
-            else:
-                notes[k] = (f"fewer than {self.min_inliers} flow tracks shared with frames 0 and {k - 1} "
-                            "(forward-backward check failed or out of view)")
-        notes[-1] = (f"zero baseline: no frame pair has {self.min_parallax_px:g} px of parallax; rotations "
-                     "only, camera centres at frame 0's")
-        return w2c if len(w2c) > 1 or n == 1 else {}, notes, None
+            w2c[k] = np.c_[parallax[(0, k)][0], np.zeros(3)]
+        if n > 1:
+            notes[-1] = (f"zero baseline: no frame pair has {self.min_parallax_px:g} px of parallax; "
+                         "rotations only, camera centres at frame 0's")
+        return w2c, notes, None
 
     def _resect(self, X, tracks, vis, k, K):
         have = vis[:, k] & np.all(np.isfinite(X), axis=1)
