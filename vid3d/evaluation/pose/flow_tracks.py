@@ -8,8 +8,9 @@ its position in each frame, NaN where it is not (yet, or any more) visible.
 A track is born on a textured pixel of a grid (structure tensor's smaller eigenvalue >= ``min_texture``:
 flow on a flat or edge-only patch is an interpolation, not a measurement) in any frame where no live track
 covers that grid cell, and is carried to the next frame by the forward flow. It ends where the forward flow
-and the backward flow at its new position disagree by more than ``fb_max_px`` (occlusion, a wrong match,
-noise), or where it leaves the image; it never comes back.
+and the backward flow at its new position disagree by more than ``fb_max_px`` (occlusion, a wrong match),
+where its 3x3 neighbourhoods in the two frames differ by more than ``photo_max`` (flow is smooth and
+self-consistent even on noise, where nothing matches), or where it leaves the image; it never comes back.
 """
 
 from __future__ import annotations
