@@ -3,9 +3,11 @@
     python -m vid3d.tools.video_to_poses video.mp4 --estimator colmap
         [--fov-deg 60 | --intrinsics fx,fy,cx,cy] [--stride k] [--max-frames n] --out cams.txt
     python -m vid3d.tools.video_to_poses video.mp4 --estimator dust3r --checkpoint DUSt3R.pth --out c.txt
+    python -m vid3d.tools.video_to_poses small.mp4 --estimator flow --fov-deg 60 --out c.txt   (tiny clips)
         [--set key=value ...]   (any setting of conf/pose/<estimator>.yaml, e.g. --set matcher=sequential)
 
-The estimator is the camera benchmark's own (``conf/pose/colmap.yaml`` or ``conf/pose/dust3r.yaml``: for
+The estimator is the camera benchmark's own (``conf/pose/colmap.yaml``, ``flow.yaml`` — dense-flow tracks
+for clips too small for SIFT, needs the intrinsics — or ``dust3r.yaml``: for
 COLMAP the tuned matching and the several mapping attempts that register every ground-truth clip), with
 the intrinsics fixed when ``--fov-deg``/``--intrinsics`` give them (COLMAP: PINHOLE, fixed) and estimated
 otherwise (COLMAP: SIMPLE_PINHOLE, refined). COLMAP runs as a retry ladder (``pose_ladder.py``): the
@@ -50,7 +52,7 @@ __all__ = [
     "main",
 ]
 
-ESTIMATORS = ("colmap", "dust3r")
+ESTIMATORS = ("colmap", "dust3r", "flow")
 
 
 class VideoToPosesError(RuntimeError):
@@ -160,7 +162,7 @@ def pose_config(
             f"pose.camera_model={'PINHOLE' if known_focal else 'SIMPLE_PINHOLE'}",
             f"pose.fix_intrinsics={str(known_focal).lower()}",
         ]
-    else:
+    elif name == "dust3r":
         own = [f"pose.known_focal={str(known_focal).lower()}", f"pose.device={device}"]
         if checkpoint:
             own.append(f"pose.checkpoint={checkpoint}")
@@ -190,6 +192,8 @@ def build_estimator(
     ladder rung's overrides (``pose_config``)."""
     from hydra.utils import instantiate
 
+    if name == "flow" and not known_focal:
+        raise VideoToPosesError("--estimator flow needs the intrinsics: pass --fov-deg or --intrinsics")
     cfg = pose_config(name, checkpoint, device, known_focal, settings, rung)
     if name == "dust3r" and not cfg.get("checkpoint"):
         raise VideoToPosesError(
