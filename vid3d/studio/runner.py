@@ -264,6 +264,7 @@ class Studio:
         from hydra.utils import instantiate
 
         from vid3d.sampling.io import load_inputs, write_sample
+        from vid3d.sampling.model_defaults import apply_model_sampler_defaults
         from vid3d.sampling.modes import SingleMode
         from vid3d.sampling.trajectories import make_trajectory
         from vid3d.tasks.sample import sample_seed
@@ -275,7 +276,9 @@ class Studio:
         folder = self._folder(req.path)
         req = self._inputs(req, keyframes, key_c2w, folder)
         command = sample_command(req)
-        cfg = self.compose(sample_overrides(req))
+        overrides = sample_overrides(req)
+        cfg = self.compose(overrides)
+        apply_model_sampler_defaults(cfg, overrides)  # as sample.py does with this command line
         images = load_inputs(cfg.get("image"), None, None, cfg.data.height, cfg.data.width, cfg.fov_deg)
         trajectory = instantiate(cfg.trajectory) if cfg.get("trajectory") is not None else None
         dataset = None if images else self._dataset(cfg)
