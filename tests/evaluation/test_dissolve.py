@@ -101,3 +101,13 @@ def test_report_lines_name_every_table():
     assert "copy frame 0" in text and "Euler path" in text
     assert "sigma of the best estimate per frame: 700" in text
     assert "0.9850" not in text and "    0.985" in text  # 1 - mean(err) / sigma^2 = 1 - 0.015
+
+
+def test_command_refuses_bad_arguments_in_one_line(capsys):
+    import pytest
+
+    from vid3d.tasks.dissolve import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["model.safetensors", "--sigma-min", "5", "--sigma-max", "1"])
+    assert e.value.code == 2 and "0 < --sigma-min < --sigma-max" in capsys.readouterr().err

@@ -1,7 +1,7 @@
 """Why do late frames of sampled videos dissolve? Per-frame denoiser error by noise level, along the sampling
 path and without the conditioning frame (issue 37 item 1).
 
-    python -m vid3d.evaluation.dissolve CKPT [hydra data overrides ...] [--clips 16] [--json F]
+    python -m vid3d.tasks.dissolve CKPT [hydra data overrides ...] [--clips 16] [--json F]
 
 Conventions: latents x0 (B, F, C, h, w) of the clips (frames in [-1, 1], the model's ``encode``); errors are
 latent mean squared errors, reported per frame index (mean over clips, channels and latent pixels). Frame 0
@@ -23,10 +23,8 @@ is the conditioning frame. Everything uses one seed, the same noise for every va
 
 from __future__ import annotations
 
-import argparse
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -232,35 +230,3 @@ def report_lines(rec: dict[str, Any]) -> list[str]:
         for s, e in by_sigma.items():
             out.append(f"{k:>15} sigma {s:>4} {_row(e, '{:6.4f}')}")
     return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("ckpt")
-    p.add_argument("overrides", nargs="*", help="Hydra overrides selecting the data (as in training)")
-    p.add_argument("--clips", type=int, default=16)
-    p.add_argument("--steps", type=int, default=25)
-    p.add_argument("--sigma-min", type=float, default=0.002)
-    p.add_argument("--sigma-max", type=float, default=700.0)
-    p.add_argument("--rho", type=float, default=7.0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", type=Path, default=None, help="also write the record here")
-    a = p.parse_args(argv)
-    if a.clips < 1 or a.steps < 1 or not 0 < a.sigma_min < a.sigma_max:
-        p.error("need --clips >= 1, --steps >= 1 and 0 < --sigma-min < --sigma-max")
-
-    from vid3d.atomic import atomic_write_json
-    from vid3d.tasks.direction_gap import checkpoint_and_test_set
-
-    torch.set_num_threads(1)
-    model, test_set = checkpoint_and_test_set(a.ckpt, a.overrides)
-    clips = [test_set[i] for i in range(min(a.clips, len(test_set)))]
-    rec = diagnose(model, clips, a.steps, a.sigma_min, a.sigma_max, a.rho, a.seed)
-    print("\n".join(report_lines(rec)))
-    if a.json is not None:
-        atomic_write_json(a.json, {"ckpt": str(a.ckpt), **rec}, indent=1)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
