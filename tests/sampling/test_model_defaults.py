@@ -110,3 +110,12 @@ def test_the_committed_model_samples_without_guidance_by_default():
     assert apply_model_sampler_defaults(cfg, words) == {}
     assert cfg.sampler.guidance_max == SamplerOptions.guidance_max
     assert instantiate(cfg.sampler).guidance_max == SamplerOptions.guidance_max
+
+
+def test_the_studio_starts_from_the_model_guidance(tmp_path):
+    from vid3d.studio.runner import Studio
+
+    studio = Studio(ASSET, out=tmp_path / "studio")
+    assert studio.guidance_defaults() == {"guidance_min": 1.0, "guidance_max": 1.0}
+    assert studio.base_request().guidance_max == 1.0
+    assert studio.base_request(guidance_max=2.5).guidance_max == 2.5  # the page's slider wins

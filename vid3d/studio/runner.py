@@ -142,13 +142,25 @@ class Studio:
                     self._model = load_model(self.info.path, pretrained=pretrained_choice(cfg))
             return self._model
 
+    def guidance_defaults(self) -> dict[str, float]:
+        """The page's guidance: the checkpoint's own sampler defaults (its manifest's ``sampler``,
+        ``vid3d.sampling.model_defaults``) over the Request's, for ``guidance_min`` / ``guidance_max``."""
+        own = {}
+        if self.info.kind != "export":
+            from vid3d.sampling.model_defaults import model_sampler_defaults
+
+            own = model_sampler_defaults(self.info.path)[0]
+        base = Request(ckpt="", height=1, width=1, num_frames=1)
+        return {k: float(own.get(k, getattr(base, k))) for k in ("guidance_min", "guidance_max")}
+
     def base_request(self, **fields) -> Request:
+        """A request for this model; guidance not given is the model's (``guidance_defaults``)."""
         return Request(
             ckpt=self.info.path,
             height=self.info.height,
             width=self.info.width,
             num_frames=self.info.num_frames,
-            **fields,
+            **{**self.guidance_defaults(), **fields},
         )
 
     # ------------------------------------------------------------------ dataset clips
