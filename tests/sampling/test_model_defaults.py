@@ -68,37 +68,42 @@ def _sample_cfg(overrides):
         return compose("sample", overrides=[f"ckpt={ASSET}", *overrides])
 
 
-def test_the_committed_model_samples_without_guidance_by_default():
+def test_the_committed_model_samples_with_its_own_guidance_by_default():
     manifest = json.loads(ASSET.with_suffix(".json").read_text())
-    # the measured default (experiments/cpu_camera_control/README.md): no CFG, the rest as SamplerOptions
-    assert manifest["sampler"] == {"guidance_max": 1.0} != {"guidance_max": SamplerOptions.guidance_max}
+    # the measured default (experiments/cpu_camera_control/README.md): CFG rising to 1.5, not 3
+    assert manifest["sampler"] == {"guidance_max": 1.5} != {"guidance_max": SamplerOptions.guidance_max}
     cfg = _sample_cfg([])
-    assert apply_model_sampler_defaults(cfg, []) == {"guidance_max": 1.0}
+    assert apply_model_sampler_defaults(cfg, []) == {"guidance_max": 1.5}
     sampler = instantiate(cfg.sampler)
-    assert (sampler.guidance_min, sampler.guidance_max) == (1.0, 1.0)
+    assert (sampler.guidance_min, sampler.guidance_max) == (1.0, 1.5)
     assert (sampler.num_steps, sampler.sigma_min) == (SamplerOptions.num_steps, SamplerOptions.sigma_min)
 
-    # the solver gets the Karras schedule of the defaults, and each evaluation is one conditional pass (batch
-    # 1, no unconditional half): guidance is off
+    # the solver gets the Karras schedule of the defaults; the guided denoiser's scale rises from 1 at frame 0
+    # to 1.5 at the last frame: D_u + w (D_c - D_u) per frame, checked with the model's two passes
     from vid3d.models.checkpoint import load_model
 
     model = load_model(ASSET)
-    seen, batches = [], []
+    seen, passes = [], []
     denoise = model.denoise
 
-    def counting(x, sigma, cond):
-        batches.append(x.shape[0])
-        return denoise(x, sigma, cond)
+    def recording(x, sigma, cond):
+        out = denoise(x, sigma, cond)
+        passes.append(out)
+        return out
 
     def one_call(denoiser, x_T, sigmas, progress=None):
         seen.append(torch.as_tensor(sigmas))
-        return denoiser(x_T, torch.full((x_T.shape[0],), float(sigmas[0])))
+        seen.append(denoiser(x_T, torch.full((x_T.shape[0],), float(sigmas[1]))))
+        return x_T
 
-    model.denoise = counting
+    model.denoise = recording
     sampler.solver = one_call
     sampler(model, torch.zeros(1, 3, 32, 48), torch.eye(3).expand(1, 8, 3, 3).clone(),
             torch.eye(4).expand(1, 8, 4, 4).clone(), generator=torch.Generator().manual_seed(0))
-    assert batches == [1]
+    (both,) = passes  # one batched pass: [unconditional; conditional]
+    d_u, d_c = both.double().chunk(2)
+    w = torch.linspace(1.0, 1.5, 8, dtype=torch.float64).view(1, 8, 1, 1, 1)
+    assert torch.allclose(seen[1].double(), d_u + w * (d_c - d_u), atol=1e-5)
     sig = seen[0]
     assert len(sig) == SamplerOptions.num_steps + 1 and float(sig[-1]) == 0.0
     assert float(sig[-2]) == pytest.approx(SamplerOptions.sigma_min, rel=1e-9)
@@ -116,6 +121,6 @@ def test_the_studio_starts_from_the_model_guidance(tmp_path):
     from vid3d.studio.runner import Studio
 
     studio = Studio(ASSET, out=tmp_path / "studio")
-    assert studio.guidance_defaults() == {"guidance_min": 1.0, "guidance_max": 1.0}
-    assert studio.base_request().guidance_max == 1.0
+    assert studio.guidance_defaults() == {"guidance_min": 1.0, "guidance_max": 1.5}
+    assert studio.base_request().guidance_max == 1.5
     assert studio.base_request(guidance_max=2.5).guidance_max == 2.5  # the page's slider wins
