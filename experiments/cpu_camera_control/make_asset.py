@@ -1,6 +1,7 @@
 """Turn a checkpoint of a camera-control run into a small committed model asset (issue 14).
 
-    python experiments/cpu_camera_control/make_asset.py RUN_DIR STEP --name NAME [--out DIR]
+    python experiments/cpu_camera_control/make_asset.py RUN_DIR STEP --name NAME [--out DIR] \
+        [--sampler K=V ...]
 
 Writes, under ``--out`` (default ``assets/cpu_camera_control``):
 - ``NAME.safetensors``: the weights-only copy of ``RUN_DIR/checkpoints/step_%07d.ckpt``
@@ -10,7 +11,9 @@ Writes, under ``--out`` (default ``assets/cpu_camera_control``):
   twice, e.g. again after a resume, keeps its last reading): held-out error with the clips' own cameras,
   camera gap (another clip's cameras / own) and static gap (a static camera / own) at each σ;
 - ``NAME.json``: the file's sha256 and size, the source checkpoint and step, the number of weights and the
-  run's Hydra overrides (``RUN_DIR/.hydra/overrides.yaml``).
+  run's Hydra overrides (``RUN_DIR/.hydra/overrides.yaml``); with ``--sampler sigma_min=1.0 ...`` also the
+  model's own sampler defaults (``sampler``: what ``sample.py`` / ``eval.py`` use for it unless told
+  otherwise, ``vid3d.sampling.model_defaults``).
 Refuses a file over 10 MB (the project's limit for committed assets).
 """
 
@@ -62,7 +65,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("step", type=int)
     p.add_argument("--name", required=True)
     p.add_argument("--out", type=Path, default=Path("assets/cpu_camera_control"))
+    p.add_argument("--sampler", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="the model's sampler defaults (SamplerOptions keys), e.g. sigma_min=1.0")
     a = p.parse_args(argv)
+    from vid3d.sampling.sampler_settings import check_sampler_settings
+
+    sampler = {}
+    for item in a.sampler:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--sampler {item!r}: expected KEY=VALUE")
+        try:
+            sampler[key] = value if key == "solver" else (int(value) if key == "num_steps" else float(value))
+        except ValueError:
+            raise SystemExit(f"--sampler {item!r}: {value!r} is not a number") from None
+    sampler = check_sampler_settings(sampler, "--sampler")
 
     from vid3d.atomic import atomic_write_bytes
     from vid3d.models.checkpoint import load_checkpoint_file, save_trained_weights
@@ -86,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         "weights": int(sum(v.numel() for v in ckpt["state_dict"].values())),
         "overrides": overrides.read_text().splitlines() if overrides.is_file() else None,
     }
+    if sampler:
+        manifest["sampler"] = sampler
     atomic_write_bytes(a.out / f"{a.name}.json", (json.dumps(manifest, indent=1) + "\n").encode())
     curve = gap_curve(a.run_dir / "camera_gap.jsonl", a.step)
     atomic_write_bytes(a.out / f"{a.name}.curve.csv", curve.encode())

@@ -35,7 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("overrides", nargs="*", help="Hydra overrides selecting the data (as in training)")
     p.add_argument("--clips", type=int, default=8)
     p.add_argument("--steps", type=int, default=25)
-    p.add_argument("--guidance", type=float, default=1.0, help="constant CFG scale (1: no guidance)")
+    p.add_argument("--guidance", type=float, default=1.0, help="CFG scale at frame 0 (1: no guidance)")
+    p.add_argument("--guidance-max", type=float, default=None,
+                   help="CFG scale at the last frame, rising linearly (default: --guidance, constant)")
+    p.add_argument("--solver", default="edm_euler", help="a vid3d.sampling.samplers.SOLVERS name")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sigma-max", type=float, default=700.0, help="first sigma of the schedule (SVD: 700)")
     p.add_argument("--sigma-min", type=float, default=0.002,
@@ -60,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     K_px = torch.stack([c["K_px"].float() for c in clips])
     c2w = torch.stack([c["c2w"].float() for c in clips])
     sampler = VideoSampler(
-        num_steps=a.steps, sigma_min=a.sigma_min, sigma_max=a.sigma_max,
-        guidance_min=a.guidance, guidance_max=a.guidance,
+        solver=a.solver, num_steps=a.steps, sigma_min=a.sigma_min, sigma_max=a.sigma_max,
+        guidance_min=a.guidance, guidance_max=a.guidance if a.guidance_max is None else a.guidance_max,
     )
     known = {0: frames[:, 0]} if a.pin_first else None
     # the same noise for every variant (vid3d.evaluation.sampled_gap)
@@ -70,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     err = {v: frame_errors(videos[v], frames) for v in VARIANTS}
     err["copy frame 0"] = (frames[:, :1].expand_as(frames)[:, 1:] - gt).pow(2).flatten(1).mean(1)
     size = f"{frames.shape[-2]}x{frames.shape[-1]}"
-    print(f"{n} test clips, {frames.shape[1]} frames at {size}, {a.steps} Euler steps from sigma "
-          f"{a.sigma_max:g} to {a.sigma_min:g}, guidance {a.guidance:g}"
+    print(f"{n} test clips, {frames.shape[1]} frames at {size}, {a.steps} {a.solver} steps from sigma "
+          f"{a.sigma_max:g} to {a.sigma_min:g}, guidance {sampler.guidance_min:g}..{sampler.guidance_max:g}"
           f"{', frame 0 pinned' if a.pin_first else ''}; "
           "frames 1..F-1 against the ground truth")
     print(f"{'cameras':<14} {'MSE':>8} {'PSNR (dB)':>10}   per clip MSE")

@@ -320,9 +320,12 @@ def build_app(studio: Studio):
                 with gr.Row():
                     steps = gr.Slider(1, 50, value=25, step=1, label="sampler steps", elem_id="steps")
                     seed = gr.Number(value=0, precision=0, label="seed")
+                guidance = studio.guidance_defaults()  # the model's own (its manifest), else 1 -> 3
                 with gr.Row():
-                    g_min = gr.Slider(1.0, 5.0, value=1.0, step=0.1, label="guidance (first frame)")
-                    g_max = gr.Slider(1.0, 5.0, value=3.0, step=0.1, label="guidance (last frame)")
+                    g_min = gr.Slider(1.0, 5.0, value=guidance["guidance_min"], step=0.1,
+                                      label="guidance (first frame)")
+                    g_max = gr.Slider(1.0, 5.0, value=guidance["guidance_max"], step=0.1,
+                                      label="guidance (last frame)")
                 static = gr.Checkbox(value=True, label="also the same seed with a static camera")
                 with gr.Row():
                     go = gr.Button("generate", variant="primary", elem_id="generate")

@@ -142,13 +142,25 @@ class Studio:
                     self._model = load_model(self.info.path, pretrained=pretrained_choice(cfg))
             return self._model
 
+    def guidance_defaults(self) -> dict[str, float]:
+        """The page's guidance: the checkpoint's own sampler defaults (its manifest's ``sampler``,
+        ``vid3d.sampling.model_defaults``) over the Request's, for ``guidance_min`` / ``guidance_max``."""
+        own = {}
+        if self.info.kind != "export":
+            from vid3d.sampling.model_defaults import model_sampler_defaults
+
+            own = model_sampler_defaults(self.info.path)[0]
+        base = Request(ckpt="", height=1, width=1, num_frames=1)
+        return {k: float(own.get(k, getattr(base, k))) for k in ("guidance_min", "guidance_max")}
+
     def base_request(self, **fields) -> Request:
+        """A request for this model; guidance not given is the model's (``guidance_defaults``)."""
         return Request(
             ckpt=self.info.path,
             height=self.info.height,
             width=self.info.width,
             num_frames=self.info.num_frames,
-            **fields,
+            **{**self.guidance_defaults(), **fields},
         )
 
     # ------------------------------------------------------------------ dataset clips
@@ -264,6 +276,7 @@ class Studio:
         from hydra.utils import instantiate
 
         from vid3d.sampling.io import load_inputs, write_sample
+        from vid3d.sampling.model_defaults import apply_model_sampler_defaults
         from vid3d.sampling.modes import SingleMode
         from vid3d.sampling.trajectories import make_trajectory
         from vid3d.tasks.sample import sample_seed
@@ -275,7 +288,9 @@ class Studio:
         folder = self._folder(req.path)
         req = self._inputs(req, keyframes, key_c2w, folder)
         command = sample_command(req)
-        cfg = self.compose(sample_overrides(req))
+        overrides = sample_overrides(req)
+        cfg = self.compose(overrides)
+        apply_model_sampler_defaults(cfg, overrides)  # as sample.py does with this command line
         images = load_inputs(cfg.get("image"), None, None, cfg.data.height, cfg.data.width, cfg.fov_deg)
         trajectory = instantiate(cfg.trajectory) if cfg.get("trajectory") is not None else None
         dataset = None if images else self._dataset(cfg)

@@ -183,6 +183,9 @@ def _evaluate_camera(cfg: DictConfig) -> dict:
         from vid3d.models.checkpoint import load_model
 
         model = load_model(cfg.ckpt, pretrained=pretrained_choice(cfg))
+        from vid3d.sampling.model_defaults import apply_model_sampler_defaults
+
+        apply_model_sampler_defaults(cfg)  # the checkpoint's manifest's sampler settings, unless given
     out = run_dir(cfg)
     print_config_tree(cfg, save_to=out / "config.yaml")
     fvd = fvd_metric(cfg)  # a bad metrics.fvd.i3d fails here, before any data or sampling work

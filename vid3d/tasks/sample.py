@@ -26,6 +26,7 @@ from vid3d.atomic import atomic_dir
 from vid3d.models.checkpoint import load_model
 from vid3d.progress import Progress, format_duration
 from vid3d.sampling.io import load_inputs, write_sample
+from vid3d.sampling.model_defaults import apply_model_sampler_defaults
 from vid3d.tasks.common import log, prepare_data, pretrained_choice, print_config_tree, run_dir, task_wrapper
 
 
@@ -48,6 +49,7 @@ def sample(cfg: DictConfig) -> dict:
     trajectory = instantiate(cfg.trajectory) if cfg.get("trajectory") is not None else None
     model = load_model(cfg.ckpt, pretrained=pretrained_choice(cfg))
     out = run_dir(cfg)
+    apply_model_sampler_defaults(cfg)  # the checkpoint's manifest's sampler settings, unless given
     print_config_tree(cfg, save_to=out / "config.yaml")
     sampler = instantiate(cfg.sampler)
     mode = instantiate(cfg.mode) if cfg.get("mode") is not None else None

@@ -240,6 +240,9 @@ def _evaluate_pairs(
         from vid3d.models.checkpoint import load_model
 
         model = load_model(cfg.ckpt, pretrained=pretrained_choice(cfg))
+        from vid3d.sampling.model_defaults import apply_model_sampler_defaults
+
+        apply_model_sampler_defaults(cfg)  # the checkpoint's manifest's sampler settings, unless given
     # the metrics' weights (LPIPS) next: missing ones stop the run in seconds, before any pair is generated
     metrics = instantiate(cfg.metrics, _convert_="all").image()  # conf/metrics/: the suite's _target_
     rows = select_pairs(index, float(o.min), float(o.max))
