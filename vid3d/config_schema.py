@@ -26,7 +26,8 @@ class CameraGapOptions:
 @dataclass
 class EvalOptions:
     """``eval``: sharding, trials, failure policy, reference rows, saved videos, the camera gap, videos per
-    forward (``batch_size``)."""
+    forward (``batch_size``), the model's camera-control rows (``camera_controls``: names from
+    ``vid3d.evaluation.camera_controls.CAMERA_CONTROLS``, checked before anything loads)."""
 
     shard: int = 0
     num_shards: int = 1
@@ -38,6 +39,7 @@ class EvalOptions:
     video_fps: float = 8.0
     camera_gap: CameraGapOptions = field(default_factory=CameraGapOptions)
     batch_size: int = 1
+    camera_controls: list[str] = field(default_factory=list)
 
 
 @dataclass

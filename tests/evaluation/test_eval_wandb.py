@@ -123,6 +123,9 @@ def test_offline_eval_run_travels_with_its_run_dir(tmp_path, monkeypatch):
     staged = list((src / "wandb" / "data" / "artifacts" / "staging").iterdir())
     assert staged  # the tables' staged copies live with the run
 
+    # W&B's service process writes the log's last (exit) record after finish() returns: copy a complete log
+    (src_log,) = list((src / "wandb").glob("offline-run-*/*.wandb"))
+    wandb_records.complete_records(src_log)
     dst = tmp_path / "machine_b" / "eval"
     shutil.copytree(src, dst)
     shutil.rmtree(tmp_path / "machine_a")

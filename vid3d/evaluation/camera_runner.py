@@ -217,7 +217,8 @@ def protocol_block(
         ),
         "trials": trials,
         "trials_are": trial_text,
-        "seeding": "torch and numpy global RNGs seeded with crc32(method, clip_id, trial) before generation",
+        "seeding": "torch and numpy global RNGs seeded with crc32(method, clip_id, trial) before generation "
+                   "(a camera-control row: its model row's method name, so both draw the same noise)",
     }
 
 
@@ -275,6 +276,12 @@ def metric_scale_of(
     return depth_scale(points[:, 2], d), None
 
 
+def seed_name(name: str, method: Method) -> str:
+    """The row name whose seeds ``method`` uses: its own, or ``method.seed_as`` (a control row sampled with
+    its model row's seeds, so that only its input differs: ``eval.camera_controls``)."""
+    return getattr(method, "seed_as", None) or name
+
+
 def _generate(
     clip: EvalClip, name: str, method: Method, seed: int, lookahead: Lookahead | None = None
 ) -> tuple[np.ndarray, float]:
@@ -312,7 +319,7 @@ def _evaluate_one(
     # trials_are="estimations" (CamI2V): one video per (method, clip), generated with trial 0's seed; each
     # trial is a new pose estimation of it with the estimator's seed + trial.
     gen_trial = 0 if trials_are == "estimations" else trial
-    seed = trial_seed(name, clip.clip_id, gen_trial)
+    seed = trial_seed(seed_name(name, method), clip.clip_id, gen_trial)
     t0 = time.perf_counter()
     cached = (cache or {}).get((name, clip.clip_id)) if trials_are == "estimations" else None
     if cached is None:
@@ -406,7 +413,8 @@ def run_camera_eval(
     Args:
         clips: evaluation clips (ids unique).
         methods: name -> callable returning generated (n, H', W', 3) uint8 frames for a clip (same n).
-            Before each call the torch/numpy global RNGs are seeded with ``trial_seed``.
+            Before each call the torch/numpy global RNGs are seeded with ``trial_seed`` (of the name in
+            the method's ``seed_as`` attribute where it has one: a control row seeded as its model row).
         estimator: pose estimator applied to every generated video.
         out_dir: records go to ``out_dir/records.shard{shard}of{num_shards}.jsonl``; results.* are
             written from all ``records*.jsonl`` files in ``out_dir``.
@@ -452,7 +460,8 @@ def run_camera_eval(
 
     def features_of_todo(todo: list[tuple[EvalClip, str, int]]) -> None:
         gen_trial = (lambda t: 0) if trials_are == "estimations" else (lambda t: t)
-        entries = [(c, name, trial_seed(name, c.clip_id, gen_trial(t))) for c, name, t in todo]
+        entries = [(c, name, trial_seed(seed_name(name, methods[name]), c.clip_id, gen_trial(t)))
+                   for c, name, t in todo]
         ahead["videos"] = Lookahead(entries, methods, batch_size, lambda c: c.clip_id)
         if fvd is not None:
             for clip in {c.clip_id: c for c, _, _ in todo}.values():

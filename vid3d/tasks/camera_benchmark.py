@@ -77,22 +77,29 @@ def eval_clips(cfg: DictConfig) -> tuple[list[EvalClip], list[dict[str, str]]]:
     return clips, skipped
 
 
-def model_method(model, sampler, seed: int):
+def model_method(model, sampler, seed: int, cameras=None, seed_as: str | None = None):
     """A runner method generating each clip's video from its first frame along its GT trajectory, seeded by
     ``seed`` + the engine's per-item seed (``torch.initial_seed()`` when called alone);
     ``generate.batch(clips, item_seeds)`` is the same for several clips in one forward
     (``eval.batch_size``; not offered for a model whose attention draws from the global RNG:
-    ``uses_global_rng``)."""
+    ``uses_global_rng``).
+
+    cameras: None (the clip's own trajectory) or ``clip -> (F, 4, 4)`` c2w handed to the sampler instead (a
+        camera control: ``control_methods``). seed_as: the row whose per-item seeds the engine uses for this
+        method (``camera_runner.seed_name``), so a control draws its model row's noise."""
 
     def generator(item_seed: int) -> torch.Generator:
         return torch.Generator().manual_seed(seed + int(item_seed % 1_000_003))
+
+    def c2w_of(clip: EvalClip) -> np.ndarray:
+        return clip.gt_c2w if cameras is None else cameras(clip)
 
     def inputs(clips: list[EvalClip]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         n = len(clips[0].frames)
         return (
             torch.cat([from_uint8(c.frames[0])[None] for c in clips]),
             torch.stack([torch.from_numpy(np.repeat(c.K_px[None], n, axis=0)).float() for c in clips]),
-            torch.stack([torch.from_numpy(c.gt_c2w).float() for c in clips]),
+            torch.stack([torch.from_numpy(np.asarray(c2w_of(c), dtype=np.float64)).float() for c in clips]),
         )
 
     def generate(clip: EvalClip) -> np.ndarray:
@@ -105,7 +112,36 @@ def model_method(model, sampler, seed: int):
 
     if not uses_global_rng(model):
         generate.batch = generate_batch
+    if seed_as is not None:
+        generate.seed_as = seed_as
     return generate
+
+
+def control_methods(
+    model, sampler, seed: int, name: str, controls, clips: list[EvalClip]
+) -> dict[str, object]:
+    """The camera-control rows of the model row ``name`` (``eval.camera_controls``;
+    ``vid3d.evaluation.camera_controls``): {``name[static cameras]`` | ``name[other clip's cameras]``:
+    ``model_method`` with those cameras and ``name``'s seeds}, in the order of ``controls``. "other" takes
+    its donors from the evaluated ``clips`` (all shards' clips: the derangement does not depend on
+    sharding)."""
+    from vid3d.evaluation import camera_controls as cc
+
+    controls = cc.check_controls(controls)
+    by_id = {c.clip_id: c for c in clips}
+    donor = cc.donors(list(by_id)) if "other" in controls else {}
+
+    def static(clip: EvalClip) -> np.ndarray:
+        return cc.static_cameras(clip.gt_c2w)
+
+    def other(clip: EvalClip) -> np.ndarray:
+        return cc.reanchored(clip.gt_c2w, by_id[donor[clip.clip_id]].gt_c2w)
+
+    make = {"static": static, "other": other}
+    return {
+        cc.control_row_name(name, c): model_method(model, sampler, seed, cameras=make[c], seed_as=name)
+        for c in controls
+    }
 
 
 def uses_global_rng(model) -> bool:
@@ -194,7 +230,10 @@ def _evaluate_camera(cfg: DictConfig) -> dict:
         raise ValueError(f"no usable test clip: all {len(skipped)} were skipped as broken (see the log)")
     methods, gap, gap_table = {}, None, None
     if model is not None:
-        methods[model.name] = model_method(model, instantiate(cfg.sampler), cfg.seed)
+        sampler = instantiate(cfg.sampler)
+        methods[model.name] = model_method(model, sampler, cfg.seed)
+        # the same model along cameras that are not the clip's, with the model row's seeds
+        methods.update(control_methods(model, sampler, cfg.seed, model.name, cfg.eval.camera_controls, clips))
         gap, gap_table = model_camera_gap(cfg, model, clips, out) or (None, None)
     if cfg.eval.reference_rows:
         methods["gt_video"] = gt_video_method
@@ -214,6 +253,9 @@ def _evaluate_camera(cfg: DictConfig) -> dict:
         warning_lines.append(RANDOM_INIT_WARNING)
         tags.append("random-init-poses")
         methods = {f"{name}{RANDOM_INIT_SUFFIX}": fn for name, fn in methods.items()}
+        for fn in methods.values():  # a control keeps its model row's seeds under the new name
+            if getattr(fn, "seed_as", None):
+                fn.seed_as = f"{fn.seed_as}{RANDOM_INIT_SUFFIX}"
     if fvd is not None and is_random_init_label(fvd.label):
         # Likewise for FVD: the results key, the table column and the protocol say random-init.
         warning_lines.append(FVD_RANDOM_INIT_WARNING)

@@ -16,7 +16,8 @@ folder Hydra had just created, so nothing is left behind):
 - ``metrics.fvd.i3d=`` or ``pose.checkpoint=`` naming no file; the registered weights the run needs (LPIPS
   for the image benchmarks, ``metrics.fvd.i3d=auto``, DUSt3R's release for ``pose=dust3r`` without a
   checkpoint) fetched into the cache, or refused in one line naming the repository and the fetch command;
-- ``resume=``: no such path, or no complete checkpoint in it.
+- ``resume=``: no such path, or no complete checkpoint in it;
+- ``eval.camera_controls``: a name that is not a control, or controls without a ``ckpt``.
 """
 
 from __future__ import annotations
@@ -196,6 +197,19 @@ def check_resume(cfg: DictConfig) -> None:
     raise InputError(f"resume={resume}: no complete checkpoint (*.ckpt) in {folder} to resume from")
 
 
+def check_camera_controls(cfg: DictConfig) -> None:
+    """``eval.camera_controls``: known names (``vid3d.evaluation.camera_controls``), each once, and a ``ckpt``
+    whose rows they control (the camera benchmark only)."""
+    from vid3d.evaluation.camera_controls import check_controls
+
+    names = list(OmegaConf.select(cfg, "eval.camera_controls", default=None) or [])
+    if not names:
+        return
+    check_controls(names)
+    if not cfg.get("ckpt"):
+        raise InputError("eval.camera_controls adds rows of a model: pass ckpt=<checkpoint> or drop it")
+
+
 def check_inputs(cfg: DictConfig, task: str) -> None:
     """All the checks that apply to ``task`` ("train", "sample" or "eval"); see the module docstring."""
     check_missing(cfg)
@@ -208,3 +222,4 @@ def check_inputs(cfg: DictConfig, task: str) -> None:
         check_mode(cfg)
     if task == "eval":
         check_weights(cfg)
+        check_camera_controls(cfg)
