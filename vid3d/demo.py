@@ -261,7 +261,7 @@ def print_benchmark(results: dict, run: Path) -> None:
     print(
         f"The committed camera model in the camera benchmark (eval.py pose=flow, the first {n} of the 16 "
         f"held-out clips at 32x48 -- fewer than 16 to fit the demo's 10 minutes; the full 16 and the "
-        "reading: experiments/cpu_camera_control/README.md). Errors against each clip's ground-truth "
+        "reading: the CPU camera-control experiment log, issue 37). Errors against each clip's ground-truth "
         "trajectory, means over registered clips with 95% CIs; the [..] rows are the same model and seeds "
         "along cameras that are not the clip's:\n"
     )
