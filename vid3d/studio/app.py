@@ -11,18 +11,16 @@ import logging
 import time
 import traceback
 
-from vid3d.config import CONFIG_DIR
 from vid3d.errors import InputError
 from vid3d.sampling.trajectories import PRESETS
 
-from .command import sample_command
+from .command import reproduce_command
 from .paths import KEYFRAME_COLUMNS, default_keyframes, frustum_figure, parse_amplitude
 from .runner import Cancelled, Studio
 
 __all__ = ["build_app"]
 
 log = logging.getLogger("vid3d")
-ROOT = CONFIG_DIR.parent  # the repository root (sample.py's folder): the shown command runs from here
 
 PATH_CHOICES = {"preset": "preset", "keyframes": "keyframes", "pose file": "file", "clip's own": "clip"}
 INPUT_CHOICES = ("uploaded image", "dataset clip")
@@ -251,7 +249,7 @@ def build_app(studio: Studio):
         return gr.update(visible=not clip), gr.update(visible=clip), gr.update(visible=clip)
 
     def shown_command(req):
-        text = sample_command(req, multiline=True, root=ROOT)
+        text = reproduce_command(req, multiline=True)
         if info.kind == "export":
             text = (
                 "# sample.py reads vid3d checkpoints, not exported folders: pass ckpt=<the checkpoint this "
