@@ -85,24 +85,16 @@ class CameraCtrlStyle(ImageClipLoader):
     same formulation evaluated directly at the latent grid (intrinsics / 8), a cheaper variant that is not
     CameraCtrl's."""
 
-    def __init__(
-        self,
-        root: Path,
-        split: str,
-        frames: int,
-        height: int,
-        width: int,
-        interval: int,
-        clips: int | None = None,
-        plucker: str = "full",
-    ):
+    def __init__(self, *args, plucker: str = "full", **kwargs):
+        """``args``, ``kwargs``: those of ``ImageClipLoader`` (root, split, frames, height, width, interval,
+        clips)."""
         import torchvision.transforms as T
 
-        super().__init__(root, split, frames, height, width, interval, clips)
+        super().__init__(*args, **kwargs)
         if plucker not in ("full", "latent"):
             raise ValueError(f"plucker must be 'full' or 'latent', got {plucker!r}")
         self.plucker = plucker
-        self.crop = T.CenterCrop((height, width))
+        self.crop = T.CenterCrop((self.height, self.width))
         self.normalize = T.Normalize(mean=[0.5, 0.5, 0.5], std=[0.5, 0.5, 0.5], inplace=True)
 
     def indices(self, n: int, rng: random.Random) -> np.ndarray:
