@@ -2,9 +2,7 @@
 ``benchmarks.loader_throughput``.
 
 ``RealEstate10KPose`` in github.com/hehao13/CameraCtrl, ``cameractrl/data/dataset.py`` (main and svd
-branches): CameraCtrl's RealEstate10K dataset algorithm (``RealEstate10KPose`` in
-github.com/hehao13/CameraCtrl, ``cameractrl/data/dataset.py``, main and svd branches), written here with
-our own code. As there: every line of the camera file is parsed with ``float()`` and each 4x4 world-to-
+branches). As there: every line of the camera file is parsed with ``float()`` and each 4x4 world-to-
 camera matrix is inverted with ``np.linalg.inv``; the frame indices are ``np.linspace`` over a window of
 ``frames * stride`` lines at a random start (the stride shrinks to fit short clips); the frames are decoded
 whole (CameraCtrl: decord on an .mp4, here PIL on the JPEG files: decord is not installed and the clips
@@ -29,9 +27,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from .clip_loaders import LATENT_FACTOR, frame_files, image_clips
+from .clip_loaders import LATENT_FACTOR, ImageClipLoader, frame_files
 
 
 def cameractrl_read_cameras(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -79,7 +76,7 @@ def cameractrl_plucker(K4: torch.Tensor, c2w: torch.Tensor, height: int, width: 
     return emb.reshape(f, height, width, 6).permute(0, 3, 1, 2).contiguous()
 
 
-class CameraCtrlStyle(Dataset):
+class CameraCtrlStyle(ImageClipLoader):
     """CameraCtrl's RealEstate10K dataset algorithm on image-folder clips (see the module docstring);
     the same output as ``VidLoader``: frames float32 (F, 3, height, width) in [-1, 1], K_px (F, 3, 3), c2w
     (F, 4, 4) relative to the first frame, plucker (F, 6, height / 8, width / 8).
@@ -88,35 +85,23 @@ class CameraCtrlStyle(Dataset):
     same formulation evaluated directly at the latent grid (intrinsics / 8), a cheaper variant that is not
     CameraCtrl's."""
 
-    def __init__(
-        self,
-        root: Path,
-        split: str,
-        frames: int,
-        height: int,
-        width: int,
-        interval: int,
-        clips: int | None = None,
-        plucker: str = "full",
-    ):
+    def __init__(self, *args, plucker: str = "full", **kwargs):
+        """``args``, ``kwargs``: those of ``ImageClipLoader`` (root, split, frames, height, width, interval,
+        clips)."""
         import torchvision.transforms as T
 
-        self.clips = image_clips(root, split, clips)
-        self.frames, self.height, self.width, self.stride = frames, height, width, interval
+        super().__init__(*args, **kwargs)
         if plucker not in ("full", "latent"):
             raise ValueError(f"plucker must be 'full' or 'latent', got {plucker!r}")
         self.plucker = plucker
-        self.crop = T.CenterCrop((height, width))
+        self.crop = T.CenterCrop((self.height, self.width))
         self.normalize = T.Normalize(mean=[0.5, 0.5, 0.5], std=[0.5, 0.5, 0.5], inplace=True)
-
-    def __len__(self) -> int:
-        return len(self.clips)
 
     def indices(self, n: int, rng: random.Random) -> np.ndarray:
         """CameraCtrl's window: ``frames`` indices spread by ``np.linspace`` over frames * stride lines."""
         if n < self.frames:
             raise ValueError(f"{n} camera lines, fewer than {self.frames} frames")
-        stride = self.stride
+        stride = self.interval
         if n < self.frames * stride:
             stride = rng.randint(1, n // self.frames)
         span = self.frames * stride

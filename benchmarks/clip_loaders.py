@@ -85,9 +85,9 @@ def image_clips(root: Path, split: str, clips: int | None) -> list[re10k.Re10kCl
     return found[:clips]
 
 
-class PilBaseline(Dataset):
-    """Plain per-frame PIL decode + crop + bilinear resize, float on the CPU; vid3d's cameras and Plücker
-    maps (image folders only)."""
+class ImageClipLoader(Dataset):
+    """The first ``clips`` image-folder clips of a split (``image_clips``) and the sample to make of each:
+    ``frames`` frames at ``height`` x ``width``, ``interval`` apart; subclasses make it (``__getitem__``)."""
 
     def __init__(
         self,
@@ -104,6 +104,11 @@ class PilBaseline(Dataset):
 
     def __len__(self) -> int:
         return len(self.clips)
+
+
+class PilBaseline(ImageClipLoader):
+    """Plain per-frame PIL decode + crop + bilinear resize, float on the CPU; vid3d's cameras and Plücker
+    maps (image folders only)."""
 
     def __getitem__(self, i: int) -> dict:
         from PIL import Image

@@ -14,23 +14,11 @@ JPEG frames named by timestamp + a camera .txt per clip):
 - ``vid3d_float``: the same loader with ``frames_dtype="float32"`` (the evaluation default): frames
   converted to [-1, 1] on the CPU, in the loader, for comparison.
 - ``cameractrl``: CameraCtrl's RealEstate10K dataset algorithm (``RealEstate10KPose`` in
-  github.com/hehao13/CameraCtrl, ``cameractrl/data/dataset.py``, main and svd branches), written here with
-  our own code. As there: every line of the camera file is parsed with ``float()`` and each 4x4 world-to-
-  camera matrix is inverted with ``np.linalg.inv``; the frame indices are ``np.linspace`` over a window of
-  ``frames * stride`` lines at a random start (the stride shrinks to fit short clips); the frames are decoded
-  whole (CameraCtrl: decord on an .mp4, here PIL on the JPEG files: decord is not installed and the clips
-  are image folders), stacked, made a float tensor divided by 255, resized with torchvision on the float
-  tensor (bilinear, antialiased) and normalised with ``Normalize(0.5, 0.5)`` to [-1, 1]; the poses are made
-  relative to the first frame (``zero_t_first_frame``: c2w[0] = I); the Plücker embedding [o x d, d] is
-  computed at the full output resolution (320x512) through pixel centres (u + 0.5, v + 0.5) and returned
-  as (F, 6, H, W), which CameraCtrl's pose encoder then brings to the latent grid (PixelUnshuffle(8)).
-  Where it differs, so that the output equals vid3d's: CameraCtrl resizes straight to the sample size
-  (stretching the aspect, ``rescale_fxy`` correcting fx); here the resize keeps the aspect (shorter side
-  to 320, torchvision's ``Resize(320)`` size rule) and ``CenterCrop((320, 512))`` follows, with the
-  intrinsics scaled by the resize and shifted by the crop. The full-resolution Plücker map is averaged over
-  8x8 blocks (the model-side reduction to 40x64; the block mean of unit directions differs from the ray
-  through the block centre by < 1e-4 here). Not included (it would only slow the baseline): the svd
-  branch's separate decode of a conditioning frame, caption handling, random flips.
+  github.com/hehao13/CameraCtrl, ``cameractrl/data/dataset.py``, main and svd branches), written with our
+  own code in ``benchmarks.cameractrl_loader``, whose docstring lists what follows CameraCtrl (the camera
+  file parsed line by line with ``float()``, ``np.linalg.inv`` per pose, whole frames decoded and resized
+  as a float tensor, the Plücker map at the full 320x512) and what differs so that the output equals
+  vid3d's (an aspect-keeping resize + centre crop; the Plücker map averaged over 8x8 blocks to 40x64).
 - ``cameractrl_latent_plucker``: the same, but the Plücker map is evaluated at the 40x64 latent grid
   directly (not CameraCtrl's algorithm: a stronger baseline, to show how much of the ratio is the
   full-resolution map).
@@ -60,24 +48,21 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import torch
 from torch.utils.data import DataLoader
 
-from vid3d.atomic import atomic_write_json
 from vid3d.data.datamodule import collate_samples
 from vid3d.data.formats import re10k
 
+from ._loader_common import add_sample_arguments, default_out, one_thread, write_result
 from .cameractrl_loader import CameraCtrlStyle
 from .clip_loaders import LATENT_FACTOR, PilBaseline, VidLoader, check_batch, image_clips, synthetic_root
 
-ROOT = Path(__file__).resolve().parents[1]
 BASELINE = "cameractrl"
 PIPELINES = ("vid3d", "vid3d_float", BASELINE, "cameractrl_latent_plucker", "pil_baseline")
 
@@ -165,15 +150,9 @@ def summarize(m: dict) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--root", type=Path, default=None, help="RealEstate10K layout; default: synthetic clips")
-    p.add_argument("--split", default="train")
-    p.add_argument("--quick", action="store_true", help="4 clips, 2 rounds")
-    p.add_argument("--frames", type=int, default=25)
-    p.add_argument("--height", type=int, default=320)
-    p.add_argument("--width", type=int, default=512)
+    add_sample_arguments(p, "RealEstate10K layout; default: synthetic clips", "4 clips, 2 rounds")
     p.add_argument("--source-height", type=int, default=360, help="synthetic source frames (RE10K: 360)")
     p.add_argument("--source-width", type=int, default=640, help="synthetic source frames (RE10K: 640)")
-    p.add_argument("--interval", type=int, default=1, help="frame stride (fixed)")
     p.add_argument("--workers", type=int, default=0, help="loader workers (0: the main process)")
     p.add_argument("--clips", type=int, default=None, help="clips (16, quick 4)")
     p.add_argument("--rounds", type=int, default=None, help="timed rounds (5, quick 2)")
@@ -183,16 +162,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--out", type=Path, default=None, help="default benchmarks/results/dataloader.json")
     a = p.parse_args(argv)
-    torch.set_num_threads(1)
-    import cv2
-
-    cv2.setNumThreads(1)
+    one_thread()
     return run(a, argv)
 
 
 def run(a: argparse.Namespace, argv: list[str] | None) -> int:
     """The benchmark for parsed arguments: prints the table, writes the JSON; 2 on bad arguments."""
-    out = a.out or ROOT / "benchmarks" / "results" / "dataloader.json"
+    out = a.out or default_out("dataloader")
     clips = a.clips if a.clips is not None else (4 if a.quick else 16)
     rounds = a.rounds if a.rounds is not None else (2 if a.quick else 5)
     workers = a.workers
@@ -268,12 +244,8 @@ def run(a: argparse.Namespace, argv: list[str] | None) -> int:
         "rows": rows,
         "pass_seconds": {"first": m["first_pass_s"], "rounds": m["rounds"]},
         "load_average": load,
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__},
-        "command": " ".join(
-            ["python -m benchmarks.loader_throughput", *(argv if argv is not None else sys.argv[1:])]
-        ),
     }
-    atomic_write_json(out, result)
+    write_result(out, result, "loader_throughput", argv)
     print(f"\nwrote {out}")
     return 0
 

@@ -17,23 +17,18 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import torch
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
-from vid3d.atomic import atomic_write_json
 from vid3d.data.datamodule import ResumableSampler, StepIndexedDataset, collate_samples
 from vid3d.data.formats import convert, pixelsplat
 from vid3d.data.interval import FixedInterval
 
+from ._loader_common import add_sample_arguments, default_out, one_thread, write_result
 from .clip_loaders import add_plucker
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 class CountingChunks(Dataset):
@@ -146,13 +141,7 @@ def chunk_split(a, tmp: Path) -> tuple[Path, float]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--root", type=Path, default=None, help="a pixelSplat chunk folder; default: synthetic")
-    p.add_argument("--split", default="train")
-    p.add_argument("--quick", action="store_true", help="a small synthetic set")
-    p.add_argument("--frames", type=int, default=25)
-    p.add_argument("--height", type=int, default=320)
-    p.add_argument("--width", type=int, default=512)
-    p.add_argument("--interval", type=int, default=1, help="frame stride (fixed)")
+    add_sample_arguments(p, "a pixelSplat chunk folder; default: synthetic", "a small synthetic set")
     p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="loader workers")
     p.add_argument("--clips", type=int, default=None, help="samples measured (default: an epoch)")
     p.add_argument("--chunk-size", type=int, default=None, help="synthetic chunks' clips (4 quick, 8)")
@@ -165,16 +154,13 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=None, help="default benchmarks/results/dataloader_shuffle.json"
     )
     a = p.parse_args(argv)
-    torch.set_num_threads(1)
-    import cv2
-
-    cv2.setNumThreads(1)
+    one_thread()
     return run(a, argv)
 
 
 def run(a: argparse.Namespace, argv: list[str] | None) -> int:
     """The benchmark for parsed arguments: prints the tables, writes the JSON."""
-    out = a.out or ROOT / "benchmarks" / "results" / "dataloader_shuffle.json"
+    out = a.out or default_out("dataloader_shuffle")
     with tempfile.TemporaryDirectory(prefix="vid3d_bench_") as tmp:
         root, build_s = chunk_split(a, Path(tmp))
         split_dir = root / a.split
@@ -233,13 +219,9 @@ def run(a: argparse.Namespace, argv: list[str] | None) -> int:
         "sample": {"frames": [a.frames, 3, a.height, a.width], "interval": a.interval},
         "rows": rows,
         "simulated": {k: getattr(a, "sim_" + k) for k in ("clips", "chunk_size", "ranks", "workers")},
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__},
-        "command": " ".join(
-            ["python -m benchmarks.shuffle_loads", *(argv if argv is not None else sys.argv[1:])]
-        ),
     }
     result["simulated"]["rows"] = sims
-    atomic_write_json(out, result)
+    write_result(out, result, "shuffle_loads", argv)
     print(f"\nwrote {out}")
     return 0
 

@@ -183,10 +183,13 @@ def test_sampling_cameras_json_is_0644_with_nothing_left(tmp_path, umask_0077):
 
 
 def test_benchmarks_write_with_the_shared_writer(tmp_path, umask_0077):
-    """benchmarks/dataloader.py (now loader_throughput.py and shuffle_loads.py) and benchmarks/pose.py had
-    their own copies (0600, names TEMP_RE missed); they now hold the shared one, which leaves a 0644 file and
-    no temporary."""
-    for name in ("loader_throughput", "shuffle_loads", "pose"):
+    """benchmarks/dataloader.py (now loader_throughput.py and shuffle_loads.py, which write through
+    _loader_common.write_result) and benchmarks/pose.py had their own copies (0600, names TEMP_RE missed);
+    they now hold the shared one, which leaves a 0644 file and no temporary."""
+    common = importlib.import_module("benchmarks._loader_common")
+    for name in ("loader_throughput", "shuffle_loads"):
+        assert importlib.import_module(f"benchmarks.{name}").write_result is common.write_result
+    for name in ("_loader_common", "pose"):
         mod = importlib.import_module(f"benchmarks.{name}")
         assert mod.atomic_write_json is atomic.atomic_write_json
         mod.atomic_write_json(tmp_path / f"{name}.json", {"rows": [{"x": 1.5}]})

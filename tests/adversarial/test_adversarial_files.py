@@ -113,3 +113,34 @@ def test_re10k_frame_symlinked_outside_the_root_is_skipped(tmp_path):
     ds = Re10kClipDataset(root, "train", num_frames=2, height=32, width=48, interval=FixedInterval(1))
     assert {ds[i]["clip_id"] for i in range(4)} == {clips[0].name}
     assert ds.known_bad() == {1: "outside_root"}
+
+
+@pytest.mark.timeout(30)
+def test_re10k_depth_symlinked_outside_the_root_is_refused(tmp_path):
+    from vid3d.data.formats.re10k import Re10kCameras, list_clips, read_depth, write_clip
+
+    K, c2w = _cams(3)
+    K_norm = K / np.array([[W], [H], [1.0]])  # pixels -> fractions of the image size
+    cams = Re10kCameras.from_c2w(c2w, K_norm, np.arange(3) * 1000)
+    depth = np.arange(3 * H * W, dtype=np.float32).reshape(3, H, W)
+    root = tmp_path / "set"
+    write_clip(root, "test", "c0", cams, np.zeros((3, H, W, 3), np.uint8), depth=depth)
+    (clip,) = list_clips(root, "test")
+    np.testing.assert_array_equal(read_depth(clip, [2, 0], root=root), depth[[2, 0]])
+    outside = tmp_path / "outside.depth.npz"
+    clip.depth_path.rename(outside)
+    clip.depth_path.symlink_to(outside)  # a valid depth file, but outside the dataset
+    with pytest.raises(UnsafePath, match="outside the dataset root") as e:
+        read_depth(clip, [0], root=root)
+    assert e.value.reason == "outside_root" and str(clip.depth_path) in str(e.value)
+    assert "\n" not in str(e.value)
+    np.testing.assert_array_equal(read_depth(clip, [1]), depth[[1]])  # no root given: not confined
+    clip.depth_path.unlink()
+    os.mkfifo(clip.depth_path)
+    with pytest.raises(UnsafePath, match="not a regular file"):
+        read_depth(clip, [0], root=root)
+    clip.depth_path.unlink()
+    clip.depth_path.write_bytes(b"not an npz archive")
+    with pytest.raises(ValueError, match=f"^{clip.depth_path}: cannot read depth") as e:
+        read_depth(clip, [0], root=root)
+    assert "\n" not in str(e.value)

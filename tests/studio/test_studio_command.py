@@ -11,7 +11,7 @@ from hydra.utils import instantiate
 from vid3d.config import CONFIG_DIR
 from vid3d.errors import InputError
 from vid3d.sampling.trajectories import make_trajectory
-from vid3d.studio.command import Request, sample_command, sample_overrides
+from vid3d.studio.command import REPO_ROOT, Request, reproduce_command, sample_command, sample_overrides
 
 ASSET = "assets/cpu_camera_control/epipolar_32x48_hx3big.safetensors"
 
@@ -127,3 +127,22 @@ def test_the_shown_checkpoint_is_relative_to_the_root_it_runs_from(tmp_path):
     assert _shell_words(sample_command(_req(ckpt=str(other)), root=root))[0] == f"ckpt={other}"
     assert _shell_words(sample_command(req)) == sample_overrides(req)  # no root: as given
     assert sample_overrides(req)[0] == f"ckpt='{ckpt}'"
+
+
+def test_a_results_command_names_the_default_model_by_its_repository_path(tmp_path):
+    from vid3d.studio.__main__ import DEFAULT_MODEL
+
+    assert (REPO_ROOT / "sample.py").is_file()  # the folder `python sample.py` runs from
+    req = _req(ckpt=str(DEFAULT_MODEL))  # absolute, as the studio loads it
+    words = _shell_words(reproduce_command(req))
+    assert words[0] == f"ckpt={ASSET}" and words[1:] == sample_overrides(req)[1:]
+    assert _shell_words(reproduce_command(req, multiline=True)) == words
+    elsewhere = tmp_path / "run" / "last.ckpt"  # outside the repository: kept absolute
+    assert _shell_words(reproduce_command(_req(ckpt=str(elsewhere))))[0] == f"ckpt={elsewhere}"
+
+
+def test_the_page_starts_from_the_samplers_default_steps():
+    """The studio's steps (and so its command line) default to the sampler's own default, not a copy of it."""
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+        cfg = compose(config_name="sample")
+    assert Request(ckpt="m", height=32, width=48, num_frames=8).steps == cfg.sampler.num_steps == 12

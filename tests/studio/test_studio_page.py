@@ -51,3 +51,11 @@ def test_the_page_serves_the_model_at_its_training_size(page):
         48,
         8,
     )
+
+
+def test_the_api_parameters_are_the_controls_by_name(page):
+    from vid3d.studio.app import GENERATE, SHOW_INPUT, SHOW_PATH
+
+    api = page[1].get_api_info()["named_endpoints"]
+    for endpoint, names in (("/generate", GENERATE), ("/show_path", SHOW_PATH), ("/show_input", SHOW_INPUT)):
+        assert tuple(p["parameter_name"] for p in api[endpoint]["parameters"]) == names, endpoint

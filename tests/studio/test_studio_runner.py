@@ -39,6 +39,8 @@ def test_the_shown_command_regenerates_the_video_and_cancel_writes_nothing(tmp_p
     run_dir = tmp_path / "sample_run"
     words = shlex.split(res.command)
     assert words[:2] == ["python", "sample.py"]
+    assert words[2] == f"ckpt={ASSET.relative_to(ROOT)}"  # the committed model by its repository path
+    assert (res.folder / "command.txt").read_text() == res.command + "\n"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled"}
     subprocess.run(
         [sys.executable, "sample.py", *words[2:], f"hydra.run.dir={run_dir}"],

@@ -128,6 +128,14 @@ def test_mode_and_weights_mistakes(tmp_path):
         check_inputs(cfg("eval", ["pose=dust3r", f"pose.checkpoint={tmp_path / 'nope.pth'}"]), "eval")
 
 
+def test_eval_batch_size_below_one_is_refused_before_anything_loads():
+    for bad in (0, -3):
+        with pytest.raises(InputError, match=rf"^eval\.batch_size={bad}: videos per forward must be >= 1"):
+            check_inputs(cfg("eval", [f"eval.batch_size={bad}"]), "eval")
+    check_inputs(cfg("eval", ["eval.batch_size=1"]), "eval")  # no error
+    assert "batch_size" in (composition_error("eval", ["eval.batch_size=two"]) or "")  # the schema's type
+
+
 def test_resume_mistakes(tmp_path):
     with pytest.raises(InputError, match=r"resume=.*nothere: no such file or run folder"):
         check_inputs(cfg("train", [f"resume={tmp_path / 'nothere'}"]), "train")
@@ -153,6 +161,7 @@ CLI_CASES = {
     "i3d": (["eval.py", "metrics.fvd.i3d={tmp}/i3d.pt"], "metrics.fvd.i3d="),
     "dust3r": (["eval.py", "pose=dust3r"], "naver/DUSt3R_ViTLarge_BaseDecoder_512_dpt"),
     "resume": (["train.py", "resume={tmp}/no_run"], "no_run: no such file or run folder"),
+    "batch_size": (["eval.py", "eval.batch_size=0"], "eval.batch_size=0: videos per forward must be >= 1"),
     "typo": (["sample.py", "ckpt=x", "trajectory=tilt_upp"], "did you mean tilt_up?"),
 }
 

@@ -2,6 +2,7 @@
 the one command writes its table's numbers to JSON; benchmarks/shuffle_loads.py counts chunk loads."""
 
 import json
+import os
 
 import pytest
 import torch
@@ -82,6 +83,8 @@ def test_one_command_writes_the_table_to_json(tmp_path, capsys):
         r["clips"] == 2 and r["rounds"] == 2 and r["workers"] == 0 and r["sample"]["plucker"] == [3, 6, 4, 6]
     )
     assert rows["cameractrl"]["speedup_vs_cameractrl"]["median"] == 1.0
+    assert r["command"] == f"python -m benchmarks.loader_throughput {argv} --out {out}"
+    assert r["machine"]["cpus"] == os.cpu_count() and list(r)[-2:] == ["machine", "command"]
     for name, row in rows.items():
         times = [rd[name] for rd in r["pass_seconds"]["rounds"]]
         assert row["clips_per_s"] == pytest.approx(2 * len(times) / sum(times), rel=1e-2)

@@ -72,3 +72,13 @@ def test_no_start_measurement_when_resumed_or_off(tmp_path, model):
     CameraGapLogger(_samples(), every_n_steps=0, num_clips=3, at_start=True).on_train_start(
         _trainer(tmp_path, 0), module)
     assert _lines(tmp_path) == []
+
+
+def test_a_dataset_config_is_built_on_first_use_and_a_dataset_is_used_as_it_is():
+    from omegaconf import OmegaConf
+
+    spec = {"_target_": "builtins.range", "_args_": [10, 20]}
+    for ds in (OmegaConf.create(spec), spec):  # Hydra's DictConfig or a plain dict: instantiated
+        assert CameraGapLogger(ds, num_clips=3).samples() == [10, 11, 12]
+    items = OmegaConf.create([{"a": 1}, {"a": 2}])  # a ListConfig is a dataset (a sequence), not a config
+    assert CameraGapLogger(items, num_clips=5).samples() == [{"a": 1}, {"a": 2}]

@@ -121,7 +121,7 @@ def load_pairs(
             info["path"] = {
                 "indices": path_idx, "frames": pf, "K_px": np.asarray(pK), "c2w": cams.c2w()[path_idx],
             }
-            depth = read_depth(clip, np.concatenate([idx, path_idx]))
+            depth = read_depth(clip, np.concatenate([idx, path_idx]), root=root)
             if depth is not None and (depth > 0).any():
                 info["depth_range"] = (float(depth[depth > 0].min()), float(depth.max()))
         out.append(

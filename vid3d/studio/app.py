@@ -7,22 +7,23 @@ Requests are queued: one runs at a time (``queue(default_concurrency_limit=1)``)
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 import traceback
+from dataclasses import dataclass, fields
+from typing import Any
 
-from vid3d.config import CONFIG_DIR
 from vid3d.errors import InputError
 from vid3d.sampling.trajectories import PRESETS
 
-from .command import sample_command
+from .command import Request, reproduce_command
 from .paths import KEYFRAME_COLUMNS, default_keyframes, frustum_figure, parse_amplitude
 from .runner import Cancelled, Studio
 
 __all__ = ["build_app"]
 
 log = logging.getLogger("vid3d")
-ROOT = CONFIG_DIR.parent  # the repository root (sample.py's folder): the shown command runs from here
 
 PATH_CHOICES = {"preset": "preset", "keyframes": "keyframes", "pose file": "file", "clip's own": "clip"}
 INPUT_CHOICES = ("uploaded image", "dataset clip")
@@ -31,6 +32,51 @@ CSS = """
 #command textarea, #command pre {font-size: 12px}
 .gradio-container {max-width: 1500px !important}
 """
+
+
+@dataclass(frozen=True)
+class Controls:
+    """The page's controls a handler reads, by name (values as Gradio hands them: numbers may be floats).
+    A handler is given a subset (``SHOW_INPUT``, ``SHOW_PATH``, ``GENERATE``); the others stay None."""
+
+    input_kind: str | None = None
+    image: str | None = None
+    clip_index: float | None = None
+    path_kind: str | None = None
+    preset: str | None = None
+    amplitude: str | None = None
+    speed: float | None = None
+    pose_file: str | None = None
+    table: Any = None
+    steps: float | None = None
+    seed: float | None = None
+    g_min: float | None = None
+    g_max: float | None = None
+    fov: float | None = None
+    static: bool | None = None
+
+
+# each handler's controls, in the order of its Gradio inputs and of its API endpoint's parameters
+SHOW_INPUT = ("input_kind", "image", "clip_index", "fov")
+SHOW_PATH = (*SHOW_INPUT[:3], "path_kind", "preset", "amplitude", "speed", "pose_file", "table", "fov")
+GENERATE = tuple(f.name for f in fields(Controls))  # all of them
+
+
+def handler(fn, names: tuple[str, ...]):
+    """``fn(controls, *rest)`` as a Gradio handler taking the controls ``names`` (in order), then ``fn``'s
+    own further parameters (``progress=gr.Progress()``). Gradio reads the parameter names (the names of
+    the page's API, e.g. ``/generate``'s ``input_kind``, ``image``, ...) and the progress default from the
+    signature given here. Make one per handler: Gradio groups the events of one function object in one
+    concurrency group."""
+    rest = list(inspect.signature(fn).parameters.values())[1:]
+
+    def call(*args, **kwargs):
+        return fn(Controls(**dict(zip(names, args))), *args[len(names):], **kwargs)
+
+    own = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names]
+    call.__signature__ = inspect.Signature(own + rest)
+    call.__name__, call.__qualname__, call.__doc__ = fn.__name__, fn.__name__, fn.__doc__
+    return call
 
 
 def enlarge(image, factor: int = 5):
@@ -51,57 +97,43 @@ def build_app(studio: Studio):
     info = studio.info
     F, H, W = info.num_frames, info.height, info.width
 
-    def request(
-        input_kind,
-        image,
-        clip_index,
-        path_kind,
-        preset,
-        amplitude,
-        speed,
-        pose_file,
-        steps,
-        seed,
-        g_min,
-        g_max,
-        fov,
-    ):
+    def request(c: Controls):
         fields = dict(
-            path=PATH_CHOICES[path_kind],
-            preset=preset,
-            amplitude=parse_amplitude(amplitude),
-            speed=float(speed),
-            steps=int(steps),
-            seed=int(seed),
-            guidance_min=float(g_min),
-            guidance_max=float(g_max),
-            fov_deg=float(fov),
+            path=PATH_CHOICES[c.path_kind],
+            preset=c.preset,
+            amplitude=parse_amplitude(c.amplitude),
+            speed=float(c.speed),
+            steps=int(c.steps),
+            seed=int(c.seed),
+            guidance_min=float(c.g_min),
+            guidance_max=float(c.g_max),
+            fov_deg=float(c.fov),
         )
-        if input_kind == INPUT_CHOICES[0]:
-            if not image:
+        if c.input_kind == INPUT_CHOICES[0]:
+            if not c.image:
                 raise InputError("input: upload an image (PNG or JPEG), or choose 'dataset clip'")
-            fields["image"] = image
+            fields["image"] = c.image
         else:
-            fields.update(data=studio.data, clip_index=int(clip_index))
+            fields.update(data=studio.data, clip_index=int(c.clip_index))
         if fields["path"] == "file":
-            fields["trajectory_file"] = pose_file
+            fields["trajectory_file"] = c.pose_file
         return studio.base_request(**fields)
 
-    def show_input(input_kind, image, clip_index, fov):
+    def show_input(c: Controls):
         """The conditioning frame at the model size (and the clip's ground truth)."""
         try:
-            if input_kind == INPUT_CHOICES[0]:
-                if not image:
+            if c.input_kind == INPUT_CHOICES[0]:
+                if not c.image:
                     return gr.update(value=None), gr.update(value=None, visible=False), ""
                 from .uploads import read_image
 
-                img = read_image(image, H, W, float(fov))
+                img = read_image(c.image, H, W, float(c.fov))
                 return (
                     enlarge(img.image),
                     gr.update(value=None, visible=False),
                     f"image {img.name}: {H}x{W} (model size)",
                 )
-            job = studio.clip(int(clip_index))
+            job = studio.clip(int(c.clip_index))
             from vid3d.viz import write_video
 
             folder = studio.out / "clips"
@@ -110,31 +142,31 @@ def build_app(studio: Studio):
             return (
                 enlarge(job.image),
                 gr.update(value=str(gt), visible=True),
-                f"clip {int(clip_index)}: {job.name}",
+                f"clip {int(c.clip_index)}: {job.name}",
             )
         except Exception as e:  # noqa: BLE001 - every failure is one line in the page
             return gr.update(), gr.update(), _line(e)
 
-    def show_path(input_kind, image, clip_index, path_kind, preset, amplitude, speed, pose_file, table, fov):
+    def show_path(c: Controls):
         try:
-            clip = input_kind == INPUT_CHOICES[1]
+            clip = c.input_kind == INPUT_CHOICES[1]
             req = studio.base_request(
-                path=PATH_CHOICES[path_kind],
-                preset=preset,
-                amplitude=parse_amplitude(amplitude),
-                speed=float(speed),
-                trajectory_file=pose_file,
-                fov_deg=float(fov),
-                clip_index=int(clip_index) if clip else None,
+                path=PATH_CHOICES[c.path_kind],
+                preset=c.preset,
+                amplitude=parse_amplitude(c.amplitude),
+                speed=float(c.speed),
+                trajectory_file=c.pose_file,
+                fov_deg=float(c.fov),
+                clip_index=int(c.clip_index) if clip else None,
             )
             image_K = None
-            if image and not clip:
+            if c.image and not clip:
                 from .uploads import read_image
 
-                image_K = read_image(image, H, W, float(fov)).K_px
-            c2w, K = studio.preview_path(req, image_K, keyframes=table)
+                image_K = read_image(c.image, H, W, float(c.fov)).K_px
+            c2w, K = studio.preview_path(req, image_K, keyframes=c.table)
             title = {
-                "preset": f"frustums: {preset} ({amplitude}, speed {speed})",
+                "preset": f"frustums: {c.preset} ({c.amplitude}, speed {c.speed})",
                 "keyframes": "frustums: keyframes",
                 "file": "frustums: pose file",
                 "clip": f"frustums: clip {req.clip_index} ground truth",
@@ -143,50 +175,20 @@ def build_app(studio: Studio):
         except Exception as e:  # noqa: BLE001
             return gr.update(), _line(e)
 
-    def generate(
-        input_kind,
-        image,
-        clip_index,
-        path_kind,
-        preset,
-        amplitude,
-        speed,
-        pose_file,
-        table,
-        steps,
-        seed,
-        g_min,
-        g_max,
-        fov,
-        static,
-        progress=gr.Progress(),  # noqa: B008
-    ):
+    def generate(c: Controls, progress=gr.Progress()):  # noqa: B008
         keep = (gr.update(),) * 3  # video, compare, command (then rid, status)
+        static = bool(c.static)
         try:
-            req = request(
-                input_kind,
-                image,
-                clip_index,
-                path_kind,
-                preset,
-                amplitude,
-                speed,
-                pose_file,
-                steps,
-                seed,
-                g_min,
-                g_max,
-                fov,
-            )
+            req = request(c)
             t0 = time.monotonic()
-            progress((0, int(steps) * (2 if static else 1)), desc="loading", unit="steps")
+            progress((0, int(c.steps) * (2 if static else 1)), desc="loading", unit="steps")
 
             def report(done, total, what):
                 elapsed = time.monotonic() - t0
                 eta = elapsed / done * (total - done)
                 progress((done, total), desc=f"{what}: step {done}/{total}, ETA {eta:.0f} s", unit="steps")
 
-            res = studio.generate(req, keyframes=table, report=report, static=bool(static))
+            res = studio.generate(req, keyframes=c.table, report=report, static=static)
             compare = res.files.get("compare")
             label = " | ".join(
                 (["ground truth"] if res.job.gt_frames is not None else [])
@@ -251,7 +253,7 @@ def build_app(studio: Studio):
         return gr.update(visible=not clip), gr.update(visible=clip), gr.update(visible=clip)
 
     def shown_command(req):
-        text = sample_command(req, multiline=True, root=ROOT)
+        text = reproduce_command(req, multiline=True)
         if info.kind == "export":
             text = (
                 "# sample.py reads vid3d checkpoints, not exported folders: pass ckpt=<the checkpoint this "
@@ -318,7 +320,9 @@ def build_app(studio: Studio):
             with gr.Column(scale=1, min_width=340):
                 gr.Markdown("### 3. Generate")
                 with gr.Row():
-                    steps = gr.Slider(1, 50, value=25, step=1, label="sampler steps", elem_id="steps")
+                    steps = gr.Slider(
+                        1, 50, value=Request.steps, step=1, label="sampler steps", elem_id="steps"
+                    )
                     seed = gr.Number(value=0, precision=0, label="seed")
                 guidance = studio.guidance_defaults()  # the model's own (its manifest), else 1 -> 3
                 with gr.Row():
@@ -366,27 +370,21 @@ def build_app(studio: Studio):
                     buttons=["copy"],
                 )
 
-        path_inputs = [
-            input_kind,
-            image,
-            clip_index,
-            path_kind,
-            preset,
-            amplitude,
-            speed,
-            pose_file,
-            table,
-            fov,
-        ]
+        controls = {
+            "input_kind": input_kind, "image": image, "clip_index": clip_index, "path_kind": path_kind,
+            "preset": preset, "amplitude": amplitude, "speed": speed, "pose_file": pose_file, "table": table,
+            "steps": steps, "seed": seed, "g_min": g_min, "g_max": g_max, "fov": fov, "static": static,
+        }
+
+        def inputs(names: tuple[str, ...]) -> list:
+            return [controls[n] for n in names]
+
+        on_input, on_path = handler(show_input, SHOW_INPUT), handler(show_path, SHOW_PATH)
+
         input_kind.change(input_controls, input_kind, [image, clip_index, load_clip], queue=False)
         path_kind.change(path_controls, path_kind, [preset_box, key_box, pose_file], queue=False)
         for ev in (image.change, load_clip.click):
-            ev(
-                show_input,
-                [input_kind, image, clip_index, fov],
-                [frame, gt_video, status],
-                show_progress_on=frame,
-            )
+            ev(on_input, inputs(SHOW_INPUT), [frame, gt_video, status], show_progress_on=frame)
         for ev in (
             draw.click,
             preset.change,
@@ -397,10 +395,10 @@ def build_app(studio: Studio):
             pose_file.change,
             app.load,
         ):
-            ev(show_path, path_inputs, [plot, status], show_progress_on=plot)
+            ev(on_path, inputs(SHOW_PATH), [plot, status], show_progress_on=plot)
         go.click(
-            generate,
-            [*path_inputs[:9], steps, seed, g_min, g_max, fov, static],
+            handler(generate, GENERATE),
+            inputs(GENERATE),
             [video, compare, command, rid, status],
             show_progress_on=[video, compare],
             concurrency_limit=1,

@@ -12,6 +12,8 @@ import shlex
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from vid3d.config import CONFIG_DIR
+from vid3d.config_schema import SamplerOptions
 from vid3d.errors import InputError
 from vid3d.sampling.trajectories import PRESETS
 
@@ -19,7 +21,9 @@ __all__ = [
     "PATH_KINDS",
     "Request",
     "hydra_value",
+    "REPO_ROOT",
     "relative_to_root",
+    "reproduce_command",
     "sample_command",
     "sample_overrides",
 ]
@@ -28,6 +32,8 @@ __all__ = [
 # the dataset clip's own ground-truth path
 PATH_KINDS = ("preset", "keyframes", "file", "clip")
 _PLAIN = re.compile(r"[A-Za-z0-9_./:+@-]+")
+# the folder ``python sample.py`` runs from: the repository root (sample.py's and conf/'s folder)
+REPO_ROOT = CONFIG_DIR.parent
 
 
 @dataclass
@@ -51,7 +57,7 @@ class Request:
     amplitude: str | float = "medium"
     speed: float = 1.0
     trajectory_file: str | None = None
-    steps: int = 25
+    steps: int = SamplerOptions.num_steps  # the sampler's default (vid3d.config_schema)
     guidance_min: float = 1.0
     guidance_max: float = 3.0
     seed: int = 0
@@ -144,3 +150,10 @@ def sample_command(
         req = replace(req, ckpt=relative_to_root(req.ckpt, root))
     words = [f"{python} sample.py", *(shlex.quote(o) for o in sample_overrides(req))]
     return " \\\n  ".join(words) if multiline else " ".join(words)
+
+
+def reproduce_command(req: Request, multiline: bool = False) -> str:
+    """The command line a studio result names, in the page and in its ``command.txt``: ``sample_command``
+    run from ``REPO_ROOT``, so a checkpoint under the repository (the committed default model:
+    ``ckpt=assets/...``) is relative to it and any other keeps its absolute path."""
+    return sample_command(req, multiline=multiline, root=REPO_ROOT)

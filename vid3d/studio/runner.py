@@ -31,7 +31,7 @@ import numpy as np
 from vid3d.atomic import atomic_dir, atomic_write_json
 from vid3d.errors import InputError
 
-from .command import Request, sample_command, sample_overrides
+from .command import Request, reproduce_command, sample_overrides
 from .paths import keyframes_to_c2w
 from .uploads import keep_upload, read_image, read_poses
 
@@ -287,7 +287,7 @@ class Studio:
         key_c2w = self._check(req, keyframes)  # a bad request fails before anything is written
         folder = self._folder(req.path)
         req = self._inputs(req, keyframes, key_c2w, folder)
-        command = sample_command(req)
+        command = reproduce_command(req)
         overrides = sample_overrides(req)
         cfg = self.compose(overrides)
         apply_model_sampler_defaults(cfg, overrides)  # as sample.py does with this command line
@@ -381,7 +381,7 @@ class Studio:
         opts = OmegaConf.merge(res.cfg.reconstruction, settings)
         reconstruct_sample(res.sample_dir, res.job, res.frames, opts, int(res.cfg.fps))
         res.request = dataclasses.replace(res.request, reconstruct=settings)
-        res.command = sample_command(res.request)
+        res.command = reproduce_command(res.request)
         (res.folder / "command.txt").write_text(res.command + "\n")
         res.files["ply"] = res.sample_dir / "gaussians.ply"
         res.files["turntable"] = res.sample_dir / "turntable.mp4"

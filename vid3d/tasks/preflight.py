@@ -18,6 +18,7 @@ folder Hydra had just created, so nothing is left behind):
   checkpoint) fetched into the cache, or refused in one line naming the repository and the fetch command;
 - ``resume=``: no such path, or no complete checkpoint in it;
 - ``eval.camera_controls``: a name that is not a control, or controls without a ``ckpt``.
+- ``eval.batch_size`` below 1.
 """
 
 from __future__ import annotations
@@ -171,6 +172,13 @@ def fetch_registered_weights(cfg: DictConfig) -> None:
             fetch_hub_files(str(ckpt), ("model.safetensors",), what=f"pose.checkpoint={ckpt}")
 
 
+def check_eval_options(cfg: DictConfig) -> None:
+    """``eval.batch_size``: videos per forward, at least 1 (the typed schema fixes only its type)."""
+    batch_size = OmegaConf.select(cfg, "eval.batch_size")
+    if batch_size is not None and int(batch_size) < 1:
+        raise InputError(f"eval.batch_size={batch_size}: videos per forward must be >= 1 (1: one at a time)")
+
+
 def check_resume(cfg: DictConfig) -> None:
     """``resume=``: a checkpoint file, a DeepSpeed checkpoint dir, or a run dir with a complete checkpoint."""
     resume = cfg.get("resume")
@@ -213,6 +221,8 @@ def check_camera_controls(cfg: DictConfig) -> None:
 def check_inputs(cfg: DictConfig, task: str) -> None:
     """All the checks that apply to ``task`` ("train", "sample" or "eval"); see the module docstring."""
     check_missing(cfg)
+    if task == "eval":
+        check_eval_options(cfg)
     if task == "train":
         check_resume(cfg)
         return

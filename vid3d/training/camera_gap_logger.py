@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+from omegaconf import DictConfig
 
 from vid3d.evaluation.camera_gap import DEFAULT_SIGMAS, measure_camera_gap
 
@@ -50,7 +51,7 @@ class CameraGapLogger(L.Callback):
     def samples(self) -> list:
         if self._samples is None:
             ds = self.dataset_spec
-            if isinstance(ds, Mapping) or type(ds).__name__ == "DictConfig":
+            if isinstance(ds, (Mapping, DictConfig)):  # a config (a plain dict or Hydra's): build it
                 from hydra.utils import instantiate
 
                 ds = instantiate(ds)

@@ -19,6 +19,8 @@ import logging
 import math
 import os
 import re
+import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -442,14 +444,34 @@ def read_frames(
     return np.stack(images)
 
 
-def read_depth(clip: Re10kClip, indices: Sequence[int] | np.ndarray) -> np.ndarray | None:
-    """(n, H, W) float32 z-depth for ``indices`` from ``{clip_id}.depth.npz``, or None without one."""
+MAX_DEPTH_FILE_BYTES = 1 << 30  # a compressed npz of float32 depth maps
+
+
+def read_depth(
+    clip: Re10kClip, indices: Sequence[int] | np.ndarray, root: str | os.PathLike | None = None
+) -> np.ndarray | None:
+    """(n, H, W) float32 z-depth for ``indices`` from ``{clip_id}.depth.npz``, or None without one.
+
+    ``root``: when given, the depth file (symlinks followed) must lie inside it (vid3d.data.files.UnsafePath
+    "outside_root" otherwise, naming the file). Only a regular file is read (a FIFO never blocks); an
+    unreadable npz is a ValueError naming the file."""
+    from vid3d.data.files import confined, read_regular_bytes
+
     if clip.depth_path is None:
         return None
-    with np.load(clip.depth_path) as data:
-        if "depth" not in data.files:
-            raise ValueError(f"{clip.depth_path}: no 'depth' array (has {data.files})")
-        depth = data["depth"]
+    if root is not None:
+        confined(clip.depth_path, root)
+    raw = read_regular_bytes(clip.depth_path, MAX_DEPTH_FILE_BYTES)
+    try:
+        data = np.load(io.BytesIO(raw), allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError("a bare array, not an .npz archive")
+        with data:
+            if "depth" not in data.files:
+                raise ValueError(f"no 'depth' array (has {data.files})")
+            depth = data["depth"]
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise ValueError(f"{clip.depth_path}: cannot read depth ({e or type(e).__name__})") from None
     if depth.ndim != 3:
         raise ValueError(f"{clip.depth_path}: 'depth' must be (N, H, W), got shape {depth.shape}")
     idx = _check_indices(indices, len(depth), clip.depth_path)

@@ -204,12 +204,15 @@ def make_estimator(name: str, **settings: Any) -> OverlapEstimator:
     raise ValueError(f"overlap.estimator must be 'geometric' or 'roma', got {name!r}")
 
 
-def _views(clip, cams, pair: PairSpec, needs: tuple[str, ...]) -> tuple[OverlapView, OverlapView]:
+def _views(
+    clip, cams, pair: PairSpec, needs: tuple[str, ...], root: str | os.PathLike
+) -> tuple[OverlapView, OverlapView]:
+    """The pair's two context views; frame and depth files that leave ``root`` are refused (UnsafePath)."""
     idx = np.asarray(pair.context)
-    images = read_frames(clip, cams, idx) if "image" in needs else None
+    images = read_frames(clip, cams, idx, root=root) if "image" in needs else None
     depth = None
     if "depth" in needs:
-        depth = read_depth(clip, idx)
+        depth = read_depth(clip, idx, root=root)
         if depth is None:
             raise FileNotFoundError(
                 f"{clip.camera_path}: clip {clip.clip_id} has no depth ({clip.clip_id}.depth.npz): "
@@ -266,7 +269,7 @@ def build_index(
             skipped["index_out_of_range"] = skipped.get("index_out_of_range", 0) + 1
             bar.update(note=f"{pair.pair_id}: index out of range")
             continue
-        v1, v2 = _views(clips[pair.clip_id], cams[pair.clip_id], pair, estimator.needs())
+        v1, v2 = _views(clips[pair.clip_id], cams[pair.clip_id], pair, estimator.needs(), root)
         res = estimator.estimate(v1, v2)
         rows.append(
             {
