@@ -166,3 +166,48 @@ def test_preflight_accepts_controls_of_an_oracle_row_without_a_ckpt():
     with pytest.raises(InputError) as e:
         check_camera_controls(cfg(["eval.oracle_rows=[warp]"]))
     assert "\n" not in str(e.value) and "eval.oracle_rows" in str(e.value) and "'depth_warp'" in str(e.value)
+
+
+def test_eval_without_a_ckpt_scores_the_oracle_rows_and_skips_a_clip_without_depth(
+    tmp_path, offline_wandb, caplog
+):
+    """The entry point's path (``tasks.evaluate``) on 3 synthetic clips, one with its depth file removed:
+    the depth_warp rows and their controls exist without a ckpt, score the 2 clips with depth (the static
+    control is the first frame repeated: the same video as static_first_frame), and the third is counted."""
+    import json
+
+    from hydra import compose, initialize_config_dir
+
+    from vid3d.config import CONFIG_DIR
+    from vid3d.data.synthetic import build_synthetic_dataset
+    from vid3d.tasks.evaluate import evaluate
+
+    root = build_synthetic_dataset(tmp_path / "set", num_train=0, num_test=3, num_frames=6, height=40,
+                                   width=56)
+    ids = sorted(p.stem for p in (root / "test").glob("*.txt"))
+    (root / "test" / f"{ids[1]}.depth.npz").unlink()
+    out = tmp_path / "out"
+    overrides = [
+        "data=re10k", f"data.root={root}", "data.num_frames=3", "data.height=32", "data.width=48",
+        "pose=gt", f"paths.output_dir={out}", "torch_threads=1", "eval.save_videos=false",
+        "wandb.media=false",
+        "eval.oracle_rows=[depth_warp]", "eval.camera_controls=[static,other]",
+    ]
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("eval", overrides=overrides)
+    with caplog.at_level("WARNING"):
+        evaluate(cfg)
+    recs = read_records(out / "eval" / "records.shard0of1.jsonl")
+    oracle = ("depth_warp", "depth_warp[static cameras]", "depth_warp[other clip's cameras]")
+    got = {(r["method"], r["clip_id"]) for r in recs}
+    assert got == {(m, c) for m in ("gt_video", "static_first_frame") for c in ids} | {
+        (m, c) for m in oracle for c in (ids[0], ids[2])
+    }
+    by = {(r["method"], r["clip_id"]): r for r in recs}
+    for c in (ids[0], ids[2]):
+        assert by[("depth_warp[static cameras]", c)]["fidelity"] == by[("static_first_frame", c)]["fidelity"]
+        assert by[("depth_warp", c)]["fidelity"] != by[("static_first_frame", c)]["fidelity"]
+    payload = json.loads((out / "eval" / "results.json").read_text())
+    assert payload["protocol"]["oracle_rows_skipped_clips"]["clip_ids"] == [ids[1]]
+    lines = [r.getMessage() for r in caplog.records if "have no depth file" in r.getMessage()]
+    assert len(lines) == 1 and ids[1] in lines[0]
