@@ -27,7 +27,8 @@ class CameraGapOptions:
 class EvalOptions:
     """``eval``: sharding, trials, failure policy, reference rows, saved videos, the camera gap, videos per
     forward (``batch_size``), the model's camera-control rows (``camera_controls``: names from
-    ``vid3d.evaluation.camera_controls.CAMERA_CONTROLS``, checked before anything loads)."""
+    ``vid3d.evaluation.camera_controls.CAMERA_CONTROLS``, checked before anything loads), reference rows
+    that follow the cameras by construction (``oracle_rows``: ``vid3d.evaluation.depth_warp.ORACLE_ROWS``)."""
 
     shard: int = 0
     num_shards: int = 1
@@ -40,6 +41,7 @@ class EvalOptions:
     camera_gap: CameraGapOptions = field(default_factory=CameraGapOptions)
     batch_size: int = 1
     camera_controls: list[str] = field(default_factory=list)
+    oracle_rows: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -5,7 +5,8 @@ that warps the conditioning frame into each later frame with that frame's true d
 
 For every test clip of the RealEstate10K-layout dataset at ROOT (with depth, as the synthetic builder
 writes it): frames 0, s, 2s, ... centre-cropped and resized like the training loader; frame k is predicted by
-backward-warping frame 0 through frame k's depth and the relative camera (own cameras), or another clip's
+backward-warping frame 0 through frame k's depth and the relative camera
+(`vid3d.evaluation.depth_warp.backward_warp`) (own cameras), or another clip's
 cameras (permuted, clip i takes clip i+1's), against copying frame 0. Mean squared error in [-1, 1] pixels,
 frames 1..F-1 (the camera gap's scale). A large own-vs-permuted difference says the data reward a model
 that uses its cameras; (permuted / own) is the gap an ideal warper would reach.
@@ -19,20 +20,6 @@ import cv2
 import numpy as np
 
 
-def warp_first_frame(f0: np.ndarray, depth_k: np.ndarray, K: np.ndarray, k_to_0: np.ndarray) -> np.ndarray:
-    """Frame 0 (H, W, 3) resampled at the projections of frame k's pixels (depth_k (H, W) z-depth, 0 = sky)
-    into camera 0; ``k_to_0`` (4, 4) maps camera-k coordinates to camera-0 coordinates (OpenCV axes)."""
-    h, w = depth_k.shape
-    v, u = np.mgrid[0:h, 0:w].astype(np.float64) + 0.5
-    d = np.where(depth_k > 0, depth_k, 1e3)
-    pts = np.stack([(u - K[0, 2]) / K[0, 0] * d, (v - K[1, 2]) / K[1, 1] * d, d, np.ones_like(d)], -1)
-    p0 = pts @ k_to_0.T
-    z = np.maximum(p0[..., 2], 1e-3)
-    x = (K[0, 0] * p0[..., 0] / z + K[0, 2] - 0.5).astype(np.float32)
-    y = (K[1, 1] * p0[..., 1] / z + K[1, 2] - 0.5).astype(np.float32)
-    return cv2.remap(f0, x, y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("root")
@@ -43,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     from vid3d.data.formats.re10k import list_clips, read_camera_file, read_depth, read_frames
     from vid3d.data.transforms import center_crop_box
+    from vid3d.evaluation.depth_warp import backward_warp
     from vid3d.geometry import K_norm_to_px, crop_resize_K
 
     H, W = a.height, a.width
@@ -67,9 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         other = clips[(i + 1) % len(clips)][3]
         for k in range(1, len(frames)):
             err["copy frame 0"].append(np.mean((frames[0] - frames[k]) ** 2))
-            own = warp_first_frame(frames[0], depth[k], K[k], rel[k])
+            own = backward_warp(frames[0], depth[k], K[k], rel[k])
             err["warp, own cameras"].append(np.mean((own - frames[k]) ** 2))
-            perm = warp_first_frame(frames[0], depth[k], K[k], other[k])
+            perm = backward_warp(frames[0], depth[k], K[k], other[k])
             err["warp, permuted cameras"].append(np.mean((perm - frames[k]) ** 2))
     print(
         f"{len(clips)} test clips, {a.frames} frames at interval {a.interval}, {H}x{W}; MSE on frames 1..F-1"

@@ -58,6 +58,8 @@ class EvalClip:
         K_px: (3, 3) pixel intrinsics at (H, W).
         gt_c2w: (n, 4, 4) OpenCV camera-to-world ground-truth poses (any world frame/scale).
         frame_indices: (n,) indices of the frames in the source video.
+        depth0: (H, W) z-depth of frame 0 at the frames' size (0 = no surface), or None where the dataset
+            has none; read only for the ``depth_warp`` reference row (``eval.oracle_rows``).
     """
 
     clip_id: str
@@ -65,6 +67,7 @@ class EvalClip:
     K_px: np.ndarray
     gt_c2w: np.ndarray
     frame_indices: np.ndarray
+    depth0: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.frames = check_frames(self.frames)
@@ -79,6 +82,12 @@ class EvalClip:
                 f"clip {self.clip_id}: {n} frames but gt_c2w {self.gt_c2w.shape}, "
                 f"frame_indices {self.frame_indices.shape}"
             )
+        if self.depth0 is not None:
+            self.depth0 = np.asarray(self.depth0, dtype=np.float64)
+            if self.depth0.shape != self.frames.shape[1:3]:
+                raise ValueError(
+                    f"clip {self.clip_id}: depth0 is {self.depth0.shape}, frames are {self.frames.shape[1:3]}"
+                )
 
 
 Method = Callable[[EvalClip], np.ndarray]
@@ -412,7 +421,9 @@ def run_camera_eval(
 
     Args:
         clips: evaluation clips (ids unique).
-        methods: name -> callable returning generated (n, H', W', 3) uint8 frames for a clip (same n).
+        methods: name -> callable returning generated (n, H', W', 3) uint8 frames for a clip (same n). A
+            method with an ``applies(clip) -> bool`` attribute is evaluated only on the clips it applies to
+            (``depth_warp`` on clips with depth); the others get no record of it.
             Before each call the torch/numpy global RNGs are seeded with ``trial_seed`` (of the name in
             the method's ``seed_as`` attribute where it has one: a control row seeded as its model row).
         estimator: pose estimator applied to every generated video.
@@ -477,6 +488,7 @@ def run_camera_eval(
     run = run_shard(
         clips, lambda c: c.clip_id, methods, evaluate, out, shard=shard, num_shards=num_shards,
         trials=trials, label="camera eval", progress=progress, before=features_of_todo,
+        applies=lambda clip, name: bool(getattr(methods[name], "applies", lambda _: True)(clip)),
     )
     records = merge_shards([out], known={run.path: run.records})
     scored = copy.deepcopy(records)  # the returned records stay as in the files

@@ -106,6 +106,7 @@ def run_shard(
     progress: bool = True,
     before: Callable[[list[tuple[T, str, int]]], None] | None = None,
     after: Callable[[T, str, int, dict[str, Any]], None] | None = None,
+    applies: Callable[[T, str], bool] | None = None,
 ) -> ShardRun[T]:
     """Evaluate every (item, method, trial) of this shard that has no record yet; resumable.
 
@@ -122,6 +123,8 @@ def run_shard(
         before: called once with the to-do list before the first evaluation (e.g. to precompute
             per-item features), inside the shard lock.
         after: called with (item, method_name, trial, record) once the record is written.
+        applies: ``(item, method_name) -> bool``; a pair it rejects is not evaluated and gets no record
+            (None: every pair is evaluated).
     """
     writer = RecordWriter(shard_file(out_dir, shard, num_shards))
     names = list(methods)
@@ -130,10 +133,10 @@ def run_shard(
         writer.path.touch()
         done = {record_key(r) for r in records}
         mine = shard_items(items, item_id, shard, num_shards)
+        pairs = [(item, name) for item in mine for name in names if applies is None or applies(item, name)]
         todo = [
             (item, name, trial)
-            for item in mine
-            for name in names
+            for item, name in pairs
             for trial in range(trials)
             if (name, item_id(item), trial) not in done
         ]
@@ -154,6 +157,6 @@ def run_shard(
                     after(item, name, trial, record)
                 if bar is not None:
                     bar.update(note=f"{name} {iid} trial {trial} in {format_duration(time.monotonic() - t0)}")
-    return ShardRun(todo=todo, n_skipped=len(mine) * len(names) * trials - len(todo), path=writer.path,
+    return ShardRun(todo=todo, n_skipped=len(pairs) * trials - len(todo), path=writer.path,
                     records=records)
 

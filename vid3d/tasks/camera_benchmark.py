@@ -1,7 +1,10 @@
 """CameraBenchmark (``benchmark=camera``, eval.py's default): camera control on the data option's test clips.
 
 Rows: the model of ``ckpt`` (if given) and two references — the ground-truth video (the pose
-estimator's noise floor) and the first frame repeated (a model that ignores the camera). With
+estimator's noise floor) and the first frame repeated (a model that ignores the camera). Opt-in:
+``eval.oracle_rows=[depth_warp]`` (frame 0 forward-warped along the cameras with its true depth: a video
+that follows its camera by construction; clips without depth skip it) and ``eval.camera_controls`` (the
+model's and the oracle rows' videos along static / another clip's cameras). With
 ``metrics.fvd.i3d=/path/i3d_torchscript.pt`` every row also gets its FVD against the ground-truth videos of
 the evaluated clips (``vid3d.evaluation.fvd``); without it the results say FVD was not computed. Writes
 ``samples.jsonl``-style records (``records.shard*.jsonl``), ``results.{json,csv,md,tex}`` in the run dir and
@@ -43,11 +46,27 @@ from vid3d.tasks.common import (
 )
 
 
-def eval_clips(cfg: DictConfig) -> tuple[list[EvalClip], list[dict[str, str]]]:
+def first_frame_depth(dataset, i: int, frame_index: int, height: int, width: int) -> np.ndarray | None:
+    """(height, width) z-depth of source frame ``frame_index`` of clip ``i`` of a RealEstate10K-layout
+    dataset (``{clip_id}.depth.npz``, ``re10k.read_depth``), centre-cropped and resized as the frames are
+    (``depth_warp.crop_resize_depth``); None when the clip (or the dataset class) has no depth."""
+    from vid3d.data.formats.re10k import read_depth
+    from vid3d.evaluation.depth_warp import crop_resize_depth
+
+    clip = (getattr(dataset, "clips", None) or [None] * (i + 1))[i]
+    if getattr(clip, "depth_path", None) is None:
+        return None
+    depth = read_depth(clip, [int(frame_index)])
+    return None if depth is None else crop_resize_depth(depth[0], height, width)
+
+
+def eval_clips(cfg: DictConfig, with_depth: bool = False) -> tuple[list[EvalClip], list[dict[str, str]]]:
     """Test clips as the training transform sees them (centre crop + resize to the model size), and the
     broken ones skipped: ``[{"clip_id", "reason", "message"}]`` (reason from ``vid3d.data.clips.
     SKIP_REASONS``). Each index gives its own clip or a skip, never another clip in its place, so the
-    good clips are the same, with the same frames, as in a test set without the broken ones."""
+    good clips are the same, with the same frames, as in a test set without the broken ones. With
+    ``with_depth`` each clip also gets its frame 0's depth where the dataset has one
+    (``first_frame_depth``)."""
     from vid3d.data.clips import BadClip
 
     prepare_data(cfg)
@@ -60,13 +79,18 @@ def eval_clips(cfg: DictConfig) -> tuple[list[EvalClip], list[dict[str, str]]]:
         except BadClip as e:
             skipped.append({"clip_id": dataset.clip_name(i), "reason": e.reason, "message": str(e)})
             continue
+        frames = to_uint8(s["frames"])
+        depth0 = None
+        if with_depth:
+            depth0 = first_frame_depth(dataset, i, int(s["frame_indices"][0]), *frames.shape[1:3])
         clips.append(
             EvalClip(
                 clip_id=s["clip_id"],
-                frames=to_uint8(s["frames"]),
+                frames=frames,
                 K_px=s["K_px"][0].double().numpy(),
                 gt_c2w=s["c2w"].double().numpy(),
                 frame_indices=s["frame_indices"].numpy(),
+                depth0=depth0,
             )
         )
     if skipped:
@@ -117,14 +141,10 @@ def model_method(model, sampler, seed: int, cameras=None, seed_as: str | None = 
     return generate
 
 
-def control_methods(
-    model, sampler, seed: int, name: str, controls, clips: list[EvalClip]
-) -> dict[str, object]:
-    """The camera-control rows of the model row ``name`` (``eval.camera_controls``;
-    ``vid3d.evaluation.camera_controls``): {``name[static cameras]`` | ``name[other clip's cameras]``:
-    ``model_method`` with those cameras and ``name``'s seeds}, in the order of ``controls``. "other" takes
-    its donors from the evaluated ``clips`` (all shards' clips: the derangement does not depend on
-    sharding)."""
+def control_cameras(controls, clips: list[EvalClip]) -> dict[str, object]:
+    """{control: ``clip -> (F, 4, 4)`` c2w} for the names in ``controls`` (``vid3d.evaluation.
+    camera_controls``), in their order. "other" takes its donors from the evaluated ``clips`` (all shards'
+    clips: the derangement does not depend on sharding)."""
     from vid3d.evaluation import camera_controls as cc
 
     controls = cc.check_controls(controls)
@@ -138,10 +158,54 @@ def control_methods(
         return cc.reanchored(clip.gt_c2w, by_id[donor[clip.clip_id]].gt_c2w)
 
     make = {"static": static, "other": other}
+    return {c: make[c] for c in controls}
+
+
+def control_methods(
+    model, sampler, seed: int, name: str, controls, clips: list[EvalClip]
+) -> dict[str, object]:
+    """The camera-control rows of the model row ``name`` (``eval.camera_controls``;
+    ``vid3d.evaluation.camera_controls``): {``name[static cameras]`` | ``name[other clip's cameras]``:
+    ``model_method`` with those cameras (``control_cameras``) and ``name``'s seeds}, in the order of
+    ``controls``."""
+    from vid3d.evaluation.camera_controls import control_row_name
+
     return {
-        cc.control_row_name(name, c): model_method(model, sampler, seed, cameras=make[c], seed_as=name)
-        for c in controls
+        control_row_name(name, c): model_method(model, sampler, seed, cameras=cams, seed_as=name)
+        for c, cams in control_cameras(controls, clips).items()
     }
+
+
+def depth_warp_method(cameras=None):
+    """The ``depth_warp`` reference row: each clip's frame 0 forward-warped with its true depth
+    (``EvalClip.depth0``) from its frame-0 camera into every camera of its trajectory
+    (``depth_warp.warp_video``): a video that follows the cameras by construction. cameras: None (the
+    clip's own trajectory) or ``clip -> (F, 4, 4)`` c2w (a camera control). Deterministic (no seed). The
+    method's ``applies(clip)`` says whether the clip has depth; the others get no record."""
+    from vid3d.evaluation.depth_warp import warp_video
+
+    def generate(clip: EvalClip) -> np.ndarray:
+        c2w = clip.gt_c2w if cameras is None else cameras(clip)
+        return warp_video(clip.frames[0], clip.depth0, clip.K_px, c2w)
+
+    generate.applies = lambda clip: clip.depth0 is not None
+    return generate
+
+
+def oracle_methods(rows, controls, clips: list[EvalClip]) -> dict[str, object]:
+    """The reference rows of ``eval.oracle_rows`` (``depth_warp.ORACLE_ROWS``), each followed by its
+    camera-control rows (``eval.camera_controls``: ``depth_warp[static cameras]``, ``depth_warp[other clip's
+    cameras]``), with the same control cameras as a model row (``control_cameras``)."""
+    from vid3d.evaluation.camera_controls import control_row_name
+    from vid3d.evaluation.depth_warp import check_oracle_rows
+
+    make = {"depth_warp": depth_warp_method}
+    out: dict[str, object] = {}
+    cams = control_cameras(controls, clips) if controls else {}
+    for row in check_oracle_rows(rows):
+        out[row] = make[row]()
+        out.update({control_row_name(row, c): make[row](cameras=fn) for c, fn in cams.items()})
+    return out
 
 
 def uses_global_rng(model) -> bool:
@@ -225,7 +289,8 @@ def _evaluate_camera(cfg: DictConfig) -> dict:
     out = run_dir(cfg)
     print_config_tree(cfg, save_to=out / "config.yaml")
     fvd = fvd_metric(cfg)  # a bad metrics.fvd.i3d fails here, before any data or sampling work
-    clips, skipped = eval_clips(cfg)
+    oracle_rows = list(cfg.eval.oracle_rows)
+    clips, skipped = eval_clips(cfg, with_depth=bool(oracle_rows))
     if not clips:
         raise ValueError(f"no usable test clip: all {len(skipped)} were skipped as broken (see the log)")
     methods, gap, gap_table = {}, None, None
@@ -238,12 +303,23 @@ def _evaluate_camera(cfg: DictConfig) -> dict:
     if cfg.eval.reference_rows:
         methods["gt_video"] = gt_video_method
         methods["static_first_frame"] = static_first_frame_method
+    no_depth = []
+    if oracle_rows:
+        methods.update(oracle_methods(oracle_rows, cfg.eval.camera_controls, clips))
+        no_depth = [c.clip_id for c in clips if c.depth0 is None]
+        if no_depth:
+            log.warning(
+                "eval.oracle_rows: %d of %d clips have no depth file; the depth_warp rows skip them: %s",
+                len(no_depth), len(clips), ", ".join(no_depth[:10]) + (" ..." if len(no_depth) > 10 else ""),
+            )
     if not methods:
         raise ValueError("nothing to evaluate: give ckpt=... or keep eval.reference_rows=true")
     estimator = instantiate(cfg.pose)
     extra = {"reproducibility": reproducibility(cfg)}
     if skipped:  # not a method's failure: reported beside the table, never scored
         extra["skipped_test_clips"] = skipped
+    if no_depth:  # the depth_warp rows have no record of these clips
+        extra["oracle_rows_skipped_clips"] = {"reason": "no depth file", "clip_ids": no_depth}
     preset = OmegaConf.to_container(cfg.protocol, resolve=True) if cfg.get("protocol") else None
     if preset:
         extra["preset"] = preset

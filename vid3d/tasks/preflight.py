@@ -17,7 +17,8 @@ folder Hydra had just created, so nothing is left behind):
   for the image benchmarks, ``metrics.fvd.i3d=auto``, DUSt3R's release for ``pose=dust3r`` without a
   checkpoint) fetched into the cache, or refused in one line naming the repository and the fetch command;
 - ``resume=``: no such path, or no complete checkpoint in it;
-- ``eval.camera_controls``: a name that is not a control, or controls without a ``ckpt``.
+- ``eval.camera_controls``: a name that is not a control, or controls without a ``ckpt`` or an
+  ``eval.oracle_rows`` row to control; ``eval.oracle_rows``: a name that is not one.
 - ``eval.batch_size`` below 1.
 """
 
@@ -207,15 +208,21 @@ def check_resume(cfg: DictConfig) -> None:
 
 def check_camera_controls(cfg: DictConfig) -> None:
     """``eval.camera_controls``: known names (``vid3d.evaluation.camera_controls``), each once, and a ``ckpt``
-    whose rows they control (the camera benchmark only)."""
+    or ``eval.oracle_rows`` whose rows they control; ``eval.oracle_rows``: known names
+    (``vid3d.evaluation.depth_warp.ORACLE_ROWS``), each once (the camera benchmark only)."""
     from vid3d.evaluation.camera_controls import check_controls
+    from vid3d.evaluation.depth_warp import check_oracle_rows
 
+    oracle = check_oracle_rows(list(OmegaConf.select(cfg, "eval.oracle_rows", default=None) or []))
     names = list(OmegaConf.select(cfg, "eval.camera_controls", default=None) or [])
     if not names:
         return
     check_controls(names)
-    if not cfg.get("ckpt"):
-        raise InputError("eval.camera_controls adds rows of a model: pass ckpt=<checkpoint> or drop it")
+    if not cfg.get("ckpt") and not oracle:
+        raise InputError(
+            "eval.camera_controls adds rows of a model or of eval.oracle_rows: pass ckpt=<checkpoint> or "
+            "'eval.oracle_rows=[depth_warp]', or drop it"
+        )
 
 
 def check_inputs(cfg: DictConfig, task: str) -> None:
