@@ -251,11 +251,13 @@ def print_benchmark(results: dict, run: Path) -> None:
     clips, RotErr (deg, summed over frames) and TransErr, means with 95% bootstrap CIs over registered
     clips."""
 
+    from vid3d.evaluation.tables import Table, ci_cell, markdown
+
     def cell(r: dict, key: str, digits: int) -> str:
         m = r["metrics"].get(key)
         if not m or m["n"] == 0:
             return "-"
-        return f"{m['mean']:.{digits}f} [{m['ci_low']:.{digits}f}, {m['ci_high']:.{digits}f}]"
+        return ci_cell(m["mean"], m["ci_low"], m["ci_high"], digits)
 
     n = max(r["n_total"] for r in results.values())
     print(
@@ -265,11 +267,10 @@ def print_benchmark(results: dict, run: Path) -> None:
         "trajectory, means over registered clips with 95% CIs; the [..] rows are the same model and seeds "
         "along cameras that are not the clip's:\n"
     )
-    print("| row | registered | RotErr (deg, sum over frames) | TransErr |")
-    print("|---|---|---|---|")
-    for name, r in results.items():
-        rot, trans = cell(r, "rot_err_deg", 1), cell(r, "trans_err", 2)
-        print(f"| {name} | {r['n']}/{r['n_total']} | {rot} | {trans} |")
+    rows = [[name, f"{r['n']}/{r['n_total']}", cell(r, "rot_err_deg", 1), cell(r, "trans_err", 2)]
+            for name, r in results.items()]
+    header = ["row", "registered", "RotErr (deg, sum over frames)", "TransErr"]
+    print("\n".join(markdown(Table(header, rows))))
     print(f"\n(full results: {run}/results.md)\n")
 
 

@@ -158,17 +158,18 @@ def _fmt(x, d=2):
 
 def table(summary: dict[str, dict[str, dict]]) -> str:
     """Markdown table of ``{size: {estimator: summarise(...)}}``."""
-    lines = ["| size | estimator | fully registered | frames registered | RotErr ° (median) "
-             "| TransErr (median) | s / clip |", "|---|---|---|---|---|---|---|"]
-    for size, rows in summary.items():
-        for label, s in rows.items():
-            lines.append(
-                f"| {size} | {label} | {s['fully_registered']}/{s['clips']} "
-                f"({100 * s['fully_registered_fraction']:.0f}%) | {s['registered_frames']}/{s['frames']} "
-                f"| {_fmt(s['median_rot_err_deg'])} | {_fmt(s['median_trans_err'], 3)} "
-                f"| {_fmt(s['median_seconds'], 1)} |"
-            )
-    return "\n".join(lines)
+    from vid3d.evaluation.tables import Table, markdown
+
+    header = ["size", "estimator", "fully registered", "frames registered", "RotErr ° (median)",
+              "TransErr (median)", "s / clip"]
+    rows = [
+        [size, label, f"{s['fully_registered']}/{s['clips']} ({100 * s['fully_registered_fraction']:.0f}%)",
+         f"{s['registered_frames']}/{s['frames']}", _fmt(s["median_rot_err_deg"]),
+         _fmt(s["median_trans_err"], 3), _fmt(s["median_seconds"], 1)]
+        for size, by_estimator in summary.items()
+        for label, s in by_estimator.items()
+    ]
+    return "\n".join(markdown(Table(header, rows, text_columns=2)))
 
 
 def _clips(size: tuple[int, int], overrides: list[str], max_clips: int | None):
