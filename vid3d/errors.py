@@ -12,11 +12,23 @@ import os
 import sys
 from collections.abc import Iterator
 
-__all__ = ["InputError", "remove_unused_run_dir", "user_errors"]
+__all__ = ["InputError", "check_names", "remove_unused_run_dir", "user_errors"]
 
 
 class InputError(ValueError):
     """A file or option given by the user is missing, unreadable or inconsistent (message names it)."""
+
+
+def check_names(names, choices, where: str, what: str) -> list[str]:
+    """``names`` (an option's list) as a list of str when each is one of ``choices`` and none repeats; else
+    an ``InputError`` in one line naming ``where`` (the option), the bad ``what`` and the choices."""
+    names = [str(n) for n in names]
+    for n in names:
+        if n not in choices:
+            raise InputError(f"{where}: unknown {what} {n!r}; choose from {list(choices)}")
+    if len(set(names)) != len(names):
+        raise InputError(f"{where}: a {what} is named twice: {names}")
+    return names
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from vid3d.errors import InputError
+from vid3d.errors import InputError, check_names
 
 CAMERA_CONTROLS = ("static", "other")
 LABELS = {"static": "static cameras", "other": "other clip's cameras"}
@@ -29,13 +29,7 @@ LABELS = {"static": "static cameras", "other": "other clip's cameras"}
 def check_controls(names: Sequence[str], where: str = "eval.camera_controls") -> list[str]:
     """``names`` as a list when each is one of ``CAMERA_CONTROLS`` and none repeats; else ValueError (one
     line naming ``where``, the bad name and the choices; an ``InputError``)."""
-    names = [str(n) for n in names]
-    for n in names:
-        if n not in CAMERA_CONTROLS:
-            raise InputError(f"{where}: unknown camera control {n!r}; choose from {list(CAMERA_CONTROLS)}")
-    if len(set(names)) != len(names):
-        raise InputError(f"{where}: a camera control is named twice: {names}")
-    return names
+    return check_names(names, CAMERA_CONTROLS, where, "camera control")
 
 
 def control_row_name(model_name: str, control: str) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vid3d.errors import InputError
+from vid3d.errors import check_names
 
 __all__ = [
     "ORACLE_ROWS", "backward_warp", "check_oracle_rows", "crop_resize_depth", "fill_holes", "forward_warp",
@@ -28,13 +28,7 @@ ORACLE_ROWS = ("depth_warp",)
 def check_oracle_rows(names, where: str = "eval.oracle_rows") -> list[str]:
     """``names`` as a list when each is one of ``ORACLE_ROWS`` and none repeats; else ``InputError`` (one
     line naming ``where``, the bad name and the choices)."""
-    names = [str(n) for n in names]
-    for n in names:
-        if n not in ORACLE_ROWS:
-            raise InputError(f"{where}: unknown reference row {n!r}; choose from {list(ORACLE_ROWS)}")
-    if len(set(names)) != len(names):
-        raise InputError(f"{where}: a row is named twice: {names}")
-    return names
+    return check_names(names, ORACLE_ROWS, where, "reference row")
 
 
 def backward_warp(frame0: np.ndarray, depth_k: np.ndarray, K: np.ndarray, k_to_0: np.ndarray) -> np.ndarray:
