@@ -7,7 +7,6 @@ work tree had uncommitted changes), Python/platform and library versions, every 
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import platform
 import subprocess
@@ -16,25 +15,14 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from vid3d.atomic import file_sha256
+
 __all__ = [
     "LIBRARIES", "file_sha256", "find_seeds", "git_commit", "library_versions", "reproducibility_block",
 ]
 
 LIBRARIES = ("torch", "torchvision", "diffusers", "transformers", "lightning", "pycolmap", "numpy", "scipy",
              "hydra-core", "omegaconf")
-_CHUNK = 1 << 20
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes (read in 1 MiB chunks). FileNotFoundError names the path."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"{p}: no such file (cannot hash weights)")
-    h = hashlib.sha256()
-    with open(p, "rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def git_commit(repo_dir: str | Path | None = None) -> dict[str, Any]:

@@ -16,26 +16,18 @@ values in the manifest are refused in one line naming the manifest and the field
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from vid3d.atomic import file_sha256
 from vid3d.config_schema import SamplerOptions
 
 from .sampler_settings import check_sampler_settings
 
 log = logging.getLogger("vid3d")
 MANIFEST_KEY = "sampler"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def model_sampler_defaults(ckpt: str | Path) -> tuple[dict[str, Any], Path | None]:
@@ -55,7 +47,7 @@ def model_sampler_defaults(ckpt: str | Path) -> tuple[dict[str, Any], Path | Non
     data = load_json(manifest)
     if not isinstance(data, dict) or MANIFEST_KEY not in data or data.get("file") != path.name:
         return {}, None
-    if data.get("sha256") != _sha256(path):
+    if data.get("sha256") != file_sha256(path):
         log.warning("%s: 'sha256' is not %s's; its sampler defaults are not applied", manifest, path.name)
         return {}, None
     return check_sampler_settings(data[MANIFEST_KEY], str(manifest)), manifest

@@ -18,7 +18,9 @@ import re
 import sys
 from pathlib import Path
 
-from .fetch import WeightsUnavailable, _sha256, cached_hub_file, fetch, hash_problem, hub_cache, torch_cache
+from vid3d.atomic import file_sha256
+
+from .fetch import WeightsUnavailable, cached_hub_file, fetch, hash_problem, hub_cache, torch_cache
 from .registry import BENCHMARKS, REGISTRY, HubWeights, UrlWeights
 
 _SHA = re.compile(r"[0-9a-f]{64}")
@@ -105,7 +107,7 @@ def cmd_verify(names: list[str]) -> int:
             if path is None:
                 print(f"{name} {label}: not cached")
                 continue
-            digest = _sha256(path)
+            digest = file_sha256(path)
             if isinstance(e, HubWeights):
                 want = _blob_sha(path) or e.sha256.get(label)
                 problem = None if want in (None, digest) else f"sha256 {digest} differs from {want}"

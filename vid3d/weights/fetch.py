@@ -200,14 +200,6 @@ def fetch_hub_files(
 
 
 # ------------------------------------------------------------------------------------------ URLs
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def hash_problem(entry: UrlWeights, digest: str) -> str | None:
     """Why ``digest`` (a file's sha256) is not ``entry``'s file, or None when it matches what is known."""
     if entry.sha256 and digest != entry.sha256:
