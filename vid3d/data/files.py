@@ -4,11 +4,12 @@ Paths come from index files, transforms files and folder listings a user hands u
 a path (symlinks followed) and refuses one that leaves its root (``../../etc/passwd``, an absolute path,
 a symlink pointing out); ``read_regular_bytes`` refuses anything that is not a regular file before
 opening it, so a FIFO, a device or a directory never blocks or misleads a reader, and refuses a file
-larger than its size limit before reading it. Both raise :class:`UnsafePath` (a ``ValueError``) naming the
-path. ``load_json`` / ``load_yaml`` read results, records and Hydra files the same way; the YAML loader
-refuses aliases (no "billion laughs") and nesting deeper than ``MAX_DEPTH``. ``check_image_pixels`` refuses
-an image whose header declares more than ``MAX_IMAGE_PIXELS`` before anything decodes it
-(:class:`ImageTooLarge`).
+larger than its size limit before reading it. Both raise :class:`UnsafePath` naming the path.
+``load_json`` / ``load_yaml`` read results, records and Hydra files the same way; the YAML loader refuses
+aliases (no "billion laughs") and nesting deeper than ``MAX_DEPTH``. ``check_image_pixels`` refuses an image
+whose header declares more than ``MAX_IMAGE_PIXELS`` before anything decodes it (:class:`ImageTooLarge`).
+Every refusal here is a ``vid3d.errors.InputError`` (so a ``ValueError``) whose message names the file: an
+entry point prints it as one line.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from vid3d.errors import InputError
+
 MAX_FILE_BYTES = 1 << 30  # default limit of read_regular_bytes: nothing vid3d reads is near 1 GiB
 MAX_IMAGE_BYTES = 256 << 20  # one encoded frame
 MAX_TEXT_BYTES = 64 << 20  # results.json, transforms.json, index files
@@ -28,7 +31,7 @@ MAX_YAML_BYTES = 1 << 20  # Hydra's overrides.yaml / config.yaml are a few kB
 MAX_DEPTH = 64  # nesting of JSON / YAML containers (vid3d's own files nest < 10 deep)
 
 
-class UnsafePath(ValueError):
+class UnsafePath(InputError):
     """A path outside its root, or a file that is not a regular file."""
 
     def __init__(self, reason: str, message: str) -> None:
@@ -77,11 +80,11 @@ def read_regular_bytes(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES)
 
 
 def read_regular_text(path: str | os.PathLike, max_bytes: int = MAX_TEXT_BYTES) -> str:
-    """UTF-8 text of a regular file (see ``read_regular_bytes``); ValueError naming the file if not UTF-8."""
+    """UTF-8 text of a regular file (see ``read_regular_bytes``); InputError naming the file if not UTF-8."""
     try:
         return read_regular_bytes(path, max_bytes).decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 text (byte {e.start})") from None
+        raise InputError(f"{path}: not UTF-8 text (byte {e.start})") from None
 
 
 def _depth(obj: Any, limit: int) -> int:
@@ -98,17 +101,17 @@ def _depth(obj: Any, limit: int) -> int:
 
 
 def load_json(path: str | os.PathLike, max_bytes: int = MAX_TEXT_BYTES, max_depth: int = MAX_DEPTH) -> Any:
-    """A JSON file read by ``read_regular_text``; ValueError ``"<path>:<line>: ..."`` for invalid JSON or
+    """A JSON file read by ``read_regular_text``; InputError ``"<path>:<line>: ..."`` for invalid JSON or
     containers nested deeper than ``max_depth`` (never a RecursionError)."""
     text = read_regular_text(path, max_bytes)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
+        raise InputError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
     except RecursionError:
-        raise ValueError(f"{path}: JSON nested more than {max_depth} levels deep") from None
+        raise InputError(f"{path}: JSON nested more than {max_depth} levels deep") from None
     if _depth(data, max_depth) > max_depth:
-        raise ValueError(f"{path}: JSON nested more than {max_depth} levels deep")
+        raise InputError(f"{path}: JSON nested more than {max_depth} levels deep")
     return data
 
 
@@ -123,11 +126,11 @@ def _yaml_loader(path: str | os.PathLike, max_depth: int):
         def compose_node(self, parent, index):
             if self.check_event(yaml.AliasEvent):
                 mark = self.peek_event().start_mark
-                raise ValueError(f"{path}:{mark.line + 1}: YAML aliases (*name) are not accepted")
+                raise InputError(f"{path}:{mark.line + 1}: YAML aliases (*name) are not accepted")
             self.depth += 1
             try:
                 if self.depth > max_depth:
-                    raise ValueError(f"{path}: YAML nested more than {max_depth} levels deep")
+                    raise InputError(f"{path}: YAML nested more than {max_depth} levels deep")
                 return super().compose_node(parent, index)
             finally:
                 self.depth -= 1
@@ -136,7 +139,7 @@ def _yaml_loader(path: str | os.PathLike, max_depth: int):
 
 
 def load_yaml(path: str | os.PathLike, max_bytes: int = MAX_YAML_BYTES, max_depth: int = MAX_DEPTH) -> Any:
-    """A YAML file as plain Python (safe tags only) read by ``read_regular_text``; ValueError naming the
+    """A YAML file as plain Python (safe tags only) read by ``read_regular_text``; InputError naming the
     file for invalid YAML, an alias or nesting deeper than ``max_depth``."""
     import yaml
 
@@ -144,7 +147,7 @@ def load_yaml(path: str | os.PathLike, max_bytes: int = MAX_YAML_BYTES, max_dept
     try:
         return yaml.load(text, Loader=_yaml_loader(path, max_depth))  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as e:
-        raise ValueError(f"{path}: invalid YAML: {str(e).splitlines()[0]}") from None
+        raise InputError(f"{path}: invalid YAML: {str(e).splitlines()[0]}") from None
 
 
 # pixels an image may declare before it is decoded: 8192 x 8192 (a 4K frame has 8.3 M). A 20000 x 20000
@@ -152,13 +155,13 @@ def load_yaml(path: str | os.PathLike, max_bytes: int = MAX_YAML_BYTES, max_dept
 MAX_IMAGE_PIXELS = 1 << 26
 
 
-class ImageTooLarge(ValueError):
+class ImageTooLarge(InputError):
     """An image whose header declares more than the pixel limit (str names the file and its size)."""
 
 
 def image_header_size(data: bytes, where: str | os.PathLike = "image") -> tuple[int, int]:
     """(width, height) an encoded image declares in its header, read by PIL without decoding a pixel.
-    ValueError naming ``where`` if PIL does not recognise the format (vid3d reads PNG and JPEG frames;
+    InputError naming ``where`` if PIL does not recognise the format (vid3d reads PNG and JPEG frames;
     anything else is refused rather than handed to a decoder unchecked)."""
     import io
     import warnings
@@ -175,7 +178,7 @@ def image_header_size(data: bytes, where: str | os.PathLike = "image") -> tuple[
             f"{where}: image exceeds the size limit of {MAX_IMAGE_PIXELS} pixels ({e})"
         ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise ValueError(f"{where}: cannot decode image (header: {str(e).splitlines()[0][:80]})") from None
+        raise InputError(f"{where}: cannot decode image (header: {str(e).splitlines()[0][:80]})") from None
 
 
 def check_image_pixels(
@@ -201,7 +204,7 @@ def check_video_pixels(stream, where: str | os.PathLike) -> None:
 
 
 def decode_image(path: str | os.PathLike) -> np.ndarray:
-    """uint8 (H, W, 3) RGB from a regular image file; ValueError naming the file if undecodable or if
+    """uint8 (H, W, 3) RGB from a regular image file; InputError naming the file if undecodable or if
     its header declares more than ``MAX_IMAGE_PIXELS`` pixels (checked before decoding)."""
     import cv2
 
@@ -212,5 +215,5 @@ def decode_image(path: str | os.PathLike) -> np.ndarray:
     rgb = getattr(cv2, "IMREAD_COLOR_RGB", None)  # OpenCV >= 4.10 decodes straight to RGB (no swap)
     img = cv2.imdecode(data, cv2.IMREAD_COLOR if rgb is None else rgb) if data.size else None
     if img is None:
-        raise ValueError(f"{path}: cannot decode image")
+        raise InputError(f"{path}: cannot decode image")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB) if rgb is None else img

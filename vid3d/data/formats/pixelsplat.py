@@ -31,6 +31,7 @@ from vid3d.atomic import atomic_target
 from vid3d.data.clips import BadClip, ClipSamplingDataset, OpenedClip, stack_same_size
 from vid3d.data.files import ImageTooLarge, UnsafePath, check_image_pixels, confined, load_json
 from vid3d.data.holdout import select
+from vid3d.errors import InputError
 
 __all__ = [
     "ChunkClipDataset",
@@ -50,7 +51,7 @@ __all__ = [
 ]
 
 
-class ChunkFormatError(ValueError):
+class ChunkFormatError(InputError):
     """str(e) = '<path>: <where>: <what is wrong>'."""
 
 

@@ -380,10 +380,10 @@ def _read_video_frames(path: Path, wanted: np.ndarray) -> dict[int, np.ndarray]:
     try:
         container = av.open(str(path))
     except av.error.FFmpegError as e:
-        raise ValueError(f"{path}: cannot open video ({e})") from None
+        raise InputError(f"{path}: cannot open video ({e})") from None
     with container:
         if not container.streams.video:
-            raise ValueError(f"{path}: no video stream")
+            raise InputError(f"{path}: no video stream")
         stream = container.streams.video[0]
         check_video_pixels(stream, path)  # from the stream header, before any frame is decoded
         stream.thread_type = "AUTO"
@@ -394,7 +394,7 @@ def _read_video_frames(path: Path, wanted: np.ndarray) -> dict[int, np.ndarray]:
             if i >= last:
                 break
     if len(got) < len(need):
-        raise ValueError(f"{path}: video ends after {n_read} decoded frames, camera index {last} requested")
+        raise InputError(f"{path}: video ends after {n_read} decoded frames, camera index {last} requested")
     return got
 
 
@@ -408,8 +408,8 @@ def read_frames(
 
     ``root``: when given, the frames folder, every frame file (symlinks followed) and the video must lie
     inside it (vid3d.data.files.UnsafePath "outside_root" otherwise).
-    Raises FileNotFoundError / ValueError naming the missing or unreadable file, and ValueError if
-    the frames do not all have the same size.
+    Raises FileNotFoundError / InputError (a ValueError) naming the missing or unreadable file, and
+    InputError if the frames do not all have the same size.
     """
     from vid3d.data.files import confined
 
@@ -438,7 +438,7 @@ def read_frames(
         return np.zeros((0, 0, 0, 3), np.uint8)
     for f, im in zip(files, images):
         if im.shape != images[0].shape:
-            raise ValueError(
+            raise InputError(
                 f"{f}: frame size {im.shape[:2]} differs from {images[0].shape[:2]} of {files[0]}"
             )
     return np.stack(images)
@@ -454,7 +454,7 @@ def read_depth(
 
     ``root``: when given, the depth file (symlinks followed) must lie inside it (vid3d.data.files.UnsafePath
     "outside_root" otherwise, naming the file). Only a regular file is read (a FIFO never blocks); an
-    unreadable npz is a ValueError naming the file."""
+    unreadable npz is an InputError (a ValueError) naming the file."""
     from vid3d.data.files import confined, read_regular_bytes
 
     if clip.depth_path is None:
@@ -471,9 +471,9 @@ def read_depth(
                 raise ValueError(f"no 'depth' array (has {data.files})")
             depth = data["depth"]
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-        raise ValueError(f"{clip.depth_path}: cannot read depth ({e or type(e).__name__})") from None
+        raise InputError(f"{clip.depth_path}: cannot read depth ({e or type(e).__name__})") from None
     if depth.ndim != 3:
-        raise ValueError(f"{clip.depth_path}: 'depth' must be (N, H, W), got shape {depth.shape}")
+        raise InputError(f"{clip.depth_path}: 'depth' must be (N, H, W), got shape {depth.shape}")
     idx = _check_indices(indices, len(depth), clip.depth_path)
     return depth[idx].astype(np.float32, copy=False)
 

@@ -15,6 +15,10 @@ whose revision differs from the dataset's is stale and refused. Buckets are half
 Pairs come from a pixelSplat/MVSplat evaluation index (``--eval-index``: scene key = clip id, its
 context pair and targets) or, by default, from each clip: context (start, start + gap) for each gap in
 ``--gaps``, targets evenly spaced strictly between them.
+
+A wrong input (a missing split folder, an unreadable camera, frame, depth or evaluation-index file, a
+missing weights file) is one line ``error: <file>: <what is wrong>`` on stderr and exit code 2, and the
+``--out`` file is left as it was.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from vid3d.data.formats.re10k import (
     read_depth,
     read_frames,
 )
+from vid3d.errors import InputError, user_errors
 from vid3d.progress import Progress, ProgressSettings, settings
 
 from .base import OverlapEstimator, OverlapView
@@ -72,7 +77,7 @@ DEFAULT_BUCKETS: dict[str, tuple[float, float]] = {
 DEFAULT_GAPS = (6, 12, 18, 24, 30, 36, 42, 47)
 
 
-class StaleIndexError(ValueError):
+class StaleIndexError(InputError):
     """An overlap index does not match the dataset it is used with (or is not an index file)."""
 
 
@@ -352,6 +357,17 @@ def select_pairs(index: Mapping[str, Any], lo: float, hi: float) -> list[dict[st
     return sorted(rows, key=lambda r: r["pair_id"])
 
 
+def _gaps(text: str) -> list[int]:
+    """``--gaps`` "6,12,18" -> [6, 12, 18]; InputError unless each is a whole number >= 1."""
+    try:
+        gaps = [int(g) for g in text.split(",") if g.strip()]
+    except ValueError:
+        gaps = []
+    if not gaps or min(gaps) < 1:
+        raise InputError(f"--gaps {text!r}: expected context gaps in frames, whole numbers >= 1: 6,12,18")
+    return gaps
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--root", required=True, help="RealEstate10K-layout dataset root")
@@ -365,20 +381,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dinov2-weights", default=None)
     p.add_argument("--certainty-threshold", type=float, default=0.005)
     a = p.parse_args(argv)
-    if a.estimator == "roma":
-        est = make_estimator(
-            "roma",
-            weights=a.roma_weights,
-            dinov2_weights=a.dinov2_weights,
-            certainty_threshold=a.certainty_threshold,
+    with user_errors():  # a wrong input: one line on stderr, exit code 2, --out untouched
+        gaps = _gaps(a.gaps)
+        if a.num_targets < 1:
+            raise InputError(f"--num-targets {a.num_targets}: need 1 or more targets between the two views")
+        if a.estimator == "roma":
+            est = make_estimator(
+                "roma",
+                weights=a.roma_weights,
+                dinov2_weights=a.dinov2_weights,
+                certainty_threshold=a.certainty_threshold,
+            )
+        else:
+            est = make_estimator("geometric")
+        index = build_index(
+            a.root, a.split, est, eval_index=a.eval_index, gaps=gaps, num_targets=a.num_targets, progress=True
         )
-    else:
-        est = make_estimator("geometric")
-    gaps = [int(g) for g in a.gaps.split(",") if g.strip()]
-    index = build_index(
-        a.root, a.split, est, eval_index=a.eval_index, gaps=gaps, num_targets=a.num_targets, progress=True
-    )
-    write_index(a.out, index)
+        write_index(a.out, index)
     print(f"{len(index['pairs'])} pairs -> {a.out}; per bucket: {index['counts']}")
     return 0
 

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from vid3d.errors import InputError
+
 from .base import OverlapEstimator, OverlapResult, OverlapView
 
 __all__ = ["RomaOverlap", "RomaWeightsMissing", "ratios_from_certainty"]
@@ -45,10 +47,16 @@ def ratios_from_certainty(certainty: torch.Tensor | np.ndarray, threshold: float
 
 
 def _load_state(path: str | Path, key: str) -> dict:
+    """The state dict in the torch file ``path`` (``weights_only=True``; a ``{"model": ...}`` wrapper
+    unpacked); RomaWeightsMissing if absent, InputError naming ``key`` and the file if it is not one."""
     p = Path(path).expanduser()
     if not p.is_file():
         raise RomaWeightsMissing(f"{key}={p}: file does not exist (RoMa weights are never downloaded)")
-    state = torch.load(p, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated, not a torch file, or pickled code outside the weights-only allow-list
+        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(f"{key}={p}: not a readable PyTorch weights file ({why})") from None
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]
     return state
@@ -109,7 +117,13 @@ class RomaOverlap(OverlapEstimator):
     @property
     def matcher(self):
         if self._matcher is None:
-            from romatch import roma_outdoor
+            try:
+                from romatch import roma_outdoor
+            except ImportError:
+                raise InputError(
+                    "overlap estimator roma: the romatch package is not installed "
+                    "(make install, or pip install --no-deps romatch)"
+                ) from None
 
             self._matcher = roma_outdoor(
                 device=self.device,
