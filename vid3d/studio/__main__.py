@@ -37,6 +37,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--out", default=None, help="results folder (default: $VID3D_OUTPUT_DIR or outputs, /studio)"
     )
+    p.add_argument(
+        "--pose",
+        default="auto",
+        choices=["auto", "colmap", "flow"],
+        help="the score's pose estimator: auto (default) = optical flow (pose=flow) for videos whose "
+        "shorter side is below 128 px, which COLMAP cannot register, else COLMAP (the benchmark's default)",
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860, help="0: any free port")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
@@ -48,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from vid3d.studio.runner import Studio
 
-        studio = Studio(a.model, data=a.data, out=out)
+        studio = Studio(a.model, data=a.data, out=out, pose=a.pose)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -19,7 +19,7 @@ from vid3d.sampling.trajectories import PRESETS
 
 from .command import Request, reproduce_command
 from .paths import KEYFRAME_COLUMNS, default_keyframes, frustum_figure, parse_amplitude
-from .runner import Cancelled, Studio
+from .runner import POSE_LABELS, Cancelled, Studio
 
 __all__ = ["build_app"]
 
@@ -234,7 +234,7 @@ def build_app(studio: Studio):
 
     def score(rid, progress=gr.Progress()):  # noqa: B008
         try:
-            progress(0.0, desc="estimating poses with COLMAP")
+            progress(0.0, desc=f"estimating poses with {POSE_LABELS[studio.score_pose(rid)]}")
             line, plot = studio.score(rid)
             return line, (str(plot) if plot else None), line
         except Exception as e:  # noqa: BLE001

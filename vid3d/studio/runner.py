@@ -6,8 +6,10 @@ and sampler from the config, ``SingleMode``, the per-sample seed ``sample_seed``
 ``reconstruct_sample``), under ``<out>/<time>_<NNN>_<path kind>/samples/<sample>/`` (sample.py's layout).
 Beside it the studio samples the same seed along a static camera (``compare.mp4``: [ground truth,]
 generated, static, side by side), draws the path (``path.png``) and, when asked, scores the video with
-the camera benchmark's errors (``vid3d.evaluation.camera_errors`` on the poses COLMAP estimates, with the
-benchmark's ``conf/pose/colmap.yaml`` settings).
+the camera benchmark's errors (``vid3d.evaluation.camera_errors``) on the poses of a benchmark pose
+estimator with its ``conf/pose/`` settings: by default (``pose="auto"``) COLMAP (the benchmark's default,
+``conf/pose/colmap.yaml``), or the optical-flow estimator (``conf/pose/flow.yaml``, ``eval.py pose=flow``)
+for frames whose shorter side is below ``COLMAP_MIN_SIDE`` pixels, which COLMAP cannot register.
 
 Cancelling: ``Studio.cancel`` (a ``threading.Event``) is checked at every sampler step; the run stops
 with ``Cancelled`` and writes nothing.
@@ -35,13 +37,31 @@ from .command import Request, reproduce_command, sample_overrides
 from .paths import keyframes_to_c2w
 from .uploads import keep_upload, read_image, read_poses
 
-__all__ = ["Cancelled", "ModelInfo", "Result", "Studio", "describe_model"]
+__all__ = ["POSE_CHOICES", "Cancelled", "ModelInfo", "Result", "Studio", "choose_pose", "describe_model"]
 
 log = logging.getLogger("vid3d")
 
 Report = Callable[[int, int, str], None]  # (done, total, what)
 KEEP_RESULTS = 8
 DISPLAY_SCALE = 4  # the page's comparison video, times the model size
+POSE_CHOICES = ("auto", "colmap", "flow")
+POSE_LABELS = {"colmap": "COLMAP", "flow": "Optical flow"}
+# Frames with a shorter side below this (pixels) are scored with pose=flow under pose="auto": on the 16
+# held-out clips' ground truth COLMAP (conf/pose/colmap.yaml) registers every frame of 0/16 clips at 32x48,
+# 3/16 at 64x96 and 7/16 at 72x128, flow 15/16, 15/16 and 16/16 (experiments/cpu_camera_control/README.md,
+# "Which size the pose estimator needs").
+COLMAP_MIN_SIDE = 128
+
+
+def choose_pose(pose: str, height: int, width: int) -> str:
+    """The ``conf/pose`` option the score panel runs on (height, width) frames: ``pose`` itself, or for
+    ``"auto"`` "flow" when min(height, width) < ``COLMAP_MIN_SIDE``, else "colmap" (the benchmark's
+    default)."""
+    if pose not in POSE_CHOICES:
+        raise InputError(f"pose {pose!r}: choose from {list(POSE_CHOICES)}")
+    if pose != "auto":
+        return pose
+    return "flow" if min(int(height), int(width)) < COLMAP_MIN_SIDE else "colmap"
 
 
 class Cancelled(Exception):
@@ -102,11 +122,19 @@ class Studio:
         model: checkpoint, training run dir or exported pipeline folder.
         data: the ``conf/data`` option whose test clips the page offers as inputs.
         out: folder of the results (one numbered sub-folder per request).
+        pose: the score's pose estimator: "auto" (``choose_pose``: optical flow below ``COLMAP_MIN_SIDE``
+            pixels, else COLMAP), "colmap" or "flow".
     """
 
     def __init__(
-        self, model: str | Path, data: str = "synthetic_heldout600", out: str | Path = "outputs/studio"
+        self,
+        model: str | Path,
+        data: str = "synthetic_heldout600",
+        out: str | Path = "outputs/studio",
+        pose: str = "auto",
     ):
+        choose_pose(pose, 1, 1)  # an unknown choice fails here, not at the first score
+        self.pose = pose
         self.info = describe_model(model)
         self.data = data
         self.out = Path(out)
@@ -388,10 +416,16 @@ class Studio:
         return res
 
     # ------------------------------------------------------------------ scoring
+    def score_pose(self, rid: str) -> str:
+        """The ``conf/pose`` option ``score`` runs on the result's video (``choose_pose``)."""
+        h, w = self.result(rid).frames.shape[1:3]
+        return choose_pose(self.pose, h, w)
+
     def score(self, rid: str) -> tuple[str, Path | None]:
-        """The camera benchmark's errors of the result's video against its requested path, with COLMAP
-        (``conf/pose/colmap.yaml``): (one Markdown line, plot of the estimated over the requested path or
-        None). When COLMAP registers too few frames the line says so and why."""
+        """The camera benchmark's errors of the result's video against its requested path, with the pose
+        estimator ``score_pose`` picks (its ``conf/pose/<name>.yaml``): (one Markdown line, plot of the
+        estimated over the requested path or None). When the estimator registers too few frames the line
+        says so and why (the flow estimator names each unregistered frame and its reason)."""
         from hydra.utils import instantiate
         from omegaconf import OmegaConf
 
@@ -400,37 +434,45 @@ class Studio:
         from vid3d.viz import plot_trajectory
 
         res = self.result(rid)
-        try:
-            estimator = instantiate(OmegaConf.load(CONFIG_DIR / "pose" / "colmap.yaml"))
-        except ImportError as e:
-            return f"No camera errors: the pose estimator cannot run here ({e}).", None
-        est = estimator.estimate(res.frames, np.asarray(res.job.K_px[0], np.float64))
         h, w = res.frames.shape[1:3]
+        name = self.score_pose(rid)
+        label = POSE_LABELS[name]
+        try:
+            estimator = instantiate(OmegaConf.load(CONFIG_DIR / "pose" / f"{name}.yaml"))
+        except ImportError as e:
+            return f"No camera errors: the pose estimator {label} cannot run here ({e}).", None
+        est = estimator.estimate(res.frames, np.asarray(res.job.K_px[0], np.float64))
+        as_eval = "eval.py" if name == "colmap" else f"eval.py pose={name}"
         if not est.success:
-            hint = (
-                " COLMAP needs larger frames (about 128x192 or more) to find enough features;"
-                if min(h, w) < 128
-                else ""
-            )
+            hint = ""
+            if name == "colmap" and min(h, w) < COLMAP_MIN_SIDE:
+                hint = (
+                    f" COLMAP needs larger frames (about {COLMAP_MIN_SIDE}x192 or more) to find enough "
+                    "features (the studio's --pose auto or flow scores small videos with optical flow);"
+                )
             return (
-                f"No camera errors: COLMAP registered {est.n_registered}/{len(res.frames)} frames of this "
-                f"{h}x{w} video ({est.reason}).{hint} the benchmark counts such a video as a failure."
+                f"No camera errors: {label} registered {est.n_registered}/{len(res.frames)} frames of this "
+                f"{h}x{w} video ({est.reason}).{hint} The benchmark ({as_eval}) counts such a video as a "
+                "failure."
             ), None
         mask = est.registered_mask()
         errs = camera_errors(est.c2w[mask], res.job.c2w[mask])
         line = (
-            f"COLMAP registered {int(mask.sum())}/{len(mask)} frames: RotErr {errs['rot_err_deg']:.2f} deg, "
+            f"{label} registered {int(mask.sum())}/{len(mask)} frames: RotErr {errs['rot_err_deg']:.2f} deg, "
             f"TransErr {errs['trans_err']:.3f}, CamMC {errs['cammc']:.3f} (sums over frames, each path "
-            "relative to its first frame and scale-normalised, as eval.py)"
+            f"relative to its first frame and scale-normalised, as {as_eval})"
         )
+        if est.reason:  # an accepted estimate with a note (flow: a zero-baseline clip, rotations only)
+            line += f"; note: {est.reason}"
         plot = res.folder / "estimated_vs_requested.png"
         plot_trajectory(
             {
                 "requested": prepare_trajectory(res.job.c2w[mask])[0],
-                "estimated (COLMAP)": prepare_trajectory(est.c2w[mask])[0],
+                f"estimated ({label})": prepare_trajectory(est.c2w[mask])[0],
             },
             path=plot,
             title="scale-normalised",
         )
-        atomic_write_json(res.folder / "camera_errors.json", json.loads(json.dumps(errs)), indent=1)
+        record = {**json.loads(json.dumps(errs)), "pose": name, "registered": int(mask.sum())}
+        atomic_write_json(res.folder / "camera_errors.json", record, indent=1)
         return line, plot
