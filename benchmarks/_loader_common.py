@@ -1,6 +1,7 @@
 """What the data-loading benchmarks (``loader_throughput``, ``shuffle_loads``) share: the sample's command
-line arguments, the one-thread setup, and the JSON writer (the machine and the command line added, written
-atomically by ``vid3d.atomic.atomic_write_json``)."""
+line arguments and the settings every loader is built from (``LoaderSettings``), the one-thread setup, and
+the JSON writer (the machine and the command line added, written atomically by
+``vid3d.atomic.atomic_write_json``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import argparse
 import os
 import platform
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -27,6 +29,28 @@ def add_sample_arguments(p: argparse.ArgumentParser, root_help: str, quick_help:
     p.add_argument("--height", type=int, default=320)
     p.add_argument("--width", type=int, default=512)
     p.add_argument("--interval", type=int, default=1, help="frame stride (fixed)")
+
+
+@dataclass(frozen=True)
+class LoaderSettings:
+    """Which clips a benchmarked loader reads and the sample it makes of each: ``frames`` frames
+    ``interval`` lines apart (a fixed stride), centre-cropped and resized to ``height`` x ``width``, from
+    split ``split`` of ``root``; ``clips``: only the first that many clips (None: all; the image-folder
+    loaders of ``clip_loaders``)."""
+
+    root: Path
+    split: str
+    frames: int
+    height: int
+    width: int
+    interval: int = 1
+    clips: int | None = None
+
+    @classmethod
+    def from_args(cls, a: argparse.Namespace, root: Path, clips: int | None = None) -> LoaderSettings:
+        """The settings of ``add_sample_arguments``' options, with the dataset ``root`` (--root or the
+        synthetic set the benchmark made) and ``clips``."""
+        return cls(root, a.split, a.frames, a.height, a.width, a.interval, clips)
 
 
 def one_thread() -> None:

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ._loader_common import LoaderSettings
 from .clip_loaders import LATENT_FACTOR, ImageClipLoader, frame_files
 
 
@@ -85,12 +86,11 @@ class CameraCtrlStyle(ImageClipLoader):
     same formulation evaluated directly at the latent grid (intrinsics / 8), a cheaper variant that is not
     CameraCtrl's."""
 
-    def __init__(self, *args, plucker: str = "full", **kwargs):
-        """``args``, ``kwargs``: those of ``ImageClipLoader`` (root, split, frames, height, width, interval,
-        clips)."""
+    def __init__(self, s: LoaderSettings, plucker: str = "full"):
+        """``s``: the clips and the sample (``ImageClipLoader``)."""
         import torchvision.transforms as T
 
-        super().__init__(*args, **kwargs)
+        super().__init__(s)
         if plucker not in ("full", "latent"):
             raise ValueError(f"plucker must be 'full' or 'latent', got {plucker!r}")
         self.plucker = plucker

@@ -20,6 +20,8 @@ from vid3d.data.interval import FixedInterval
 from vid3d.data.transforms import center_crop_box
 from vid3d.geometry import K_norm_to_px, crop_resize_K, plucker_embedding, relative_to_first, w2c_to_c2w
 
+from ._loader_common import LoaderSettings
+
 LATENT_FACTOR = 8  # 320x512 frames -> 40x64 latents
 
 
@@ -55,22 +57,13 @@ def frame_files(clip: re10k.Re10kClip, timestamps: np.ndarray) -> list[Path]:
 class VidLoader(Dataset):
     """vid3d's clip dataset (uint8 frames, or float32 in [-1, 1] on the CPU) + Plücker maps at 1/8."""
 
-    def __init__(
-        self,
-        root: Path,
-        split: str,
-        frames: int,
-        height: int,
-        width: int,
-        interval: int,
-        frames_dtype: str = "uint8",
-        clips: int | None = None,
-    ):
+    def __init__(self, s: LoaderSettings, frames_dtype: str = "uint8"):
         self.ds = Re10kClipDataset(
-            root, split, frames, height, width, interval=FixedInterval(interval), frames_dtype=frames_dtype
+            s.root, s.split, s.frames, s.height, s.width, interval=FixedInterval(s.interval),
+            frames_dtype=frames_dtype,
         )
-        self.ds.clips = self.ds.clips[:clips]
-        self.height, self.width = height, width
+        self.ds.clips = self.ds.clips[: s.clips]
+        self.height, self.width = s.height, s.width
 
     def __len__(self) -> int:
         return len(self.ds)
@@ -86,21 +79,12 @@ def image_clips(root: Path, split: str, clips: int | None) -> list[re10k.Re10kCl
 
 
 class ImageClipLoader(Dataset):
-    """The first ``clips`` image-folder clips of a split (``image_clips``) and the sample to make of each:
+    """The first ``s.clips`` image-folder clips of a split (``image_clips``) and the sample to make of each:
     ``frames`` frames at ``height`` x ``width``, ``interval`` apart; subclasses make it (``__getitem__``)."""
 
-    def __init__(
-        self,
-        root: Path,
-        split: str,
-        frames: int,
-        height: int,
-        width: int,
-        interval: int,
-        clips: int | None = None,
-    ):
-        self.clips = image_clips(root, split, clips)
-        self.frames, self.height, self.width, self.interval = frames, height, width, interval
+    def __init__(self, s: LoaderSettings):
+        self.clips = image_clips(s.root, s.split, s.clips)
+        self.frames, self.height, self.width, self.interval = s.frames, s.height, s.width, s.interval
 
     def __len__(self) -> int:
         return len(self.clips)

@@ -59,7 +59,7 @@ from torch.utils.data import DataLoader
 from vid3d.data.datamodule import collate_samples
 from vid3d.data.formats import re10k
 
-from ._loader_common import add_sample_arguments, default_out, one_thread, write_result
+from ._loader_common import LoaderSettings, add_sample_arguments, default_out, one_thread, write_result
 from .cameractrl_loader import CameraCtrlStyle
 from .clip_loaders import LATENT_FACTOR, PilBaseline, VidLoader, check_batch, image_clips, synthetic_root
 
@@ -67,24 +67,15 @@ BASELINE = "cameractrl"
 PIPELINES = ("vid3d", "vid3d_float", BASELINE, "cameractrl_latent_plucker", "pil_baseline")
 
 
-def make_pipelines(
-    root: Path,
-    split: str,
-    frames: int,
-    height: int,
-    width: int,
-    interval: int,
-    clips: int | None,
-    names=PIPELINES,
-) -> dict:
-    """{name: dataset} of the compared pipelines over the same clips (see the module docstring)."""
-    args = (root, split, frames, height, width, interval)
+def make_pipelines(s: LoaderSettings, names=PIPELINES) -> dict:
+    """{name: dataset} of the compared pipelines over the same clips and sample ``s`` (see the module
+    docstring)."""
     make = {
-        "vid3d": lambda: VidLoader(*args, frames_dtype="uint8", clips=clips),
-        "vid3d_float": lambda: VidLoader(*args, frames_dtype="float32", clips=clips),
-        BASELINE: lambda: CameraCtrlStyle(*args, clips=clips),
-        "cameractrl_latent_plucker": lambda: CameraCtrlStyle(*args, clips=clips, plucker="latent"),
-        "pil_baseline": lambda: PilBaseline(*args, clips=clips),
+        "vid3d": lambda: VidLoader(s, frames_dtype="uint8"),
+        "vid3d_float": lambda: VidLoader(s, frames_dtype="float32"),
+        BASELINE: lambda: CameraCtrlStyle(s),
+        "cameractrl_latent_plucker": lambda: CameraCtrlStyle(s, plucker="latent"),
+        "pil_baseline": lambda: PilBaseline(s),
     }
     return {n: make[n]() for n in names}
 
@@ -199,7 +190,7 @@ def run(a: argparse.Namespace, argv: list[str] | None) -> int:
             return 2
         cams = re10k.read_camera_file(found[0].camera_path)
         source_hw = list(re10k.read_frames(found[0], cams, [0]).shape[1:3])
-        pipelines = make_pipelines(root, a.split, a.frames, a.height, a.width, a.interval, clips, names)
+        pipelines = make_pipelines(LoaderSettings.from_args(a, root, clips), names)
         print(f"{clips} clips, {rounds} rounds, {workers} workers, 1 thread", flush=True)
         m = measure_pipelines(pipelines, rounds, workers, a.frames, a.height, a.width)
     load.append(os.getloadavg()[0])

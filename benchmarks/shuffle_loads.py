@@ -27,7 +27,7 @@ from vid3d.data.datamodule import ResumableSampler, StepIndexedDataset, collate_
 from vid3d.data.formats import convert, pixelsplat
 from vid3d.data.interval import FixedInterval
 
-from ._loader_common import add_sample_arguments, default_out, one_thread, write_result
+from ._loader_common import LoaderSettings, add_sample_arguments, default_out, one_thread, write_result
 from .clip_loaders import add_plucker
 
 
@@ -35,9 +35,11 @@ class CountingChunks(Dataset):
     """``ChunkClipDataset`` + Plücker maps; each sample also carries this process' chunk loads so far and
     its loader worker id (-1 in the main process)."""
 
-    def __init__(self, root: Path, split: str, frames: int, height: int, width: int, interval: int):
-        self.ds = pixelsplat.ChunkClipDataset(root, split, frames, height, width, FixedInterval(interval))
-        self.height, self.width = height, width
+    def __init__(self, s: LoaderSettings):
+        self.ds = pixelsplat.ChunkClipDataset(
+            s.root, s.split, s.frames, s.height, s.width, FixedInterval(s.interval)
+        )
+        self.height, self.width = s.height, s.width
 
     def __len__(self) -> int:
         return len(self.ds)
@@ -171,8 +173,10 @@ def run(a: argparse.Namespace, argv: list[str] | None) -> int:
         load_ms = 1000 * (time.perf_counter() - t0) / min(8, len(files))
         chunk_mb = sum((split_dir / f).stat().st_size for f in files) / len(files) / 1e6
 
+        settings = LoaderSettings.from_args(a, root)
+
         def make() -> CountingChunks:
-            return CountingChunks(root, a.split, a.frames, a.height, a.width, a.interval)
+            return CountingChunks(settings)
 
         n = len(make())
         clips = a.clips if a.clips is not None else n

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from benchmarks import loader_throughput as bench
+from benchmarks._loader_common import LoaderSettings
 from benchmarks.cameractrl_loader import cameractrl_plucker
 from vid3d.data.frames import as_unit_range
 
@@ -34,7 +35,7 @@ def test_cameractrl_style_sample_agrees_with_vid3d(clip_root):
     by at most 0.0016 * tan(half field of view) ~ 1e-3 rad, the 8x8 block mean of unit directions is shorter
     than 1 by ~1e-4."""
     names = ("vid3d", bench.BASELINE, "cameractrl_latent_plucker")
-    p = bench.make_pipelines(clip_root, "train", F, H, W, 1, None, names)
+    p = bench.make_pipelines(LoaderSettings(clip_root, "train", F, H, W, interval=1), names)
     a, b, c = (p[n][0] for n in names)
     assert a["frame_indices"].tolist() == b["frame_indices"].tolist() == list(range(F))
     assert a["frames"].dtype == torch.uint8 and b["frames"].dtype == torch.float32
