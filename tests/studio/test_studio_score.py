@@ -188,3 +188,12 @@ def test_the_estimated_errors_match_the_benchmark_function(room, tmp_path, monke
     line, _ = _studio(tmp_path, "auto", frames, c2w, K).score("r1")
     want = camera_errors(est, c2w)
     assert f"RotErr {want['rot_err_deg']:.2f} deg" in line and abs(want["rot_err_deg"] - 2.5) < 1e-6, line
+
+
+def test_the_command_line_passes_pose_through_and_refuses_a_bad_one(tmp_path, capsys):
+    """``python -m vid3d.studio --pose NAME`` hands NAME to the Studio (its check is the one list)."""
+    from vid3d.studio.__main__ import main
+
+    assert main(["--pose", "dust3r", "--out", str(tmp_path), "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: pose 'dust3r': choose from ['auto', 'colmap', 'flow']\n"

@@ -40,8 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--pose",
         default="auto",
-        choices=["auto", "colmap", "flow"],
-        help="the score's pose estimator: auto (default) = optical flow (pose=flow) for videos whose "
+        help="the score's pose estimator (the Studio checks the name): auto (default) = optical flow "
+        "(pose=flow) for videos whose "
         "shorter side is below 128 px, which COLMAP cannot register, else COLMAP (the benchmark's default)",
     )
     p.add_argument("--host", default="127.0.0.1")
