@@ -21,20 +21,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import io
 import json
 from pathlib import Path
 
+from vid3d.atomic import file_sha256
+
 LIMIT_BYTES = 10 * 1024 * 1024
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def gap_curve(jsonl: Path, last_step: int) -> str:
@@ -96,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides = a.run_dir / ".hydra" / "overrides.yaml"
     manifest = {
         "file": dst.name,
-        "sha256": sha256_of(dst),
+        "sha256": file_sha256(dst),
         "bytes": size,
         "source": str(src.relative_to(a.run_dir.parent)),
         "global_step": ckpt["global_step"],
