@@ -29,10 +29,11 @@ the cheapest matching setting per guidance mode is printed.
 (``vid3d.evaluation.positive_control``: 32×48, 4 frames, clips whose motion only the camera explains), trained
 by ``train_positive_control`` with its fast recipe (``TOY_RECIPE``: ln σ ~ N(1.6, 0.3²), 2 px per scene
 unit, 200 Adam steps, its fixed seeds; ~2-5 CPU minutes) or loaded from the safetensors file an earlier run
-wrote (``--cache-dir``, default ``benchmarks/results/``, named by a hash of the recipe; ``--retrain``
-overwrites it), and sampled on ``--toy-clips`` (32) toy clips drawn from ``TOY_CLIP_SEED`` (training draws
-its clips from seed 0). It is the same ``CameraVideoDiffusion`` class as the camera model, sampled by the same
-``VideoSampler``, so the network count is the same.
+wrote (``--cache-dir``, default ``benchmarks/results/``, named by a hash of the recipe, not of the code:
+after a change to ``toy_model`` or the training loop pass ``--retrain``, which overwrites it), and sampled
+on ``--toy-clips`` (32) toy clips drawn from ``TOY_CLIP_SEED`` (training draws its clips from seed 0). It is
+the same ``CameraVideoDiffusion`` class as the camera model, sampled by the same ``VideoSampler``, so the
+network count is the same.
 
 Writes ``benchmarks/results/sampling_quality.json`` (``sampling_quality_toy.json`` for the toy; atomically)
 and a plot (``.png`` beside it).
@@ -321,8 +322,9 @@ def plot(
             ax = axes[i, j]
             ax.axhspan(*ref[f"{key}_ci"], color="grey", alpha=0.2, label="25-step Euler, guidance on: 95% CI")
             ax.set_xscale("log")
-            ticks = sorted({r["nfe"] for r in rows.values()})
-            ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+            nfe = [r["nfe"] for r in rows.values() if r["guidance"] == mode]
+            ticks = [2**k for k in range(int(math.log2(min(nfe))), int(math.ceil(math.log2(max(nfe)))) + 1)]
+            ax.set_xticks(ticks, [f"{t:g}" for t in ticks])  # powers of 2: every NFE's label would overlap
             ax.minorticks_off()
             ax.set_xlabel("network evaluations per video (NFE; CFG counts 2 per call)")
             ax.set_ylabel(label)
