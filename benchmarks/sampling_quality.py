@@ -120,6 +120,8 @@ def trained_toy(recipe: dict[str, Any], cache_dir: Path, retrain: bool = False) 
     r = recipe
     model = toy_model(r["encoder"], r["pixel_factor"], r["p_mean"], r["p_std"], r["high_fraction"])
     path = toy_cache_path(cache_dir, recipe)
+    if path.exists() and not path.is_file():
+        raise SystemExit(f"{path}: the toy cache is not a regular file; remove it")
     if path.exists() and not retrain:
         try:
             with safe_open(str(path), framework="pt", device="cpu") as f:

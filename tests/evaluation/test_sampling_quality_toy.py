@@ -83,6 +83,10 @@ def test_toy_cache_refusals(toy_run, tmp_path, capsys):
     with pytest.raises(SystemExit, match=f"{bad}: not a usable toy cache .*--retrain") as e:
         study.trained_toy(recipe, tmp_path)
     assert "\n" not in str(e.value) and bad.read_bytes() == b"not safetensors"  # refused, left as it was
+    bad.unlink()
+    bad.mkdir()
+    with pytest.raises(SystemExit, match="not a regular file"):
+        study.trained_toy(recipe, tmp_path, retrain=True)
     with pytest.raises(SystemExit):
         study.main(["--model", "toy", "--ckpt", "x.safetensors"])
     assert "--model toy takes neither" in capsys.readouterr().err
