@@ -333,7 +333,7 @@ def plot(
             ax.set_title(f"guidance {mode} ({GUIDANCE[mode][0]:g} → {GUIDANCE[mode][1]:g} over the frames)")
             ax.grid(True, which="both", alpha=0.3)
             ax.legend(fontsize=8)
-    fig.suptitle(f"Sampling quality vs cost: {title} (95% bootstrap CIs over clips)")
+    fig.suptitle(f"Sampling quality vs cost: {title}\n95% bootstrap CIs over clips")  # fits one column too
     fig.tight_layout()
     with atomic_target(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
