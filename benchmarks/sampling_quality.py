@@ -23,13 +23,26 @@ the cheapest matching setting per guidance mode is printed.
 
     nice .venv/bin/python -m benchmarks.sampling_quality        # the full grid: ~100 minutes of one idle core
     nice .venv/bin/python -m benchmarks.sampling_quality --steps 4 8 --solvers edm_euler dpmpp_2m
+    nice .venv/bin/python -m benchmarks.sampling_quality --model toy --steps 4 8 12 25
 
-Writes ``benchmarks/results/sampling_quality.json`` (atomically) and a plot (``.png`` beside it).
+``--model toy``: the same study on a second model, the positive-control toy
+(``vid3d.evaluation.positive_control``: 32×48, 4 frames, clips whose motion only the camera explains), trained
+by ``train_positive_control`` with its fast recipe (``TOY_RECIPE``: ln σ ~ N(1.6, 0.3²), 2 px per scene
+unit, 200 Adam steps, its fixed seeds; ~2-5 CPU minutes) or loaded from the safetensors file an earlier run
+wrote (``--cache-dir``, default ``benchmarks/results/``, named by a hash of the recipe, not of the code:
+after a change to ``toy_model`` or the training loop pass ``--retrain``, which overwrites it), and sampled
+on ``--toy-clips`` (32) toy clips drawn from ``TOY_CLIP_SEED`` (training draws its clips from seed 0). It is
+the same ``CameraVideoDiffusion`` class as the camera model, sampled by the same ``VideoSampler``, so the
+network count is the same.
+
+Writes ``benchmarks/results/sampling_quality.json`` (``sampling_quality_toy.json`` for the toy; atomically)
+and a plot (``.png`` beside it).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import platform
@@ -49,6 +62,11 @@ GUIDANCE = {"off": (1.0, 1.0), "on": (1.0, 3.0)}  # on: the default per-frame ra
 REFERENCE = ("edm_euler", 25, "on")
 COLORS = {"edm_euler": "tab:blue", "edm_heun": "tab:orange", "ddim": "tab:purple", "dpmpp_2m": "tab:green"}
 N_BOOT = 2000
+MODELS = ("camera", "toy")
+# positive_control's fast recipe (its module docstring): the toy_model and train_positive_control arguments
+TOY_RECIPE = {"encoder": "plucker", "pixel_factor": 2, "p_mean": 1.6, "p_std": 0.3, "high_fraction": 0.0,
+              "pixels_per_unit": 2.0, "steps": 200, "lr": 1e-3, "batch": 4}
+TOY_CLIP_SEED = 39_000  # the toy clips sampled here; train_positive_control draws its clips from seed 0
 
 
 def held_out_clips(data: str = "synthetic_heldout600") -> list[dict[str, Any]]:
@@ -64,6 +82,84 @@ def held_out_clips(data: str = "synthetic_heldout600") -> list[dict[str, Any]]:
     prepare_data(cfg)
     ds = instantiate(cfg.data.test_dataset)
     return [ds[i] for i in range(len(ds))]
+
+
+def camera_model_and_clips(ckpt: Path, data: str) -> tuple[Any, dict[str, torch.Tensor]]:
+    """The checkpoint's model (eval mode) and the data option's test clips as one float batch."""
+    from vid3d.data.frames import as_unit_range
+    from vid3d.evaluation.camera_gap import stack_clips
+    from vid3d.models.checkpoint import load_model
+
+    model = load_model(ckpt).eval()
+    clips = stack_clips(held_out_clips(data))
+    clips["frames"] = as_unit_range(clips["frames"]).float()
+    clips["K_px"], clips["c2w"] = clips["K_px"].float(), clips["c2w"].float()
+    return model, clips
+
+
+def toy_cache_path(cache_dir: Path, recipe: dict[str, Any]) -> Path:
+    """Where the toy trained by ``recipe`` is kept: a name from the recipe's sha256 (sorted-key JSON)."""
+    key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
+    return cache_dir / f"positive_control_toy_{key}.safetensors"
+
+
+def trained_toy(recipe: dict[str, Any], cache_dir: Path, retrain: bool = False) -> tuple[Any, dict[str, Any]]:
+    """The positive-control toy trained by ``recipe`` (``TOY_RECIPE``'s keys), in eval mode, and a record
+    {"cache", "trained_now", "train_seconds", "train_rows"} (``train_rows``: positive_control's camera gap on
+    its 8 held-out clips at step 0 and at the end).
+
+    Loads the cache file when it exists (its stored recipe must be ``recipe``; every weight must load), else
+    trains with ``positive_control.train_positive_control`` (its fixed seeds) and writes the file atomically.
+    A cache file that cannot be read or does not fit is one line (SystemExit) naming it."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from vid3d.atomic import atomic_target
+    from vid3d.evaluation.positive_control import toy_model, train_positive_control
+
+    r = recipe
+    model = toy_model(r["encoder"], r["pixel_factor"], r["p_mean"], r["p_std"], r["high_fraction"])
+    path = toy_cache_path(cache_dir, recipe)
+    if path.exists() and not path.is_file():
+        raise SystemExit(f"{path}: the toy cache is not a regular file; remove it")
+    if path.exists() and not retrain:
+        try:
+            with safe_open(str(path), framework="pt", device="cpu") as f:
+                meta = f.metadata() or {}
+                state = {k: f.get_tensor(k) for k in f.keys()}
+            stored = json.loads(meta.get("recipe", "null"))
+            if stored != recipe:
+                raise ValueError(f"its recipe {stored} is not {recipe}")
+            model.load_state_dict(state, strict=True)
+            rows, seconds = json.loads(meta["train_rows"]), float(meta["train_seconds"])
+        except Exception as e:  # safetensors' own errors, a bad header, missing or unexpected weights
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise SystemExit(f"{path}: not a usable toy cache ({msg}); delete it or pass --retrain") from None
+        return model.eval(), {"cache": str(path), "trained_now": False, "train_seconds": seconds,
+                              "train_rows": rows}
+    t0 = time.perf_counter()
+    rows, _ = train_positive_control(
+        model, r["steps"], max(r["steps"], 1), r["lr"], r["batch"], r["pixels_per_unit"]
+    )
+    seconds = round(time.perf_counter() - t0, 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+    meta = {"recipe": json.dumps(recipe, sort_keys=True), "train_rows": json.dumps(rows),
+            "train_seconds": str(seconds)}
+    with atomic_target(path) as tmp:
+        save_file(state, str(tmp), metadata=meta)
+    record = {"cache": str(path), "trained_now": True, "train_seconds": seconds, "train_rows": rows}
+    return model.eval(), record
+
+
+def toy_clips(n: int, pixels_per_unit: float, seed: int = TOY_CLIP_SEED) -> dict[str, torch.Tensor]:
+    """``n`` positive-control clips drawn in order from ``np.random.default_rng(seed)``, as one batch
+    {"frames" (n, 4, 3, 32, 48) in [-1, 1], "K_px" (n, 4, 3, 3), "c2w" (n, 4, 4, 4)}."""
+    from vid3d.evaluation.camera_gap import stack_clips
+    from vid3d.evaluation.positive_control import toy_clip
+
+    rng = np.random.default_rng(seed)
+    return stack_clips([toy_clip(rng, pixels_per_unit) for _ in range(n)])
 
 
 class NetworkCounter:
@@ -170,10 +266,11 @@ def matches(row: dict[str, Any], ref: dict[str, Any]) -> bool:
     return all(v == "in" for v in against_reference(row, ref).values())
 
 
-def table(rows: dict[str, dict[str, Any]]) -> list[str]:
+def table(rows: dict[str, dict[str, Any]], n_clips: int = 16) -> list[str]:
+    """The markdown table (one row per setting); ``n_clips``: the videos per batch the seconds are for."""
     head = (
         "| guidance | solver | steps | NFE | PSNR (dB) [95% CI] | Δ PSNR vs ref [95% CI] | SSIM [95% CI] | "
-        "camera gap another/own [95% CI] | s / 16 videos | PSNR / SSIM / gap vs ref CI |"
+        f"camera gap another/own [95% CI] | s / {n_clips} videos | PSNR / SSIM / gap vs ref CI |"
     )
     out = [head, "|" + "---|" * 10]
     for r in rows.values():
@@ -188,8 +285,15 @@ def table(rows: dict[str, dict[str, Any]]) -> list[str]:
     return out
 
 
-def plot(rows: dict[str, dict[str, Any]], ref: dict[str, Any], path: Path) -> None:
-    """PSNR and camera gap against NFE, one line per solver, one column per guidance mode (PNG)."""
+def plot(
+    rows: dict[str, dict[str, Any]],
+    ref: dict[str, Any],
+    path: Path,
+    title: str = "CPU camera model, held-out clips",
+    frames: int = 8,
+) -> None:
+    """PSNR and camera gap against NFE, one line per solver, one column per guidance mode (PNG); ``title``
+    names the model and clips, ``frames`` the clips' frame count (PSNR over frames 1..frames-1)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -215,20 +319,21 @@ def plot(rows: dict[str, dict[str, Any]], ref: dict[str, Any], path: Path) -> No
                 val = np.array([p[1][key] for p in pts])
                 ci = np.array([p[1][f"{key}_ci"] for p in pts]).T
                 axes[i, j].errorbar(nfe, val, yerr=[val - ci[0], ci[1] - val], **style)
-        for i, (key, label) in enumerate((("psnr", "PSNR vs ground truth, frames 1..7 (dB)"),
+        for i, (key, label) in enumerate((("psnr", f"PSNR vs ground truth, frames 1..{frames - 1} (dB)"),
                                           ("camera_gap", "camera gap: MSE another / own cameras"))):
             ax = axes[i, j]
             ax.axhspan(*ref[f"{key}_ci"], color="grey", alpha=0.2, label="25-step Euler, guidance on: 95% CI")
             ax.set_xscale("log")
-            ticks = sorted({r["nfe"] for r in rows.values()})
-            ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+            nfe = [r["nfe"] for r in rows.values() if r["guidance"] == mode]
+            ticks = [2**k for k in range(int(math.log2(min(nfe))), int(math.ceil(math.log2(max(nfe)))) + 1)]
+            ax.set_xticks(ticks, [f"{t:g}" for t in ticks])  # powers of 2: every NFE's label would overlap
             ax.minorticks_off()
             ax.set_xlabel("network evaluations per video (NFE; CFG counts 2 per call)")
             ax.set_ylabel(label)
             ax.set_title(f"guidance {mode} ({GUIDANCE[mode][0]:g} → {GUIDANCE[mode][1]:g} over the frames)")
             ax.grid(True, which="both", alpha=0.3)
             ax.legend(fontsize=8)
-    fig.suptitle("Sampling quality vs cost: CPU camera model, held-out clips (95% bootstrap CIs over clips)")
+    fig.suptitle(f"Sampling quality vs cost: {title}\n95% bootstrap CIs over clips")  # fits one column too
     fig.tight_layout()
     with atomic_target(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
@@ -246,45 +351,29 @@ def _parse_setting(text: str) -> tuple[str, int, str]:
     return solver, int(steps), guidance
 
 
-def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--ckpt", type=Path, default=ASSET)
-    p.add_argument("--data", default="synthetic_heldout600", help="data option whose test clips are used")
-    p.add_argument("--steps", type=int, nargs="+", default=list(STEPS))
-    p.add_argument("--solvers", nargs="+", default=list(SOLVER_NAMES), choices=SOLVER_NAMES)
-    p.add_argument("--guidance", nargs="+", default=list(GUIDANCE), choices=list(GUIDANCE))
-    p.add_argument("--settings", nargs="+", default=None, metavar="GUIDANCE/SOLVER/STEPS",
-                   help="explicit settings (e.g. on/dpmpp_2m/8) instead of the grid of the options above")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "sampling_quality.json")
-    p.add_argument("--resume", action="store_true",
-                   help="reuse the settings measured in OUT.partial.json (same checkpoint, data, seed)")
-    a = p.parse_args(argv)
-    from vid3d.atomic import atomic_write_json
-    from vid3d.data.frames import as_unit_range
-    from vid3d.evaluation.camera_gap import stack_clips
-    from vid3d.models.checkpoint import load_model
 
-    torch.set_num_threads(a.threads)
-    model = load_model(a.ckpt).eval()
-    clips = stack_clips(held_out_clips(a.data))
-    clips["frames"] = as_unit_range(clips["frames"]).float()
-    clips["K_px"], clips["c2w"] = clips["K_px"].float(), clips["c2w"].float()
-    settings = [(s, n, g) for g in a.guidance for s in a.solvers for n in sorted(a.steps)]
-    if a.settings:
-        settings = [_parse_setting(x) for x in a.settings]
+def measure(
+    model: Any,
+    clips: dict[str, torch.Tensor],
+    settings: Sequence[tuple[str, int, str]],
+    seed: int,
+    partial: Path,
+    key_of: str,
+    resume: bool = False,
+) -> dict[tuple[str, int, str], dict[str, Any]]:
+    """{(solver, steps, guidance): ``run_setting``'s record} for every setting, the reference first. Each one
+    is kept in ``partial`` as it finishes; ``resume`` reuses those stored under the same ``key_of``."""
+    from vid3d.atomic import atomic_write_json
+
+    settings = list(settings)
     if REFERENCE not in settings:
         settings.insert(0, REFERENCE)
     settings.sort(key=lambda x: x != REFERENCE)  # the reference first (every row's Δ needs it)
-    # each measured setting is kept in OUT.partial.json as it finishes (a long grid can be stopped, resumed)
-    partial = a.out.with_suffix(".partial.json")
-    key_of = f"{a.ckpt.resolve()}|{a.data}|{a.seed}"
     done: dict[str, Any] = {}
-    if a.resume and partial.is_file():
+    if resume and partial.is_file():
         saved = json.loads(partial.read_text())
         done = saved["settings"] if saved.get("key") == key_of else {}
-    a.out.parent.mkdir(parents=True, exist_ok=True)
+    partial.parent.mkdir(parents=True, exist_ok=True)
     raw = {}
     for solver, steps, guidance in settings:
         name = f"{guidance}/{solver}/{steps}"
@@ -293,12 +382,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 k: (np.asarray(v) if isinstance(v, list) else v) for k, v in done[name].items()
             }
             continue
-        raw[(solver, steps, guidance)] = run_setting(model, clips, solver, steps, guidance, a.seed)
+        raw[(solver, steps, guidance)] = run_setting(model, clips, solver, steps, guidance, seed)
         r = raw[(solver, steps, guidance)]
         done[name] = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in r.items()}
         atomic_write_json(partial, {"key": key_of, "settings": done})
         print(f"  {guidance:>3} {solver:<10} {steps:>3} steps: NFE {r['nfe']:g}, "
               f"PSNR {r['psnr'].mean():.2f}, {r['seconds_per_batch']:.1f} s", flush=True)
+    return raw
+
+
+def report(raw: dict[tuple[str, int, str], dict[str, Any]]) -> tuple[dict, dict, dict]:
+    """(rows {"guidance/solver/steps": summary + vs_reference + matches_reference}, the reference's summary,
+    {guidance mode: the cheapest matching row or None}) from ``measure``'s records."""
     ref = summarize(raw[REFERENCE], raw[REFERENCE])
     rows = {}
     for (solver, steps, guidance), r in raw.items():
@@ -308,11 +403,81 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         rows[f"{guidance}/{solver}/{steps}"] = row
     rows = dict(sorted(rows.items(), key=lambda kv: (kv[1]["guidance"], kv[1]["solver"], kv[1]["steps"])))
     cheapest = {}
-    for mode in sorted({g for _, _, g in settings}):
+    for mode in sorted({g for _, _, g in raw}):
         ok = [r for r in rows.values() if r["guidance"] == mode and r["matches_reference"]]
         cheapest[mode] = min(ok, key=lambda r: (r["nfe"], -r["psnr"]), default=None)
-    lines = table(rows)
-    print(f"\n{len(clips['frames'])} clips, {tuple(clips['frames'].shape[1:])}; reference: 25-step Euler, "
+    return rows, ref, cheapest
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", choices=MODELS, default="camera",
+                   help="camera: --ckpt on --data's test clips; toy: the positive-control toy (docstring)")
+    p.add_argument("--ckpt", type=Path, default=None, help=f"--model camera only (default {ASSET.name})")
+    p.add_argument("--data", default=None, help="--model camera only: data option whose test clips are used "
+                   "(default synthetic_heldout600)")
+    p.add_argument("--toy-clips", type=int, default=32, help="--model toy: clips sampled (>= 2)")
+    p.add_argument("--toy-train-steps", type=int, default=TOY_RECIPE["steps"],
+                   help="--model toy: Adam steps of the fast recipe (>= 0)")
+    p.add_argument("--cache-dir", type=Path, default=ROOT / "benchmarks" / "results",
+                   help="--model toy: where the trained toy is kept (safetensors, named by the recipe)")
+    p.add_argument("--retrain", action="store_true", help="--model toy: train again, overwriting the cache")
+    p.add_argument("--steps", type=int, nargs="+", default=list(STEPS))
+    p.add_argument("--solvers", nargs="+", default=list(SOLVER_NAMES), choices=SOLVER_NAMES)
+    p.add_argument("--guidance", nargs="+", default=list(GUIDANCE), choices=list(GUIDANCE))
+    p.add_argument("--settings", nargs="+", default=None, metavar="GUIDANCE/SOLVER/STEPS",
+                   help="explicit settings (e.g. on/dpmpp_2m/8) instead of the grid of the options above")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", type=Path, default=None,
+                   help="default benchmarks/results/sampling_quality.json (_toy.json for --model toy)")
+    p.add_argument("--resume", action="store_true",
+                   help="reuse the settings measured in OUT.partial.json (same model, clips, seed)")
+    a = p.parse_args(argv)
+    if a.model == "toy" and (a.ckpt is not None or a.data is not None):
+        p.error("--ckpt and --data choose the camera model's checkpoint and clips; --model toy takes neither")
+    if a.model == "toy" and (a.toy_clips < 2 or a.toy_train_steps < 0):
+        p.error(f"--toy-clips must be >= 2 and --toy-train-steps >= 0, got {a.toy_clips} and "
+                f"{a.toy_train_steps}")
+    if a.steps and min(a.steps) < 1:
+        p.error(f"--steps must be positive integers, got {a.steps}")
+    from vid3d.atomic import atomic_write_json
+
+    torch.set_num_threads(a.threads)
+    results = ROOT / "benchmarks" / "results"
+    if a.model == "camera":
+        ckpt, data = a.ckpt or ASSET, a.data or "synthetic_heldout600"
+        out = a.out or results / "sampling_quality.json"
+        model, clips = camera_model_and_clips(ckpt, data)
+        key_of = f"{ckpt.resolve()}|{data}|{a.seed}"
+        source: dict[str, Any] = {
+            "model": "camera",
+            "checkpoint": str(ckpt.relative_to(ROOT) if ckpt.resolve().is_relative_to(ROOT) else ckpt),
+            "data": data,
+        }
+        title = f"CPU camera model, {len(clips['frames'])} held-out clips"
+    else:
+        out = a.out or results / "sampling_quality_toy.json"
+        recipe = {**TOY_RECIPE, "steps": a.toy_train_steps}
+        model, trained = trained_toy(recipe, a.cache_dir, a.retrain)
+        end = trained["train_rows"][-1]
+        print(f"toy ({'trained now' if trained['trained_now'] else 'cached'}: {trained['cache']}): "
+              f"{recipe['steps']} steps, {trained['train_seconds']:g} s; denoiser camera gap on "
+              f"positive_control's 8 clips at step {end['step']}: σ 1 {end['camera_gap@1']:.3f}, "
+              f"σ 5 {end['camera_gap@5']:.3f}",
+              flush=True)
+        clips = toy_clips(a.toy_clips, recipe["pixels_per_unit"])
+        key_of = f"toy|{Path(trained['cache']).name}|{a.toy_clips}|{TOY_CLIP_SEED}|{a.seed}"
+        source = {"model": "toy", "recipe": recipe, "clip_seed": TOY_CLIP_SEED, **trained}
+        title = f"positive-control toy ({recipe['steps']} steps, fast recipe), {a.toy_clips} toy clips"
+    settings = [(s, n, g) for g in a.guidance for s in a.solvers for n in sorted(a.steps)]
+    if a.settings:
+        settings = [_parse_setting(x) for x in a.settings]
+    raw = measure(model, clips, settings, a.seed, out.with_suffix(".partial.json"), key_of, a.resume)
+    rows, ref, cheapest = report(raw)
+    n_clips = int(clips["frames"].shape[0])
+    lines = table(rows, n_clips)
+    print(f"\n{n_clips} clips, {tuple(clips['frames'].shape[1:])}; reference: 25-step Euler, "
           f"guidance on (PSNR {ref['psnr']:.2f} [{ref['psnr_ci'][0]:.2f}, {ref['psnr_ci'][1]:.2f}])")
     print("\n".join(lines))
     for mode, r in cheapest.items():
@@ -320,9 +485,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         print(f"cheapest setting within the reference's CIs, guidance {mode}: {what}")
     result = {
         "what": "sampling quality vs cost (benchmarks/sampling_quality.py)",
-        "checkpoint": str(a.ckpt.relative_to(ROOT) if a.ckpt.is_relative_to(ROOT) else a.ckpt),
-        "data": a.data,
-        "clips": int(clips["frames"].shape[0]),
+        **source,
+        "clips": n_clips,
         "frames_shape": list(clips["frames"].shape[1:]),
         "seed": a.seed,
         "guidance_modes": {k: list(v) for k, v in GUIDANCE.items()},
@@ -338,11 +502,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         for k, x in list(v.items()):
             if isinstance(x, float) and not math.isfinite(x):
                 v[k] = None
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(a.out, result)
-    png = a.out.with_suffix(".png")
-    plot(rows, ref, png)
-    print(f"wrote {a.out} and {png}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out, result)
+    png = out.with_suffix(".png")
+    plot(rows, ref, png, title, int(clips["frames"].shape[1]))
+    print(f"wrote {out} and {png}")
     return result
 
 
