@@ -4,6 +4,7 @@ package, malformed input errors naming file and line, and the frame/depth/video 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from vid3d.data.formats.re10k import (
     write_camera_file,
     write_clip,
 )
+from vid3d.errors import InputError
 
 ASSETS = Path(re10k.__file__).resolve().parents[1] / "assets" / "re10k_trajectories"
 
@@ -238,6 +240,10 @@ def test_write_clip_png_round_trip_with_depth(tmp_path):
     _assert_same(read_camera_file(clip.camera_path), cams)
     np.testing.assert_array_equal(read_frames(clip, cams, [2, 0]), frames[[2, 0]])
     np.testing.assert_array_equal(read_depth(clip, [1, -1]), depth[[1, 2]])
+    # a frame the depth file does not have: one InputError line naming the file (still an IndexError)
+    where = re.escape(str(clip.depth_path))
+    with pytest.raises(InputError, match=rf"^{where}: frame index 3 out of range for 3 depth maps$"):
+        read_depth(clip, [3])
     jpg = read_frames(clips[1], cams, [0, 1, 2]).astype(int)
     assert jpg.shape == frames.shape and np.abs(jpg - smooth).mean() < 3  # lossy but close
     assert not [p for p in (tmp_path / "train").iterdir() if p.name.startswith(".")]
@@ -261,7 +267,7 @@ def test_index_named_frames_and_errors(tmp_path):
     np.testing.assert_array_equal(read_frames(clip, cams, [2, 0]), frames[[2, 0]])
     with pytest.raises(FileNotFoundError, match=rf"{split / 'c'}: no frame for camera 1 .*00001\.png"):
         read_frames(clip, cams, [1])
-    with pytest.raises(IndexError, match="out of range"):
+    with pytest.raises(IndexError, match="out of range for 3 cameras"):
         read_frames(clip, cams, [3])
     (split / "c" / "00001.png").write_bytes(b"not an image")
     with pytest.raises(ValueError, match=r"00001\.png: cannot decode"):

@@ -344,11 +344,16 @@ def list_clips(root: str | os.PathLike, split: str, *, missing: str = "error") -
     return sorted(clips, key=lambda c: c.clip_id)
 
 
-def _check_indices(indices, n: int, where) -> np.ndarray:
+class FrameIndexError(InputError, IndexError):
+    """A requested frame index the clip's file does not have (an InputError: one line naming the file)."""
+
+
+def _check_indices(indices, n: int, where, what: str = "cameras") -> np.ndarray:
+    """``indices`` (negative from the end) as non-negative int64; the error names ``where`` and ``what``."""
     idx = np.asarray(indices, dtype=np.int64).reshape(-1)
     bad = idx[(idx < -n) | (idx >= n)]
     if len(bad):
-        raise IndexError(f"{where}: frame index {int(bad[0])} out of range for {n} cameras")
+        raise FrameIndexError(f"{where}: frame index {int(bad[0])} out of range for {n} {what}")
     return np.where(idx < 0, idx + n, idx)
 
 
@@ -474,7 +479,7 @@ def read_depth(
         raise InputError(f"{clip.depth_path}: cannot read depth ({e or type(e).__name__})") from None
     if depth.ndim != 3:
         raise InputError(f"{clip.depth_path}: 'depth' must be (N, H, W), got shape {depth.shape}")
-    idx = _check_indices(indices, len(depth), clip.depth_path)
+    idx = _check_indices(indices, len(depth), clip.depth_path, "depth maps")
     return depth[idx].astype(np.float32, copy=False)
 
 
