@@ -83,6 +83,8 @@ def test_eval_index_parsing(tmp_path):
     p.write_text("{not json")
     with pytest.raises(ps.ChunkFormatError, match="eval.json:1"):
         ps.read_eval_index(p)
+    with pytest.raises(ps.ChunkFormatError, match=r"missing\.json: no such file \(an evaluation index"):
+        ps.read_eval_index(tmp_path / "missing.json")
 
 
 def test_chunk_dataset(tmp_path):

@@ -82,7 +82,7 @@ def test_eval_index_with_a_wrong_entry(root, tmp_path, capsys):
 def test_missing_eval_index(root, tmp_path, capsys):
     ev = tmp_path / "nowhere.json"
     line = _run(["--root", str(root), "--eval-index", str(ev)], tmp_path / "idx.json", capsys)
-    assert str(ev) in line and "No such file" in line
+    assert line == f"error: {ev}: no such file (an evaluation index JSON was expected)"
 
 
 def test_corrupt_camera_file(root, tmp_path, capsys):

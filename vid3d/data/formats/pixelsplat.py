@@ -221,6 +221,8 @@ def read_eval_index(path: str | Path) -> dict[str, EvalEntry | None]:
     path = Path(path)
     try:
         data = load_json(path)
+    except FileNotFoundError:
+        raise ChunkFormatError(f"{path}: no such file (an evaluation index JSON was expected)") from None
     except ValueError as e:
         raise ChunkFormatError(str(e)) from None
     if not isinstance(data, dict):
