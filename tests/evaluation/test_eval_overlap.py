@@ -95,6 +95,19 @@ def test_roma_refuses_missing_weight_file(tmp_path):
         RomaOverlap(weights=str(tmp_path / "nope.pth"), dinov2_weights=__file__)
 
 
+def test_roma_checks_a_given_path_before_fetching_the_other(tmp_path, monkeypatch):
+    import vid3d.weights
+
+    def no_fetch(*a, **k):
+        raise AssertionError("fetched a file before checking the path the user gave")
+
+    monkeypatch.setattr(vid3d.weights, "fetch_url", no_fetch)
+    with pytest.raises(RomaWeightsMissing, match=r"overlap\.roma\.weights=.*nope\.pth: file does not exist"):
+        RomaOverlap(weights=str(tmp_path / "nope.pth"))
+    with pytest.raises(RomaWeightsMissing, match=r"overlap\.roma\.dinov2_weights=.*dino\.pth: file does not"):
+        RomaOverlap(dinov2_weights=str(tmp_path / "dino.pth"))
+
+
 def test_certainty_halves_are_directions_and_threshold_is_strict():
     c = torch.zeros(1, 10, 2 * 8)
     c[0, :5, :8] = 0.9  # half of A->B valid

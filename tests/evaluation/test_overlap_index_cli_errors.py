@@ -116,7 +116,7 @@ def test_missing_roma_weights(root, tmp_path, capsys):
                 tmp_path / "idx.json", capsys)
     weights = tmp_path / "r.pth"
     assert line == (f"error: overlap.roma.weights={weights}: file does not exist "
-                    "(RoMa weights are never downloaded)")
+                    "(a given path is never downloaded to)")
 
 
 class _Matcher:

@@ -99,20 +99,22 @@ class RomaOverlap(OverlapEstimator):
         if matcher is None:
             from vid3d.weights import fetch_url, get
 
+            # a path the user gave is checked before anything is fetched: a typo is reported at once,
+            # not after a download of the other file
+            for key, path in (
+                ("overlap.roma.weights", weights),
+                ("overlap.roma.dinov2_weights", dinov2_weights),
+            ):
+                if path and not Path(str(path)).expanduser().is_file():
+                    raise RomaWeightsMissing(
+                        f"{key}={path}: file does not exist (a given path is never downloaded to)"
+                    )
             # unset: the registered files (RoMa's own download URLs), fetched into torch hub's cache once
             if not weights:
                 weights = str(fetch_url(get("roma_outdoor"), what="overlap.roma.weights"))
             if not dinov2_weights:
                 dinov2_weights = str(fetch_url(get("dinov2_vitl14"), what="overlap.roma.dinov2_weights"))
             self.weights, self.dinov2_weights = weights, dinov2_weights
-            for key, path in (
-                ("overlap.roma.weights", weights),
-                ("overlap.roma.dinov2_weights", dinov2_weights),
-            ):
-                if not Path(str(path)).expanduser().is_file():
-                    raise RomaWeightsMissing(
-                        f"{key}={path}: file does not exist (RoMa weights are never downloaded)"
-                    )
 
     @property
     def matcher(self):
